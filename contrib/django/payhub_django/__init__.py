@@ -1,0 +1,3 @@
+"""Django app for payhub (not built yet: see the issue on exactly-once payments)."""
+
+__all__: list[str] = []

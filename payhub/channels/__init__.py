@@ -1,0 +1,19 @@
+"""Channel interface and the built-in channels (one sub-package each)."""
+
+from payhub.channels._base import (
+    Channel,
+    Flow,
+    HeadersInput,
+    as_headers,
+    run_flow_async,
+    run_flow_sync,
+)
+
+__all__ = [
+    "Channel",
+    "Flow",
+    "HeadersInput",
+    "as_headers",
+    "run_flow_async",
+    "run_flow_sync",
+]

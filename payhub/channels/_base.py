@@ -1,0 +1,137 @@
+"""What every channel implements: sans-I/O flows and pure notification parsing.
+
+A *flow* is a generator that yields :class:`httpx.Request` objects and receives
+the matching :class:`httpx.Response` objects, returning its result (the pattern
+of httpx's auth flows). ``PayHub`` drives flows with an ``httpx.Client`` and
+``AsyncPayHub`` with an ``httpx.AsyncClient``; the channel code is the same.
+A flow that needs no I/O (building a page-pay form) returns without yielding.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from datetime import date
+from typing import Any, ClassVar, Self, TypeAlias, TypeVar
+
+import httpx
+
+from payhub.errors import InvalidRequestError
+from payhub.models import (
+    Ack,
+    BillRecord,
+    Notification,
+    PaymentQueryResult,
+    PaymentRequest,
+    PaymentResult,
+    PayMethod,
+    RefundQueryRequest,
+    RefundRequest,
+    RefundResult,
+    ReturnInfo,
+)
+
+__all__ = [
+    "Channel",
+    "Flow",
+    "HeadersInput",
+    "as_headers",
+    "run_flow_async",
+    "run_flow_sync",
+]
+
+T = TypeVar("T")
+Flow: TypeAlias = Generator[httpx.Request, httpx.Response, T]
+HeadersInput: TypeAlias = Mapping[str, str] | Sequence[tuple[str, str]] | httpx.Headers
+
+
+def as_headers(headers: HeadersInput) -> httpx.Headers:
+    """Normalise headers, keeping repeated ones (a channel may need to reject them)."""
+    if isinstance(headers, httpx.Headers):
+        return headers
+    return httpx.Headers(list(headers.items()) if isinstance(headers, Mapping) else headers)
+
+
+class Channel(abc.ABC):
+    """One configured account of one channel (e.g. the Alipay app ``2021…``).
+
+    Subclasses set ``kind`` (the channel type registered by a plugin) and
+    ``methods``; ``name`` is the account name the shop chose in configuration.
+    """
+
+    kind: ClassVar[str]
+    methods: ClassVar[frozenset[PayMethod]]
+    currencies: frozenset[str] = frozenset({"CNY"})
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, name: str, config: Mapping[str, Any]) -> Self:
+        """Build the channel account from a plain configuration mapping."""
+
+    def supports(self, method: PayMethod, currency: str) -> bool:
+        return method in self.methods and currency in self.currencies
+
+    # -- flows --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def pay(self, request: PaymentRequest) -> Flow[PaymentResult]: ...
+
+    @abc.abstractmethod
+    def query(self, out_trade_no: str) -> Flow[PaymentQueryResult]: ...
+
+    @abc.abstractmethod
+    def refund(self, request: RefundRequest) -> Flow[RefundResult]: ...
+
+    @abc.abstractmethod
+    def refund_query(self, request: RefundQueryRequest) -> Flow[RefundResult]: ...
+
+    @abc.abstractmethod
+    def close(self, out_trade_no: str) -> Flow[None]: ...
+
+    def download_bill(self, bill_date: date) -> Flow[list[BillRecord]]:
+        raise InvalidRequestError(f"channel {self.kind!r} offers no bill download")
+
+    # -- notifications (pure) -----------------------------------------------
+
+    @abc.abstractmethod
+    def parse_notification(self, headers: httpx.Headers, body: bytes) -> Notification:
+        """Verify and parse one asynchronous notification; raise a PayhubError if bad."""
+
+    @abc.abstractmethod
+    def ack(self, ok: bool, message: str = "") -> Ack:
+        """The exact answer the channel expects: success, or failure so it resends."""
+
+    def parse_return(self, params: Mapping[str, str]) -> ReturnInfo:
+        raise InvalidRequestError(f"channel {self.kind!r} has no signed browser return")
+
+
+def run_flow_sync(flow: Flow[T], send: Callable[[httpx.Request], httpx.Response]) -> T:
+    """Drive a flow with a synchronous transport function."""
+    try:
+        request = next(flow)
+        while True:
+            request = flow.send(send(request))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        flow.close()
+
+
+async def run_flow_async(
+    flow: Flow[T], send: Callable[[httpx.Request], Awaitable[httpx.Response]]
+) -> T:
+    """Drive a flow with an asynchronous transport function."""
+    try:
+        request = next(flow)
+        while True:
+            request = flow.send(await send(request))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        flow.close()

@@ -1,0 +1,85 @@
+"""Configuration helpers: secret references and a redacting secret holder.
+
+A secret in configuration may be given inline, or as a reference:
+``{"$env": "ALIPAY_PRIVATE_KEY"}`` reads an environment variable,
+``{"$file": "/etc/shop/alipay.pem"}`` reads a file. Resolved secrets are kept
+in :class:`Secret`, whose ``repr`` and ``str`` never show the value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic_core import core_schema
+
+from payhub.errors import ConfigurationError
+
+__all__ = ["Secret", "resolve_secret"]
+
+
+class Secret:
+    """A secret value that never shows itself in a log, an error or a ``repr``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        self._value = bytes(value)
+
+    def get(self) -> bytes:
+        return self._value
+
+    def get_text(self) -> str:
+        try:
+            return self._value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigurationError("secret is not UTF-8 text") from None
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            lambda v: resolve_secret(v, "secret"),
+            serialization=core_schema.plain_serializer_function_ser_schema(repr),
+        )
+
+
+def resolve_secret(value: object, name: str = "secret") -> Secret:
+    """Resolve an inline secret or a ``$env`` / ``$file`` reference into a :class:`Secret`.
+
+    Errors name the setting and the reference, never the value.
+    """
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str):
+        return Secret(value.encode("utf-8"))
+    if isinstance(value, bytes):
+        return Secret(value)
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((kind, ref),) = value.items()
+        if kind == "$env" and isinstance(ref, str):
+            env = os.environ.get(ref)
+            if env is None:
+                raise ConfigurationError(f"{name}: environment variable {ref!r} is not set")
+            return Secret(env.encode("utf-8"))
+        if kind == "$file" and isinstance(ref, str | os.PathLike):
+            try:
+                return Secret(Path(ref).read_bytes())
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"{name}: cannot read file {str(ref)!r}: {exc.strerror}"
+                ) from None
+    raise ConfigurationError(
+        f"{name}: expected a string, bytes, {{'$env': NAME}} or {{'$file': PATH}}"
+    )

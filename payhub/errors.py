@@ -1,0 +1,207 @@
+"""The one exception tree of payhub.
+
+::
+
+    PayhubError
+    ├── ConfigurationError          bad or missing configuration, unreadable key
+    ├── InvalidRequestError         (also a ValueError) the caller's input is wrong
+    │   ├── AmountError             malformed, negative, too precise or too large amount
+    │   ├── CurrencyMismatchError   arithmetic or comparison across currencies
+    │   └── SplitError              a split or royalty that cannot be made
+    ├── SignatureError              a signature is missing, malformed, of the wrong
+    │                               type or does not verify
+    ├── NotificationRejected        a verified notification that is not ours
+    │                               (app id, merchant id, seller id) or not usable
+    ├── ProtocolError               the channel answered something unparseable:
+    │                               truncated, not JSON, wrong shape, HTML page
+    ├── ChannelError                the channel answered with an error code
+    ├── NetworkError                the request did not complete (connect, read)
+    │   └── ChannelTimeout          it may have reached the channel: the trade may exist
+    ├── NoEligibleChannel           routing found no channel able to take a payment
+    └── UnknownChannelError         no channel (account) of that name is configured
+
+Every error carries a unified payhub ``code`` (see :class:`ErrorCode`; the
+error-code manual in ``docs/`` is generated from the same table) and
+``retryable``, which says whether sending the same request again can help.
+:class:`ChannelError` also carries the channel's own code, sub-code and
+message, and the request id when the channel gives one.
+
+Messages never contain a secret: no key, no full signature, no card key.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = [
+    "AmountError",
+    "ChannelError",
+    "ChannelTimeout",
+    "ConfigurationError",
+    "CurrencyMismatchError",
+    "ErrorCode",
+    "InvalidRequestError",
+    "NetworkError",
+    "NoEligibleChannel",
+    "NotificationRejected",
+    "PayhubError",
+    "ProtocolError",
+    "SignatureError",
+    "SplitError",
+    "UnknownChannelError",
+]
+
+
+@dataclass(frozen=True)
+class _CodeInfo:
+    retryable: bool
+    description: str
+
+
+class ErrorCode(enum.Enum):
+    """Unified error codes, the same whatever channel raised them."""
+
+    CONFIGURATION = _CodeInfo(False, "payhub or a channel is configured wrongly")
+    INVALID_REQUEST = _CodeInfo(False, "a parameter of the request is missing or invalid")
+    INVALID_AMOUNT = _CodeInfo(False, "an amount is malformed, negative, too precise or too large")
+    CURRENCY_MISMATCH = _CodeInfo(False, "amounts of different currencies were combined")
+    INVALID_SPLIT = _CodeInfo(False, "a split among receivers cannot be made as asked")
+    SIGNATURE_INVALID = _CodeInfo(
+        False, "a signature is missing, malformed, of the wrong type or does not verify"
+    )
+    NOT_OURS = _CodeInfo(False, "a notification names another app, merchant or seller")
+    PROTOCOL = _CodeInfo(True, "the channel's answer could not be parsed")
+    NETWORK = _CodeInfo(True, "the request did not reach the channel or its answer was lost")
+    TIMEOUT = _CodeInfo(True, "the channel did not answer in time; the trade may exist")
+    CHANNEL_UNAVAILABLE = _CodeInfo(True, "the channel is busy or failing; try again or elsewhere")
+    RATE_LIMITED = _CodeInfo(True, "the channel asks to slow down")
+    PERMISSION_DENIED = _CodeInfo(False, "the merchant lacks permission for this operation")
+    TRADE_NOT_FOUND = _CodeInfo(False, "the channel knows no such trade")
+    TRADE_ALREADY_PAID = _CodeInfo(False, "the trade is already paid")
+    TRADE_CLOSED = _CodeInfo(False, "the trade is closed")
+    TRADE_FINISHED = _CodeInfo(False, "the trade is finished; no refund is possible")
+    ORDER_NUMBER_USED = _CodeInfo(False, "the out_trade_no was used for another trade")
+    REFUND_EXCEEDS_PAID = _CodeInfo(False, "refunds would exceed the amount paid")
+    INSUFFICIENT_BALANCE = _CodeInfo(False, "the merchant balance cannot cover the operation")
+    BUYER_ERROR = _CodeInfo(False, "the buyer's account cannot take part in this trade")
+    NO_ELIGIBLE_CHANNEL = _CodeInfo(False, "no configured channel can take this payment")
+    UNKNOWN_CHANNEL = _CodeInfo(False, "no channel of that name is configured")
+    CHANNEL_ERROR = _CodeInfo(False, "the channel refused the request")
+
+    @property
+    def retryable(self) -> bool:
+        return self.value.retryable
+
+    @property
+    def description(self) -> str:
+        return self.value.description
+
+
+class PayhubError(Exception):
+    """Base of every error payhub raises."""
+
+    default_code: ErrorCode = ErrorCode.CHANNEL_ERROR
+
+    def __init__(
+        self, message: str, *, code: ErrorCode | None = None, retryable: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.retryable = self.code.retryable if retryable is None else retryable
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, code={self.code.name})"
+
+
+class ConfigurationError(PayhubError):
+    default_code = ErrorCode.CONFIGURATION
+
+
+class InvalidRequestError(PayhubError, ValueError):
+    default_code = ErrorCode.INVALID_REQUEST
+
+
+class AmountError(InvalidRequestError):
+    default_code = ErrorCode.INVALID_AMOUNT
+
+
+class CurrencyMismatchError(InvalidRequestError):
+    default_code = ErrorCode.CURRENCY_MISMATCH
+
+
+class SplitError(InvalidRequestError):
+    default_code = ErrorCode.INVALID_SPLIT
+
+
+class SignatureError(PayhubError):
+    default_code = ErrorCode.SIGNATURE_INVALID
+
+
+class NotificationRejected(PayhubError):
+    default_code = ErrorCode.NOT_OURS
+
+
+class ProtocolError(PayhubError):
+    default_code = ErrorCode.PROTOCOL
+
+
+class NetworkError(PayhubError):
+    default_code = ErrorCode.NETWORK
+
+
+class ChannelTimeout(NetworkError):
+    default_code = ErrorCode.TIMEOUT
+
+
+class NoEligibleChannel(PayhubError):
+    default_code = ErrorCode.NO_ELIGIBLE_CHANNEL
+
+    def __init__(self, message: str, *, reasons: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        #: channel account name -> why it was excluded
+        self.reasons: dict[str, str] = dict(reasons or {})
+
+
+class UnknownChannelError(PayhubError, KeyError):
+    default_code = ErrorCode.UNKNOWN_CHANNEL
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ChannelError(PayhubError):
+    """The channel answered, with an error code.
+
+    ``channel_code``/``channel_sub_code``/``channel_message`` are the channel's
+    own words; ``code`` is payhub's unified code and decides ``retryable``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        channel: str,
+        channel_code: str | None = None,
+        channel_sub_code: str | None = None,
+        channel_message: str | None = None,
+        code: ErrorCode | None = None,
+        retryable: bool | None = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, retryable=retryable)
+        self.channel = channel
+        self.channel_code = channel_code
+        self.channel_sub_code = channel_sub_code
+        self.channel_message = channel_message
+        self.http_status = http_status
+        self.request_id = request_id
+
+    def __repr__(self) -> str:
+        return (
+            f"ChannelError({self.message!r}, channel={self.channel!r}, code={self.code.name}, "
+            f"channel_code={self.channel_code!r}, channel_sub_code={self.channel_sub_code!r}, "
+            f"retryable={self.retryable})"
+        )

@@ -1,0 +1,290 @@
+"""Typed models of what flows between a shop, payhub and a channel.
+
+Requests (what the shop builds) forbid unknown fields and are immutable.
+Parsed channel data (query results, notifications, bill records) keep what the
+channel sent in ``raw`` so nothing is lost in translation.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from payhub.errors import AmountError
+from payhub.money import Money
+
+__all__ = [
+    "Ack",
+    "BillRecord",
+    "BillRecordKind",
+    "BuyerHints",
+    "Notification",
+    "NotificationKind",
+    "PayMethod",
+    "PaymentQueryResult",
+    "PaymentRequest",
+    "PaymentResult",
+    "PaymentStatus",
+    "RefundQueryRequest",
+    "RefundRequest",
+    "RefundResult",
+    "RefundStatus",
+    "ResultKind",
+    "ReturnInfo",
+]
+
+_ORDER_NO_RE = re.compile(r"[A-Za-z0-9_\-]{1,64}", re.ASCII)
+
+
+def _order_no(value: str) -> str:
+    if not _ORDER_NO_RE.fullmatch(value):
+        raise ValueError("must be 1-64 ASCII letters, digits, '_' or '-'")
+    return value
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.utcoffset() is None:
+        raise ValueError("must be timezone-aware")
+    return value
+
+
+def _positive(value: Money) -> Money:
+    if value.minor <= 0:
+        raise AmountError("amount must be positive")
+    return value
+
+
+OrderNo = Annotated[str, AfterValidator(_order_no)]
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+PositiveMoney = Annotated[Money, AfterValidator(_positive)]
+
+_REQUEST = ConfigDict(extra="forbid", frozen=True, strict=True)
+_PARSED = ConfigDict(extra="forbid", frozen=True)
+
+
+class PayMethod(enum.StrEnum):
+    """How the buyer pays."""
+
+    PAGE = "page"  #: desktop browser, redirect or form to the channel's cashier
+    WAP = "wap"  #: mobile browser
+    APP = "app"  #: native app SDK
+    QR = "qr"  #: the shop shows a QR code the buyer scans
+    JSAPI = "jsapi"  #: inside the channel's own app (WeChat official account, mini program)
+    H5 = "h5"  #: mobile browser outside the channel's app (WeChat H5)
+
+
+class ResultKind(enum.StrEnum):
+    REDIRECT = "redirect"
+    FORM = "form"
+    QR = "qr"
+    APP = "app"
+    JSAPI = "jsapi"
+
+
+class BuyerHints(BaseModel):
+    """What the shop knows of the buyer; each channel uses what it needs."""
+
+    model_config = _REQUEST
+
+    ip: str | None = None
+    user_id: str | None = None  #: Alipay buyer id / UnionPay account hint
+    openid: str | None = None  #: WeChat openid for JSAPI
+
+
+class PaymentRequest(BaseModel):
+    """A payment the shop asks for.
+
+    >>> PaymentRequest(out_trade_no="A1", amount=Money(100), subject="Card", method="qr")
+    ... # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    out_trade_no: OrderNo
+    amount: PositiveMoney
+    subject: str = Field(min_length=1, max_length=256)
+    method: PayMethod
+    notify_url: str | None = None
+    return_url: str | None = None
+    expires_at: AwareDatetime | None = None
+    buyer: BuyerHints | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    #: Pin the payment to one configured channel account; routing picks otherwise.
+    channel: str | None = None
+
+
+class PaymentResult(BaseModel):
+    """What the caller shows the buyer to complete the payment."""
+
+    model_config = _PARSED
+
+    channel: str
+    out_trade_no: str
+    kind: ResultKind
+    redirect_url: str | None = None
+    form_html: str | None = None
+    qr_code: str | None = None
+    app_order_string: str | None = None
+    app_params: dict[str, str] | None = None
+    channel_trade_id: str | None = None
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class PaymentStatus(enum.StrEnum):
+    PENDING = "pending"  #: created, not paid yet
+    PAID = "paid"  #: paid; refunds may follow
+    CLOSED = "closed"  #: closed unpaid, or fully refunded (see refunded_amount)
+    FINISHED = "finished"  #: paid, and no refund is possible any more
+    REFUNDED = "refunded"  #: (WeChat) some refund happened
+    FAILED = "failed"  #: payment failed
+
+
+class PaymentQueryResult(BaseModel):
+    model_config = _PARSED
+
+    channel: str
+    out_trade_no: str
+    status: PaymentStatus
+    amount: Money | None = None
+    channel_trade_id: str | None = None
+    paid_at: AwareDatetime | None = None
+    buyer_id: str | None = None
+    refunded_amount: Money | None = None
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class RefundRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    out_trade_no: OrderNo
+    out_refund_no: OrderNo
+    amount: PositiveMoney
+    #: The payment's total; some channels (WeChat, UnionPay) need it on the wire.
+    total: PositiveMoney | None = None
+    reason: str | None = Field(default=None, max_length=256)
+    notify_url: str | None = None
+
+
+class RefundQueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    out_trade_no: OrderNo
+    out_refund_no: OrderNo
+
+
+class RefundStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CLOSED = "closed"
+    NOT_FOUND = "not_found"
+
+
+class RefundResult(BaseModel):
+    model_config = _PARSED
+
+    channel: str
+    out_trade_no: str
+    out_refund_no: str
+    status: RefundStatus
+    amount: Money | None = None
+    refunded_total: Money | None = None
+    channel_trade_id: str | None = None
+    channel_refund_id: str | None = None
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class NotificationKind(enum.StrEnum):
+    PAYMENT = "payment"  #: a payment succeeded (or finished)
+    REFUND = "refund"  #: a refund (partial or full) succeeded
+    REFUND_FAILED = "refund_failed"  #: a refund failed or was closed
+    CLOSED = "closed"  #: the trade was closed unpaid (timeout or close)
+    FINISHED = "finished"  #: the trade can take no more refunds
+    PENDING = "pending"  #: the trade was created; informational
+
+
+class Notification(BaseModel):
+    """A verified, parsed asynchronous notification.
+
+    ``event_key`` is stable across resends of the same event by the channel and
+    is what the inbox de-duplicates on.
+    """
+
+    model_config = _PARSED
+
+    channel: str
+    kind: NotificationKind
+    out_trade_no: str
+    channel_trade_id: str | None
+    amount: Money
+    status: PaymentStatus
+    event_key: str
+    refund_amount: Money | None = None
+    out_refund_no: str | None = None
+    occurred_at: AwareDatetime | None = None
+    merchant_id: str | None = None
+    raw: dict[str, Any]
+    raw_body: bytes = b""
+
+    @field_validator("event_key")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value:
+            raise ValueError("event_key must not be empty")
+        return value
+
+
+class ReturnInfo(BaseModel):
+    """The verified browser return. Never proof of payment: query or wait."""
+
+    model_config = _PARSED
+
+    channel: str
+    out_trade_no: str
+    channel_trade_id: str | None = None
+    amount: Money | None = None
+    raw: dict[str, str]
+
+
+class Ack(BaseModel):
+    """The exact HTTP answer a channel expects to a notification."""
+
+    model_config = _PARSED
+
+    status_code: int
+    body: bytes = b""
+    content_type: str | None = None
+    ok: bool
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return {"Content-Type": self.content_type} if self.content_type else {}
+
+
+class BillRecordKind(enum.StrEnum):
+    PAYMENT = "payment"
+    REFUND = "refund"
+
+
+class BillRecord(BaseModel):
+    """One line of a channel's bill; refund amounts are negative."""
+
+    model_config = _PARSED
+
+    channel: str
+    bill_date: date | None = None
+    kind: BillRecordKind
+    channel_trade_id: str
+    out_trade_no: str
+    out_refund_no: str | None = None
+    subject: str | None = None
+    amount: Money
+    fee: Money | None = None
+    created_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    raw: dict[str, str]

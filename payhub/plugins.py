@@ -1,0 +1,66 @@
+"""Plugin discovery and the registry of channel types."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import TYPE_CHECKING
+
+import pluggy
+
+from payhub import hookspecs
+from payhub.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from payhub.channels._base import Channel
+
+__all__ = ["BUILTIN_PLUGINS", "channel_types", "get_plugin_manager"]
+
+#: Built-in channel modules, registered under the same names as their entry points.
+BUILTIN_PLUGINS: dict[str, str] = {
+    "alipay": "payhub.channels.alipay",
+}
+
+_ENV_ALLOW = "PAYHUB_PLUGINS"
+
+
+def get_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginManager:
+    """A plugin manager with the built-in channels and the ``payhub`` entry points.
+
+    If ``PAYHUB_PLUGINS`` is set (a comma-separated list of entry-point names),
+    only those third-party plugins load; set it empty to load none.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for name, module in BUILTIN_PLUGINS.items():
+        pm.register(importlib.import_module(module), name=name)
+    if load_entrypoints:
+        allowed = os.environ.get(_ENV_ALLOW)
+        if allowed is None:
+            pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+        else:
+            for name in filter(None, (n.strip() for n in allowed.split(","))):
+                pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME, name=name)
+    return pm
+
+
+def channel_types(pm: pluggy.PluginManager) -> dict[str, type[Channel]]:
+    """Every channel type registered through ``register_channels``, by kind."""
+    found: dict[str, type[Channel]] = {}
+
+    def register(cls: type[Channel]) -> None:
+        kind = getattr(cls, "kind", None)
+        if not isinstance(kind, str) or not kind:
+            raise ConfigurationError(f"channel class {cls.__qualname__} has no 'kind'")
+        previous = found.get(kind)
+        if previous is not None and previous is not cls:
+            raise ConfigurationError(
+                f"two plugins register channel type {kind!r}: "
+                f"{previous.__module__} and {cls.__module__}"
+            )
+        found[kind] = cls
+
+    pm.hook.register_channels(register=register)
+    return found
+
+

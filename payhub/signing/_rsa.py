@@ -1,0 +1,51 @@
+"""RSA PKCS#1 v1.5 signatures, base64 on the wire."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from payhub.errors import SignatureError
+
+__all__ = ["HashName", "rsa_sign", "rsa_verify"]
+
+HashName = Literal["SHA256", "SHA1"]
+
+_PADDING = padding.PKCS1v15()
+_HASHES: dict[str, hashes.HashAlgorithm] = {"SHA256": hashes.SHA256(), "SHA1": hashes.SHA1()}  # noqa: S303
+
+
+def _hash(name: HashName) -> hashes.HashAlgorithm:
+    try:
+        return _HASHES[name]
+    except KeyError:
+        raise SignatureError(f"unsupported signature hash {name!r}") from None
+
+
+def rsa_sign(key: rsa.RSAPrivateKey, message: bytes, hash_name: HashName = "SHA256") -> str:
+    """Sign ``message`` with SHA256withRSA (or SHA1withRSA); standard base64, no line breaks."""
+    return base64.b64encode(key.sign(message, _PADDING, _hash(hash_name))).decode("ascii")
+
+
+def rsa_verify(
+    key: rsa.RSAPublicKey, message: bytes, signature: str | bytes, hash_name: HashName = "SHA256"
+) -> None:
+    """Verify a base64 signature; raise :class:`SignatureError` if it does not match.
+
+    The message of the error never repeats the signature or the key.
+    """
+    if not signature:
+        raise SignatureError("signature is missing")
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError("signature is not valid base64") from None
+    try:
+        key.verify(raw, message, _PADDING, _hash(hash_name))
+    except InvalidSignature:
+        raise SignatureError("signature does not verify") from None
