@@ -7,7 +7,9 @@
     ├── InvalidRequestError         (also a ValueError) the caller's input is wrong
     │   ├── AmountError             malformed, negative, too precise or too large amount
     │   ├── CurrencyMismatchError   arithmetic or comparison across currencies
-    │   └── SplitError              a split or royalty that cannot be made
+    │   ├── SplitError              a split or royalty that cannot be made
+    │   └── PaymentStateError       the stored payment's state forbids it: already
+    │                               paid, closed, in review, refunds beyond paid
     ├── SignatureError              a signature is missing, malformed, of the wrong
     │                               type or does not verify
     ├── NotificationRejected        a verified notification that is not ours
@@ -18,6 +20,8 @@
     ├── NetworkError                the request did not complete (connect, read)
     │   └── ChannelTimeout          it may have reached the channel: the trade may exist
     ├── NoEligibleChannel           routing found no channel able to take a payment
+    ├── StoreError                  the payment store could not be reached or its
+    │                               transaction failed; nothing was written
     └── UnknownChannelError         no channel (account) of that name is configured
 
 Every error carries a unified payhub ``code`` (see :class:`ErrorCode`; the
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "AmountError",
@@ -46,9 +51,11 @@ __all__ = [
     "NoEligibleChannel",
     "NotificationRejected",
     "PayhubError",
+    "PaymentStateError",
     "ProtocolError",
     "SignatureError",
     "SplitError",
+    "StoreError",
     "UnknownChannelError",
 ]
 
@@ -88,6 +95,14 @@ class ErrorCode(enum.Enum):
     NO_ELIGIBLE_CHANNEL = _CodeInfo(False, "no configured channel can take this payment")
     UNKNOWN_CHANNEL = _CodeInfo(False, "no channel of that name is configured")
     CHANNEL_ERROR = _CodeInfo(False, "the channel refused the request")
+    PAYMENT_STATE = _CodeInfo(False, "the stored payment's state does not allow this operation")
+    PAYMENT_IN_REVIEW = _CodeInfo(
+        False, "the payment is held for review (amount mismatch); a person must decide"
+    )
+    UNKNOWN_PAYMENT = _CodeInfo(False, "no stored payment has that out_trade_no")
+    STORE_UNAVAILABLE = _CodeInfo(
+        True, "the payment store could not be reached or its transaction failed"
+    )
 
     @property
     def retryable(self) -> bool:
@@ -114,6 +129,18 @@ class PayhubError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, code={self.code.name})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors defeat Exception's default pickling; errors
+        # must cross process pools and task queues intact.
+        return (_rebuild_error, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild_error(cls: type[PayhubError], message: str, state: dict[str, Any]) -> PayhubError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigurationError(PayhubError):
     default_code = ErrorCode.CONFIGURATION
@@ -133,6 +160,16 @@ class CurrencyMismatchError(InvalidRequestError):
 
 class SplitError(InvalidRequestError):
     default_code = ErrorCode.INVALID_SPLIT
+
+
+class PaymentStateError(InvalidRequestError):
+    """The stored payment's state forbids the operation.
+
+    ``code`` tells which: ``TRADE_ALREADY_PAID``, ``TRADE_CLOSED``,
+    ``PAYMENT_IN_REVIEW``, ``REFUND_EXCEEDS_PAID``, ``UNKNOWN_PAYMENT``.
+    """
+
+    default_code = ErrorCode.PAYMENT_STATE
 
 
 class SignatureError(PayhubError):
@@ -162,6 +199,12 @@ class NoEligibleChannel(PayhubError):
         super().__init__(message)
         #: channel account name -> why it was excluded
         self.reasons: dict[str, str] = dict(reasons or {})
+
+
+class StoreError(PayhubError):
+    """The payment store failed; the transaction was rolled back, nothing is written."""
+
+    default_code = ErrorCode.STORE_UNAVAILABLE
 
 
 class UnknownChannelError(PayhubError, KeyError):

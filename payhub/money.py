@@ -13,7 +13,7 @@ Money(1230, 'CNY')
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, ClassVar, Final
 
 from pydantic_core import core_schema
@@ -142,13 +142,14 @@ class Money:
         return CURRENCY_EXPONENTS[self._currency]
 
     def to_decimal(self) -> Decimal:
-        """The amount in major units, exactly."""
-        return Decimal(self._minor).scaleb(-self.exponent)
+        """The amount in major units, exactly, with the currency's decimals."""
+        # Built from a string, not scaleb()/quantize(): those round to the
+        # context's 28 digits (or raise), constructing from a string never does.
+        return Decimal(f"{self._minor}E-{self.exponent}")
 
     def to_decimal_string(self) -> str:
         """Major units with exactly the currency's decimals: ``"12.30"``."""
-        value = self.to_decimal().quantize(Decimal(1).scaleb(-self.exponent), ROUND_HALF_UP)
-        return f"{value:f}"
+        return f"{self.to_decimal():f}"
 
     def is_zero(self) -> bool:
         return self._minor == 0

@@ -64,8 +64,12 @@ def verify_chain(
     """Check that ``cert`` chains through ``chain`` (issuers, leaf-most first, ending
     at a trusted root) and that every link is within its validity at ``at``.
 
-    Raises :class:`SignatureError` naming the failing link.
+    Raises :class:`SignatureError` naming the failing link; an empty ``chain``
+    is refused rather than trusting a self-signed ``cert``.
     """
+    if not chain:
+        # A self-signed certificate would otherwise be its own trusted root.
+        raise SignatureError("no trusted certificate chain is configured")
     moment = at or datetime.now(UTC)
     current = cert
     for issuer in chain:

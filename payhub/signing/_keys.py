@@ -28,8 +28,11 @@ _PEM_BLOCK_RE = re.compile(
 )
 
 
-def _as_bytes(data: str | bytes) -> bytes:
-    return data.encode("ascii", "strict") if isinstance(data, str) else bytes(data)
+def _as_bytes(data: str | bytes, what: str) -> bytes:
+    try:
+        return data.encode("ascii", "strict") if isinstance(data, str) else bytes(data)
+    except UnicodeEncodeError:
+        raise ConfigurationError(f"{what}: not ASCII text or bytes") from None
 
 
 def _bare_base64(data: bytes) -> bytes | None:
@@ -48,10 +51,7 @@ def load_private_key(data: str | bytes, *, password: bytes | None = None) -> rsa
 
     The error never contains the key material.
     """
-    try:
-        raw = _as_bytes(data)
-    except UnicodeEncodeError:
-        raise ConfigurationError("private key: not ASCII text or bytes") from None
+    raw = _as_bytes(data, "private key")
     key: object = None
     try:
         if b"-----BEGIN" in raw:
@@ -79,7 +79,7 @@ def load_public_key(data: str | bytes | x509.Certificate) -> rsa.RSAPublicKey:
     if isinstance(data, x509.Certificate):
         key: object = data.public_key()
     else:
-        raw = _as_bytes(data)
+        raw = _as_bytes(data, "public key")
         key = None
         if b"-----BEGIN CERTIFICATE-----" in raw:
             key = load_certificate(raw).public_key()
@@ -110,7 +110,7 @@ def _der_cert_key(der: bytes) -> object:
 
 def load_certificate(data: str | bytes) -> x509.Certificate:
     """Load one X.509 certificate from PEM or DER (base64 DER accepted too)."""
-    raw = _as_bytes(data)
+    raw = _as_bytes(data, "certificate")
     try:
         if b"-----BEGIN CERTIFICATE-----" in raw:
             return x509.load_pem_x509_certificate(raw.strip())
@@ -122,7 +122,7 @@ def load_certificate(data: str | bytes) -> x509.Certificate:
 
 def load_certificates(data: str | bytes) -> list[x509.Certificate]:
     """Load every certificate of a PEM bundle, in order."""
-    raw = _as_bytes(data)
+    raw = _as_bytes(data, "certificate bundle")
     blocks = [
         m.group(0) for m in _PEM_BLOCK_RE.finditer(raw) if m.group(1) == b"CERTIFICATE"
     ]
