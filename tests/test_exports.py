@@ -6,7 +6,23 @@ import importlib
 
 import pytest
 
-PACKAGES = ["payhub", "payhub.signing", "payhub.channels"]
+PACKAGES = [
+    "payhub",
+    "payhub.channels",
+    "payhub.fees",
+    "payhub.settlement",
+    "payhub.signing",
+    "payhub.splits",
+]
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """ruff's RUF022 order: CONSTANTS, then Classes, then everything else."""
+    if name.isupper() and len(name) > 1:
+        return (0, name)
+    if name[:1].isupper():
+        return (1, name)
+    return (2, name)
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -16,7 +32,7 @@ def test_all_is_sorted_unique_and_resolvable(name: str) -> None:
     assert isinstance(exported, list), f"{name} has no __all__ list"
     assert exported, f"{name}.__all__ is empty"
     assert all(isinstance(item, str) for item in exported)
-    assert exported == sorted(exported), f"{name}.__all__ is not sorted"
+    assert exported == sorted(exported, key=_isort_key), f"{name}.__all__ is not sorted"
     assert len(exported) == len(set(exported)), f"{name}.__all__ has duplicates"
     missing = [item for item in exported if not hasattr(module, item)]
     assert not missing, f"{name}.__all__ names missing attributes: {missing}"
