@@ -19,6 +19,7 @@ __all__ = ["BUILTIN_PLUGINS", "channel_types", "get_plugin_manager"]
 #: Built-in channel modules, registered under the same names as their entry points.
 BUILTIN_PLUGINS: dict[str, str] = {
     "alipay": "payhub.channels.alipay",
+    "unionpay": "payhub.channels.unionpay",
 }
 
 _ENV_ALLOW = "PAYHUB_PLUGINS"

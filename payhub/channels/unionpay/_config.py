@@ -1,0 +1,127 @@
+"""Configuration of one UnionPay merchant account."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from payhub.config import Secret, resolve_secret
+from payhub.errors import ConfigurationError
+
+__all__ = [
+    "EXPECTED_CN",
+    "GATEWAYS",
+    "Environment",
+    "UnionPayConfig",
+    "validate_config",
+]
+
+Environment = Literal["test", "production"]
+
+#: The third ``@``-separated field of the platform signing certificate's CN.
+EXPECTED_CN: Final[Mapping[Environment, str]] = {
+    "production": "中国银联股份有限公司",
+    "test": "00040000:SIGN",
+}
+
+GATEWAYS: Final[Mapping[Environment, str]] = {
+    "production": "https://gateway.95516.com",
+    "test": "https://gateway.test.95516.com",
+}
+
+_MER_ID_RE: Final = re.compile(r"[0-9A-Za-z]{1,32}", re.ASCII)
+_URL_RE: Final = re.compile(r"https?://[^\s]+", re.ASCII)
+
+
+def _read_bytes(value: object, info: ValidationInfo) -> bytes:
+    """PEM text, bytes, or a ``{"$file": PATH}`` / ``{"$env": NAME}`` reference."""
+    return resolve_secret(value, f"unionpay {info.field_name}").get()
+
+
+PemBytes = Annotated[bytes, PlainValidator(_read_bytes)]
+
+
+class UnionPayConfig(BaseModel):
+    """One UnionPay merchant (``merId``) and its certificates.
+
+    ``environment`` is required and never inferred: it decides the CN the
+    platform's signing certificate must carry and the default gateway.
+
+    >>> UnionPayConfig(mer_id="777290058110048", environment="test",
+    ...     sign_cert={"$file": "acp_test_sign.pfx"}, sign_cert_password="000000",
+    ...     root_cert={"$file": "acp_test_root.cer"},
+    ...     middle_cert={"$file": "acp_test_middle.cer"})  # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mer_id: str
+    environment: Environment
+    #: The merchant signing certificate and key, PKCS#12 (.pfx): bytes or a reference.
+    sign_cert: Secret
+    sign_cert_password: Secret
+    #: The trust anchors that platform certificates (``signPubKeyCert``) must chain to.
+    root_cert: PemBytes
+    middle_cert: PemBytes
+    #: Scheme and host only; paths (``/gateway/api/…``) are added. Default per environment.
+    gateway_url: str | None = None
+    #: Defaults for ``frontUrl`` (browser return) and ``backUrl`` (notifications).
+    front_url: str | None = None
+    back_url: str | None = None
+    #: Verified platform certificates kept, by fingerprint; 0 turns the cache off.
+    cert_cache_size: int = Field(default=64, ge=0, le=4096)
+
+    @field_validator("mer_id")
+    @classmethod
+    def _mer_id(cls, value: str) -> str:
+        if _MER_ID_RE.fullmatch(value) is None:
+            raise ValueError("must be 1-32 ASCII letters or digits")
+        return value
+
+    @field_validator("gateway_url", "front_url", "back_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and _URL_RE.fullmatch(value) is None:
+            raise ValueError("must be an http(s) URL without spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _production_is_https(self) -> UnionPayConfig:
+        if self.environment == "production" and not self.gateway.startswith("https://"):
+            raise ValueError("the production gateway must be https")
+        return self
+
+    @property
+    def gateway(self) -> str:
+        """The gateway base URL in use, without a trailing slash."""
+        return (self.gateway_url or GATEWAYS[self.environment]).rstrip("/")
+
+    @property
+    def expected_cn(self) -> str:
+        return EXPECTED_CN[self.environment]
+
+
+def validate_config(config: UnionPayConfig | Mapping[str, Any]) -> UnionPayConfig:
+    """Validate a plain mapping; errors name the settings, never their values."""
+    if isinstance(config, UnionPayConfig):
+        return config
+    try:
+        return UnionPayConfig.model_validate(dict(config))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigurationError(f"unionpay configuration: {problems}") from None
