@@ -1,0 +1,203 @@
+"""The control API (JSON, under ``/_control/``): what a test or a person drives.
+
+Errors come back as ``{"error": CODE, "message": ...}`` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from flask import Blueprint, Response, jsonify, request
+
+from payhub_sandbox._alipay import DEFAULT_BUYER_ID, alipay_trade_status
+from payhub_sandbox._clock import ManualClock
+from payhub_sandbox._context import current_sandbox
+from payhub_sandbox._errors import InvalidInputError, SandboxError
+from payhub_sandbox._state import Trade
+
+__all__ = ["control_blueprint", "trade_json"]
+
+control_blueprint = Blueprint("control", __name__, url_prefix="/_control")
+
+
+@control_blueprint.errorhandler(SandboxError)
+def _sandbox_error(exc: SandboxError) -> tuple[Response, int]:
+    return jsonify(exc.to_json()), exc.status
+
+
+def trade_json(trade: Trade) -> dict[str, Any]:
+    data = trade.to_json()
+    if trade.channel == "alipay":
+        data["trade_status"] = alipay_trade_status(trade)
+    return data
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True) if request.get_data() else {}
+    if not isinstance(data, dict):
+        raise InvalidInputError("the body must be a JSON object")
+    return data
+
+
+def _field(data: dict[str, Any], name: str, default: Any = None) -> Any:
+    value = data.get(name, default)
+    if value is None:
+        raise InvalidInputError(f"{name} is required")
+    return value
+
+
+def _string(data: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = _field(data, name, default)
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a string")
+    return value
+
+
+def _flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be true or false")
+    return value
+
+
+# -- Alipay ---------------------------------------------------------------------
+
+
+@control_blueprint.post("/alipay/merchants")
+def add_alipay_merchant() -> tuple[Response, int]:
+    data = _body()
+    merchant = current_sandbox().add_alipay_merchant(
+        _string(data, "app_id"),
+        _string(data, "public_key"),
+        _string(data, "seller_id"),
+        _string(data, "sign_type", "RSA2"),
+        charset=_string(data, "charset", "utf-8"),
+        lie_content_type=_flag(data, "lie_content_type"),
+        notify_on_close=_flag(data, "notify_on_close"),
+        fee_rate=_string(data, "fee_rate", "0.006"),
+    )
+    return jsonify(merchant.to_json()), 201
+
+
+@control_blueprint.get("/alipay/merchants")
+def list_alipay_merchants() -> Response:
+    return jsonify([m.to_json() for m in current_sandbox().alipay_merchants])
+
+
+@control_blueprint.get("/alipay/platform-key")
+def alipay_platform_key() -> Response:
+    return Response(current_sandbox().alipay_public_key_pem, content_type="application/x-pem-file")
+
+
+def _app_id() -> str:
+    if request.method == "GET":
+        app_id = request.args.get("app_id", "")
+        if not app_id:
+            raise InvalidInputError("app_id is required")
+        return app_id
+    return _string(_body(), "app_id")
+
+
+@control_blueprint.get("/alipay/trades/<out_trade_no>")
+def get_alipay_trade(out_trade_no: str) -> Response:
+    return jsonify(trade_json(current_sandbox().alipay_trade(_app_id(), out_trade_no)))
+
+
+@control_blueprint.post("/alipay/trades/<out_trade_no>/pay")
+def pay_alipay_trade(out_trade_no: str) -> Response:
+    data = _body()
+    trade = current_sandbox().pay_alipay(
+        _string(data, "app_id"), out_trade_no, buyer_id=_string(data, "buyer_id", DEFAULT_BUYER_ID)
+    )
+    return jsonify(trade_json(trade))
+
+
+@control_blueprint.post("/alipay/trades/<out_trade_no>/finish")
+def finish_alipay_trade(out_trade_no: str) -> Response:
+    return jsonify(trade_json(current_sandbox().finish_alipay(_app_id(), out_trade_no)))
+
+
+@control_blueprint.post("/alipay/trades/<out_trade_no>/close")
+def close_alipay_trade(out_trade_no: str) -> Response:
+    data = _body()
+    reason = _string(data, "reason", "timeout")
+    if reason not in ("timeout", "merchant"):
+        raise InvalidInputError("reason must be 'timeout' or 'merchant'")
+    kind: Literal["timeout", "merchant"] = "timeout" if reason == "timeout" else "merchant"
+    trade = current_sandbox().close_alipay(_string(data, "app_id"), out_trade_no, reason=kind)
+    return jsonify(trade_json(trade))
+
+
+@control_blueprint.get("/alipay/bills/<app_id>/<bill_date>")
+def alipay_bill(app_id: str, bill_date: str) -> Response:
+    try:
+        day = date.fromisoformat(bill_date)
+    except ValueError:
+        raise InvalidInputError("bill date must be yyyy-MM-dd") from None
+    filename, data = current_sandbox().alipay.bill(app_id, day)
+    return Response(
+        data,
+        content_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# -- every channel ----------------------------------------------------------------
+
+
+@control_blueprint.get("/trades")
+def list_trades() -> Response:
+    return jsonify([trade_json(t) for t in current_sandbox().trades])
+
+
+@control_blueprint.get("/refunds")
+def list_refunds() -> Response:
+    return jsonify([r.to_json() for r in current_sandbox().refunds])
+
+
+@control_blueprint.get("/deliveries")
+def list_deliveries() -> Response:
+    return jsonify([a.to_json() for a in current_sandbox().deliveries])
+
+
+@control_blueprint.get("/notifications")
+def list_notifications() -> Response:
+    return jsonify([n.to_json() for n in current_sandbox().notifications])
+
+
+@control_blueprint.post("/deliver")
+def deliver() -> Response:
+    """Deliver what is due now; ``{"force": true}`` delivers every pending notification."""
+    attempts = current_sandbox().deliver_due(force=_flag(_body(), "force"))
+    return jsonify([a.to_json() for a in attempts])
+
+
+@control_blueprint.post("/close-expired")
+def close_expired() -> Response:
+    return jsonify([trade_json(t) for t in current_sandbox().close_expired()])
+
+
+@control_blueprint.get("/clock")
+def get_clock() -> Response:
+    sandbox = current_sandbox()
+    return jsonify(
+        {
+            "now": sandbox.clock.now().isoformat(),
+            "manual": isinstance(sandbox.clock, ManualClock),
+            "time_factor": sandbox.time_factor,
+        }
+    )
+
+
+@control_blueprint.post("/clock/advance")
+def advance_clock() -> Response:
+    sandbox = current_sandbox()
+    clock = sandbox.clock
+    if not isinstance(clock, ManualClock):
+        raise SandboxError("the sandbox runs on the real clock; start it with a ManualClock")
+    seconds = _field(_body(), "seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise InvalidInputError("seconds must be a non-negative number")
+    clock.advance(seconds)
+    return jsonify({"now": clock.now().isoformat()})
