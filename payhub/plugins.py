@@ -20,6 +20,7 @@ __all__ = ["BUILTIN_PLUGINS", "channel_types", "get_plugin_manager"]
 BUILTIN_PLUGINS: dict[str, str] = {
     "alipay": "payhub.channels.alipay",
     "unionpay": "payhub.channels.unionpay",
+    "wechat": "payhub.channels.wechat",
 }
 
 _ENV_ALLOW = "PAYHUB_PLUGINS"

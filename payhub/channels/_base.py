@@ -49,7 +49,18 @@ def as_headers(headers: HeadersInput) -> httpx.Headers:
     """Normalise headers, keeping repeated ones (a channel may need to reject them)."""
     if isinstance(headers, httpx.Headers):
         return headers
-    return httpx.Headers(list(headers.items()) if isinstance(headers, Mapping) else headers)
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    # Encoded here, as UTF-8: a forged header with non-ASCII text must reach the
+    # channel's checks (and be refused there), not crash the hub.
+    return httpx.Headers(
+        [
+            (
+                k.encode("utf-8", "surrogateescape") if isinstance(k, str) else k,
+                v.encode("utf-8", "surrogateescape") if isinstance(v, str) else v,
+            )
+            for k, v in items
+        ]
+    )
 
 
 class Channel(abc.ABC):
@@ -98,6 +109,16 @@ class Channel(abc.ABC):
         raise InvalidRequestError(f"channel {self.kind!r} offers no bill download")
 
     # -- notifications (pure) -----------------------------------------------
+
+    def notification_prerequisite(self, headers: httpx.Headers) -> Flow[None] | None:
+        """A flow the hub must run before :meth:`parse_notification`, or None.
+
+        For a channel that cannot verify some notification without I/O first,
+        e.g. fetching new platform certificates when the notification names an
+        unknown serial. Most channels need nothing: the default is None, and
+        :meth:`parse_notification` stays a pure function of (headers, body).
+        """
+        return None
 
     @abc.abstractmethod
     def parse_notification(self, headers: httpx.Headers, body: bytes) -> Notification:

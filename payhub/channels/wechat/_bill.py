@@ -1,0 +1,180 @@
+"""The WeChat Pay trade bill (``/v3/bill/tradebill``): gunzip, hash check, CSV.
+
+The file is UTF-8 text, optionally with a BOM: a header row, one data row per
+payment or refund with every field prefixed by a backtick (so that ids survive
+spreadsheets), then a summary section (a header row starting ``总交易单数`` and
+one row of totals). Amounts are yuan strings; the fee (``手续费``) has up to
+five decimals and is rounded half-up to the fen; refund rows are negative.
+
+Column names differ between bill versions (``订单金额`` is newer than
+``应结订单金额``, which replaced ``总金额``); each value is looked up under
+every name it has had.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
+
+from payhub.errors import AmountError, ProtocolError, SignatureError
+from payhub.models import BillRecord, BillRecordKind
+from payhub.money import Money
+from payhub.signing import constant_time_equals, sha1_hex
+
+__all__ = ["MAX_BILL_BYTES", "SHANGHAI", "gunzip_bill", "parse_trade_bill", "verify_bill_hash"]
+
+SHANGHAI: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
+#: A decompressed bill larger than this is refused (a gzip bomb, not a bill).
+MAX_BILL_BYTES: Final = 512 * 1024 * 1024
+
+_SUMMARY_FIRST: Final = "总交易单数"
+_FEE_RE: Final = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?", re.ASCII)
+_SHA1_RE: Final = re.compile(r"[0-9A-Fa-f]{40}", re.ASCII)
+
+_TIME: Final = ("交易时间",)
+_TRADE_ID: Final = ("微信订单号",)
+_OUT_TRADE_NO: Final = ("商户订单号",)
+_STATE: Final = ("交易状态",)
+_CURRENCY: Final = ("货币种类",)
+_ORDER_AMOUNT: Final = ("订单金额", "应结订单金额", "总金额")
+_REFUND_AMOUNT: Final = ("申请退款金额", "退款金额")
+_OUT_REFUND_NO: Final = ("商户退款单号",)
+_SUBJECT: Final = ("商品名称",)
+_FEE: Final = ("手续费",)
+
+
+def gunzip_bill(data: bytes, *, already_decoded: bool = False) -> bytes:
+    """Decompress a ``tar_type=GZIP`` bill, refusing anything over :data:`MAX_BILL_BYTES`.
+
+    ``already_decoded`` accepts a plain file when the HTTP layer already removed
+    a ``Content-Encoding: gzip``.
+    """
+    if not data.startswith(b"\x1f\x8b"):
+        if already_decoded:
+            return data
+        raise ProtocolError("wechat: the bill download is not a gzip file", retryable=True)
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data, MAX_BILL_BYTES)
+    except zlib.error:
+        raise ProtocolError("wechat: the bill download is a corrupt gzip file") from None
+    if inflater.unconsumed_tail:
+        raise ProtocolError("wechat: the decompressed bill exceeds the size limit")
+    if not inflater.eof:
+        raise ProtocolError("wechat: the bill download is a truncated gzip file", retryable=True)
+    return out
+
+
+def verify_bill_hash(content: bytes, hash_type: object, hash_value: object) -> None:
+    """Check the SHA1 ``hash_value`` of the decompressed bill, in constant time."""
+    if hash_type != "SHA1":
+        raise ProtocolError(f"wechat: unsupported bill hash_type {str(hash_type)[:16]!r}")
+    if not isinstance(hash_value, str) or _SHA1_RE.fullmatch(hash_value) is None:
+        raise ProtocolError("wechat: the bill hash_value is not a SHA1 hex digest")
+    if not constant_time_equals(sha1_hex(content), hash_value.lower()):
+        raise SignatureError(
+            "wechat: the downloaded bill does not match its SHA1 hash_value", retryable=True
+        )
+
+
+def _fields(line: str) -> list[str]:
+    # Every field starts with a backtick: split on ",`" so commas inside a
+    # field (a product name) survive.
+    return line[1:].split(",`")
+
+
+def _get(row: Mapping[str, str], names: Sequence[str], *, required: bool = True) -> str:
+    for name in names:
+        value = row.get(name)
+        if value is not None:
+            return value
+    if required:
+        raise ProtocolError(f"wechat: the bill has no column {names[0]}")
+    return ""
+
+
+def _fee(text: str, currency: str) -> Money | None:
+    if text == "":
+        return None
+    match = _FEE_RE.fullmatch(text)
+    if match is None or len(text) > 24:
+        raise AmountError(f"malformed fee {text[:24]!r}")
+    sign, whole, fraction = match.group(1), match.group(2), match.group(3) or "0"
+    exponent = Money.zero(currency).exponent
+    value = Decimal(f"{whole}.{fraction}").scaleb(exponent).quantize(Decimal(1), ROUND_HALF_UP)
+    minor = int(value)
+    return Money(-minor if sign else minor, currency)
+
+
+def _time(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI)
+    except ValueError:
+        raise ProtocolError(f"wechat: malformed bill time {text[:24]!r}") from None
+
+
+def _record(row: dict[str, str], channel: str, bill_date: date | None) -> BillRecord:
+    currency = _get(row, _CURRENCY, required=False) or "CNY"
+    is_refund = _get(row, _STATE) == "REFUND"
+    if is_refund:
+        amount = -Money.parse(_get(row, _REFUND_AMOUNT), currency)
+    else:
+        amount = Money.parse(_get(row, _ORDER_AMOUNT), currency)
+    out_refund_no = _get(row, _OUT_REFUND_NO, required=False)
+    return BillRecord(
+        channel=channel,
+        bill_date=bill_date,
+        kind=BillRecordKind.REFUND if is_refund else BillRecordKind.PAYMENT,
+        channel_trade_id=_get(row, _TRADE_ID),
+        out_trade_no=_get(row, _OUT_TRADE_NO),
+        out_refund_no=out_refund_no if is_refund and out_refund_no not in ("", "0") else None,
+        subject=_get(row, _SUBJECT, required=False) or None,
+        amount=amount,
+        fee=_fee(_get(row, _FEE, required=False), currency),
+        created_at=_time(_get(row, _TIME)),
+        raw=row,
+    )
+
+
+def parse_trade_bill(
+    content: bytes, *, channel: str, bill_date: date | None = None
+) -> list[BillRecord]:
+    """Parse a decompressed trade bill into records (refunds negative)."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError("wechat: the bill is not UTF-8 text") from None
+    lines = [line for line in text.removeprefix("\ufeff").splitlines() if line.strip()]
+    if not lines or lines[0].startswith("`"):
+        raise ProtocolError("wechat: the bill has no header row")
+    header = [name.strip().lstrip("`") for name in lines[0].split(",")]
+    records: list[BillRecord] = []
+    index = 1
+    while index < len(lines) and lines[index].startswith("`"):
+        fields = _fields(lines[index])
+        if len(fields) != len(header):
+            raise ProtocolError(
+                f"wechat: bill line {index + 1} has {len(fields)} fields, "
+                f"the header {len(header)}"
+            )
+        try:
+            records.append(_record(dict(zip(header, fields, strict=True)), channel, bill_date))
+        except AmountError as exc:
+            raise ProtocolError(f"wechat: bill line {index + 1}: {exc.message}") from None
+        index += 1
+    _check_summary(lines[index:])
+    return records
+
+
+def _check_summary(lines: Sequence[str]) -> None:
+    if len(lines) != 2 or not lines[0].startswith(_SUMMARY_FIRST) or not lines[1].startswith("`"):
+        raise ProtocolError("wechat: the bill does not end with its summary section")
+    names, values = lines[0].split(","), _fields(lines[1])
+    if len(names) != len(values) or not values[0].isascii() or not values[0].isdigit():
+        raise ProtocolError("wechat: the bill summary is malformed")
