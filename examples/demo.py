@@ -1,0 +1,290 @@
+"""The end-to-end demo: payhub against a locally running sandbox, over real HTTP.
+
+It starts the sandbox (``payhub-sandbox``) and a tiny shop endpoint on free
+loopback ports, then drives a whole payment life through payhub and checks
+every step. Exit status 0 means every step behaved; anything else is a failure.
+
+Run: ``./scripts/demo`` (or ``.venv/bin/python examples/demo.py``).
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask, Response, request
+from payhub_sandbox import Sandbox, create_app
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from payhub import (
+    Money,
+    Notification,
+    NotificationKind,
+    PayHub,
+    PaymentRequest,
+    PaymentStatus,
+    PayMethod,
+    RefundRequest,
+    RefundStatus,
+)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+APP_ID = "2021000000000001"
+SELLER_ID = "2088000000000001"
+WAIT_SECONDS = 15.0
+
+
+class DemoFailure(Exception):
+    """A step did not behave."""
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise DemoFailure(what)
+
+
+def step(text: str) -> None:
+    print(f"\n== {text}")
+
+
+def say(text: str) -> None:
+    print(f"   {text}")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """The demo prints its own story; the servers' access lines would drown it."""
+
+    def log(self, type: str, message: str, *args: object) -> None:  # noqa: A002
+        if type == "error":
+            super().log(type, message, *args)
+
+
+@contextmanager
+def serve(app: Flask) -> Iterator[str]:
+    """Serve a WSGI app on a free loopback port in a thread; yield its base URL."""
+    server: BaseWSGIServer = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+class ShopEndpoint:
+    """The shop's notification endpoint: hands the raw body to payhub, answers its ack."""
+
+    def __init__(self) -> None:
+        self.hub: PayHub | None = None
+        self.received: queue.Queue[Notification] = queue.Queue()
+        self.rejected: list[str] = []
+        self.app = Flask("demo-shop")
+        self.app.add_url_rule(
+            "/notify/<channel>", view_func=self.notify, methods=["POST"]
+        )
+
+    def notify(self, channel: str) -> Response:
+        assert self.hub is not None
+        outcome = self.hub.handle_notification(
+            channel, list(request.headers.items()), request.get_data(cache=False)
+        )
+        if outcome.notification is not None:
+            self.received.put(outcome.notification)
+        elif outcome.error is not None:
+            self.rejected.append(f"{channel}: {outcome.error.code.name}")
+        ack = outcome.ack
+        return Response(ack.body, status=ack.status_code, content_type=ack.content_type)
+
+    def wait_for(
+        self, matches: Callable[[Notification], bool], what: str
+    ) -> Notification:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                notification = self.received.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if matches(notification):
+                return notification
+        raise DemoFailure(f"no {what} notification within {WAIT_SECONDS:.0f} s")
+
+
+def _new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _pem(key: rsa.RSAPrivateKey) -> tuple[str, str]:
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+def order_no(prefix: str) -> str:
+    return f"{prefix}{datetime.now(SHANGHAI):%Y%m%d%H%M%S}{time.monotonic_ns() % 10_000:04d}"
+
+
+def alipay_demo(sandbox_url: str, shop_url: str, shop: ShopEndpoint) -> None:
+    control = httpx.Client(base_url=f"{sandbox_url}/_control", timeout=10)
+    app_private, app_public = _pem(_new_key())
+
+    step("Alipay: register the shop's app with the sandbox (control API)")
+    response = control.post(
+        "/alipay/merchants",
+        json={"app_id": APP_ID, "public_key": app_public, "seller_id": SELLER_ID},
+    )
+    check(response.status_code == 201, f"merchant registration answered {response.status_code}")
+    alipay_public = control.get("/alipay/platform-key").text
+    say(f"app {APP_ID}, seller {SELLER_ID}; the sandbox's Alipay public key fetched")
+
+    hub = PayHub.from_config(
+        {
+            "channels": {
+                "alipay": {
+                    "type": "alipay",
+                    "app_id": APP_ID,
+                    "app_private_key": app_private,
+                    "alipay_public_key": alipay_public,
+                    "gateway": f"{sandbox_url}/gateway.do",
+                    "seller_id": SELLER_ID,
+                    "notify_url": f"{shop_url}/notify/alipay",
+                }
+            }
+        }
+    )
+    shop.hub = hub
+    with hub:
+        step("Alipay: create a QR payment (alipay.trade.precreate)")
+        paid_no = order_no("DEMO")
+        result = hub.pay(
+            PaymentRequest(
+                out_trade_no=paid_no,
+                amount=Money.parse("30.00", "CNY"),
+                subject="Steam 礼品卡 30 元",
+                method=PayMethod.QR,
+            )
+        )
+        check(bool(result.qr_code), "no QR content returned")
+        say(f"{paid_no}: show this QR code to the buyer: {result.qr_code}")
+
+        step("Alipay: the buyer scans and pays (sandbox control API)")
+        response = control.post(f"/alipay/trades/{paid_no}/pay", json={"app_id": APP_ID})
+        check(response.status_code == 200, f"buyer payment answered {response.status_code}")
+        say(f"sandbox trade status: {response.json().get('trade_status')}")
+
+        step("Alipay: the asynchronous notification arrives and is verified")
+        note = shop.wait_for(
+            lambda n: n.out_trade_no == paid_no and n.kind is NotificationKind.PAYMENT,
+            "payment",
+        )
+        check(note.amount == Money(3000, "CNY"), f"notified amount {note.amount}")
+        check(note.status is PaymentStatus.PAID, f"notified status {note.status}")
+        say(f"verified: {note.kind.value} {note.amount} trade {note.channel_trade_id}")
+        say(f"event key {note.event_key}; the shop acked 'success'")
+
+        step("Alipay: query the payment (alipay.trade.query)")
+        status = hub.query("alipay", paid_no)
+        check(status.status is PaymentStatus.PAID, f"query says {status.status}")
+        check(status.amount == Money(3000, "CNY"), f"query amount {status.amount}")
+        say(f"{paid_no}: {status.status.value}, {status.amount}")
+
+        step("Alipay: refund part of it (alipay.trade.refund)")
+        refund = hub.refund(
+            "alipay",
+            RefundRequest(
+                out_trade_no=paid_no,
+                out_refund_no=f"{paid_no}R1",
+                amount=Money.parse("10.00", "CNY"),
+                reason="card key already used",
+            ),
+        )
+        check(refund.status is RefundStatus.SUCCEEDED, f"refund status {refund.status}")
+        check(
+            refund.refunded_total == Money(1000, "CNY"),
+            f"refunded total {refund.refunded_total}",
+        )
+        say(f"refunded {refund.amount}; total refunded so far {refund.refunded_total}")
+        refund_note = shop.wait_for(
+            lambda n: n.out_trade_no == paid_no and n.kind is NotificationKind.REFUND,
+            "refund",
+        )
+        check(refund_note.refund_amount == Money(1000, "CNY"), "refund notification amount")
+        say(f"refund notification verified: {refund_note.refund_amount}")
+
+        step("Alipay: close another, unpaid payment (alipay.trade.close)")
+        unpaid_no = order_no("DEMO")
+        hub.pay(
+            PaymentRequest(
+                out_trade_no=unpaid_no,
+                amount=Money.parse("50.00", "CNY"),
+                subject="Licence key",
+                method=PayMethod.QR,
+            )
+        )
+        hub.close_trade("alipay", unpaid_no)
+        closed = hub.query("alipay", unpaid_no)
+        check(closed.status is PaymentStatus.CLOSED, f"closed trade queries as {closed.status}")
+        say(f"{unpaid_no}: {closed.status.value}")
+
+        step("Alipay: download and parse today's bill")
+        records = hub.download_bill("alipay", datetime.now(SHANGHAI).date())
+        mine = [r for r in records if r.out_trade_no == paid_no]
+        kinds = sorted(r.kind.value for r in mine)
+        check(kinds == ["payment", "refund"], f"bill lines for {paid_no}: {kinds}")
+        total = sum((r.amount for r in mine), Money.zero("CNY"))
+        check(total == Money(2000, "CNY"), f"bill net {total}")
+        for record in mine:
+            say(f"{record.kind.value:8} {record.amount}  trade {record.channel_trade_id}")
+        say(f"{len(records)} bill lines in all; net for {paid_no}: {total}")
+    control.close()
+
+
+def main() -> int:
+    print("payhub end-to-end demo against the local sandbox")
+    shop = ShopEndpoint()
+    sandbox = Sandbox(time_factor=600, bills_ready_immediately=True)
+    demos: list[tuple[str, Callable[[str, str, ShopEndpoint], None]]] = [
+        ("alipay", alipay_demo),
+    ]
+    try:
+        with serve(create_app(sandbox)) as sandbox_url, serve(shop.app) as shop_url:
+            sandbox.base_url = sandbox_url
+            sandbox.start_delivery_thread()
+            say(f"sandbox at {sandbox_url}, shop endpoint at {shop_url}")
+            for _name, demo in demos:
+                demo(sandbox_url, shop_url, shop)
+            check(not shop.rejected, f"notifications rejected: {shop.rejected}")
+    except DemoFailure as exc:
+        print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # any payhub error is a demo failure too, shown by type
+        print(f"\nDEMO FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        sandbox.stop()
+    print("\nAll steps behaved.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,261 @@
+"""Configuration of one Alipay app: keys are resolved and loaded here, once.
+
+Two key modes, exactly one of which must be configured:
+
+* **public-key mode**: ``alipay_public_key`` (PEM, or the bare base64 body the
+  Alipay console shows);
+* **certificate mode**: ``app_cert``, ``alipay_cert`` and ``alipay_root_cert``
+  (PEM contents). Requests then carry ``app_cert_sn`` and
+  ``alipay_root_cert_sn``; responses are verified with the key of
+  ``alipay_cert`` and must name its serial in ``alipay_cert_sn``.
+
+Every key or certificate may also be given as ``{"$env": NAME}`` or
+``{"$file": PATH}``. Nothing secret reaches a ``repr``, a ``str`` or an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Final, Literal, Self, TypeVar
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from payhub.config import Secret, resolve_secret
+from payhub.errors import ConfigurationError
+from payhub.money import Money
+from payhub.signing import (
+    HashName,
+    alipay_cert_sn,
+    alipay_root_cert_sn,
+    load_certificates,
+    load_private_key,
+    load_public_key,
+)
+
+__all__ = [
+    "ALIPAY_PRODUCTION_GATEWAY",
+    "ALIPAY_SANDBOX_GATEWAY",
+    "DEFAULT_MAX_AMOUNT",
+    "AlipayConfig",
+]
+
+#: Alipay's production gateway.
+ALIPAY_PRODUCTION_GATEWAY: Final = "https://openapi.alipay.com/gateway.do"
+#: Alipay's own sandbox (not payhub's local sandbox, which is any URL you give).
+ALIPAY_SANDBOX_GATEWAY: Final = "https://openapi-sandbox.dl.alipaydev.com/gateway.do"
+
+_GATEWAY_ALIASES: Final = {
+    "production": ALIPAY_PRODUCTION_GATEWAY,
+    "sandbox": ALIPAY_SANDBOX_GATEWAY,
+}
+
+#: Alipay's own ceiling for one trade: 100 000 000.00 CNY.
+DEFAULT_MAX_AMOUNT: Final = Money(10_000_000_000, "CNY")
+
+_APP_ID_RE: Final = re.compile(r"[0-9A-Za-z_]{1,32}", re.ASCII)
+_SELLER_ID_RE: Final = re.compile(r"[0-9A-Za-z_]{1,32}", re.ASCII)
+_HASHES: Final[dict[str, HashName]] = {"RSA2": "SHA256", "RSA": "SHA1"}
+_SECRET_FIELDS: Final = (
+    "app_private_key",
+    "alipay_public_key",
+    "app_cert",
+    "alipay_cert",
+    "alipay_root_cert",
+)
+_CERT_FIELDS: Final = ("app_cert", "alipay_cert", "alipay_root_cert")
+
+T = TypeVar("T")
+
+
+def _http_url(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name}: expected a URL string")
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, TypeError):
+        raise ConfigurationError(f"{name}: not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"{name}: must be an absolute http(s) URL")
+    return value
+
+
+class AlipayConfig(BaseModel):
+    """One Alipay app (``app_id``) and its keys.
+
+    >>> AlipayConfig(  # doctest: +SKIP
+    ...     app_id="2021000000000000",
+    ...     app_private_key={"$file": "/etc/shop/alipay/app_private_key.pem"},
+    ...     alipay_public_key={"$env": "ALIPAY_PUBLIC_KEY"},
+    ...     gateway="sandbox",
+    ... )
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    app_id: str
+    #: The app's RSA private key: PEM (PKCS#1 or PKCS#8) or the bare base64 body.
+    app_private_key: Secret
+    #: Public-key mode: Alipay's public key (PEM or bare base64).
+    alipay_public_key: Secret | None = None
+    #: Certificate mode: the app's public-key certificate (``appCertPublicKey_….crt``).
+    app_cert: Secret | None = None
+    #: Certificate mode: Alipay's public-key certificate (``alipayCertPublicKey_RSA2.crt``).
+    alipay_cert: Secret | None = None
+    #: Certificate mode: Alipay's root certificate bundle (``alipayRootCert.crt``).
+    alipay_root_cert: Secret | None = None
+    #: A full gateway URL, or ``"production"`` / ``"sandbox"`` (Alipay's own sandbox).
+    gateway: str = ALIPAY_PRODUCTION_GATEWAY
+    #: The seller's Alipay user id (``2088…``); notifications must name it when set.
+    seller_id: str | None = None
+    sign_type: Literal["RSA2", "RSA"] = "RSA2"
+    notify_url: str | None = None
+    return_url: str | None = None
+    charset: Literal["utf-8"] = "utf-8"
+    #: The largest amount accepted, sent or parsed (Alipay's own limit by default).
+    max_amount: Money = DEFAULT_MAX_AMOUNT
+
+    _private_key: rsa.RSAPrivateKey = PrivateAttr()
+    _verify_key: rsa.RSAPublicKey = PrivateAttr()
+    _app_cert_sn: str | None = PrivateAttr(default=None)
+    _alipay_root_cert_sn: str | None = PrivateAttr(default=None)
+    _alipay_cert_sn: str | None = PrivateAttr(default=None)
+
+    # -- field checks -------------------------------------------------------
+
+    @field_validator(*_SECRET_FIELDS, mode="before")
+    @classmethod
+    def _resolve(cls, value: object, info: ValidationInfo) -> Secret | None:
+        if value is None:
+            return None
+        return resolve_secret(value, str(info.field_name))
+
+    @field_validator("app_id")
+    @classmethod
+    def _app_id(cls, value: str) -> str:
+        if not _APP_ID_RE.fullmatch(value):
+            raise ConfigurationError("app_id: expected the app id Alipay assigned (digits)")
+        return value
+
+    @field_validator("seller_id")
+    @classmethod
+    def _seller_id(cls, value: str | None) -> str | None:
+        if value is not None and not _SELLER_ID_RE.fullmatch(value):
+            raise ConfigurationError("seller_id: expected an Alipay user id (2088…)")
+        return value
+
+    @field_validator("gateway", mode="before")
+    @classmethod
+    def _gateway(cls, value: object) -> str:
+        if isinstance(value, str):
+            value = _GATEWAY_ALIASES.get(value.strip().lower(), value)
+        return _http_url(value, "gateway")
+
+    @field_validator("notify_url", "return_url")
+    @classmethod
+    def _urls(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _http_url(value, str(info.field_name))
+
+    @field_validator("max_amount", mode="before")
+    @classmethod
+    def _max_amount(cls, value: object) -> object:
+        if isinstance(value, str):
+            return Money.parse(value, "CNY")
+        return value
+
+    @field_validator("max_amount")
+    @classmethod
+    def _max_amount_cny(cls, value: Money) -> Money:
+        if value.currency != "CNY" or value.minor <= 0:
+            raise ConfigurationError("max_amount: must be a positive CNY amount")
+        return value
+
+    # -- keys: loaded once --------------------------------------------------
+
+    @model_validator(mode="after")
+    def _load_keys(self) -> Self:
+        app, alipay, root = self.app_cert, self.alipay_cert, self.alipay_root_cert
+        given = [n for n, v in zip(_CERT_FIELDS, (app, alipay, root), strict=True) if v]
+        if self.alipay_public_key is not None and given:
+            raise ConfigurationError(
+                "alipay: configure either alipay_public_key or the certificates "
+                "(app_cert, alipay_cert, alipay_root_cert), not both"
+            )
+        if self.alipay_public_key is None and not given:
+            raise ConfigurationError(
+                "alipay: configure alipay_public_key, or app_cert, alipay_cert and "
+                "alipay_root_cert for certificate mode"
+            )
+        if given and len(given) != len(_CERT_FIELDS):
+            missing = ", ".join(name for name in _CERT_FIELDS if name not in given)
+            raise ConfigurationError(f"alipay: certificate mode also needs {missing}")
+        self._private_key = _loaded(load_private_key, self.app_private_key, "app_private_key")
+        if self.alipay_public_key is not None:
+            self._verify_key = _loaded(load_public_key, self.alipay_public_key, "alipay_public_key")
+        elif app is not None and alipay is not None and root is not None:
+            self._load_certificates(app, alipay, root)
+        return self
+
+    def _load_certificates(self, app: Secret, alipay: Secret, root: Secret) -> None:
+        app_cert = _loaded(load_certificates, app, "app_cert")[0]
+        alipay_cert = _loaded(load_certificates, alipay, "alipay_cert")[0]
+        roots = _loaded(load_certificates, root, "alipay_root_cert")
+        app_key = app_cert.public_key()
+        if (
+            not isinstance(app_key, rsa.RSAPublicKey)
+            or app_key.public_numbers() != self._private_key.public_key().public_numbers()
+        ):
+            raise ConfigurationError("app_cert: does not certify the key of app_private_key")
+        root_sn = alipay_root_cert_sn(roots)
+        if not root_sn:
+            raise ConfigurationError("alipay_root_cert: holds no RSA-signed certificate")
+        self._verify_key = load_public_key(alipay_cert)
+        self._app_cert_sn = alipay_cert_sn(app_cert)
+        self._alipay_cert_sn = alipay_cert_sn(alipay_cert)
+        self._alipay_root_cert_sn = root_sn
+
+    # -- derived, read-only --------------------------------------------------
+
+    @property
+    def cert_mode(self) -> bool:
+        """True in certificate mode, False in public-key mode."""
+        return self._app_cert_sn is not None
+
+    @property
+    def app_cert_sn(self) -> str | None:
+        """``app_cert_sn`` sent with every request (certificate mode)."""
+        return self._app_cert_sn
+
+    @property
+    def alipay_root_cert_sn(self) -> str | None:
+        """``alipay_root_cert_sn`` sent with every request (certificate mode)."""
+        return self._alipay_root_cert_sn
+
+    @property
+    def alipay_cert_sn(self) -> str | None:
+        """The serial responses must name in ``alipay_cert_sn`` (certificate mode)."""
+        return self._alipay_cert_sn
+
+    @property
+    def hash_name(self) -> HashName:
+        """The digest of the configured ``sign_type``: SHA256 (RSA2) or SHA1 (RSA)."""
+        return _HASHES[self.sign_type]
+
+
+def _loaded(loader: Callable[[bytes], T], value: Secret, name: str) -> T:
+    """Run a key loader, naming the setting (never the value) if it fails."""
+    try:
+        return loader(value.get())
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{name}: {exc.message}") from None
+    except UnicodeError:
+        raise ConfigurationError(f"{name}: not ASCII text") from None
