@@ -63,7 +63,7 @@ def say(text: str) -> None:
 class _QuietHandler(WSGIRequestHandler):
     """The demo prints its own story; the servers' access lines would drown it."""
 
-    def log(self, type: str, message: str, *args: object) -> None:  # noqa: A002
+    def log(self, type: str, message: str, *args: object) -> None:
         if type == "error":
             super().log(type, message, *args)
 
