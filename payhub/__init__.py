@@ -7,7 +7,7 @@
 """
 
 from payhub.channels import Channel, Flow
-from payhub.client import AsyncPayHub, BaseHub, NotificationOutcome, PayHub
+from payhub.client import AsyncPayHub, BaseHub, NotificationOutcome, PayHub, SyncReport
 from payhub.config import Secret, resolve_secret
 from payhub.errors import (
     AmountError,
@@ -21,19 +21,24 @@ from payhub.errors import (
     NoEligibleChannel,
     NotificationRejected,
     PayhubError,
+    PaymentStateError,
     ProtocolError,
     SignatureError,
     SplitError,
+    StoreError,
     UnknownChannelError,
 )
+from payhub.events import Event, EventType
 from payhub.hookspecs import hookimpl
 from payhub.models import (
     Ack,
+    AttemptOutcome,
     BillRecord,
     BillRecordKind,
     BuyerHints,
     Notification,
     NotificationKind,
+    PaymentAttempt,
     PaymentQueryResult,
     PaymentRequest,
     PaymentResult,
@@ -47,6 +52,7 @@ from payhub.models import (
     ReturnInfo,
 )
 from payhub.money import Money
+from payhub.store import PaymentRecord, PaymentState, Store
 
 __version__ = "0.1.0"
 
@@ -54,6 +60,7 @@ __all__ = [
     "Ack",
     "AmountError",
     "AsyncPayHub",
+    "AttemptOutcome",
     "BaseHub",
     "BillRecord",
     "BillRecordKind",
@@ -64,6 +71,8 @@ __all__ = [
     "ConfigurationError",
     "CurrencyMismatchError",
     "ErrorCode",
+    "Event",
+    "EventType",
     "Flow",
     "InvalidRequestError",
     "Money",
@@ -76,9 +85,13 @@ __all__ = [
     "PayHub",
     "PayMethod",
     "PayhubError",
+    "PaymentAttempt",
     "PaymentQueryResult",
+    "PaymentRecord",
     "PaymentRequest",
     "PaymentResult",
+    "PaymentState",
+    "PaymentStateError",
     "PaymentStatus",
     "ProtocolError",
     "RefundQueryRequest",
@@ -90,6 +103,9 @@ __all__ = [
     "Secret",
     "SignatureError",
     "SplitError",
+    "Store",
+    "StoreError",
+    "SyncReport",
     "UnknownChannelError",
     "__version__",
     "hookimpl",

@@ -10,16 +10,21 @@ in how they drive a channel's flow (``httpx.Client`` or ``httpx.AsyncClient``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import importlib
+import inspect
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 import pluggy
+import pydantic
 
 from payhub.channels._base import (
     Channel,
@@ -30,28 +35,49 @@ from payhub.channels._base import (
     run_flow_sync,
 )
 from payhub.errors import (
+    ChannelError,
     ChannelTimeout,
     ConfigurationError,
+    ErrorCode,
+    InvalidRequestError,
     NetworkError,
     NoEligibleChannel,
     PayhubError,
+    ProtocolError,
     UnknownChannelError,
 )
+from payhub.events import Event, Subscribers
 from payhub.models import (
     Ack,
+    AttemptOutcome,
     BillRecord,
     Notification,
+    PaymentAttempt,
     PaymentQueryResult,
     PaymentRequest,
     PaymentResult,
     RefundQueryRequest,
     RefundRequest,
     RefundResult,
+    RefundStatus,
     ReturnInfo,
 )
 from payhub.plugins import channel_types, get_plugin_manager
+from payhub.store import (
+    DEFAULT_EVENT_LEASE,
+    ApplyResult,
+    PaymentRecord,
+    PaymentState,
+    RefundRecord,
+    RefundState,
+    Store,
+    TransitionCause,
+)
 
-__all__ = ["AsyncPayHub", "BaseHub", "NotificationOutcome", "PayHub"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+__all__ = ["AsyncPayHub", "BaseHub", "NotificationOutcome", "PayHub", "SyncReport"]
 
 T = TypeVar("T")
 logger = logging.getLogger("payhub.client")
@@ -64,16 +90,26 @@ class NotificationOutcome:
     """What handling one notification came to.
 
     ``ack`` is what to answer the channel, always set. ``notification`` is the
-    verified notification, or None if it was rejected, with ``error`` saying why.
+    verified notification, or None if it did not verify; ``error`` says why it
+    was not accepted (bad signature, not our payment, store unavailable).
+    With a store, ``applied`` tells what the transaction did (applied,
+    duplicate, review, deferred).
     """
 
     ack: Ack
     notification: Notification | None = None
     error: PayhubError | None = None
+    applied: ApplyResult | None = None
 
     @property
     def accepted(self) -> bool:
         return self.error is None
+
+
+def _prerequisite_failed(channel: Channel, exc: PayhubError) -> NotificationOutcome:
+    """The outcome when a notification's prerequisite flow failed: a failure ack."""
+    logger.warning("%s: notification prerequisite failed: %s", channel.name, exc.message)
+    return NotificationOutcome(ack=channel.ack(False, exc.code.name), error=exc)
 
 
 @contextlib.contextmanager
@@ -81,12 +117,111 @@ def map_network_errors(channel: str) -> Iterator[None]:
     """Translate httpx's transport errors into payhub's, at the boundary."""
     try:
         yield
+    except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # The request never left: no trade can exist at the channel.
+        raise NetworkError(f"{channel}: could not connect ({type(exc).__name__})") from exc
     except httpx.TimeoutException as exc:
         raise ChannelTimeout(
             f"{channel}: no answer in time ({type(exc).__name__}); the trade may exist"
         ) from exc
     except httpx.TransportError as exc:
         raise NetworkError(f"{channel}: request failed ({type(exc).__name__})") from exc
+
+
+def _unsupported(request: PaymentRequest) -> str:
+    return f"does not support {request.method.value} in {request.amount.currency}"
+
+
+def _parse(channel: Channel, headers: HeadersInput, body: bytes) -> Notification:
+    """Run a channel's parser; a model it fails to build is the channel's bad data."""
+    try:
+        return channel.parse_notification(as_headers(headers), bytes(body))
+    except pydantic.ValidationError as exc:
+        raise ProtocolError(
+            f"{channel.name}: notification fields are unusable ({exc.error_count()} errors)",
+            retryable=False,
+        ) from None
+
+
+@dataclass
+class SyncReport:
+    """What :meth:`PayHub.sync_pending` found."""
+
+    #: pending payments whose channels were queried
+    checked: int = 0
+    #: out_trade_no -> the state a channel's answer moved it to
+    changed: dict[str, PaymentState] = field(default_factory=dict)
+    #: out_trade_no -> why a query or the store failed (it stays pending)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _attempt_outcome(exc: PayhubError) -> tuple[AttemptOutcome, bool]:
+    """How a failed pay attempt is recorded: (outcome, may the trade exist there?)."""
+    if isinstance(exc, ChannelTimeout):
+        return AttemptOutcome.TIMEOUT, True
+    if not exc.retryable:
+        return AttemptOutcome.BUSINESS_ERROR, False
+    never_sent = isinstance(exc, NetworkError) and isinstance(
+        exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+    )
+    return AttemptOutcome.RETRYABLE_FAILURE, not never_sent
+
+
+def _paid_first(
+    answers: list[tuple[str, PaymentQueryResult]],
+) -> list[tuple[str, PaymentQueryResult]]:
+    """Apply "paid" answers before "closed" ones: a trade closed at one channel
+    must not close a payment that another channel took."""
+    return sorted(answers, key=lambda a: a[1].status.value != "paid")
+
+
+def _refund_result(refund: RefundRecord) -> RefundResult:
+    """A stored refund as a result (an idempotent repeat of ``hub.refund``)."""
+    status = {
+        RefundState.PENDING: RefundStatus.PENDING,
+        RefundState.SUCCEEDED: RefundStatus.SUCCEEDED,
+        RefundState.FAILED: RefundStatus.FAILED,
+    }[refund.status]
+    return RefundResult(
+        channel=refund.channel,
+        out_trade_no=refund.out_trade_no,
+        out_refund_no=refund.out_refund_no,
+        status=status,
+        amount=refund.amount,
+        channel_refund_id=refund.channel_refund_id,
+    )
+
+
+def _import_handler(ref: object) -> Callable[[Event], Any]:
+    """``"package.module:function"`` from a configuration file."""
+    if callable(ref):
+        return ref
+    if not isinstance(ref, str) or ":" not in ref:
+        raise ConfigurationError(f"events: handler {ref!r} is not 'module:attribute'")
+    module_name, _, attr = ref.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"events: cannot import handler {ref!r}: {exc}") from None
+    if not callable(target):
+        raise ConfigurationError(f"events: handler {ref!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _handler_refs(config: object) -> list[tuple[str, object]]:
+    """``{"handlers": {"payment.succeeded": "shop.tasks:deliver" | [...]}}``."""
+    if config is None:
+        return []
+    handlers = config.get("handlers", {}) if isinstance(config, Mapping) else None
+    if not isinstance(handlers, Mapping):
+        raise ConfigurationError("events: expected {'handlers': {event_type: 'module:function'}}")
+    found: list[tuple[str, object]] = []
+    for event_type, refs in handlers.items():
+        for ref in refs if isinstance(refs, list) else [refs]:
+            found.append((str(event_type), ref))
+    return found
 
 
 def build_channels(
@@ -107,14 +242,18 @@ def build_channels(
 
 
 class BaseHub:
-    """Everything of the hub that does no I/O."""
+    """Everything of the hub that does no I/O (the store's blocking calls aside,
+    which the async hub runs in a worker thread)."""
 
-    def __init__(self, *, channels: Sequence[Channel]) -> None:
+    def __init__(self, *, channels: Sequence[Channel], store: Store | None = None) -> None:
         self._channels: dict[str, Channel] = {}
         for channel in channels:
             if channel.name in self._channels:
                 raise ConfigurationError(f"two channel accounts named {channel.name!r}")
             self._channels[channel.name] = channel
+        self._store = store
+        self._owns_store = False
+        self._subscribers = Subscribers()
 
     @classmethod
     def from_config(
@@ -124,11 +263,29 @@ class BaseHub:
         plugin_manager: pluggy.PluginManager | None = None,
         **kwargs: Any,
     ) -> Self:
-        """Build a hub from ``{"channels": {name: {"type": kind, ...}}}``."""
+        """Build a hub from ``{"channels": {name: {"type": kind, ...}}}``.
+
+        Optional sections: ``"store": {"url": ...}`` (the hub then owns and
+        closes the store) and ``"events": {"handlers": {type: "module:function"}}``.
+        """
         channels = config.get("channels")
         if not isinstance(channels, Mapping) or not channels:
             raise ConfigurationError("configuration needs a non-empty 'channels' mapping")
-        return cls(channels=build_channels(channels, plugin_manager), **kwargs)
+        built = build_channels(channels, plugin_manager)
+        handlers = [(t, _import_handler(ref)) for t, ref in _handler_refs(config.get("events"))]
+        owns_store = config.get("store") is not None and "store" not in kwargs
+        if owns_store:
+            kwargs["store"] = Store.from_config(config["store"])
+        try:
+            hub = cls(channels=built, **kwargs)
+        except BaseException:
+            if owns_store:
+                kwargs["store"].close()
+            raise
+        hub._owns_store = owns_store
+        for event_type, handler in handlers:
+            hub.subscribe(event_type, handler)
+        return hub
 
     @property
     def channels(self) -> Mapping[str, Channel]:
@@ -143,15 +300,176 @@ class BaseHub:
     def select_channel(self, request: PaymentRequest) -> Channel:
         """The channel account a payment goes to: pinned, else the first that can take it."""
         if request.channel is not None:
-            return self.channel(request.channel)
+            pinned = self.channel(request.channel)
+            if not pinned.supports(request.method, request.amount.currency):
+                raise NoEligibleChannel(
+                    f"pinned channel {pinned.name!r} cannot take this payment",
+                    reasons={pinned.name: _unsupported(request)},
+                )
+            return pinned
         reasons: dict[str, str] = {}
         for channel in self._channels.values():
             if channel.supports(request.method, request.amount.currency):
                 return channel
-            reasons[channel.name] = (
-                f"does not support {request.method.value} in {request.amount.currency}"
-            )
+            reasons[channel.name] = _unsupported(request)
         raise NoEligibleChannel("no configured channel can take this payment", reasons=reasons)
+
+    def candidates(self, request: PaymentRequest) -> list[Channel]:
+        """The channel accounts to try for a payment, in order (the next on a
+        retryable failure)."""
+        return [self.select_channel(request)]
+
+    # -- store and events -------------------------------------------------------
+
+    @property
+    def store(self) -> Store | None:
+        return self._store
+
+    def _require_store(self) -> Store:
+        if self._store is None:
+            raise ConfigurationError("this needs a store: PayHub(..., store=Store(url))")
+        return self._store
+
+    def subscribe(self, event_type: str, handler: Callable[[Event], Any]) -> None:
+        """Call ``handler(event)`` for each event of ``event_type`` (``"*"``: all).
+
+        Subscribe before handling notifications: events are dispatched right
+        after their transaction commits, and by :meth:`PayHub.dispatch_events`
+        for any not yet dispatched. A handler that raises leaves the event to be
+        retried (every handler of it runs again then); make handlers
+        idempotent on ``event.id``. A hub with no subscriber dispatches nothing.
+        """
+        self._subscribers.add(event_type, handler)
+
+    def unsubscribe(self, event_type: str, handler: Callable[[Event], Any]) -> None:
+        self._subscribers.remove(event_type, handler)
+
+    def _checkpoint(self, name: str, conn: Connection | None = None) -> None:
+        """Called at each step boundary of a notification (tests inject crashes):
+        after_verify, after_inbox_insert, after_transition (in the transaction),
+        before_event_dispatch, before_ack."""
+
+    def _attempt(
+        self,
+        request: PaymentRequest,
+        channel: Channel,
+        outcome: AttemptOutcome,
+        attempts: list[PaymentAttempt],
+        *,
+        error: PayhubError | None = None,
+        may_exist: bool = False,
+        channel_trade_id: str | None = None,
+    ) -> None:
+        """Record one pay attempt (blocking when there is a store)."""
+        if self._store is not None:
+            attempt = self._store.record_attempt(
+                request.out_trade_no,
+                channel.name,
+                outcome,
+                error=error,
+                may_exist=may_exist,
+                channel_trade_id=channel_trade_id,
+            )
+        else:
+            attempt = PaymentAttempt(
+                channel=channel.name,
+                seq=len(attempts) + 1,
+                outcome=outcome,
+                code=None if error is None else error.code.name,
+                channel_code=getattr(error, "channel_code", None),
+                may_exist=may_exist,
+            )
+        attempts.append(attempt)
+
+    def _pay_failed(
+        self,
+        request: PaymentRequest,
+        channel: Channel,
+        exc: PayhubError,
+        attempts: list[PaymentAttempt],
+        *,
+        last: bool,
+    ) -> None:
+        """Record a failed attempt; raise unless the next candidate should be tried."""
+        outcome, may_exist = _attempt_outcome(exc)
+        self._attempt(request, channel, outcome, attempts, error=exc, may_exist=may_exist)
+        logger.info("%s: pay %s: %s", channel.name, outcome.value, exc.message)
+        if last or outcome is AttemptOutcome.BUSINESS_ERROR:
+            raise exc
+
+    def _pay_succeeded(
+        self,
+        request: PaymentRequest,
+        channel: Channel,
+        result: PaymentResult,
+        attempts: list[PaymentAttempt],
+    ) -> PaymentResult:
+        self._attempt(
+            request,
+            channel,
+            AttemptOutcome.SUCCEEDED,
+            attempts,
+            channel_trade_id=result.channel_trade_id,
+        )
+        return result.model_copy(update={"attempts": tuple(attempts)})
+
+    def _store_notification(
+        self, target: Channel, notification: Notification
+    ) -> NotificationOutcome:
+        """Apply a verified notification in one transaction (blocking)."""
+        store = self._require_store()
+        self._checkpoint("after_verify")
+        try:
+            applied = store.apply_notification(notification, checkpoint=self._checkpoint)
+        except PayhubError as exc:
+            logger.warning("%s: notification not applied: %s", target.name, exc.message)
+            return NotificationOutcome(
+                ack=target.ack(False, exc.code.name), notification=notification, error=exc
+            )
+        if applied.reason:
+            logger.info(
+                "%s: notification %s: %s", target.name, applied.outcome.value, applied.reason
+            )
+        return NotificationOutcome(ack=target.ack(True), notification=notification, applied=applied)
+
+    def _reserve_refund(
+        self, channel: str | None, request: RefundRequest
+    ) -> tuple[RefundRecord, RefundRequest] | RefundResult:
+        """Reserve under lock (blocking); a stored final result is returned as is."""
+        store = self._require_store()
+        refund, existed = store.reserve_refund(channel, request)
+        if existed and refund.status is not RefundState.PENDING:
+            return _refund_result(refund)
+        if request.total is None:
+            payment = store.payment(request.out_trade_no)
+            if payment is not None:
+                request = request.model_copy(update={"total": payment.amount})
+        return refund, request
+
+    def _refund_error(self, refund: RefundRecord, exc: PayhubError) -> None:
+        """A refund the channel refused (not a timeout): release the reservation."""
+        if not exc.retryable and self._store is not None:
+            self._store.fail_refund(refund.out_refund_no, exc.code.name)
+
+    def _apply_answers(
+        self, answers: list[tuple[str, PaymentQueryResult]], cause: TransitionCause
+    ) -> list[ApplyResult]:
+        store = self._require_store()
+        return [store.apply_query(name, a, cause=cause) for name, a in _paid_first(answers)]
+
+    def _deliver(self, event: Event) -> str | None:
+        """Run the handlers of one event; the first failure, or None."""
+        for handler in self._subscribers.for_type(event.type):
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result):
+                    if inspect.iscoroutine(result):
+                        result.close()
+                    raise TypeError("an async handler needs AsyncPayHub")
+            except Exception as exc:
+                logger.exception("event %s (%s): handler failed", event.id, event.type)
+                return f"{type(exc).__name__}: {exc}"
+        return None
 
     # -- notifications: pure, the same for sync and async ---------------------
 
@@ -159,7 +477,7 @@ class BaseHub:
         self, channel: str, headers: HeadersInput, body: bytes
     ) -> Notification:
         """Verify and parse a notification; raise a typed :class:`PayhubError` if bad."""
-        return self.channel(channel).parse_notification(as_headers(headers), bytes(body))
+        return _parse(self.channel(channel), headers, body)
 
     def handle_notification(
         self, channel: str, headers: HeadersInput, body: bytes
@@ -171,7 +489,7 @@ class BaseHub:
         """
         target = self.channel(channel)
         try:
-            notification = target.parse_notification(as_headers(headers), bytes(body))
+            notification = _parse(target, headers, body)
         except PayhubError as exc:
             logger.warning("%s: notification rejected: %s", channel, exc.message)
             return NotificationOutcome(ack=target.ack(False, exc.code.name), error=exc)
@@ -196,8 +514,9 @@ class PayHub(BaseHub):
         channels: Sequence[Channel],
         http_client: httpx.Client | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        store: Store | None = None,
     ) -> None:
-        super().__init__(channels=channels)
+        super().__init__(channels=channels, store=store)
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
 
@@ -210,17 +529,85 @@ class PayHub(BaseHub):
 
         return run_flow_sync(flow, send)
 
+    def handle_notification(
+        self, channel: str, headers: HeadersInput, body: bytes
+    ) -> NotificationOutcome:
+        """As :meth:`BaseHub.handle_notification`, first running the channel's
+        :meth:`~Channel.notification_prerequisite` flow if it has one (I/O: e.g.
+        fetching new platform certificates). Its failure is a failure ack."""
+        target = self.channel(channel)
+        normalized = as_headers(headers)
+        prerequisite = target.notification_prerequisite(normalized)
+        if prerequisite is not None:
+            try:
+                self._run(target, prerequisite)
+            except PayhubError as exc:
+                return _prerequisite_failed(target, exc)
+        outcome = super().handle_notification(channel, normalized, body)
+        if self._store is None or outcome.notification is None:
+            return outcome
+        # With a store: one transaction (inbox, lock, checks, transition, outbox),
+        # then the events, then the ack.
+        notification = outcome.notification
+        outcome = self._store_notification(target, notification)
+        if outcome.accepted:
+            self._checkpoint("before_event_dispatch")
+            self._dispatch_quietly(notification)
+        self._checkpoint("before_ack")
+        return outcome
+
     def pay(self, request: PaymentRequest) -> PaymentResult:
-        channel = self.select_channel(request)
-        return self._run(channel, channel.pay(request))
+        """Take a payment: the first candidate channel, the next on a retryable failure.
+
+        With a store the payment and every attempt are stored first; paying an
+        out_trade_no that is already paid raises :class:`PaymentStateError`.
+        """
+        candidates = self.candidates(request)
+        if self._store is not None:
+            self._store.begin_payment(request)
+        attempts: list[PaymentAttempt] = []
+        for index, channel in enumerate(candidates):
+            try:
+                result = self._run(channel, channel.pay(request))
+            except PayhubError as exc:
+                self._pay_failed(
+                    request, channel, exc, attempts, last=index == len(candidates) - 1
+                )
+                continue
+            return self._pay_succeeded(request, channel, result, attempts)
+        raise NoEligibleChannel("no configured channel can take this payment")
 
     def query(self, channel: str, out_trade_no: str) -> PaymentQueryResult:
         target = self.channel(channel)
         return self._run(target, target.query(out_trade_no))
 
-    def refund(self, channel: str, request: RefundRequest) -> RefundResult:
-        target = self.channel(channel)
-        return self._run(target, target.refund(request))
+    def refund(self, channel: str | None, request: RefundRequest) -> RefundResult:
+        """Refund (part of) a payment.
+
+        With a store, idempotent on ``out_refund_no`` (the same number and amount
+        gives the stored result; another amount raises InvalidRequestError), and
+        the amount is reserved under the payment's lock before the channel is
+        asked, so refunds never exceed what was paid, also when two race.
+        ``channel`` may then be None: the channel that took the payment.
+        """
+        if self._store is None:
+            if channel is None:
+                raise InvalidRequestError("without a store, name the channel to refund through")
+            target = self.channel(channel)
+            return self._run(target, target.refund(request))
+        reserved = self._reserve_refund(channel, request)
+        if isinstance(reserved, RefundResult):
+            return reserved
+        refund, request = reserved
+        target = self.channel(refund.channel)
+        try:
+            result = self._run(target, target.refund(request))
+        except PayhubError as exc:
+            self._refund_error(refund, exc)
+            raise
+        self._store.apply_refund_result(refund, result)
+        self._dispatch_quietly(refund)
+        return result
 
     def refund_query(self, channel: str, request: RefundQueryRequest) -> RefundResult:
         target = self.channel(channel)
@@ -229,15 +616,129 @@ class PayHub(BaseHub):
     def close_trade(self, channel: str, out_trade_no: str) -> None:
         target = self.channel(channel)
         self._run(target, target.close(out_trade_no))
+        if self._store is not None and self._store.payment(out_trade_no) is not None:
+            self._store.close_payment(channel, out_trade_no)
+            self._dispatch_quietly(out_trade_no)
+
+    # -- recovery and events (need a store) -------------------------------------
+
+    def sync_payment(self, out_trade_no: str) -> PaymentRecord | None:
+        """Query the channels where the payment may exist and apply their answers
+        through the same transition path as notifications (cause "sync")."""
+        record, _ = self._sync_one(out_trade_no, TransitionCause.SYNC)
+        return record
+
+    def _sync_one(
+        self, out_trade_no: str, cause: TransitionCause
+    ) -> tuple[PaymentRecord | None, list[str]]:
+        store = self._require_store()
+        answers: list[tuple[str, PaymentQueryResult]] = []
+        errors: list[str] = []
+        for name in store.sync_channels(out_trade_no):
+            if name not in self._channels:
+                errors.append(f"{name}: not configured")
+                continue
+            try:
+                answers.append((name, self.query(name, out_trade_no)))
+            except ChannelError as exc:
+                if exc.code is not ErrorCode.TRADE_NOT_FOUND:
+                    errors.append(f"{name}: {exc.message}")
+            except PayhubError as exc:
+                errors.append(f"{name}: {exc.message}")
+        self._apply_answers(answers, cause)
+        self._dispatch_quietly(out_trade_no)
+        return store.payment(out_trade_no), errors
+
+    def sync_pending(
+        self,
+        older_than: timedelta = timedelta(minutes=5),
+        *,
+        limit: int | None = None,
+        progress: Callable[[PaymentRecord], None] | None = None,
+    ) -> SyncReport:
+        """Recover lost notifications (防掉单): query every payment still pending
+        after ``older_than`` and apply the answers (cause "sync")."""
+        store = self._require_store()
+        report = SyncReport()
+        for payment in store.pending_payments(older_than, limit=limit):
+            report.checked += 1
+            try:
+                record, errors = self._sync_one(payment.out_trade_no, TransitionCause.SYNC)
+            except PayhubError as exc:
+                record, errors = None, [exc.message]
+            if record is not None and record.status is not PaymentState.PENDING:
+                report.changed[payment.out_trade_no] = record.status
+            if errors:
+                report.errors[payment.out_trade_no] = "; ".join(errors)
+            if progress is not None:
+                progress(payment)
+        return report
+
+    def check_return(self, channel: str, params: Mapping[str, str]) -> PaymentRecord | None:
+        """Verify a browser return, then *query* the channel and apply its answer
+        (cause "return"). The return parameters alone are never proof of payment."""
+        info = self.verify_return(channel, params)
+        self._require_store()
+        answer = self.query(channel, info.out_trade_no)
+        self._apply_answers([(channel, answer)], TransitionCause.RETURN)
+        self._dispatch_quietly(info.out_trade_no)
+        return self._require_store().payment(info.out_trade_no)
+
+    def dispatch_events(
+        self,
+        *,
+        out_trade_no: str | None = None,
+        limit: int | None = None,
+        lease: timedelta = DEFAULT_EVENT_LEASE,
+    ) -> int:
+        """Deliver undispatched outbox events to the subscribers; the number delivered.
+
+        Each event is claimed for ``lease`` first, so two dispatchers (processes)
+        rarely deliver the same one; a handler failure releases it for a retry.
+        """
+        store = self._require_store()
+        if not self._subscribers:
+            return 0
+        delivered = tried = 0
+        after: Event | None = None
+        while limit is None or tried < limit:
+            batch = store.events(out_trade_no=out_trade_no, pending=True, limit=100, after=after)
+            if not batch:
+                break
+            for event in batch:
+                after = event
+                if limit is not None and tried >= limit:
+                    break
+                tried += 1
+                claimed = store.claim_event(event.id, lease)
+                if claimed is None:
+                    continue
+                error = self._deliver(claimed)
+                if error is None:
+                    store.mark_dispatched(event.id)
+                    delivered += 1
+                else:
+                    store.release_event(event.id, error)
+        return delivered
+
+    def _dispatch_quietly(self, about: Notification | RefundRecord | str) -> None:
+        """After a commit: deliver that payment's pending events; never raises."""
+        out_trade_no = about if isinstance(about, str) else about.out_trade_no
+        try:
+            self.dispatch_events(out_trade_no=out_trade_no)
+        except PayhubError as exc:
+            logger.warning("events of %s not dispatched now: %s", out_trade_no, exc.message)
 
     def download_bill(self, channel: str, bill_date: date) -> list[BillRecord]:
         target = self.channel(channel)
         return self._run(target, target.download_bill(bill_date))
 
     def close(self) -> None:
-        """Release the HTTP client if the hub created it."""
+        """Release the HTTP client and the store if the hub created them."""
         if self._owns_http:
             self._http.close()
+        if self._owns_store and self._store is not None:
+            self._store.close()
 
     def __enter__(self) -> Self:
         return self
@@ -252,7 +753,13 @@ class PayHub(BaseHub):
 
 
 class AsyncPayHub(BaseHub):
-    """The asynchronous hub; the same channel flows, driven by ``httpx.AsyncClient``."""
+    """The asynchronous hub; the same channel flows, driven by ``httpx.AsyncClient``.
+
+    The store's database work is blocking (SQLAlchemy Core with sync drivers);
+    the async hub runs each store transaction in a worker thread with
+    :func:`asyncio.to_thread`, so the event loop never waits on the database.
+    Event handlers may be plain functions or coroutine functions.
+    """
 
     def __init__(
         self,
@@ -260,8 +767,9 @@ class AsyncPayHub(BaseHub):
         channels: Sequence[Channel],
         http_client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        store: Store | None = None,
     ) -> None:
-        super().__init__(channels=channels)
+        super().__init__(channels=channels, store=store)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
 
@@ -274,17 +782,74 @@ class AsyncPayHub(BaseHub):
 
         return await run_flow_async(flow, send)
 
+    async def handle_notification(  # type: ignore[override]  # async: the prerequisite does I/O
+        self, channel: str, headers: HeadersInput, body: bytes
+    ) -> NotificationOutcome:
+        """As :meth:`BaseHub.handle_notification`, first running the channel's
+        :meth:`~Channel.notification_prerequisite` flow if it has one (I/O: e.g.
+        fetching new platform certificates). Its failure is a failure ack."""
+        target = self.channel(channel)
+        normalized = as_headers(headers)
+        prerequisite = target.notification_prerequisite(normalized)
+        if prerequisite is not None:
+            try:
+                await self._run(target, prerequisite)
+            except PayhubError as exc:
+                return _prerequisite_failed(target, exc)
+        outcome = BaseHub.handle_notification(self, channel, normalized, body)
+        if self._store is None or outcome.notification is None:
+            return outcome
+        notification = outcome.notification
+        outcome = await asyncio.to_thread(self._store_notification, target, notification)
+        if outcome.accepted:
+            self._checkpoint("before_event_dispatch")
+            await self._dispatch_quietly(notification)
+        self._checkpoint("before_ack")
+        return outcome
+
     async def pay(self, request: PaymentRequest) -> PaymentResult:
-        channel = self.select_channel(request)
-        return await self._run(channel, channel.pay(request))
+        """As :meth:`PayHub.pay`."""
+        candidates = self.candidates(request)
+        if self._store is not None:
+            await asyncio.to_thread(self._store.begin_payment, request)
+        attempts: list[PaymentAttempt] = []
+        for index, channel in enumerate(candidates):
+            try:
+                result = await self._run(channel, channel.pay(request))
+            except PayhubError as exc:
+                last = index == len(candidates) - 1
+                await asyncio.to_thread(
+                    functools.partial(self._pay_failed, request, channel, exc, attempts, last=last)
+                )
+                continue
+            return await asyncio.to_thread(self._pay_succeeded, request, channel, result, attempts)
+        raise NoEligibleChannel("no configured channel can take this payment")
 
     async def query(self, channel: str, out_trade_no: str) -> PaymentQueryResult:
         target = self.channel(channel)
         return await self._run(target, target.query(out_trade_no))
 
-    async def refund(self, channel: str, request: RefundRequest) -> RefundResult:
-        target = self.channel(channel)
-        return await self._run(target, target.refund(request))
+    async def refund(self, channel: str | None, request: RefundRequest) -> RefundResult:
+        """As :meth:`PayHub.refund`."""
+        if self._store is None:
+            if channel is None:
+                raise InvalidRequestError("without a store, name the channel to refund through")
+            target = self.channel(channel)
+            return await self._run(target, target.refund(request))
+        store = self._store
+        reserved = await asyncio.to_thread(self._reserve_refund, channel, request)
+        if isinstance(reserved, RefundResult):
+            return reserved
+        refund, request = reserved
+        target = self.channel(refund.channel)
+        try:
+            result = await self._run(target, target.refund(request))
+        except PayhubError as exc:
+            await asyncio.to_thread(self._refund_error, refund, exc)
+            raise
+        await asyncio.to_thread(store.apply_refund_result, refund, result)
+        await self._dispatch_quietly(refund)
+        return result
 
     async def refund_query(self, channel: str, request: RefundQueryRequest) -> RefundResult:
         target = self.channel(channel)
@@ -293,6 +858,129 @@ class AsyncPayHub(BaseHub):
     async def close_trade(self, channel: str, out_trade_no: str) -> None:
         target = self.channel(channel)
         await self._run(target, target.close(out_trade_no))
+        store = self._store
+        if store is not None and await asyncio.to_thread(store.payment, out_trade_no) is not None:
+            await asyncio.to_thread(store.close_payment, channel, out_trade_no)
+            await self._dispatch_quietly(out_trade_no)
+
+    # -- recovery and events (need a store) -------------------------------------
+
+    async def sync_payment(self, out_trade_no: str) -> PaymentRecord | None:
+        """As :meth:`PayHub.sync_payment`."""
+        record, _ = await self._sync_one(out_trade_no, TransitionCause.SYNC)
+        return record
+
+    async def _sync_one(
+        self, out_trade_no: str, cause: TransitionCause
+    ) -> tuple[PaymentRecord | None, list[str]]:
+        store = self._require_store()
+        answers: list[tuple[str, PaymentQueryResult]] = []
+        errors: list[str] = []
+        for name in await asyncio.to_thread(store.sync_channels, out_trade_no):
+            if name not in self._channels:
+                errors.append(f"{name}: not configured")
+                continue
+            try:
+                answers.append((name, await self.query(name, out_trade_no)))
+            except ChannelError as exc:
+                if exc.code is not ErrorCode.TRADE_NOT_FOUND:
+                    errors.append(f"{name}: {exc.message}")
+            except PayhubError as exc:
+                errors.append(f"{name}: {exc.message}")
+        await asyncio.to_thread(self._apply_answers, answers, cause)
+        await self._dispatch_quietly(out_trade_no)
+        return await asyncio.to_thread(store.payment, out_trade_no), errors
+
+    async def sync_pending(
+        self,
+        older_than: timedelta = timedelta(minutes=5),
+        *,
+        limit: int | None = None,
+        progress: Callable[[PaymentRecord], None] | None = None,
+    ) -> SyncReport:
+        """As :meth:`PayHub.sync_pending`."""
+        store = self._require_store()
+        report = SyncReport()
+        pending = await asyncio.to_thread(store.pending_payments, older_than, limit=limit)
+        for payment in pending:
+            report.checked += 1
+            try:
+                record, errors = await self._sync_one(payment.out_trade_no, TransitionCause.SYNC)
+            except PayhubError as exc:
+                record, errors = None, [exc.message]
+            if record is not None and record.status is not PaymentState.PENDING:
+                report.changed[payment.out_trade_no] = record.status
+            if errors:
+                report.errors[payment.out_trade_no] = "; ".join(errors)
+            if progress is not None:
+                progress(payment)
+        return report
+
+    async def check_return(
+        self, channel: str, params: Mapping[str, str]
+    ) -> PaymentRecord | None:
+        """As :meth:`PayHub.check_return`."""
+        info = self.verify_return(channel, params)
+        store = self._require_store()
+        answer = await self.query(channel, info.out_trade_no)
+        await asyncio.to_thread(self._apply_answers, [(channel, answer)], TransitionCause.RETURN)
+        await self._dispatch_quietly(info.out_trade_no)
+        return await asyncio.to_thread(store.payment, info.out_trade_no)
+
+    async def dispatch_events(
+        self,
+        *,
+        out_trade_no: str | None = None,
+        limit: int | None = None,
+        lease: timedelta = DEFAULT_EVENT_LEASE,
+    ) -> int:
+        """As :meth:`PayHub.dispatch_events`; async handlers are awaited."""
+        store = self._require_store()
+        if not self._subscribers:
+            return 0
+        delivered = tried = 0
+        after: Event | None = None
+        while limit is None or tried < limit:
+            batch = await asyncio.to_thread(
+                functools.partial(
+                    store.events, out_trade_no=out_trade_no, pending=True, limit=100, after=after
+                )
+            )
+            if not batch:
+                break
+            for event in batch:
+                after = event
+                if limit is not None and tried >= limit:
+                    break
+                tried += 1
+                claimed = await asyncio.to_thread(store.claim_event, event.id, lease)
+                if claimed is None:
+                    continue
+                error = await self._deliver_async(claimed)
+                if error is None:
+                    await asyncio.to_thread(store.mark_dispatched, event.id)
+                    delivered += 1
+                else:
+                    await asyncio.to_thread(store.release_event, event.id, error)
+        return delivered
+
+    async def _deliver_async(self, event: Event) -> str | None:
+        for handler in self._subscribers.for_type(event.type):
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                logger.exception("event %s (%s): handler failed", event.id, event.type)
+                return f"{type(exc).__name__}: {exc}"
+        return None
+
+    async def _dispatch_quietly(self, about: Notification | RefundRecord | str) -> None:
+        out_trade_no = about if isinstance(about, str) else about.out_trade_no
+        try:
+            await self.dispatch_events(out_trade_no=out_trade_no)
+        except PayhubError as exc:
+            logger.warning("events of %s not dispatched now: %s", out_trade_no, exc.message)
 
     async def download_bill(self, channel: str, bill_date: date) -> list[BillRecord]:
         target = self.channel(channel)
@@ -301,6 +989,8 @@ class AsyncPayHub(BaseHub):
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()
+        if self._owns_store and self._store is not None:
+            self._store.close()
 
     async def __aenter__(self) -> Self:
         return self

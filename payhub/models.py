@@ -20,12 +20,14 @@ from payhub.money import Money
 
 __all__ = [
     "Ack",
+    "AttemptOutcome",
     "BillRecord",
     "BillRecordKind",
     "BuyerHints",
     "Notification",
     "NotificationKind",
     "PayMethod",
+    "PaymentAttempt",
     "PaymentQueryResult",
     "PaymentRequest",
     "PaymentResult",
@@ -118,6 +120,31 @@ class PaymentRequest(BaseModel):
     channel: str | None = None
 
 
+class AttemptOutcome(enum.StrEnum):
+    """How one try of one channel for a payment ended."""
+
+    SUCCEEDED = "succeeded"
+    RETRYABLE_FAILURE = "retryable_failure"  #: the next channel was tried
+    BUSINESS_ERROR = "business_error"  #: raised at once; no other channel was tried
+    TIMEOUT = "timeout"  #: no answer: the trade may exist at that channel
+
+
+class PaymentAttempt(BaseModel):
+    """One try of one channel account for a payment (see ``PaymentResult.attempts``)."""
+
+    model_config = _PARSED
+
+    channel: str
+    seq: int
+    outcome: AttemptOutcome
+    #: payhub's unified error code (``ErrorCode`` name) when it failed
+    code: str | None = None
+    #: the channel's own error code when it answered with one
+    channel_code: str | None = None
+    #: a timeout: the trade may exist there, so a later notification is recognised
+    may_exist: bool = False
+
+
 class PaymentResult(BaseModel):
     """What the caller shows the buyer to complete the payment."""
 
@@ -133,6 +160,8 @@ class PaymentResult(BaseModel):
     app_params: dict[str, str] | None = None
     channel_trade_id: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
+    #: Every channel tried for this payment, in order; the last one took it.
+    attempts: tuple[PaymentAttempt, ...] = ()
 
 
 class PaymentStatus(enum.StrEnum):

@@ -1,0 +1,240 @@
+"""The ``payhub`` command.
+
+::
+
+    payhub db upgrade --url sqlite:///shop.db      create or migrate the store
+    payhub db current --url ...                    the store's schema revision
+    payhub sync --config hub.json --older-than 10m recover lost notifications
+    payhub events dispatch --config hub.json       deliver undispatched events
+    payhub events list --config hub.json --pending list outbox events
+
+A hub configuration file is JSON: ``{"store": {"url": ...}, "channels": {...},
+"events": {"handlers": {"payment.succeeded": "shop.tasks:deliver"}}}``; secrets
+in it may be ``{"$env": NAME}`` or ``{"$file": PATH}`` references.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from payhub.client import PayHub
+from payhub.errors import ConfigurationError, PayhubError
+from payhub.store import Store
+
+__all__ = ["app", "main", "parse_duration"]
+
+app = typer.Typer(
+    name="payhub",
+    help="payhub: the payment store, lost-notification recovery and outbox events.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The payment store's database.", no_args_is_help=True)
+events_app = typer.Typer(help="Outbox events.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(events_app, name="events")
+
+_DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="PAYHUB_CONFIG",
+        help="The hub configuration file (JSON).",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", envvar="PAYHUB_DATABASE_URL", help="The store's database URL."),
+]
+OptionalConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="PAYHUB_CONFIG",
+        help="Take the store URL from this hub configuration file.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``, ``"1h30m"``; a bare number is seconds."""
+    text = text.strip()
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    match = _DURATION_RE.fullmatch(text)
+    if not text or match is None:
+        raise typer.BadParameter(f"{text!r} is not a duration like 90s, 10m, 2h, 1d")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _load_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {path}: {exc}", 2)
+    if not isinstance(config, dict):
+        _fail(f"{path}: the configuration must be a JSON object", 2)
+    return config
+
+
+def _open_hub(path: Path) -> PayHub:
+    """The hub of a configuration file (it owns, and closes, its store)."""
+    config = _load_config(path)
+    if not config.get("store"):
+        _fail(f"{path}: no 'store' section: this command needs the payment store", 2)
+    return PayHub.from_config(config)
+
+
+def _open_store(url: str | None, config: Path | None) -> Store:
+    if url:
+        return Store(url)
+    if config is not None:
+        section = _load_config(config).get("store")
+        if not section:
+            _fail(f"{config}: no 'store' section", 2)
+        return Store.from_config(section)
+    _fail("give --url (or PAYHUB_DATABASE_URL) or --config", 2)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    url: UrlOption = None,
+    config: OptionalConfig = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Create the store's tables, or migrate them to the newest revision."""
+    try:
+        with _open_store(url, config) as store:
+            store.upgrade(revision)
+            current = store.current_revision()
+            typer.echo(f"{store.url}: at revision {current}")
+    except PayhubError as exc:
+        _fail(exc.message)
+
+
+@db_app.command("current")
+def db_current(url: UrlOption = None, config: OptionalConfig = None) -> None:
+    """Show the store's schema revision (none before the first upgrade)."""
+    try:
+        with _open_store(url, config) as store:
+            typer.echo(store.current_revision() or "none")
+    except PayhubError as exc:
+        _fail(exc.message)
+
+
+@app.command("sync")
+def sync(
+    config: ConfigOption,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Only payments pending at least this long.")
+    ] = "10m",
+    limit: Annotated[int | None, typer.Option(help="At most this many payments.")] = None,
+) -> None:
+    """Query the channels for payments still pending and apply their answers (防掉单)."""
+    age = parse_duration(older_than)
+    console = Console(stderr=True)
+    try:
+        with _open_hub(config) as hub:
+            store = hub.store
+            assert store is not None
+            total = len(store.pending_payments(age, limit=limit))
+            columns = (
+                TextColumn("syncing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=console, transient=True) as progress:
+                task = progress.add_task("sync", total=total)
+                report = hub.sync_pending(
+                    age, limit=limit, progress=lambda _: progress.advance(task)
+                )
+    except PayhubError as exc:
+        _fail(exc.message)
+    typer.echo(f"checked {report.checked} pending payment(s), {len(report.changed)} changed")
+    for out_trade_no, state in sorted(report.changed.items()):
+        typer.echo(f"  {out_trade_no}\t{state.value}")
+    for out_trade_no, error in sorted(report.errors.items()):
+        console.print(f"[yellow]{out_trade_no}[/yellow]: {error}", highlight=False)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@events_app.command("dispatch")
+def events_dispatch(
+    config: ConfigOption,
+    limit: Annotated[int | None, typer.Option(help="At most this many events.")] = None,
+) -> None:
+    """Deliver every event not yet dispatched to the configured handlers."""
+    try:
+        with _open_hub(config) as hub:
+            if not hub._subscribers:
+                raise ConfigurationError(
+                    "no event handlers configured: add "
+                    '"events": {"handlers": {"payment.succeeded": "module:function"}}'
+                )
+            delivered = hub.dispatch_events(limit=limit)
+            store = hub.store
+            assert store is not None
+            left = len(store.events(pending=True))
+    except PayhubError as exc:
+        _fail(exc.message)
+    typer.echo(f"dispatched {delivered} event(s); {left} still pending")
+    if left and limit is None:
+        raise typer.Exit(1)
+
+
+@events_app.command("list")
+def events_list(
+    url: UrlOption = None,
+    config: OptionalConfig = None,
+    pending: Annotated[bool, typer.Option("--pending", help="Only undispatched ones.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+) -> None:
+    """List outbox events, oldest first (tab-separated: id, type, out_trade_no,
+    created, delivery attempts)."""
+    try:
+        with _open_store(url, config) as store:
+            found = store.events(pending=True if pending else None, limit=limit)
+    except PayhubError as exc:
+        _fail(exc.message)
+    for event in found:
+        fields = (
+            event.id,
+            event.type,
+            event.out_trade_no or "-",
+            event.created_at.isoformat(timespec="seconds"),
+            str(event.attempts),
+        )
+        typer.echo("\t".join(fields))
+
+
+def main() -> None:
+    """The ``payhub`` console script."""
+    app(prog_name="payhub")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,48 @@
+"""The payment store: exactly-once notifications, refunds, outbox events, audit.
+
+>>> from payhub import PayHub
+>>> from payhub.store import Store
+>>> store = Store("sqlite:///payhub.db")  # doctest: +SKIP
+>>> store.upgrade()  # doctest: +SKIP
+>>> hub = PayHub(channels=[...], store=store)  # doctest: +SKIP
+
+See ``docs/store.md`` for the databases, migrations and guarantees.
+"""
+
+from payhub.store._apply import Checkpoint, Fact, Transition, TransitionHook
+from payhub.store._records import (
+    AnomalyKind,
+    AnomalyRecord,
+    ApplyResult,
+    AttemptRecord,
+    AuditRecord,
+    InboxOutcome,
+    InboxRecord,
+    PaymentRecord,
+    PaymentState,
+    RefundRecord,
+    RefundState,
+    TransitionCause,
+)
+from payhub.store._store import DEFAULT_EVENT_LEASE, Store
+
+__all__ = [
+    "DEFAULT_EVENT_LEASE",
+    "AnomalyKind",
+    "AnomalyRecord",
+    "ApplyResult",
+    "AttemptRecord",
+    "AuditRecord",
+    "Checkpoint",
+    "Fact",
+    "InboxOutcome",
+    "InboxRecord",
+    "PaymentRecord",
+    "PaymentState",
+    "RefundRecord",
+    "RefundState",
+    "Store",
+    "Transition",
+    "TransitionCause",
+    "TransitionHook",
+]

@@ -1,0 +1,718 @@
+"""The one transition path: applying what a channel says about a trade, exactly once.
+
+A notification, a query answer (``sync_pending``, a checked browser return) and
+a refund answer all become a :class:`Fact` and go through :class:`Applier`,
+inside one database transaction the caller opened:
+
+1. (notifications only) insert into the inbox, unique per (channel, event_key);
+   a duplicate changes nothing;
+2. lock the payment row (``SELECT … FOR UPDATE``); an unknown ``out_trade_no``
+   is rejected and the whole transaction rolled back;
+3. check amount and currency, and that the transition is legal;
+4. apply it, write an audit row and an outbox event with a stable id.
+
+Anything that is not a legal credit (a duplicate or late payment, an amount
+mismatch, a refund that cannot be applied) is recorded as an anomaly for refund
+or review and raises an alert event; it is never credited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from payhub.errors import ErrorCode, NotificationRejected
+from payhub.events import EventType, stable_event_id
+from payhub.models import (
+    Notification,
+    NotificationKind,
+    PaymentQueryResult,
+    PaymentStatus,
+    PayMethod,
+)
+from payhub.money import Money
+from payhub.store._engine import Prepared, insert_ignore
+from payhub.store._records import (
+    AnomalyKind,
+    ApplyResult,
+    InboxOutcome,
+    PaymentRecord,
+    PaymentState,
+    RefundState,
+    TransitionCause,
+)
+from payhub.store._schema import (
+    anomalies,
+    attempts,
+    audit,
+    events,
+    notifications,
+    payments,
+    refunds,
+)
+
+__all__ = [
+    "Applier",
+    "Checkpoint",
+    "Fact",
+    "Transition",
+    "TransitionHook",
+    "inbox_key",
+    "payment_record",
+]
+
+#: Called at step boundaries with the open transaction (tests inject crashes here).
+Checkpoint = Callable[[str, Connection | None], None]
+
+_MAX_KEY = 191
+_PAID_STATUSES = frozenset({PaymentStatus.PAID, PaymentStatus.FINISHED, PaymentStatus.REFUNDED})
+_REFUND_KINDS = frozenset({NotificationKind.REFUND, NotificationKind.REFUND_FAILED})
+
+
+# The statements of the hot path (a first delivery), compiled once per dialect.
+_INBOX_COLUMNS = (
+    "channel",
+    "event_key",
+    "kind",
+    "out_trade_no",
+    "received_at",
+    "raw_body",
+    "payload",
+    "outcome",
+)
+_INSERT_INBOX = Prepared.insert(notifications, _INBOX_COLUMNS, ignore=True)
+_INBOX_OUTCOME = Prepared.update(
+    notifications, ("outcome", "processed_at"), ("channel", "event_key")
+)
+_LOCK_PAYMENT = Prepared.select(payments, ("out_trade_no",), lock=True)
+_DEFERRED = Prepared.select(notifications, ("out_trade_no", "outcome"))
+_INSERT_AUDIT = Prepared.insert(
+    audit, ("payment_id", "from_status", "to_status", "cause", "source", "at")
+)
+_INSERT_EVENT = Prepared.insert(
+    events, ("id", "type", "out_trade_no", "payload", "created_at", "attempts"), ignore=True
+)
+_UPDATE_PAYMENT: dict[frozenset[str], Prepared] = {}
+
+
+def _update_payment(keys: frozenset[str]) -> Prepared:
+    prepared = _UPDATE_PAYMENT.get(keys)
+    if prepared is None:
+        prepared = _UPDATE_PAYMENT[keys] = Prepared.update(payments, sorted(keys), ("id",))
+    return prepared
+
+
+def _no_checkpoint(name: str, conn: Connection | None) -> None:
+    return None
+
+
+def inbox_key(event_key: str) -> str:
+    """The inbox column value: the channel's key, hashed if it would not fit."""
+    if len(event_key) <= _MAX_KEY:
+        return event_key
+    return "sha256:" + hashlib.sha256(event_key.encode("utf-8")).hexdigest()
+
+
+def _clip(text: str | None, size: int) -> str | None:
+    return None if text is None else text[:size]
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What a channel says about one trade: from a notification or a query."""
+
+    channel: str
+    kind: NotificationKind
+    out_trade_no: str
+    channel_trade_id: str | None
+    #: the trade's total; None when the answer does not say (never credited then)
+    amount: Money | None
+    cause: TransitionCause
+    #: the inbox key (``notification:<channel>:<event_key>``), the query, the refund
+    source: str
+    refund_amount: Money | None = None
+    out_refund_no: str | None = None
+    occurred_at: datetime | None = None
+    channel_refund_id: str | None = None
+
+    @classmethod
+    def of_notification(cls, notification: Notification) -> Fact:
+        return cls(
+            channel=notification.channel,
+            kind=notification.kind,
+            out_trade_no=notification.out_trade_no,
+            channel_trade_id=notification.channel_trade_id,
+            amount=notification.amount,
+            cause=TransitionCause.NOTIFICATION,
+            source=f"notification:{notification.channel}:{inbox_key(notification.event_key)}",
+            refund_amount=notification.refund_amount,
+            out_refund_no=notification.out_refund_no,
+            occurred_at=notification.occurred_at,
+        )
+
+    @classmethod
+    def of_query(
+        cls, channel: str, result: PaymentQueryResult, cause: TransitionCause
+    ) -> Fact | None:
+        """A query answer as a fact; None if it proves nothing (still pending, failed)."""
+        if result.status in _PAID_STATUSES:
+            kind = NotificationKind.PAYMENT
+        elif result.status is PaymentStatus.CLOSED:
+            kind = NotificationKind.CLOSED
+        else:
+            return None
+        return cls(
+            channel=channel,
+            kind=kind,
+            out_trade_no=result.out_trade_no,
+            channel_trade_id=result.channel_trade_id,
+            amount=result.amount,
+            cause=cause,
+            source=f"{cause.value}:{channel}:{result.channel_trade_id or '-'}",
+            occurred_at=result.paid_at,
+        )
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A state change, handed to transition hooks inside the transaction (ledger)."""
+
+    out_trade_no: str
+    payment_id: int
+    from_state: PaymentState | None
+    to_state: PaymentState
+    cause: TransitionCause
+    source: str
+    amount: Money
+    channel: str | None
+    refund_amount: Money | None
+    at: datetime
+
+
+TransitionHook = Callable[[Connection, Transition], None]
+
+
+@dataclass
+class _Payment:
+    """The locked payment row, kept current as the transaction changes it."""
+
+    row: dict[str, Any]
+
+    @property
+    def id(self) -> int:
+        return int(self.row["id"])
+
+    @property
+    def status(self) -> PaymentState:
+        return PaymentState(self.row["status"])
+
+    @property
+    def amount(self) -> Money:
+        return Money(int(self.row["amount_minor"]), str(self.row["currency"]))
+
+    @property
+    def refunded(self) -> Money:
+        return Money(int(self.row["refunded_minor"]), str(self.row["currency"]))
+
+    @property
+    def channel(self) -> str | None:
+        value = self.row["channel"]
+        return None if value is None else str(value)
+
+    def same_trade(self, fact: Fact) -> bool:
+        """The fact is about the trade this payment was taken with."""
+        if fact.channel != self.channel:
+            return False
+        mine = self.row["channel_trade_id"]
+        return mine is None or fact.channel_trade_id is None or mine == fact.channel_trade_id
+
+
+def payment_record(row: Any) -> PaymentRecord:
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    currency = str(mapping["currency"])
+    # Values straight from our own columns: no validation needed.
+    return PaymentRecord.model_construct(
+        out_trade_no=mapping["out_trade_no"],
+        amount=Money(int(mapping["amount_minor"]), currency),
+        subject=mapping["subject"],
+        method=PayMethod(mapping["method"]),
+        status=PaymentState(mapping["status"]),
+        channel=mapping["channel"],
+        channel_trade_id=mapping["channel_trade_id"],
+        paid_at=mapping["paid_at"],
+        refunded=Money(int(mapping["refunded_minor"]), currency),
+        created_at=mapping["created_at"],
+        updated_at=mapping["updated_at"],
+        version=int(mapping["version"]),
+    )
+
+
+def _money_json(money: Money | None) -> dict[str, Any] | None:
+    return None if money is None else {"minor": money.minor, "currency": money.currency}
+
+
+@dataclass
+class Applier:
+    """Applies facts inside one open transaction ``conn``."""
+
+    conn: Connection
+    now: datetime
+    hooks: Sequence[TransitionHook] = ()
+    checkpoint: Checkpoint = _no_checkpoint
+    event_ids: list[str] = field(default_factory=list)
+
+    # -- entry points -------------------------------------------------------
+
+    def notification(self, notification: Notification) -> ApplyResult:
+        """Inbox, then the fact; a duplicate delivery changes nothing."""
+        key = inbox_key(notification.event_key)
+        inserted = _INSERT_INBOX.execute(
+            self.conn,
+            {
+                "channel": notification.channel,
+                "event_key": key,
+                "kind": notification.kind.value,
+                "out_trade_no": notification.out_trade_no,
+                "received_at": self.now,
+                "raw_body": notification.raw_body,
+                "payload": notification.model_dump(mode="json", exclude={"raw_body"}),
+                "outcome": InboxOutcome.APPLIED.value,  # provisional, set below
+            },
+        )
+        if not inserted:
+            return ApplyResult(
+                outcome=InboxOutcome.DUPLICATE,
+                out_trade_no=notification.out_trade_no,
+                reason="this event was received before",
+            )
+        self.checkpoint("after_inbox_insert", self.conn)
+        result = self.fact(Fact.of_notification(notification))
+        if result.outcome is not InboxOutcome.APPLIED:
+            self._set_inbox_outcome(notification.channel, key, result.outcome)
+        return result
+
+    def fact(self, fact: Fact) -> ApplyResult:
+        payment = self._lock(fact.out_trade_no)
+        if payment is None:
+            raise NotificationRejected(
+                f"{fact.channel}: no stored payment {fact.out_trade_no!r}",
+                code=ErrorCode.UNKNOWN_PAYMENT,
+            )
+        return self._apply(payment, fact)
+
+    # -- dispatch by kind ---------------------------------------------------
+
+    def _apply(self, payment: _Payment, fact: Fact) -> ApplyResult:
+        before = payment.status
+        if fact.kind in (NotificationKind.PAYMENT, NotificationKind.FINISHED):
+            outcome, reason = self._paid(payment, fact)
+        elif fact.kind in _REFUND_KINDS:
+            outcome, reason = self._refund(payment, fact)
+        elif fact.kind is NotificationKind.CLOSED:
+            outcome, reason = self._closed(payment, fact)
+        else:
+            outcome, reason = InboxOutcome.IGNORED, f"{fact.kind.value} is informational"
+        after = payment.status
+        return ApplyResult.model_construct(
+            outcome=outcome,
+            out_trade_no=fact.out_trade_no,
+            transition=(before, after) if after is not before else None,
+            payment=payment_record(payment.row),
+            event_ids=tuple(self.event_ids),
+            reason=reason,
+        )
+
+    def _paid(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
+        state = payment.status
+        if state is PaymentState.PENDING:
+            if fact.amount is None:
+                return InboxOutcome.IGNORED, "the answer gives no amount: not proof of payment"
+            if fact.amount != payment.amount:
+                return self._mismatch(payment, fact, to_review=True)
+            self._transition(
+                payment,
+                PaymentState.PAID,
+                fact,
+                {
+                    "channel": fact.channel,
+                    "channel_trade_id": fact.channel_trade_id,
+                    "paid_at": fact.occurred_at or self.now,
+                },
+                EventType.PAYMENT_SUCCEEDED,
+            )
+            self._apply_deferred(payment)
+            return InboxOutcome.APPLIED, None
+        if state is PaymentState.CLOSED:
+            self._anomaly(payment, fact, AnomalyKind.LATE_PAYMENT, EventType.PAYMENT_LATE)
+            return InboxOutcome.REVIEW, "paid after the payment was closed"
+        if not payment.same_trade(fact):
+            self._anomaly(payment, fact, AnomalyKind.DUPLICATE_PAYMENT, EventType.PAYMENT_DUPLICATE)
+            return InboxOutcome.REVIEW, "paid twice: the payment was taken by another trade"
+        if fact.amount is not None and fact.amount != payment.amount:
+            return self._mismatch(payment, fact, to_review=False)
+        if state is PaymentState.REVIEW:
+            return InboxOutcome.REVIEW, "the payment is held for review"
+        return InboxOutcome.DUPLICATE, "already paid by this trade"
+
+    def _refund(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
+        state = payment.status
+        if state is PaymentState.PENDING:
+            if fact.cause is TransitionCause.NOTIFICATION:
+                return InboxOutcome.DEFERRED, "refund before its payment: applied when paid"
+            return InboxOutcome.IGNORED, "the payment is not paid"
+        if fact.amount is not None and fact.amount != payment.amount:
+            return self._mismatch(payment, fact, to_review=False)
+        if not state.is_paid or not payment.same_trade(fact):
+            if self._resolve_duplicate(payment, fact):
+                return InboxOutcome.IGNORED, "refund of a duplicate or late payment"
+            return self._orphan(payment, fact, "refund of a trade that was never credited")
+        if fact.out_refund_no is None or fact.refund_amount is None:
+            return self._orphan(payment, fact, "refund without out_refund_no or amount")
+        if fact.kind is NotificationKind.REFUND_FAILED:
+            return self._refund_failed(payment, fact)
+        return self._refund_succeeded(payment, fact)
+
+    def _refund_succeeded(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
+        assert fact.out_refund_no is not None
+        assert fact.refund_amount is not None
+        amount = fact.refund_amount
+        row = self._refund_row(fact.out_refund_no)
+        if row is not None and row["payment_id"] != payment.id:
+            return self._orphan(payment, fact, "out_refund_no belongs to another payment")
+        if row is not None and row["status"] == RefundState.SUCCEEDED.value:
+            return InboxOutcome.DUPLICATE, "refund already applied"
+        if row is not None and (row["amount_minor"], row["currency"]) != (
+            amount.minor,
+            amount.currency,
+        ):
+            return self._orphan(payment, fact, "refund amount differs from the one asked")
+        if amount.currency != payment.amount.currency or (
+            payment.refunded + amount > payment.amount
+        ):
+            return self._orphan(payment, fact, "refunds would exceed the amount paid")
+        values = {
+            "status": RefundState.SUCCEEDED.value,
+            "updated_at": self.now,
+            "channel_refund_id": fact.channel_refund_id,
+        }
+        if row is None:
+            self.conn.execute(
+                refunds.insert().values(
+                    out_refund_no=fact.out_refund_no,
+                    payment_id=payment.id,
+                    channel=fact.channel,
+                    amount_minor=amount.minor,
+                    currency=amount.currency,
+                    origin="notification",
+                    created_at=self.now,
+                    **values,
+                )
+            )
+        else:
+            if values["channel_refund_id"] is None:
+                del values["channel_refund_id"]
+            self.conn.execute(refunds.update().where(refunds.c.id == row["id"]).values(**values))
+        refunded = payment.refunded + amount
+        target = (
+            PaymentState.REFUNDED if refunded == payment.amount else PaymentState.PARTIALLY_REFUNDED
+        )
+        self._transition(
+            payment,
+            target,
+            fact,
+            {"refunded_minor": refunded.minor},
+            EventType.PAYMENT_REFUNDED,
+            event_source=("refund", fact.out_refund_no),
+            extra={
+                "out_refund_no": fact.out_refund_no,
+                "refund_amount": _money_json(amount),
+                "refunded": _money_json(refunded),
+            },
+        )
+        return InboxOutcome.APPLIED, None
+
+    def _refund_failed(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
+        assert fact.out_refund_no is not None
+        row = self._refund_row(fact.out_refund_no)
+        if row is None or row["payment_id"] != payment.id:
+            return InboxOutcome.IGNORED, "failure of a refund payhub does not know"
+        if row["status"] == RefundState.FAILED.value:
+            return InboxOutcome.DUPLICATE, "refund failure already recorded"
+        if row["status"] == RefundState.SUCCEEDED.value:
+            return self._orphan(payment, fact, "a refund reported failed after it succeeded")
+        self.mark_refund_failed(row, str(payment.row["out_trade_no"]), fact.source)
+        return InboxOutcome.APPLIED, None
+
+    def mark_refund_failed(self, row: Any, out_trade_no: str, source: str) -> None:
+        """A pending refund failed: release its reservation, tell the shop."""
+        self.conn.execute(
+            refunds.update()
+            .where(refunds.c.id == row["id"])
+            .values(status=RefundState.FAILED.value, updated_at=self.now)
+        )
+        self._event(
+            EventType.REFUND_FAILED,
+            stable_event_id("refund", row["out_refund_no"], EventType.REFUND_FAILED.value),
+            out_trade_no,
+            {
+                "out_trade_no": out_trade_no,
+                "out_refund_no": row["out_refund_no"],
+                "channel": row["channel"],
+                "refund_amount": {"minor": row["amount_minor"], "currency": row["currency"]},
+                "source": source,
+            },
+        )
+
+    def _closed(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
+        state = payment.status
+        if state is PaymentState.CLOSED:
+            return InboxOutcome.DUPLICATE, "already closed"
+        if state is not PaymentState.PENDING:
+            return InboxOutcome.IGNORED, f"a {state.value} payment is not closed by this"
+        if payment.channel is not None and payment.channel != fact.channel:
+            return InboxOutcome.IGNORED, "another channel's trade closed; this one may be paid"
+        if payment.channel is None and self._live_channels(payment) - {fact.channel}:
+            return InboxOutcome.IGNORED, "another channel's trade may still be paid"
+        self._transition(payment, PaymentState.CLOSED, fact, {}, EventType.PAYMENT_CLOSED)
+        return InboxOutcome.APPLIED, None
+
+    # -- anomalies ----------------------------------------------------------
+
+    def _mismatch(
+        self, payment: _Payment, fact: Fact, *, to_review: bool
+    ) -> tuple[InboxOutcome, str | None]:
+        if to_review:
+            self._transition(
+                payment,
+                PaymentState.REVIEW,
+                fact,
+                {"channel": fact.channel, "channel_trade_id": fact.channel_trade_id},
+                None,
+            )
+        self._anomaly(payment, fact, AnomalyKind.AMOUNT_MISMATCH, EventType.PAYMENT_AMOUNT_MISMATCH)
+        return InboxOutcome.REVIEW, (
+            f"amount mismatch: stored {payment.amount}, channel says {fact.amount}"
+        )
+
+    def _orphan(self, payment: _Payment, fact: Fact, why: str) -> tuple[InboxOutcome, str | None]:
+        self._anomaly(payment, fact, AnomalyKind.ORPHAN_REFUND, EventType.REFUND_REVIEW, why=why)
+        return InboxOutcome.REVIEW, why
+
+    def _anomaly(
+        self,
+        payment: _Payment,
+        fact: Fact,
+        kind: AnomalyKind,
+        event_type: EventType,
+        *,
+        why: str | None = None,
+    ) -> None:
+        """Record it once (per kind, channel and trade) and raise an alert event."""
+        trade = fact.channel_trade_id or fact.source
+        if kind is AnomalyKind.ORPHAN_REFUND:
+            trade = f"{trade}:{fact.out_refund_no or fact.source}"
+        key = inbox_key(f"{kind.value}:{fact.channel}:{trade}")
+        money = fact.refund_amount if kind is AnomalyKind.ORPHAN_REFUND else fact.amount
+        detail = {
+            "stored_amount": _money_json(payment.amount),
+            "reported_amount": _money_json(fact.amount),
+            "refund_amount": _money_json(fact.refund_amount),
+            "out_refund_no": fact.out_refund_no,
+            "stored_status": payment.status.value,
+            "stored_channel": payment.channel,
+            "cause": fact.cause.value,
+            "why": why,
+        }
+        inserted = insert_ignore(
+            self.conn,
+            anomalies,
+            {
+                "key": key,
+                "kind": kind.value,
+                "out_trade_no": fact.out_trade_no,
+                "payment_id": payment.id,
+                "channel": fact.channel,
+                "channel_trade_id": fact.channel_trade_id,
+                "amount_minor": None if money is None else money.minor,
+                "currency": None if money is None else money.currency,
+                "source": fact.source,
+                "detail": detail,
+                "status": "open",
+                "created_at": self.now,
+            },
+        )
+        if inserted:
+            self._event(
+                event_type,
+                stable_event_id("anomaly", key),
+                fact.out_trade_no,
+                {
+                    "out_trade_no": fact.out_trade_no,
+                    "anomaly": kind.value,
+                    "channel": fact.channel,
+                    "channel_trade_id": fact.channel_trade_id,
+                    "amount": _money_json(money),
+                    "cause": fact.cause.value,
+                    "source": fact.source,
+                    **detail,
+                },
+            )
+
+    def _resolve_duplicate(self, payment: _Payment, fact: Fact) -> bool:
+        """A refund of a recorded duplicate/late payment closes that anomaly."""
+        if fact.kind is not NotificationKind.REFUND or fact.channel_trade_id is None:
+            return False
+        kinds = (AnomalyKind.DUPLICATE_PAYMENT.value, AnomalyKind.LATE_PAYMENT.value)
+        result = self.conn.execute(
+            anomalies.update()
+            .where(
+                anomalies.c.payment_id == payment.id,
+                anomalies.c.kind.in_(kinds),
+                anomalies.c.channel == fact.channel,
+                anomalies.c.channel_trade_id == fact.channel_trade_id,
+            )
+            .values(status="resolved", resolved_at=self.now)
+        )
+        return bool(result.rowcount)
+
+    # -- primitives ---------------------------------------------------------
+
+    def _lock(self, out_trade_no: str) -> _Payment | None:
+        rows = _LOCK_PAYMENT.rows(self.conn, {"w_out_trade_no": out_trade_no})
+        return _Payment(rows[0]) if rows else None
+
+    def _refund_row(self, out_refund_no: str) -> Any:
+        return (
+            self.conn.execute(sa.select(refunds).where(refunds.c.out_refund_no == out_refund_no))
+            .mappings()
+            .first()
+        )
+
+    def _live_channels(self, payment: _Payment) -> set[str]:
+        """Channels at which a trade for this payment may exist."""
+        rows = self.conn.execute(
+            sa.select(attempts.c.channel)
+            .where(
+                attempts.c.payment_id == payment.id,
+                sa.or_(attempts.c.may_exist, attempts.c.outcome == "succeeded"),
+            )
+            .distinct()
+        )
+        return {str(r[0]) for r in rows}
+
+    def _transition(
+        self,
+        payment: _Payment,
+        target: PaymentState,
+        fact: Fact,
+        values: dict[str, Any],
+        event_type: EventType | None,
+        *,
+        event_source: tuple[str, ...] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        before = payment.status
+        version = int(payment.row["version"]) + 1
+        changes = {**values, "status": target.value, "updated_at": self.now, "version": version}
+        _update_payment(frozenset(changes)).execute(
+            self.conn, {"w_id": payment.id, **{f"v_{k}": v for k, v in changes.items()}}
+        )
+        payment.row.update(changes)
+        _INSERT_AUDIT.execute(
+            self.conn,
+            {
+                "payment_id": payment.id,
+                "from_status": before.value,
+                "to_status": target.value,
+                "cause": fact.cause.value,
+                "source": fact.source[:320],
+                "at": self.now,
+            },
+        )
+        transition = Transition(
+            out_trade_no=fact.out_trade_no,
+            payment_id=payment.id,
+            from_state=before,
+            to_state=target,
+            cause=fact.cause,
+            source=fact.source,
+            amount=payment.amount,
+            channel=payment.channel,
+            refund_amount=fact.refund_amount,
+            at=self.now,
+        )
+        for hook in self.hooks:
+            hook(self.conn, transition)
+        self.checkpoint("after_transition", self.conn)
+        if event_type is None:
+            return
+        source = event_source or (fact.out_trade_no, str(version))
+        self._event(
+            event_type,
+            stable_event_id(*source, event_type.value),
+            fact.out_trade_no,
+            {
+                "out_trade_no": fact.out_trade_no,
+                "channel": payment.channel,
+                "channel_trade_id": payment.row["channel_trade_id"],
+                "amount": _money_json(payment.amount),
+                "status": target.value,
+                "previous_status": before.value,
+                "cause": fact.cause.value,
+                "source": fact.source,
+                **(extra or {}),
+            },
+        )
+
+    def _event(
+        self,
+        event_type: EventType,
+        event_id: str,
+        out_trade_no: str | None,
+        payload: dict[str, Any],
+    ) -> None:
+        inserted = _INSERT_EVENT.execute(
+            self.conn,
+            {
+                "id": event_id,
+                "type": event_type.value,
+                "out_trade_no": out_trade_no,
+                "payload": payload,
+                "created_at": self.now,
+                "attempts": 0,
+            },
+        )
+        if inserted:
+            self.event_ids.append(event_id)
+
+    def _set_inbox_outcome(self, channel: str, key: str, outcome: InboxOutcome) -> None:
+        _INBOX_OUTCOME.execute(
+            self.conn,
+            {
+                "v_outcome": outcome.value,
+                "v_processed_at": self.now,
+                "w_channel": channel,
+                "w_event_key": key,
+            },
+        )
+
+    def _apply_deferred(self, payment: _Payment) -> None:
+        """Refund notifications that came before the payment: apply them now, in order."""
+        rows = _DEFERRED.rows(
+            self.conn,
+            {
+                "w_out_trade_no": payment.row["out_trade_no"],
+                "w_outcome": InboxOutcome.DEFERRED.value,
+            },
+        )
+        for row in sorted(rows, key=lambda r: int(r["id"])):
+            deferred = Notification.model_validate({**row["payload"], "raw_body": b""})
+            fact = Fact.of_notification(deferred)
+            outcome, _ = self._refund(payment, fact)
+            self._set_inbox_outcome(row["channel"], row["event_key"], outcome)

@@ -1,0 +1,315 @@
+"""Engines for the three supported databases, and what differs between them.
+
+* SQLite (a file; the embedded default): WAL journal, ``synchronous=FULL`` so a
+  commit survives a power cut, a busy timeout, and ``BEGIN IMMEDIATE`` for
+  write transactions, so two writers queue at BEGIN instead of deadlocking
+  on a lock upgrade later.
+* PostgreSQL (psycopg 3): READ COMMITTED, ``SELECT … FOR UPDATE``.
+* MySQL / MariaDB (PyMySQL): InnoDB, utf8mb4, READ COMMITTED, ``FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from payhub.errors import ConfigurationError
+
+__all__ = ["Prepared", "create_store_engine", "insert_ignore", "is_transient", "safe_url"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_CONNECT_TIMEOUT_S = 10
+
+#: PostgreSQL SQLSTATEs after which the whole transaction may simply be run again.
+_PG_TRANSIENT = {"40001", "40P01", "55P03"}
+#: MySQL: deadlock found; lock wait timeout exceeded.
+_MYSQL_TRANSIENT = {1213, 1205}
+
+_EXTRA = {
+    "postgresql": "payhub[postgres] (psycopg 3)",
+    "mysql": "payhub[mysql] (PyMySQL)",
+    "mariadb": "payhub[mysql] (PyMySQL)",
+}
+
+
+def parse_url(url: str | URL) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ConfigurationError("store: malformed database URL") from None
+
+
+def safe_url(url: URL) -> str:
+    """The URL for messages and reprs: the password is never shown."""
+    return url.render_as_string(hide_password=True)
+
+
+def create_store_engine(url: str | URL, **options: Any) -> Engine:
+    """An engine configured for the store's guarantees on its database."""
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(parsed, options)
+        if backend == "postgresql":
+            return _postgres_engine(parsed, options)
+        if backend in ("mysql", "mariadb"):
+            return _mysql_engine(parsed, options)
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(
+            f"store: the driver for {backend} is not installed (pip install "
+            f"{_EXTRA.get(backend, backend)}): {exc.name}"
+        ) from None
+    raise ConfigurationError(
+        f"store: unsupported database {backend!r}; use sqlite, postgresql or mysql/mariadb"
+    )
+
+
+def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:
+    if url.database in (None, "", ":memory:") or (url.query.get("mode") == "memory"):
+        raise ConfigurationError(
+            "store: SQLite needs a file (sqlite:///path/to/payhub.db); an in-memory "
+            "database is lost with the process and cannot be shared"
+        )
+    connect_args = dict(options.pop("connect_args", {}))
+    connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    engine = sa.create_engine(url, connect_args=connect_args, **options)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, record: Any) -> None:
+        # The driver's own transaction handling is off: BEGIN is ours (below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock at BEGIN: lock order is then the order of
+        # BEGINs, and no transaction fails later upgrading a read lock.
+        readonly = conn.get_execution_options().get("payhub_readonly", False)
+        dbapi_connection = conn.connection.dbapi_connection
+        assert dbapi_connection is not None
+        dbapi_connection.execute("BEGIN DEFERRED" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgres_engine(url: URL, options: dict[str, Any]) -> Engine:
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    connect_args = dict(options.pop("connect_args", {}))
+    if "connect_timeout" not in url.query:
+        connect_args.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
+    options.setdefault("pool_pre_ping", True)
+    options.setdefault("isolation_level", "READ COMMITTED")
+    return sa.create_engine(url, connect_args=connect_args, **options)
+
+
+def _mysql_engine(url: URL, options: dict[str, Any]) -> Engine:
+    if url.drivername in ("mysql", "mariadb"):
+        url = url.set(drivername=f"{url.drivername}+pymysql")
+    if "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    connect_args = dict(options.pop("connect_args", {}))
+    if "connect_timeout" not in url.query:
+        connect_args.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
+    options.setdefault("pool_pre_ping", True)
+    options.setdefault("pool_recycle", 3600)
+    options.setdefault("isolation_level", "READ COMMITTED")
+    return sa.create_engine(url, connect_args=connect_args, **options)
+
+
+def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> bool:
+    """Insert a row unless it would break a unique key; True if it was inserted.
+
+    A duplicate never raises, so the surrounding transaction goes on. If
+    another transaction is inserting the same key, this waits for it to end.
+    """
+    name = conn.dialect.name
+    stmt: sa.Insert
+    if name == "postgresql":
+        # Explicit RETURNING: with the implicit one (for the primary key) psycopg
+        # reports no rowcount.
+        stmt = postgresql.insert(table).values(values).on_conflict_do_nothing()
+        return conn.execute(stmt.returning(sa.literal_column("1"))).first() is not None
+    if name == "sqlite":
+        stmt = sqlite.insert(table).values(values).on_conflict_do_nothing()
+    elif name in ("mysql", "mariadb"):
+        stmt = sa.insert(table).values(values).prefix_with("IGNORE")
+    else:  # pragma: no cover - create_store_engine refuses other databases
+        raise ConfigurationError(f"store: no insert-or-ignore for {name}")
+    return conn.execute(stmt).rowcount == 1
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """A deadlock, serialization failure or lock timeout: run the transaction again."""
+    if exc.connection_invalidated:
+        return False
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _PG_TRANSIENT:
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] in _MYSQL_TRANSIENT:
+        return True
+    if isinstance(orig, sqlite3.OperationalError):
+        text = str(orig)
+        return "locked" in text or "busy" in text
+    return False
+
+
+class Prepared:
+    """A statement of the hot path, compiled once per dialect, run on the DBAPI cursor.
+
+    A first delivery of a notification runs six statements; compiled once and
+    executed on the transaction's own DBAPI connection they skip SQLAlchemy's
+    per-execution work (statement building, cache keys, result metadata),
+    which otherwise costs as much as the durable commit itself on SQLite.
+    Values still go through each column type's bind and result processors, so
+    rows are stored and read exactly as Core stores and reads them, and driver
+    errors are raised as Core's ``DBAPIError`` (a lost connection invalidated).
+    These statements bypass engine events (``echo`` does not show them).
+    """
+
+    def __init__(
+        self,
+        build: Callable[[str], sa.ClauseElement],
+        *,
+        returns: bool = False,
+        columns: Sequence[sa.Column[Any]] = (),
+    ) -> None:
+        self._build = build
+        self._returns = returns
+        self._columns = tuple(columns)
+        # Keyed by dialect, driver and paramstyle: what the compiled SQL depends on.
+        self._entries: dict[tuple[str, str, str], tuple[str, bool, list[tuple[str, Any]]]] = {}
+        self._results: dict[tuple[str, str, str], list[tuple[str, Any]]] = {}
+
+    @classmethod
+    def insert(cls, table: sa.Table, keys: Sequence[str], *, ignore: bool = False) -> Prepared:
+        """``INSERT`` of ``keys``; with ``ignore`` a duplicate key inserts nothing."""
+        values = {key: sa.bindparam(key, type_=table.c[key].type) for key in keys}
+
+        def build(dialect: str) -> sa.ClauseElement:
+            if not ignore:
+                return sa.insert(table).values(values)
+            if dialect == "postgresql":
+                stmt = postgresql.insert(table).values(values).on_conflict_do_nothing()
+                return stmt.returning(sa.literal_column("1"))
+            if dialect == "sqlite":
+                return sqlite.insert(table).values(values).on_conflict_do_nothing()
+            return sa.insert(table).values(values).prefix_with("IGNORE")
+
+        return cls(build, returns=ignore)
+
+    @classmethod
+    def update(cls, table: sa.Table, keys: Sequence[str], where: Sequence[str]) -> Prepared:
+        """``UPDATE table SET keys WHERE where-columns = :w_<column>``."""
+        values = {key: sa.bindparam(f"v_{key}", type_=table.c[key].type) for key in keys}
+        criteria = [
+            table.c[col] == sa.bindparam(f"w_{col}", type_=table.c[col].type) for col in where
+        ]
+        return cls(lambda _: sa.update(table).where(*criteria).values(values))
+
+    @classmethod
+    def select(cls, table: sa.Table, where: Sequence[str], *, lock: bool = False) -> Prepared:
+        """``SELECT * FROM table WHERE where-columns = :w_<column>`` [FOR UPDATE]."""
+        criteria = [
+            table.c[col] == sa.bindparam(f"w_{col}", type_=table.c[col].type) for col in where
+        ]
+        stmt = sa.select(table).where(*criteria)
+        if lock:
+            stmt = stmt.with_for_update()
+        return cls(lambda _: stmt, columns=list(table.c))
+
+    def _prepare(self, dialect: Dialect) -> tuple[str, bool, list[tuple[str, Any]]]:
+        compiled = cast(SQLCompiler, self._build(dialect.name).compile(dialect=dialect))
+        names = list(compiled.positiontup or ()) if dialect.positional else list(compiled.binds)
+        binds = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in names
+        ]
+        return compiled.string, bool(dialect.positional), binds
+
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run a select; its rows as dicts, each value as the column type gives it."""
+        dialect = conn.dialect
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        processors = self._results.get(key)
+        if processors is None:
+            processors = self._results[key] = [
+                (col.key, col.type.dialect_impl(dialect).result_processor(dialect, None))
+                for col in self._columns
+            ]
+        cursor = self._execute(conn, params)
+        try:
+            fetched = cursor.fetchall()
+        finally:
+            cursor.close()
+        return [
+            {
+                key: proc(value) if proc else value
+                for (key, proc), value in zip(processors, row, strict=True)
+            }
+            for row in fetched
+        ]
+
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Run it; the number of rows inserted or updated."""
+        cursor = self._execute(conn, params)
+        try:
+            if self._returns and conn.dialect.name == "postgresql":
+                return 1 if cursor.fetchone() is not None else 0
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def _execute(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        """Execute on the transaction's own DBAPI connection, errors wrapped as Core's."""
+        dialect = conn.dialect
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = self._prepare(dialect)
+        sql, positional, binds = entry
+        args: Any
+        if positional:
+            args = tuple(proc(params[n]) if proc else params[n] for n, proc in binds)
+        else:
+            args = {n: proc(params[n]) if proc else params[n] for n, proc in binds}
+        dbapi_connection = conn.connection.dbapi_connection
+        assert dbapi_connection is not None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, args)
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
+            with suppress(Exception):  # a lost connection cannot close its cursor
+                cursor.close()
+            if lost:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                sql,
+                args,
+                exc,
+                dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                connection_invalidated=lost,
+                dialect=dialect,
+            ) from exc
+        return cursor

@@ -1,0 +1,185 @@
+"""What the store gives back: typed, immutable views of its rows."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from payhub.models import AttemptOutcome, PayMethod
+from payhub.money import Money
+
+__all__ = [
+    "AnomalyKind",
+    "AnomalyRecord",
+    "ApplyResult",
+    "AttemptRecord",
+    "AuditRecord",
+    "InboxOutcome",
+    "InboxRecord",
+    "PaymentRecord",
+    "PaymentState",
+    "RefundRecord",
+    "RefundState",
+    "TransitionCause",
+]
+
+_RECORD = ConfigDict(extra="forbid", frozen=True)
+
+
+class PaymentState(enum.StrEnum):
+    """The life of a stored payment.
+
+    ::
+
+        pending ──► paid ──► partially_refunded ──► refunded
+           │  │                     (refunds)
+           │  └──► review     amount mismatch: never credited, a person decides
+           └─────► closed     closed unpaid; a later payment is a *late payment*
+    """
+
+    PENDING = "pending"
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    CLOSED = "closed"
+    REVIEW = "review"
+
+    @property
+    def is_paid(self) -> bool:
+        """Money was taken (refunds may have followed)."""
+        return self in (PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED, PaymentState.REFUNDED)
+
+
+class RefundState(enum.StrEnum):
+    PENDING = "pending"  #: reserved: counts against what may still be refunded
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class InboxOutcome(enum.StrEnum):
+    """What the first delivery of a notification did (later deliveries change nothing)."""
+
+    APPLIED = "applied"  #: a state transition was applied
+    DUPLICATE = "duplicate"  #: the state it reports was already applied (sync, return)
+    REVIEW = "review"  #: recorded as an anomaly for refund or review, never credited
+    DEFERRED = "deferred"  #: a refund before its payment: applied when the payment arrives
+    IGNORED = "ignored"  #: informational (trade created), or about another channel's trade
+
+
+class AnomalyKind(enum.StrEnum):
+    DUPLICATE_PAYMENT = "duplicate_payment"  #: paid twice, through two channels
+    LATE_PAYMENT = "late_payment"  #: paid after the payment was closed
+    AMOUNT_MISMATCH = "amount_mismatch"  #: the channel reports another amount or currency
+    ORPHAN_REFUND = "orphan_refund"  #: a refund that cannot be applied to the payment
+
+
+class TransitionCause(enum.StrEnum):
+    PAY = "pay"
+    NOTIFICATION = "notification"
+    SYNC = "sync"
+    RETURN = "return"
+    REFUND = "refund"
+    CLOSE = "close"
+
+
+class PaymentRecord(BaseModel):
+    model_config = _RECORD
+
+    out_trade_no: str
+    amount: Money
+    subject: str
+    method: PayMethod
+    status: PaymentState
+    channel: str | None
+    channel_trade_id: str | None
+    paid_at: datetime | None
+    refunded: Money
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class AttemptRecord(BaseModel):
+    model_config = _RECORD
+
+    out_trade_no: str
+    seq: int
+    channel: str
+    outcome: AttemptOutcome
+    error_code: str | None
+    channel_code: str | None
+    message: str | None
+    may_exist: bool
+    channel_trade_id: str | None
+    created_at: datetime
+
+
+class RefundRecord(BaseModel):
+    model_config = _RECORD
+
+    out_refund_no: str
+    out_trade_no: str
+    channel: str
+    amount: Money
+    status: RefundState
+    channel_refund_id: str | None
+    reason: str | None
+    origin: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class InboxRecord(BaseModel):
+    model_config = _RECORD
+
+    channel: str
+    event_key: str
+    kind: str
+    out_trade_no: str
+    outcome: InboxOutcome
+    received_at: datetime
+    raw_body: bytes
+
+
+class AnomalyRecord(BaseModel):
+    model_config = _RECORD
+
+    kind: AnomalyKind
+    out_trade_no: str
+    channel: str
+    channel_trade_id: str | None
+    amount: Money | None
+    source: str
+    detail: dict[str, Any]
+    status: str
+    created_at: datetime
+
+
+class AuditRecord(BaseModel):
+    model_config = _RECORD
+
+    out_trade_no: str
+    from_status: PaymentState | None
+    to_status: PaymentState
+    cause: TransitionCause
+    source: str
+    at: datetime
+
+
+class ApplyResult(BaseModel):
+    """What applying a notification or a channel's answer did, in one transaction."""
+
+    model_config = _RECORD
+
+    outcome: InboxOutcome
+    out_trade_no: str
+    #: (from, to) when the payment's state changed
+    transition: tuple[PaymentState, PaymentState] | None = None
+    payment: PaymentRecord | None = None
+    #: ids of the outbox events written
+    event_ids: tuple[str, ...] = ()
+    #: why it is not applied (review, ignored), for logs
+    reason: str | None = None

@@ -1,0 +1,189 @@
+"""The tables of the payment store (SQLAlchemy Core).
+
+Every table is prefixed ``payhub_`` so the store can share a database with the
+shop's own tables. The Alembic migrations in ``payhub/store/migrations`` create
+exactly these tables; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from payhub.store._types import BigId, Blob, UTCDateTime
+
+__all__ = [
+    "VERSION_TABLE",
+    "anomalies",
+    "attempts",
+    "audit",
+    "events",
+    "metadata",
+    "notifications",
+    "payments",
+    "refunds",
+]
+
+#: Alembic's version table, named so it does not clash with the shop's own migrations.
+VERSION_TABLE = "payhub_alembic_version"
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: InnoDB for row locks and transactions; a binary collation because order
+#: numbers are case-sensitive ("A1" and "a1" are two orders).
+TABLE_OPTIONS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+payments = sa.Table(
+    "payhub_payments",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("out_trade_no", sa.String(64), nullable=False, unique=True),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    #: the channel account that took the payment (its pay() succeeded, or it was paid there)
+    sa.Column("channel", sa.String(64)),
+    sa.Column("channel_trade_id", sa.String(128)),
+    sa.Column("paid_at", UTCDateTime),
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Index(None, "status", "created_at"),
+    **TABLE_OPTIONS,
+)
+
+attempts = sa.Table(
+    "payhub_attempts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("payment_id", BigId, sa.ForeignKey("payhub_payments.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(24), nullable=False),
+    sa.Column("error_code", sa.String(48)),
+    sa.Column("channel_code", sa.String(64)),
+    sa.Column("message", sa.String(255)),
+    sa.Column("may_exist", sa.Boolean, nullable=False),
+    sa.Column("channel_trade_id", sa.String(128)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("payment_id", "seq"),
+    **TABLE_OPTIONS,
+)
+
+notifications = sa.Table(
+    "payhub_notifications",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    #: stable per channel event (see Notification.event_key); hashed if longer
+    sa.Column("event_key", sa.String(191), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("raw_body", Blob, nullable=False),
+    #: the parsed notification (without raw_body), to apply a deferred one later
+    sa.Column("payload", sa.JSON, nullable=False),
+    #: applied / duplicate / review / deferred / ignored
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("processed_at", UTCDateTime),
+    sa.UniqueConstraint("channel", "event_key"),
+    sa.Index(None, "out_trade_no", "outcome"),
+    **TABLE_OPTIONS,
+)
+
+refunds = sa.Table(
+    "payhub_refunds",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("out_refund_no", sa.String(64), nullable=False, unique=True),
+    sa.Column("payment_id", BigId, sa.ForeignKey("payhub_payments.id"), nullable=False),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    #: pending (reserved, counts against the refundable amount) / succeeded / failed
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("channel_refund_id", sa.String(128)),
+    sa.Column("reason", sa.String(256)),
+    #: hub (asked through hub.refund) or notification (learnt from the channel)
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "payment_id"),
+    **TABLE_OPTIONS,
+)
+
+events = sa.Table(
+    "payhub_events",
+    metadata,
+    #: the order events were written in (also within one transaction)
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    #: the stable id handlers see
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("type", sa.String(48), nullable=False),
+    sa.Column("out_trade_no", sa.String(64)),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("dispatched_at", UTCDateTime),
+    #: a dispatcher holds the event until then; after it, another may take it
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.String(512)),
+    sa.Index(None, "dispatched_at", "seq"),
+    sa.Index(None, "out_trade_no"),
+    **TABLE_OPTIONS,
+)
+
+anomalies = sa.Table(
+    "payhub_anomalies",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    #: what makes it one anomaly (kind, channel, channel trade): recorded once
+    sa.Column("key", sa.String(191), nullable=False, unique=True),
+    #: duplicate_payment / late_payment / amount_mismatch / orphan_refund
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("payment_id", BigId, sa.ForeignKey("payhub_payments.id")),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("channel_trade_id", sa.String(128)),
+    sa.Column("amount_minor", sa.BigInteger),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("source", sa.String(320), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    #: open (to refund or review) / resolved
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Index(None, "out_trade_no"),
+    **TABLE_OPTIONS,
+)
+
+audit = sa.Table(
+    "payhub_audit",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("payment_id", BigId, sa.ForeignKey("payhub_payments.id"), nullable=False),
+    sa.Column("from_status", sa.String(24)),
+    sa.Column("to_status", sa.String(24), nullable=False),
+    #: pay / notification / sync / return / refund / close
+    sa.Column("cause", sa.String(16), nullable=False),
+    #: what caused it: inbox key, channel query, out_refund_no
+    sa.Column("source", sa.String(320), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "payment_id"),
+    **TABLE_OPTIONS,
+)

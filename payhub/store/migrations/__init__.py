@@ -1,0 +1,1 @@
+"""Alembic migrations of the payment store (run by ``payhub db upgrade``)."""

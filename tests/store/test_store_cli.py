@@ -1,0 +1,175 @@
+"""The ``payhub`` command: db upgrade, sync, events."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import storekit
+import typer
+from storekit import ToyBank, notification
+from typer.testing import CliRunner
+
+import payhub.cli as cli
+from payhub import Money, PayHub, PaymentRequest, PayMethod
+from payhub.plugins import get_plugin_manager
+from payhub.store import PaymentState, Store
+
+runner = CliRunner()
+
+EVENT_LOG: list[str] = []
+
+
+def record_event(event) -> None:
+    EVENT_LOG.append(f"{event.type}:{event.out_trade_no}")
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, store_url: str, bank: ToyBank, monkeypatch) -> Path:
+    path = tmp_path / "hub.json"
+    path.write_text(
+        json.dumps(
+            {
+                "store": {"url": store_url},
+                "channels": {"toy-a": {"type": "toy"}, "toy-b": {"type": "toy"}},
+                "events": {"handlers": {"*": "test_store_cli:record_event"}},
+            }
+        )
+    )
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(storekit, name="toy")
+
+    def open_hub(config: Path) -> PayHub:
+        return PayHub.from_config(
+            cli._load_config(config), plugin_manager=pm, http_client=bank.client()
+        )
+
+    monkeypatch.setattr(cli, "_open_hub", open_hub)
+    EVENT_LOG.clear()
+    return path
+
+
+def test_db_upgrade_and_current(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    result = runner.invoke(cli.app, ["db", "current", "--url", url])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "none"
+    result = runner.invoke(cli.app, ["db", "upgrade", "--url", url])
+    assert result.exit_code == 0, result.output
+    assert "at revision 0001" in result.output
+    result = runner.invoke(cli.app, ["db", "current"], env={"PAYHUB_DATABASE_URL": url})
+    assert result.output.strip() == "0001"
+
+
+def test_db_upgrade_from_config_and_errors(tmp_path: Path) -> None:
+    config = tmp_path / "hub.json"
+    config.write_text(json.dumps({"store": {"url": f"sqlite:///{tmp_path / 'c.db'}"}}))
+    assert runner.invoke(cli.app, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    result = runner.invoke(cli.app, ["db", "upgrade"])
+    assert result.exit_code == 2
+    result = runner.invoke(cli.app, ["db", "upgrade", "--url", "sqlite:///:memory:"])
+    assert result.exit_code == 1
+    assert "needs a file" in result.output
+    down = "postgresql+psycopg://x:secret@127.0.0.1:1/x"
+    result = runner.invoke(cli.app, ["db", "upgrade", "--url", down])
+    assert result.exit_code == 1
+    assert "secret" not in result.output
+
+
+def test_sync_applies_channel_answers(config_file: Path, store: Store, bank: ToyBank) -> None:
+    with cli._open_hub(config_file) as hub:
+        for n in range(3):
+            hub.pay(
+                PaymentRequest(
+                    out_trade_no=f"C{n}", amount=Money(100), subject="x", method=PayMethod.QR
+                )
+            )
+    bank.trades[("toy-a", "C0")].status = "paid"
+    result = runner.invoke(cli.app, ["sync", "--config", str(config_file), "--older-than", "0s"])
+    assert result.exit_code == 0, result.output
+    assert "checked 3 pending payment(s), 1 changed" in result.output
+    assert store.payment("C0").status is PaymentState.PAID
+    assert EVENT_LOG == ["payment.succeeded:C0"]
+    result = runner.invoke(cli.app, ["sync", "--config", str(config_file)])  # default 10m
+    assert "checked 0" in result.output
+
+
+def test_events_dispatch_and_list(config_file: Path, store: Store) -> None:
+    with PayHub(channels=[storekit.ToyChannel("toy-a")], store=store) as hub:
+        store.begin_payment(
+            PaymentRequest(out_trade_no="C9", amount=Money(1000), subject="x", method="qr")
+        )
+        hub.handle_notification("toy-a", *notification("C9"))  # no subscriber: stays pending
+    listed = runner.invoke(cli.app, ["events", "list", "--config", str(config_file), "--pending"])
+    assert listed.exit_code == 0, listed.output
+    assert "payment.succeeded" in listed.output
+    result = runner.invoke(cli.app, ["events", "dispatch", "--config", str(config_file)])
+    assert result.exit_code == 0, result.output
+    assert "dispatched 1 event(s); 0 still pending" in result.output
+    assert EVENT_LOG == ["payment.succeeded:C9"]
+    again = runner.invoke(cli.app, ["events", "dispatch", "--config", str(config_file)])
+    assert "dispatched 0 event(s)" in again.output
+
+
+def test_events_dispatch_needs_handlers(tmp_path: Path, store_url: str, monkeypatch) -> None:
+    config = tmp_path / "hub.json"
+    config.write_text(json.dumps({"store": {"url": store_url}, "channels": {"t": {"type": "toy"}}}))
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(storekit, name="toy")
+    monkeypatch.setattr(
+        cli, "_open_hub", lambda p: PayHub.from_config(cli._load_config(p), plugin_manager=pm)
+    )
+    result = runner.invoke(cli.app, ["events", "dispatch", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "no event handlers" in result.output
+
+
+def test_configuration_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert runner.invoke(cli.app, ["sync", "--config", str(bad)]).exit_code == 2
+    no_store = tmp_path / "nostore.json"
+    no_store.write_text(json.dumps({"channels": {}}))
+    result = runner.invoke(cli.app, ["sync", "--config", str(no_store)])
+    assert result.exit_code == 2
+    assert "store" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90", timedelta(seconds=90)),
+        ("90s", timedelta(seconds=90)),
+        ("10m", timedelta(minutes=10)),
+        ("2h", timedelta(hours=2)),
+        ("1d", timedelta(days=1)),
+        ("1h30m", timedelta(minutes=90)),
+    ],
+)
+def test_durations(text: str, expected: timedelta) -> None:
+    assert cli.parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "10x", "m", "-5m", "1.5h"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(typer.BadParameter):
+        cli.parse_duration(text)
+
+
+def test_from_config_with_store_and_handlers(tmp_path: Path) -> None:
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(storekit, name="toy")
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    config = {
+        "store": {"url": url},
+        "channels": {"toy-a": {"type": "toy"}},
+        "events": {"handlers": {"payment.succeeded": ["test_store_cli:record_event"]}},
+    }
+    with PayHub.from_config(config, plugin_manager=pm) as hub:
+        assert hub.store is not None
+        assert hub.store.dialect == "sqlite"
+    bad = {**config, "events": {"handlers": {"*": "no_such_module:x"}}}
+    with pytest.raises(Exception, match="cannot import"):
+        PayHub.from_config(bad, plugin_manager=pm)
