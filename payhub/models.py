@@ -253,7 +253,11 @@ class Notification(BaseModel):
     amount: Money
     status: PaymentStatus
     event_key: str
+    #: This refund's own amount, where the channel says it (WeChat, UnionPay).
     refund_amount: Money | None = None
+    #: The trade's refunds so far, where the channel reports a running total
+    #: instead (Alipay's ``refund_fee``). Never add it to what is already refunded.
+    refunded_total: Money | None = None
     out_refund_no: str | None = None
     occurred_at: AwareDatetime | None = None
     merchant_id: str | None = None

@@ -179,6 +179,7 @@ def test_trusted_notification_equals_a_validated_one() -> None:
         "status": PaymentStatus.PAID,
         "event_key": "alipay:1:n",
         "refund_amount": None,
+        "refunded_total": None,
         "out_refund_no": None,
         "occurred_at": datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=8))),
         "merchant_id": None,

@@ -137,6 +137,8 @@ class Fact:
     #: the inbox key (``notification:<channel>:<event_key>``), the query, the refund
     source: str
     refund_amount: Money | None = None
+    #: a channel's running total of refunds (Alipay), when it gives no per-refund amount
+    refunded_total: Money | None = None
     out_refund_no: str | None = None
     occurred_at: datetime | None = None
     channel_refund_id: str | None = None
@@ -152,6 +154,7 @@ class Fact:
             cause=TransitionCause.NOTIFICATION,
             source=f"notification:{notification.channel}:{inbox_key(notification.event_key)}",
             refund_amount=notification.refund_amount,
+            refunded_total=notification.refunded_total,
             out_refund_no=notification.out_refund_no,
             occurred_at=notification.occurred_at,
         )
@@ -372,7 +375,9 @@ class Applier:
             if self._resolve_duplicate(payment, fact):
                 return InboxOutcome.IGNORED, "refund of a duplicate or late payment"
             return self._orphan(payment, fact, "refund of a trade that was never credited")
-        if fact.out_refund_no is None or fact.refund_amount is None:
+        if fact.out_refund_no is None or (
+            fact.refund_amount is None and fact.refunded_total is None
+        ):
             return self._orphan(payment, fact, "refund without out_refund_no or amount")
         if fact.kind is NotificationKind.REFUND_FAILED:
             return self._refund_failed(payment, fact)
@@ -380,13 +385,14 @@ class Applier:
 
     def _refund_succeeded(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
         assert fact.out_refund_no is not None
-        assert fact.refund_amount is not None
-        amount = fact.refund_amount
         row = self._refund_row(fact.out_refund_no)
         if row is not None and row["payment_id"] != payment.id:
             return self._orphan(payment, fact, "out_refund_no belongs to another payment")
         if row is not None and row["status"] == RefundState.SUCCEEDED.value:
             return InboxOutcome.DUPLICATE, "refund already applied"
+        amount = self._refund_amount_of(payment, fact, row)
+        if amount is None:
+            return self._orphan(payment, fact, "running refund total below what is applied")
         if row is not None and (row["amount_minor"], row["currency"]) != (
             amount.minor,
             amount.currency,
@@ -436,6 +442,26 @@ class Applier:
             },
         )
         return InboxOutcome.APPLIED, None
+
+    @staticmethod
+    def _refund_amount_of(payment: _Payment, fact: Fact, row: Any) -> Money | None:
+        """This refund's amount: as the channel says it, else derived from a running total.
+
+        With a running total (Alipay's ``refund_fee``) the refund we asked for
+        keeps its own amount, provided the total covers it; a refund made
+        elsewhere (the merchant console) is what the total adds to what is
+        already applied. A total that adds nothing cannot be a new refund.
+        """
+        if fact.refund_amount is not None:
+            return fact.refund_amount
+        assert fact.refunded_total is not None
+        if fact.refunded_total.currency != payment.amount.currency:
+            return None
+        if row is not None:
+            asked = Money(int(row["amount_minor"]), str(row["currency"]))
+            return asked if payment.refunded + asked <= fact.refunded_total else None
+        added = fact.refunded_total - payment.refunded
+        return added if added.minor > 0 else None
 
     def _refund_failed(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
         assert fact.out_refund_no is not None

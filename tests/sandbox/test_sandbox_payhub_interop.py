@@ -98,7 +98,7 @@ def test_qr_pay_query_notify_refund(live) -> None:
     refund_note = shop.requests[-1]
     outcome = hub.handle_notification("alipay", refund_note.headers, refund_note.content)
     assert outcome.accepted, outcome.error
-    assert outcome.notification.refund_amount == Money(400)
+    assert outcome.notification.refunded_total == Money(400)
 
     with pytest.raises(ChannelError) as missing:
         hub.query("alipay", "NOPE")

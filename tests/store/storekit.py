@@ -60,6 +60,7 @@ def notification(
     trade_id: str | None = None,
     event_key: str | None = None,
     refund_amount: int | None = None,
+    refunded_total: int | None = None,
     out_refund_no: str | None = None,
     secret: bytes = SECRET,
 ) -> tuple[dict[str, str], bytes]:
@@ -83,6 +84,7 @@ def notification(
             "currency": currency,
             "event_key": event_key or f"{kind}-{out_trade_no}-{out_refund_no or ''}",
             "refund_amount": refund_amount,
+            "refunded_total": refunded_total,
             "out_refund_no": out_refund_no,
         },
         sort_keys=True,
@@ -191,6 +193,7 @@ class ToyChannel(Channel):
             raise SignatureError(f"{self.name}: signature does not verify")
         data = json.loads(body)
         refund = data.get("refund_amount")
+        total = data.get("refunded_total")
         return Notification(
             channel=self.name,
             kind=NotificationKind(data["kind"]),
@@ -200,6 +203,7 @@ class ToyChannel(Channel):
             status=PaymentStatus(data["status"]),
             event_key=data["event_key"],
             refund_amount=None if refund is None else Money(refund, data["currency"]),
+            refunded_total=None if total is None else Money(total, data["currency"]),
             out_refund_no=data.get("out_refund_no"),
             raw=data,
             raw_body=body,

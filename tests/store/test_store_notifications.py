@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 from storekit import ToyBank, notification
@@ -200,6 +202,34 @@ def test_refund_before_payment_is_deferred_then_applied(hub, store: Store) -> No
     )
     assert again.applied.outcome is InboxOutcome.DUPLICATE
     assert store.payment("N8").refunded == Money(300)
+
+
+def test_running_refund_totals_apply_each_refund_once(hub, store: Store) -> None:
+    """Alipay reports refund_fee as the trade's running total, not the refund itself."""
+    pay(hub, "N10")
+    hub.handle_notification("toy-a", *notification("N10"))
+
+    def refund(total: int, out_refund_no: str) -> Any:
+        return hub.handle_notification(
+            "toy-a",
+            *notification("N10", kind="refund", refunded_total=total, out_refund_no=out_refund_no),
+        )
+
+    assert refund(300, "R10a").applied.outcome is InboxOutcome.APPLIED
+    assert store.payment("N10").refunded == Money(300)
+    # The second refund's notification says 800 in all: it refunded 500, not 800.
+    assert refund(800, "R10b").applied.outcome is InboxOutcome.APPLIED
+    record = store.payment("N10")
+    assert record.refunded == Money(800)
+    assert record.status is PaymentState.PARTIALLY_REFUNDED
+    amounts = {r.out_refund_no: r.amount for r in store.refunds("N10")}
+    assert amounts == {"R10a": Money(300), "R10b": Money(500)}
+    # A new refund number whose total adds nothing is not a refund: held, never applied.
+    assert refund(800, "R10c").applied.outcome is not InboxOutcome.APPLIED
+    assert store.payment("N10").refunded == Money(800)
+    # The rest, in full.
+    assert refund(1000, "R10d").applied.outcome is InboxOutcome.APPLIED
+    assert store.payment("N10").status is PaymentState.REFUNDED
 
 
 def test_refunds_by_notification_partial_then_full(hub, store: Store) -> None:

@@ -623,9 +623,10 @@ class AlipayChannel(Channel):
         amount = _cny(get("total_amount", ""), self._max_minor)
         refund_fee = get("refund_fee")
         kind, status = kinds[1 if refund_fee else 0]
-        refund_amount = out_refund_no = None
+        refunded_total = out_refund_no = None
         if refund_fee and kind is NotificationKind.REFUND:
-            refund_amount = _cny(refund_fee, self._max_minor)
+            # refund_fee is the trade's running total, not this refund's amount.
+            refunded_total = _cny(refund_fee, self._max_minor)
             out_refund_no = get("out_biz_no") or None
         when = get(_EVENT_TIME[kind]) or get("notify_time")
         return trusted(
@@ -638,7 +639,8 @@ class AlipayChannel(Channel):
                 "amount": amount,
                 "status": status,
                 "event_key": f"alipay:{self._app_id}:{notify_id}",
-                "refund_amount": refund_amount,
+                "refund_amount": None,
+                "refunded_total": refunded_total,
                 "out_refund_no": out_refund_no,
                 "occurred_at": _lenient_time(when) if when else None,
                 "merchant_id": get("seller_id") or None,
