@@ -1,0 +1,18 @@
+"""The Django application config of payhub_django."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig  # type: ignore[import-untyped]
+from django.core.signals import setting_changed  # type: ignore[import-untyped]
+
+from payhub_django._hub import on_setting_changed
+
+__all__ = ["PayhubConfig"]
+
+
+class PayhubConfig(AppConfig):  # type: ignore[misc]  # Django ships no type hints: Any
+    name = "payhub_django"
+    verbose_name = "payhub"
+
+    def ready(self) -> None:
+        setting_changed.connect(on_setting_changed, dispatch_uid="payhub_django.settings")

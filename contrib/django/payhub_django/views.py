@@ -1,0 +1,135 @@
+"""The notification and browser-return views.
+
+Mount them with ``include("payhub_django.urls")``, or route to them yourself;
+``browser_return`` takes an ``on_return`` keyword from the URLconf::
+
+    path("pay/back/<str:channel>/", views.browser_return, {"on_return": shop_return})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import httpx
+from django.conf import settings  # type: ignore[import-untyped]
+from django.http import (  # type: ignore[import-untyped]
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+)
+from django.utils.module_loading import import_string  # type: ignore[import-untyped]
+from django.views.decorators.csrf import csrf_exempt  # type: ignore[import-untyped]
+
+from payhub import Ack, PayHub, UnknownChannelError
+from payhub_django._hub import get_hub
+from payhub_django._return import ReturnOutcome, verify_return
+
+__all__ = [
+    "ReturnHandler",
+    "ack_response",
+    "browser_return",
+    "default_return_handler",
+    "notify",
+    "raw_headers",
+]
+
+#: ``handler(request, outcome)`` answers a browser return.
+ReturnHandler = Callable[[HttpRequest, ReturnOutcome], HttpResponse]
+
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+def _csrf_exempt(view: V) -> V:
+    """``csrf_exempt``, typed (Django ships no type hints)."""
+    exempt: V = csrf_exempt(view)
+    return exempt
+
+
+@_csrf_exempt
+def notify(request: HttpRequest, channel: str) -> HttpResponse:
+    """A channel's notification, answered with the channel's exact acknowledgement.
+
+    CSRF-exempt (a channel has no token; the signature is the proof). The body
+    is ``request.body``, byte for byte: never form-parsed first.
+    """
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    hub = _hub_with(channel)
+    outcome = hub.handle_notification(channel, raw_headers(request.headers.items()), request.body)
+    return ack_response(outcome.ack)
+
+
+@_csrf_exempt
+def browser_return(
+    request: HttpRequest, channel: str, on_return: ReturnHandler | str | None = None
+) -> HttpResponse:
+    """The buyer's browser return: verified, never credited, answered by the handler.
+
+    The handler is ``on_return`` (from the URLconf), else the callable or
+    dotted path in ``settings.PAYHUB_RETURN_HANDLER``, else
+    :func:`default_return_handler`. CSRF-exempt because UnionPay returns the
+    buyer with a cross-site form POST; it changes no state.
+    """
+    if request.method not in ("GET", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
+    hub = _hub_with(channel)
+    fields = request.GET if request.method == "GET" else request.POST
+    outcome = verify_return(hub, channel, fields)
+    return _return_handler(on_return)(request, outcome)
+
+
+def default_return_handler(request: HttpRequest, outcome: ReturnOutcome) -> HttpResponse:
+    """A plain-text page: 200 if the return verified, else 400. Replace it with a
+    redirect to the shop's order page."""
+    content_type = "text/plain; charset=utf-8"
+    if outcome.info is None:
+        return HttpResponse(
+            "This payment return could not be verified.\n", status=400, content_type=content_type
+        )
+    message = f"Thank you. Order {outcome.info.out_trade_no} is being confirmed.\n"
+    return HttpResponse(message, content_type=content_type)
+
+
+def _return_handler(given: ReturnHandler | str | None) -> ReturnHandler:
+    handler: Any = given or getattr(settings, "PAYHUB_RETURN_HANDLER", None)
+    if isinstance(handler, str):
+        handler = import_string(handler)
+    return handler or default_return_handler
+
+
+def _hub_with(channel: str) -> PayHub:
+    """The process's hub, or 404 if it has no channel account of that name."""
+    hub = get_hub()
+    try:
+        hub.channel(channel)
+    except UnknownChannelError:
+        raise Http404("no such payment channel") from None
+    return hub
+
+
+def raw_headers(items: Iterable[tuple[str, str]]) -> httpx.Headers:
+    """Every header as the server received it.
+
+    Django's WSGI and ASGI handlers both hand header values over as ISO-8859-1
+    strings (ASGI joins a repeated header with ","); encoding them back gives
+    the bytes on the wire, where the core would re-encode a ``str`` as UTF-8.
+    """
+    return httpx.Headers([(_wire(k), _wire(v)) for k, v in items])
+
+
+def _wire(text: str) -> bytes:
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # a server outside PEP 3333: keep what it gave
+        return text.encode("utf-8", "surrogateescape")
+
+
+def ack_response(ack: Ack) -> HttpResponse:
+    """The channel's exact acknowledgement: status, body and content type (or none)."""
+    response = HttpResponse(ack.body, status=ack.status_code)
+    del response["Content-Type"]
+    for name, value in ack.headers.items():
+        response[name] = value
+    return response
