@@ -250,7 +250,10 @@ class Notification(BaseModel):
     kind: NotificationKind
     out_trade_no: str
     channel_trade_id: str | None
-    amount: Money
+    #: The trade's total. None only where a channel's notification does not carry
+    #: it (UnionPay refunds name only the refund's amount); such a notification is
+    #: never proof of payment.
+    amount: Money | None
     status: PaymentStatus
     event_key: str
     #: This refund's own amount, where the channel says it (WeChat, UnionPay).

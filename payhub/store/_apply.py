@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -91,6 +91,7 @@ _INBOX_OUTCOME = Prepared.update(
     notifications, ("outcome", "processed_at"), ("channel", "event_key")
 )
 _LOCK_PAYMENT = Prepared.select(payments, ("out_trade_no",), lock=True)
+_LOCK_PAYMENT_BY_TRADE = Prepared.select(payments, ("channel", "channel_trade_id"), lock=True)
 _DEFERRED = Prepared.select(notifications, ("out_trade_no", "outcome"))
 _INSERT_AUDIT = Prepared.insert(
     audit, ("payment_id", "from_status", "to_status", "cause", "source", "at")
@@ -302,6 +303,12 @@ class Applier:
 
     def fact(self, fact: Fact) -> ApplyResult:
         payment = self._lock(fact.out_trade_no)
+        if payment is None and fact.kind in _REFUND_KINDS and fact.channel_trade_id:
+            # Some channels (UnionPay) name a refund by its own order number and
+            # the payment only by the channel's trade id (origQryId).
+            payment = self._lock_by_trade(fact.channel, fact.channel_trade_id)
+            if payment is not None:
+                fact = replace(fact, out_trade_no=str(payment.row["out_trade_no"]))
         if payment is None:
             raise NotificationRejected(
                 f"{fact.channel}: no stored payment {fact.out_trade_no!r}",
@@ -612,6 +619,12 @@ class Applier:
     def _lock(self, out_trade_no: str) -> _Payment | None:
         rows = _LOCK_PAYMENT.rows(self.conn, {"w_out_trade_no": out_trade_no})
         return _Payment(rows[0]) if rows else None
+
+    def _lock_by_trade(self, channel: str, channel_trade_id: str) -> _Payment | None:
+        rows = _LOCK_PAYMENT_BY_TRADE.rows(
+            self.conn, {"w_channel": channel, "w_channel_trade_id": channel_trade_id}
+        )
+        return _Payment(rows[0]) if len(rows) == 1 else None
 
     def _refund_row(self, out_refund_no: str) -> Any:
         return (

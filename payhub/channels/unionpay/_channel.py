@@ -503,7 +503,7 @@ class UnionPayChannel(Channel):
             channel_trade_id=fields.get("origQryId") or None,
             refund_amount=amount,
             out_refund_no=order_id,
-            **common,
+            **{**common, "amount": None},  # the payment's total is not in the message
         )
 
     def ack(self, ok: bool, message: str = "") -> Ack:
