@@ -52,6 +52,15 @@ from payhub.models import (
     ReturnInfo,
 )
 from payhub.money import Money
+from payhub.routing import (
+    BreakerConfig,
+    ChannelAccountPolicy,
+    FailoverPolicy,
+    Router,
+    RoutingDecision,
+    RoutingRule,
+    Strategy,
+)
 from payhub.store import PaymentRecord, PaymentState, Store
 
 __version__ = "0.1.0"
@@ -64,8 +73,10 @@ __all__ = [
     "BaseHub",
     "BillRecord",
     "BillRecordKind",
+    "BreakerConfig",
     "BuyerHints",
     "Channel",
+    "ChannelAccountPolicy",
     "ChannelError",
     "ChannelTimeout",
     "ConfigurationError",
@@ -73,6 +84,7 @@ __all__ = [
     "ErrorCode",
     "Event",
     "EventType",
+    "FailoverPolicy",
     "Flow",
     "InvalidRequestError",
     "Money",
@@ -100,11 +112,15 @@ __all__ = [
     "RefundStatus",
     "ResultKind",
     "ReturnInfo",
+    "Router",
+    "RoutingDecision",
+    "RoutingRule",
     "Secret",
     "SignatureError",
     "SplitError",
     "Store",
     "StoreError",
+    "Strategy",
     "SyncReport",
     "UnknownChannelError",
     "__version__",

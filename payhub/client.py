@@ -16,6 +16,7 @@ import functools
 import importlib
 import inspect
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -63,6 +64,7 @@ from payhub.models import (
     ReturnInfo,
 )
 from payhub.plugins import channel_types, get_plugin_manager
+from payhub.routing import FailoverPolicy, InMemoryHealthStore, Outcome, Router, RoutingDecision
 from payhub.store import (
     DEFAULT_EVENT_LEASE,
     ApplyResult,
@@ -167,6 +169,134 @@ def _attempt_outcome(exc: PayhubError) -> tuple[AttemptOutcome, bool]:
     return AttemptOutcome.RETRYABLE_FAILURE, not never_sent
 
 
+def _cap_timeout(request: httpx.Request, default: httpx.Timeout, ends_at: float) -> None:
+    """Cap each of the request's timeouts (its own, else the client's) to what is
+    left of its attempt, which ends at ``ends_at`` (:func:`time.monotonic`).
+
+    A request sent with no time left gets 1 ms: httpx then fails it the usual
+    way (a connect timeout: never sent; a read timeout: the trade may exist).
+    """
+    left = max(ends_at - time.monotonic(), 0.001)
+    timeouts = request.extensions.get("timeout") or default.as_dict()
+    request.extensions = {
+        **request.extensions,
+        "timeout": {
+            phase: left if limit is None else min(limit, left) for phase, limit in timeouts.items()
+        },
+    }
+
+
+def _attempt_note(attempts: Sequence[PaymentAttempt]) -> str:
+    tried = ", ".join(
+        f"{a.channel} {a.outcome.value}{' (the trade may exist there)' if a.may_exist else ''}"
+        for a in attempts
+    )
+    return f"payhub tried {len(attempts)} channel accounts: {tried}"
+
+
+class _Attempts:
+    """The channel accounts one payment may try, in order, each with its time budget.
+
+    Without a router: :meth:`BaseHub.candidates`, each attempt given the hub's
+    ``attempt_timeout`` (None: the HTTP client's own timeouts only). With one:
+    the router's decision, admitted candidates only, at most the failover
+    policy's ``max_attempts`` and none after its deadline; each attempt gets
+    ``min(attempt_timeout, time left before the deadline)``.
+
+    Building it routes the payment (and may raise :class:`NoEligibleChannel`);
+    :meth:`next` may take a half-open account's probe lease. Both may block on
+    a remote health store.
+    """
+
+    def __init__(self, hub: BaseHub, request: PaymentRequest) -> None:
+        self._hub = hub
+        router = hub.router
+        self.decision: RoutingDecision | None = None
+        if router is None:
+            channels = hub.candidates(request)
+            self._steps: Iterator[tuple[Channel, float | None]] = (
+                (channel, hub.attempt_timeout) for channel in channels
+            )
+        else:
+            self.decision = router.route(request, hub._channels.values())
+            self._steps = self._routed(router, self.decision)
+
+    def _routed(
+        self, router: Router, decision: RoutingDecision
+    ) -> Iterator[tuple[Channel, float | None]]:
+        failover, cap = self._hub.failover, self._hub.attempt_timeout
+        for candidate in router.attempts(decision, failover):
+            left = router.time_left(decision, failover)
+            yield candidate.channel, left if cap is None else min(cap, left)
+
+    def next(self) -> tuple[Channel, float | None] | None:
+        """The next channel account to try and its budget in seconds; None when done."""
+        return next(self._steps, None)
+
+    def exhausted(
+        self, last_error: PayhubError | None, attempts: Sequence[PaymentAttempt]
+    ) -> PayhubError:
+        """What to raise when no attempt succeeded: the last failure, or why none was made."""
+        if last_error is not None:
+            if len(attempts) > 1:
+                last_error.add_note(_attempt_note(attempts))
+            return last_error
+        decision, router = self.decision, self._hub.router
+        if decision is None or router is None:
+            return NoEligibleChannel("no configured channel can take this payment")
+        # route() found candidates, but attempts() yielded none of them.
+        why = (
+            "the failover deadline passed"
+            if router.time_left(decision, self._hub.failover) <= 0
+            else "circuit half-open and its one probe is in flight"
+        )
+        reasons = dict(decision.excluded)
+        for candidate in decision.candidates:
+            reasons.setdefault(candidate.name, why)
+        detail = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
+        return NoEligibleChannel(f"no channel account could be tried ({detail})", reasons=reasons)
+
+
+def _routing_options(section: object) -> dict[str, Any]:
+    """``PayHub.from_config``'s ``"routing"`` section as hub keyword arguments.
+
+    The keys of :meth:`Router.from_config`, plus ``"failover": {"max_attempts": 3,
+    "deadline": 30}`` (seconds) and ``"attempt_timeout"`` (seconds).
+    """
+    if not isinstance(section, Mapping):
+        raise ConfigurationError("routing: expected a mapping")
+    rest = dict(section)
+    options: dict[str, Any] = {}
+    failover = rest.pop("failover", None)
+    if failover is not None:
+        try:
+            options["failover"] = FailoverPolicy.model_validate(failover)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ConfigurationError(
+                f"routing.failover{'.' + where if where else ''}: {first['msg']}"
+            ) from None
+        except PayhubError as exc:
+            raise ConfigurationError(f"routing.failover: {exc.message}") from None
+    if "attempt_timeout" in rest:
+        options["attempt_timeout"] = rest.pop("attempt_timeout")
+    options["router"] = Router.from_config(rest)
+    return options
+
+
+def _check_routing_names(router: Router, channels: Mapping[str, Channel]) -> None:
+    """A policy or rule naming no configured account is a typo: refuse it."""
+    named = set(router.policies)
+    for rule in router.rules:
+        named |= rule.accounts
+    unknown = sorted(named - set(channels))
+    if unknown:
+        raise ConfigurationError(
+            f"routing names accounts that are not configured channels: {', '.join(unknown)}"
+        )
+
+
 def _paid_first(
     answers: list[tuple[str, PaymentQueryResult]],
 ) -> list[tuple[str, PaymentQueryResult]]:
@@ -245,7 +375,15 @@ class BaseHub:
     """Everything of the hub that does no I/O (the store's blocking calls aside,
     which the async hub runs in a worker thread)."""
 
-    def __init__(self, *, channels: Sequence[Channel], store: Store | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        channels: Sequence[Channel],
+        store: Store | None = None,
+        router: Router | None = None,
+        failover: FailoverPolicy | None = None,
+        attempt_timeout: float | None = None,
+    ) -> None:
         self._channels: dict[str, Channel] = {}
         for channel in channels:
             if channel.name in self._channels:
@@ -254,6 +392,24 @@ class BaseHub:
         self._store = store
         self._owns_store = False
         self._subscribers = Subscribers()
+        if router is not None:
+            _check_routing_names(router, self._channels)
+        elif failover is not None:
+            raise ConfigurationError("failover= needs router=: it limits the router's attempts")
+        if attempt_timeout is not None and (
+            isinstance(attempt_timeout, bool)
+            or not isinstance(attempt_timeout, int | float)
+            or not 0 < attempt_timeout < float("inf")
+        ):
+            raise ConfigurationError("attempt_timeout must be a positive number of seconds")
+        #: Ranks the channel accounts of each payment and keeps their health (None:
+        #: the pinned or the first eligible account, no failover).
+        self.router = router
+        #: How many accounts one payment may try, and for how long (with a router).
+        self.failover = FailoverPolicy() if failover is None else failover
+        #: The most seconds one attempt (one account's pay flow) may take; None:
+        #: the HTTP client's timeouts only (and, with a router, the failover deadline).
+        self.attempt_timeout = None if attempt_timeout is None else float(attempt_timeout)
 
     @classmethod
     def from_config(
@@ -266,13 +422,19 @@ class BaseHub:
         """Build a hub from ``{"channels": {name: {"type": kind, ...}}}``.
 
         Optional sections: ``"store": {"url": ...}`` (the hub then owns and
-        closes the store) and ``"events": {"handlers": {type: "module:function"}}``.
+        closes the store), ``"events": {"handlers": {type: "module:function"}}``
+        and ``"routing"``: :meth:`Router.from_config`'s keys, plus ``"failover":
+        {"max_attempts": 3, "deadline": 30}`` and ``"attempt_timeout"`` (seconds).
+        Keyword arguments (``router=``, ``failover=``, ...) win over the file.
         """
         channels = config.get("channels")
         if not isinstance(channels, Mapping) or not channels:
             raise ConfigurationError("configuration needs a non-empty 'channels' mapping")
         built = build_channels(channels, plugin_manager)
         handlers = [(t, _import_handler(ref)) for t, ref in _handler_refs(config.get("events"))]
+        if config.get("routing") is not None and "router" not in kwargs:
+            for key, value in _routing_options(config["routing"]).items():
+                kwargs.setdefault(key, value)
         owns_store = config.get("store") is not None and "store" not in kwargs
         if owns_store:
             kwargs["store"] = Store.from_config(config["store"])
@@ -298,7 +460,10 @@ class BaseHub:
             raise UnknownChannelError(f"no channel account named {name!r}") from None
 
     def select_channel(self, request: PaymentRequest) -> Channel:
-        """The channel account a payment goes to: pinned, else the first that can take it."""
+        """The channel account a payment goes to first: with a router, its first
+        candidate; else the pinned one, else the first that can take it."""
+        if self.router is not None:
+            return self.candidates(request)[0]
         if request.channel is not None:
             pinned = self.channel(request.channel)
             if not pinned.supports(request.method, request.amount.currency):
@@ -316,7 +481,16 @@ class BaseHub:
 
     def candidates(self, request: PaymentRequest) -> list[Channel]:
         """The channel accounts to try for a payment, in order (the next on a
-        retryable failure)."""
+        retryable failure).
+
+        With a router, its ranked decision (:class:`NoEligibleChannel`, with
+        a reason per account, when none can take it); ``pay`` then follows the
+        router's decision itself. Without one, the pinned or first eligible
+        account.
+        """
+        if self.router is not None:
+            decision = self.router.route(request, self._channels.values())
+            return [candidate.channel for candidate in decision.candidates]
         return [self.select_channel(request)]
 
     # -- store and events -------------------------------------------------------
@@ -387,14 +561,17 @@ class BaseHub:
         channel: Channel,
         exc: PayhubError,
         attempts: list[PaymentAttempt],
-        *,
-        last: bool,
     ) -> None:
-        """Record a failed attempt; raise unless the next candidate should be tried."""
+        """Record a failed attempt (store, router); raise it if it is a business
+        error, which no other channel account is tried for."""
         outcome, may_exist = _attempt_outcome(exc)
+        if self.router is not None:
+            self.router.record(channel.name, Outcome.of(exc))
         self._attempt(request, channel, outcome, attempts, error=exc, may_exist=may_exist)
         logger.info("%s: pay %s: %s", channel.name, outcome.value, exc.message)
-        if last or outcome is AttemptOutcome.BUSINESS_ERROR:
+        if outcome is AttemptOutcome.BUSINESS_ERROR:
+            if len(attempts) > 1:
+                exc.add_note(_attempt_note(attempts))
             raise exc
 
     def _pay_succeeded(
@@ -404,6 +581,8 @@ class BaseHub:
         result: PaymentResult,
         attempts: list[PaymentAttempt],
     ) -> PaymentResult:
+        if self.router is not None:
+            self.router.record(channel.name, Outcome.SUCCESS, amount=request.amount)
         self._attempt(
             request,
             channel,
@@ -506,6 +685,9 @@ class PayHub(BaseHub):
 
     >>> with PayHub.from_config(config) as hub:  # doctest: +SKIP
     ...     hub.pay(request)
+
+    ``router``, ``failover`` and ``attempt_timeout``: see :meth:`pay` and
+    ``docs/routing.md``.
     """
 
     def __init__(
@@ -515,13 +697,28 @@ class PayHub(BaseHub):
         http_client: httpx.Client | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         store: Store | None = None,
+        router: Router | None = None,
+        failover: FailoverPolicy | None = None,
+        attempt_timeout: float | None = None,
     ) -> None:
-        super().__init__(channels=channels, store=store)
+        super().__init__(
+            channels=channels,
+            store=store,
+            router=router,
+            failover=failover,
+            attempt_timeout=attempt_timeout,
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
 
-    def _run(self, channel: Channel, flow: Flow[T]) -> T:
+    def _run(self, channel: Channel, flow: Flow[T], *, budget: float | None = None) -> T:
+        """Drive ``flow`` over the HTTP client; with ``budget`` (seconds), every
+        request's timeouts are capped to what is left of it."""
+        ends_at = None if budget is None else time.monotonic() + budget
+
         def send(request: httpx.Request) -> httpx.Response:
+            if ends_at is not None:
+                _cap_timeout(request, self._http.timeout, ends_at)
             with map_network_errors(channel.name):
                 response = self._http.send(request)
                 response.read()
@@ -559,23 +756,33 @@ class PayHub(BaseHub):
     def pay(self, request: PaymentRequest) -> PaymentResult:
         """Take a payment: the first candidate channel, the next on a retryable failure.
 
+        With a router, the candidates are its ranked decision, tried within the
+        failover policy (``max_attempts``, ``deadline``), each attempt within
+        ``min(attempt_timeout, time left)``; each outcome is recorded with the
+        router (health, volume). A business error (bad parameter, already
+        paid) is raised at once; when every attempt failed, the last failure
+        is raised. ``result.channel`` is the account that took the payment and
+        ``result.attempts`` every attempt with its outcome (a timed-out one
+        with ``may_exist``: the trade may exist there).
+
         With a store the payment and every attempt are stored first; paying an
         out_trade_no that is already paid raises :class:`PaymentStateError`.
         """
-        candidates = self.candidates(request)
+        plan = _Attempts(self, request)
         if self._store is not None:
             self._store.begin_payment(request)
         attempts: list[PaymentAttempt] = []
-        for index, channel in enumerate(candidates):
+        last_error: PayhubError | None = None
+        while (step := plan.next()) is not None:
+            channel, budget = step
             try:
-                result = self._run(channel, channel.pay(request))
+                result = self._run(channel, channel.pay(request), budget=budget)
             except PayhubError as exc:
-                self._pay_failed(
-                    request, channel, exc, attempts, last=index == len(candidates) - 1
-                )
+                self._pay_failed(request, channel, exc, attempts)
+                last_error = exc
                 continue
             return self._pay_succeeded(request, channel, result, attempts)
-        raise NoEligibleChannel("no configured channel can take this payment")
+        raise plan.exhausted(last_error, attempts)
 
     def query(self, channel: str, out_trade_no: str) -> PaymentQueryResult:
         target = self.channel(channel)
@@ -759,6 +966,9 @@ class AsyncPayHub(BaseHub):
     the async hub runs each store transaction in a worker thread with
     :func:`asyncio.to_thread`, so the event loop never waits on the database.
     Event handlers may be plain functions or coroutine functions.
+
+    The router is synchronous: with the in-memory health store the hub calls it
+    directly; with another store (Redis) its calls run in a worker thread too.
     """
 
     def __init__(
@@ -768,13 +978,34 @@ class AsyncPayHub(BaseHub):
         http_client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         store: Store | None = None,
+        router: Router | None = None,
+        failover: FailoverPolicy | None = None,
+        attempt_timeout: float | None = None,
     ) -> None:
-        super().__init__(channels=channels, store=store)
+        super().__init__(
+            channels=channels,
+            store=store,
+            router=router,
+            failover=failover,
+            attempt_timeout=attempt_timeout,
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
 
-    async def _run(self, channel: Channel, flow: Flow[T]) -> T:
+    async def _routing(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call the router (through ``fn``): in a worker thread if its health store does I/O."""
+        router = self.router
+        if router is None or isinstance(router.health, InMemoryHealthStore):
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    async def _run(self, channel: Channel, flow: Flow[T], *, budget: float | None = None) -> T:
+        """As :meth:`PayHub._run`."""
+        ends_at = None if budget is None else time.monotonic() + budget
+
         async def send(request: httpx.Request) -> httpx.Response:
+            if ends_at is not None:
+                _cap_timeout(request, self._http.timeout, ends_at)
             with map_network_errors(channel.name):
                 response = await self._http.send(request)
                 await response.aread()
@@ -809,21 +1040,21 @@ class AsyncPayHub(BaseHub):
 
     async def pay(self, request: PaymentRequest) -> PaymentResult:
         """As :meth:`PayHub.pay`."""
-        candidates = self.candidates(request)
+        plan = await self._routing(_Attempts, self, request)
         if self._store is not None:
             await asyncio.to_thread(self._store.begin_payment, request)
         attempts: list[PaymentAttempt] = []
-        for index, channel in enumerate(candidates):
+        last_error: PayhubError | None = None
+        while (step := await self._routing(plan.next)) is not None:
+            channel, budget = step
             try:
-                result = await self._run(channel, channel.pay(request))
+                result = await self._run(channel, channel.pay(request), budget=budget)
             except PayhubError as exc:
-                last = index == len(candidates) - 1
-                await asyncio.to_thread(
-                    functools.partial(self._pay_failed, request, channel, exc, attempts, last=last)
-                )
+                await asyncio.to_thread(self._pay_failed, request, channel, exc, attempts)
+                last_error = exc
                 continue
             return await asyncio.to_thread(self._pay_succeeded, request, channel, result, attempts)
-        raise NoEligibleChannel("no configured channel can take this payment")
+        raise plan.exhausted(last_error, attempts)
 
     async def query(self, channel: str, out_trade_no: str) -> PaymentQueryResult:
         target = self.channel(channel)

@@ -75,7 +75,8 @@ def test_attempts_skip_a_probe_someone_else_holds(clock: ManualClock) -> None:
 
 
 def test_the_hub_loop(clock: ManualClock) -> None:
-    """The loop docs/routing.md gives the hub, with a and b down and c up."""
+    """The loop hub.pay runs (docs/routing.md, "Failover in hub.pay"), with a and b
+    down and c up; tests/routing/test_routing_hub*.py run the hub itself."""
     router = priority_router(clock, breaker=BreakerConfig(consecutive_failures=2))
     answers: dict[str, Exception | None] = {
         "a": ChannelTimeout("a: no answer in time"),
