@@ -9,13 +9,19 @@ Run: ``./scripts/demo`` (or ``.venv/bin/python examples/demo.py``).
 
 from __future__ import annotations
 
+import base64
 import queue
+import secrets
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -26,6 +32,7 @@ from payhub_sandbox import Sandbox, create_app
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from payhub import (
+    Event,
     Money,
     Notification,
     NotificationKind,
@@ -36,10 +43,12 @@ from payhub import (
     RefundRequest,
     RefundStatus,
 )
+from payhub.store import Store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"
+MER_ID = "777290058110048"
 WAIT_SECONDS = 15.0
 
 
@@ -139,15 +148,21 @@ def _pem(key: rsa.RSAPrivateKey) -> tuple[str, str]:
     return private, public
 
 
+_ORDERS: list[str] = []
+
+
 def order_no(prefix: str) -> str:
-    return f"{prefix}{datetime.now(SHANGHAI):%Y%m%d%H%M%S}{time.monotonic_ns() % 10_000:04d}"
+    """An order number both Alipay and UnionPay accept (8-40 letters and digits)."""
+    number = f"{prefix}{datetime.now(SHANGHAI):%Y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
+    if prefix == "DEMO":
+        _ORDERS.append(number)
+    return number
 
 
-def alipay_demo(sandbox_url: str, shop_url: str, shop: ShopEndpoint) -> None:
-    control = httpx.Client(base_url=f"{sandbox_url}/_control", timeout=10)
-    app_private, app_public = _pem(_new_key())
-
+def setup_alipay(control: httpx.Client, sandbox_url: str, shop_url: str) -> dict[str, Any]:
+    """Register an Alipay app with the sandbox; return its payhub channel configuration."""
     step("Alipay: register the shop's app with the sandbox (control API)")
+    app_private, app_public = _pem(_new_key())
     response = control.post(
         "/alipay/merchants",
         json={"app_id": APP_ID, "public_key": app_public, "seller_id": SELLER_ID},
@@ -155,123 +170,248 @@ def alipay_demo(sandbox_url: str, shop_url: str, shop: ShopEndpoint) -> None:
     check(response.status_code == 201, f"merchant registration answered {response.status_code}")
     alipay_public = control.get("/alipay/platform-key").text
     say(f"app {APP_ID}, seller {SELLER_ID}; the sandbox's Alipay public key fetched")
+    return {
+        "type": "alipay",
+        "app_id": APP_ID,
+        "app_private_key": app_private,
+        "alipay_public_key": alipay_public,
+        "gateway": f"{sandbox_url}/gateway.do",
+        "seller_id": SELLER_ID,
+        "notify_url": f"{shop_url}/notify/alipay",
+    }
 
-    hub = PayHub.from_config(
-        {
-            "channels": {
-                "alipay": {
-                    "type": "alipay",
-                    "app_id": APP_ID,
-                    "app_private_key": app_private,
-                    "alipay_public_key": alipay_public,
-                    "gateway": f"{sandbox_url}/gateway.do",
-                    "seller_id": SELLER_ID,
-                    "notify_url": f"{shop_url}/notify/alipay",
-                }
-            }
-        }
+
+def setup_unionpay(
+    control: httpx.Client, sandbox_url: str, shop_url: str, workdir: Path
+) -> dict[str, Any]:
+    """Have the sandbox issue a UnionPay signing certificate (PKCS#12) for the shop."""
+    step("UnionPay: the sandbox issues the shop's signing certificate (PKCS#12)")
+    password = secrets.token_urlsafe(12)
+    response = control.post("/unionpay/merchants", json={"mer_id": MER_ID, "password": password})
+    check(response.status_code == 201, f"certificate issuance answered {response.status_code}")
+    issued = response.json()
+    pfx = workdir / "unionpay-merchant.pfx"
+    pfx.write_bytes(base64.b64decode(issued["pfx"]))
+    pfx.chmod(0o600)
+    say(f"merId {MER_ID}, certId {issued['cert_id']}; .pfx written to {pfx.name}")
+    return {
+        "type": "unionpay",
+        "mer_id": MER_ID,
+        "environment": "test",
+        "sign_cert": {"$file": str(pfx)},
+        "sign_cert_password": password,
+        "root_cert": issued["root_cert"],
+        "middle_cert": issued["middle_cert"],
+        "gateway_url": sandbox_url,
+        "back_url": f"{shop_url}/notify/unionpay",
+        "front_url": f"{shop_url}/return/unionpay",
+    }
+
+
+def alipay_story(hub: PayHub, control: httpx.Client, shop: ShopEndpoint) -> None:
+    step("Alipay: create a QR payment (alipay.trade.precreate)")
+    paid_no = order_no("DEMO")
+    result = hub.pay(
+        PaymentRequest(
+            out_trade_no=paid_no,
+            amount=Money.parse("30.00", "CNY"),
+            subject="Steam 礼品卡 30 元",
+            method=PayMethod.QR,
+        )
     )
-    shop.hub = hub
-    with hub:
-        step("Alipay: create a QR payment (alipay.trade.precreate)")
-        paid_no = order_no("DEMO")
-        result = hub.pay(
-            PaymentRequest(
-                out_trade_no=paid_no,
-                amount=Money.parse("30.00", "CNY"),
-                subject="Steam 礼品卡 30 元",
-                method=PayMethod.QR,
-            )
-        )
-        check(bool(result.qr_code), "no QR content returned")
-        say(f"{paid_no}: show this QR code to the buyer: {result.qr_code}")
+    check(bool(result.qr_code), "no QR content returned")
+    say(f"{paid_no}: show this QR code to the buyer: {result.qr_code}")
 
-        step("Alipay: the buyer scans and pays (sandbox control API)")
-        response = control.post(f"/alipay/trades/{paid_no}/pay", json={"app_id": APP_ID})
-        check(response.status_code == 200, f"buyer payment answered {response.status_code}")
-        say(f"sandbox trade status: {response.json().get('trade_status')}")
+    step("Alipay: the buyer scans and pays (sandbox control API)")
+    response = control.post(f"/alipay/trades/{paid_no}/pay", json={"app_id": APP_ID})
+    check(response.status_code == 200, f"buyer payment answered {response.status_code}")
+    say(f"sandbox trade status: {response.json().get('trade_status')}")
 
-        step("Alipay: the asynchronous notification arrives and is verified")
-        note = shop.wait_for(
-            lambda n: n.out_trade_no == paid_no and n.kind is NotificationKind.PAYMENT,
-            "payment",
-        )
-        check(note.amount == Money(3000, "CNY"), f"notified amount {note.amount}")
-        check(note.status is PaymentStatus.PAID, f"notified status {note.status}")
-        say(f"verified: {note.kind.value} {note.amount} trade {note.channel_trade_id}")
-        say(f"event key {note.event_key}; the shop acked 'success'")
+    step("Alipay: the asynchronous notification arrives and is verified")
+    note = shop.wait_for(
+        lambda n: n.out_trade_no == paid_no and n.kind is NotificationKind.PAYMENT,
+        "payment",
+    )
+    check(note.amount == Money(3000, "CNY"), f"notified amount {note.amount}")
+    check(note.status is PaymentStatus.PAID, f"notified status {note.status}")
+    say(f"verified: {note.kind.value} {note.amount} trade {note.channel_trade_id}")
+    say(f"event key {note.event_key}; the shop acked 'success'")
 
-        step("Alipay: query the payment (alipay.trade.query)")
-        status = hub.query("alipay", paid_no)
-        check(status.status is PaymentStatus.PAID, f"query says {status.status}")
-        check(status.amount == Money(3000, "CNY"), f"query amount {status.amount}")
-        say(f"{paid_no}: {status.status.value}, {status.amount}")
+    step("Alipay: query the payment (alipay.trade.query)")
+    status = hub.query("alipay", paid_no)
+    check(status.status is PaymentStatus.PAID, f"query says {status.status}")
+    check(status.amount == Money(3000, "CNY"), f"query amount {status.amount}")
+    say(f"{paid_no}: {status.status.value}, {status.amount}")
 
-        step("Alipay: refund part of it (alipay.trade.refund)")
-        refund = hub.refund(
-            "alipay",
-            RefundRequest(
-                out_trade_no=paid_no,
-                out_refund_no=f"{paid_no}R1",
-                amount=Money.parse("10.00", "CNY"),
-                reason="card key already used",
-            ),
-        )
-        check(refund.status is RefundStatus.SUCCEEDED, f"refund status {refund.status}")
-        check(
-            refund.refunded_total == Money(1000, "CNY"),
-            f"refunded total {refund.refunded_total}",
-        )
-        say(f"refunded {refund.amount}; total refunded so far {refund.refunded_total}")
-        refund_note = shop.wait_for(
-            lambda n: n.out_trade_no == paid_no and n.kind is NotificationKind.REFUND,
-            "refund",
-        )
-        check(refund_note.refunded_total == Money(1000, "CNY"), "refund notification total")
-        say(f"refund notification verified: refunded so far {refund_note.refunded_total}")
+    step("Alipay: refund part of it (alipay.trade.refund)")
+    refund = hub.refund(
+        "alipay",
+        RefundRequest(
+            out_trade_no=paid_no,
+            out_refund_no=f"{paid_no}R1",
+            amount=Money.parse("10.00", "CNY"),
+            reason="card key already used",
+        ),
+    )
+    check(refund.status is RefundStatus.SUCCEEDED, f"refund status {refund.status}")
+    check(
+        refund.refunded_total == Money(1000, "CNY"),
+        f"refunded total {refund.refunded_total}",
+    )
+    say(f"refunded {refund.amount}; total refunded so far {refund.refunded_total}")
+    refund_note = shop.wait_for(
+        lambda n: n.out_trade_no == paid_no and n.kind is NotificationKind.REFUND,
+        "refund",
+    )
+    check(refund_note.refunded_total == Money(1000, "CNY"), "refund notification total")
+    say(f"refund notification verified: refunded so far {refund_note.refunded_total}")
 
-        step("Alipay: close another, unpaid payment (alipay.trade.close)")
-        unpaid_no = order_no("DEMO")
-        hub.pay(
-            PaymentRequest(
-                out_trade_no=unpaid_no,
-                amount=Money.parse("50.00", "CNY"),
-                subject="Licence key",
-                method=PayMethod.QR,
-            )
+    step("Alipay: close another, unpaid payment (alipay.trade.close)")
+    unpaid_no = order_no("DEMO")
+    hub.pay(
+        PaymentRequest(
+            out_trade_no=unpaid_no,
+            amount=Money.parse("50.00", "CNY"),
+            subject="Licence key",
+            method=PayMethod.QR,
         )
-        hub.close_trade("alipay", unpaid_no)
-        closed = hub.query("alipay", unpaid_no)
-        check(closed.status is PaymentStatus.CLOSED, f"closed trade queries as {closed.status}")
-        say(f"{unpaid_no}: {closed.status.value}")
+    )
+    hub.close_trade("alipay", unpaid_no)
+    closed = hub.query("alipay", unpaid_no)
+    check(closed.status is PaymentStatus.CLOSED, f"closed trade queries as {closed.status}")
+    say(f"{unpaid_no}: {closed.status.value}")
 
-        step("Alipay: download and parse today's bill")
-        records = hub.download_bill("alipay", datetime.now(SHANGHAI).date())
-        mine = [r for r in records if r.out_trade_no == paid_no]
-        kinds = sorted(r.kind.value for r in mine)
-        check(kinds == ["payment", "refund"], f"bill lines for {paid_no}: {kinds}")
-        total = sum((r.amount for r in mine), Money.zero("CNY"))
-        check(total == Money(2000, "CNY"), f"bill net {total}")
-        for record in mine:
-            say(f"{record.kind.value:8} {record.amount}  trade {record.channel_trade_id}")
-        say(f"{len(records)} bill lines in all; net for {paid_no}: {total}")
-    control.close()
+    step("Alipay: download and parse today's bill")
+    records = hub.download_bill("alipay", datetime.now(SHANGHAI).date())
+    mine = [r for r in records if r.out_trade_no == paid_no]
+    kinds = sorted(r.kind.value for r in mine)
+    check(kinds == ["payment", "refund"], f"bill lines for {paid_no}: {kinds}")
+    total = sum((r.amount for r in mine), Money.zero("CNY"))
+    check(total == Money(2000, "CNY"), f"bill net {total}")
+    for record in mine:
+        say(f"{record.kind.value:8} {record.amount}  trade {record.channel_trade_id}")
+    say(f"{len(records)} bill lines in all; net for {paid_no}: {total}")
+
+
+class _FormFields(HTMLParser):
+    """The action and hidden fields of an auto-submitting form, as a browser sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "form" and not self.action:
+            self.action = found.get("action") or ""
+        elif tag == "input" and found.get("name"):
+            self.fields[str(found["name"])] = found.get("value") or ""
+
+
+def unionpay_story(hub: PayHub, control: httpx.Client, shop: ShopEndpoint) -> None:
+    step("UnionPay: a browser consume (frontTransReq.do form)")
+    order = order_no("DEMO")
+    result = hub.pay(
+        PaymentRequest(
+            out_trade_no=order,
+            amount=Money.parse("100.00", "CNY"),
+            subject="Game top-up 100",
+            method=PayMethod.PAGE,
+            channel="unionpay",
+        )
+    )
+    check(bool(result.form_html), "no form returned")
+    form = _FormFields()
+    form.feed(result.form_html or "")
+    say(f"{order}: the auto-submitting form posts {len(form.fields)} signed fields")
+    cashier = httpx.post(form.action, data=form.fields, timeout=10)
+    check(cashier.status_code == 200, f"the cashier page answered {cashier.status_code}")
+    say("the buyer's browser reached the UnionPay cashier page")
+
+    step("UnionPay: the buyer pays; the signed back notification is verified")
+    response = control.post(f"/unionpay/trades/{order}/pay", json={"mer_id": MER_ID})
+    check(response.status_code == 200, f"buyer payment answered {response.status_code}")
+    note = shop.wait_for(
+        lambda n: n.out_trade_no == order and n.kind is NotificationKind.PAYMENT, "payment"
+    )
+    check(note.amount == Money(10000, "CNY"), f"notified amount {note.amount}")
+    say(f"verified (certificate chain, CN, signature): {note.amount}, queryId "
+        f"{note.channel_trade_id}")
+    status = hub.query("unionpay", order)
+    check(status.status is PaymentStatus.PAID, f"query says {status.status}")
+    say(f"queryTrans.do: {status.status.value}")
+
+    step("UnionPay: refund part (backTransReq.do, txnType 04)")
+    refund_no = order_no("RFND")
+    hub.refund(
+        "unionpay",
+        RefundRequest(out_trade_no=order, out_refund_no=refund_no, amount=Money(2500, "CNY")),
+    )
+    refund_note = shop.wait_for(
+        lambda n: n.out_refund_no == refund_no and n.kind is NotificationKind.REFUND, "refund"
+    )
+    check(refund_note.refund_amount == Money(2500, "CNY"), "refund notification amount")
+    say(f"refund notification verified: {refund_note.refund_amount}")
+
+
+class EventLog:
+    """The shop's side of the outbox: deliver goods once per payment.succeeded event id."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+        self.delivered: list[str] = []
+
+    def __call__(self, event: Event) -> None:
+        first = event.id not in self.seen
+        self.seen[event.id] = event.type
+        if event.type == "payment.succeeded" and first and event.out_trade_no:
+            # A real shop sends the card key here; it is never printed or logged.
+            self.delivered.append(event.out_trade_no)
+            say(f"event {event.type} ({event.id[:12]}...): card key sent to the buyer")
+        elif first:
+            say(f"event {event.type} ({event.id[:12]}...)")
 
 
 def main() -> int:
     print("payhub end-to-end demo against the local sandbox")
     shop = ShopEndpoint()
+    events = EventLog()
     sandbox = Sandbox(time_factor=600, bills_ready_immediately=True)
-    demos: list[tuple[str, Callable[[str, str, ShopEndpoint], None]]] = [
-        ("alipay", alipay_demo),
-    ]
     try:
-        with serve(create_app(sandbox)) as sandbox_url, serve(shop.app) as shop_url:
+        with (
+            tempfile.TemporaryDirectory(prefix="payhub-demo-") as tmp,
+            serve(create_app(sandbox)) as sandbox_url,
+            serve(shop.app) as shop_url,
+            httpx.Client(base_url=f"{sandbox_url}/_control", timeout=10) as control,
+        ):
+            workdir = Path(tmp)
             sandbox.base_url = sandbox_url
             sandbox.start_delivery_thread()
             say(f"sandbox at {sandbox_url}, shop endpoint at {shop_url}")
-            for _name, demo in demos:
-                demo(sandbox_url, shop_url, shop)
+            channels = {
+                "alipay": setup_alipay(control, sandbox_url, shop_url),
+                "unionpay": setup_unionpay(control, sandbox_url, shop_url, workdir),
+            }
+            step("payhub: one hub, every channel, the embedded SQLite store")
+            store = Store(f"sqlite:///{workdir / 'payhub.sqlite3'}")
+            store.upgrade()
+            say(f"store {store.url} at revision {store.current_revision()}")
+            with PayHub.from_config({"channels": channels}, store=store) as hub:
+                hub.subscribe("*", events)
+                shop.hub = hub
+                alipay_story(hub, control, shop)
+                unionpay_story(hub, control, shop)
+                step("Exactly once: what the store and the outbox say")
+                for record in store_payments(store):
+                    say(f"{record.out_trade_no}: {record.status.value}, refunded {record.refunded}")
+                    for ev in store.events(out_trade_no=record.out_trade_no):
+                        say(f"  outbox {ev.type} {ev.id[:12]}... delivered {ev.attempts}x")
+                check(not store.events(pending=True), "outbox events left undelivered")
+                paid = sorted(set(events.delivered))
+                check(len(paid) == len(events.delivered), "goods delivered twice for a payment")
+                check(len(paid) == 2, f"goods delivered for {len(paid)} payments, expected 2")
+            store.close()
             check(not shop.rejected, f"notifications rejected: {shop.rejected}")
     except DemoFailure as exc:
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
@@ -283,6 +423,11 @@ def main() -> int:
         sandbox.stop()
     print("\nAll steps behaved.")
     return 0
+
+
+def store_payments(store: Store) -> list[Any]:
+    """Every payment the demo made, as the store records them."""
+    return [store.payment(no) for no in sorted(_ORDERS) if store.payment(no) is not None]
 
 
 if __name__ == "__main__":

@@ -130,6 +130,14 @@ def map_network_errors(channel: str) -> Iterator[None]:
         raise NetworkError(f"{channel}: request failed ({type(exc).__name__})") from exc
 
 
+def _applied_to(outcome: NotificationOutcome, notification: Notification) -> str:
+    """The payment a stored notification was applied to: a refund notification
+    may name the refund's own order number (UnionPay), not the payment's."""
+    if outcome.applied is not None:
+        return outcome.applied.out_trade_no
+    return notification.out_trade_no
+
+
 def _unsupported(request: PaymentRequest) -> str:
     return f"does not support {request.method.value} in {request.amount.currency}"
 
@@ -749,7 +757,7 @@ class PayHub(BaseHub):
         outcome = self._store_notification(target, notification)
         if outcome.accepted:
             self._checkpoint("before_event_dispatch")
-            self._dispatch_quietly(notification)
+            self._dispatch_quietly(_applied_to(outcome, notification))
         self._checkpoint("before_ack")
         return outcome
 
@@ -1034,7 +1042,7 @@ class AsyncPayHub(BaseHub):
         outcome = await asyncio.to_thread(self._store_notification, target, notification)
         if outcome.accepted:
             self._checkpoint("before_event_dispatch")
-            await self._dispatch_quietly(notification)
+            await self._dispatch_quietly(_applied_to(outcome, notification))
         self._checkpoint("before_ack")
         return outcome
 
