@@ -49,6 +49,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"
 MER_ID = "777290058110048"
+MCH_ID = "1900000109"
+WX_APP_ID = "wxd678efh567hg6787"
+WX_SERIAL = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
 WAIT_SECONDS = 15.0
 
 
@@ -206,6 +209,86 @@ def setup_unionpay(
         "back_url": f"{shop_url}/notify/unionpay",
         "front_url": f"{shop_url}/return/unionpay",
     }
+
+
+def setup_wechat(control: httpx.Client, sandbox_url: str, shop_url: str) -> dict[str, Any]:
+    """Register a WeChat Pay merchant (public-key mode) with the sandbox."""
+    step("WeChat Pay: register the merchant's API key and APIv3 key with the sandbox")
+    private, public = _pem(_new_key())
+    api_v3_key = secrets.token_hex(16)  # 32 ASCII characters, as WeChat issues them
+    response = control.post(
+        "/wechat/merchants",
+        json={
+            "mch_id": MCH_ID,
+            "app_id": WX_APP_ID,
+            "merchant_serial_no": WX_SERIAL,
+            "merchant_public_key": public,
+            "api_v3_key": api_v3_key,
+            "key_mode": "public_key",
+        },
+    )
+    check(response.status_code == 201, f"merchant registration answered {response.status_code}")
+    platform = control.get("/wechat/public-key").json()
+    say(f"mchid {MCH_ID}; WeChat Pay public key {platform['public_key_id']} fetched")
+    return {
+        "type": "wechat",
+        "mch_id": MCH_ID,
+        "app_id": WX_APP_ID,
+        "merchant_private_key": private,
+        "merchant_serial_no": WX_SERIAL,
+        "api_v3_key": api_v3_key,
+        "wechatpay_public_key": platform["public_key"],
+        "wechatpay_public_key_id": platform["public_key_id"],
+        "base_url": sandbox_url,
+        "notify_url": f"{shop_url}/notify/wechat",
+        "refund_notify_url": f"{shop_url}/notify/wechat",
+    }
+
+
+def wechat_story(hub: PayHub, control: httpx.Client, shop: ShopEndpoint) -> None:
+    step("WeChat Pay: a native (QR) payment, /v3/pay/transactions/native")
+    order = order_no("DEMO")
+    result = hub.pay(
+        PaymentRequest(
+            out_trade_no=order,
+            amount=Money(1800, "CNY"),
+            subject="Licence key, 1 year",
+            method=PayMethod.QR,
+            channel="wechat",
+        )
+    )
+    check(bool(result.qr_code), "no code_url returned")
+    say(f"{order}: code_url {result.qr_code}")
+
+    step("WeChat Pay: the buyer pays; the notification is verified and decrypted")
+    response = control.post(f"/wechat/trades/{order}/pay", json={"mch_id": MCH_ID})
+    check(response.status_code == 200, f"buyer payment answered {response.status_code}")
+    note = shop.wait_for(
+        lambda n: n.out_trade_no == order and n.kind is NotificationKind.PAYMENT, "payment"
+    )
+    check(note.amount == Money(1800, "CNY"), f"notified amount {note.amount}")
+    say(f"verified (RSA signature, AES-256-GCM resource): {note.amount}, "
+        f"transaction {note.channel_trade_id}")
+    status = hub.query("wechat", order)
+    check(status.status is PaymentStatus.PAID, f"query says {status.status}")
+    say(f"query by out_trade_no: {status.status.value}")
+
+    step("WeChat Pay: refund part (/v3/refund/domestic/refunds)")
+    refund_no = order_no("RFND")
+    hub.refund(
+        "wechat",
+        RefundRequest(
+            out_trade_no=order,
+            out_refund_no=refund_no,
+            amount=Money(800, "CNY"),
+            total=Money(1800, "CNY"),
+        ),
+    )
+    refund_note = shop.wait_for(
+        lambda n: n.out_refund_no == refund_no and n.kind is NotificationKind.REFUND, "refund"
+    )
+    check(refund_note.refund_amount == Money(800, "CNY"), "refund notification amount")
+    say(f"REFUND.SUCCESS verified: {refund_note.refund_amount}")
 
 
 def alipay_story(hub: PayHub, control: httpx.Client, shop: ShopEndpoint) -> None:
@@ -392,6 +475,7 @@ def main() -> int:
             channels = {
                 "alipay": setup_alipay(control, sandbox_url, shop_url),
                 "unionpay": setup_unionpay(control, sandbox_url, shop_url, workdir),
+                "wechat": setup_wechat(control, sandbox_url, shop_url),
             }
             step("payhub: one hub, every channel, the embedded SQLite store")
             store = Store(f"sqlite:///{workdir / 'payhub.sqlite3'}")
@@ -402,6 +486,7 @@ def main() -> int:
                 shop.hub = hub
                 alipay_story(hub, control, shop)
                 unionpay_story(hub, control, shop)
+                wechat_story(hub, control, shop)
                 step("Exactly once: what the store and the outbox say")
                 for record in store_payments(store):
                     say(f"{record.out_trade_no}: {record.status.value}, refunded {record.refunded}")
@@ -410,7 +495,7 @@ def main() -> int:
                 check(not store.events(pending=True), "outbox events left undelivered")
                 paid = sorted(set(events.delivered))
                 check(len(paid) == len(events.delivered), "goods delivered twice for a payment")
-                check(len(paid) == 2, f"goods delivered for {len(paid)} payments, expected 2")
+                check(len(paid) == 3, f"goods delivered for {len(paid)} payments, expected 3")
             store.close()
             check(not shop.rejected, f"notifications rejected: {shop.rejected}")
     except DemoFailure as exc:
