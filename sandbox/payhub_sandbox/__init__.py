@@ -5,7 +5,9 @@
 >>> app = create_app(sandbox)  # doctest: +SKIP
 
 Alipay's ``gateway.do`` with its cashier, notifications on Alipay's retry
-schedule, bill downloads; a JSON control API under ``/_control/`` and a web
+schedule, bill downloads; WeChat Pay APIv3 under ``/v3/`` (signed answers in
+public-key or platform-certificate mode, encrypted notifications on WeChat's
+schedule, trade bills); a JSON control API under ``/_control/`` and a web
 console at ``/``. See ``docs/sandbox.md``.
 """
 
@@ -27,7 +29,20 @@ from payhub_sandbox._bills import (
 )
 from payhub_sandbox._clock import CHINA_TZ, Clock, ManualClock, SystemClock
 from payhub_sandbox._config import SandboxConfig, build_sandbox, load_config
-from payhub_sandbox._delivery import DeliveryAttempt, DeliveryStatus, OutboundNotification
+from payhub_sandbox._delivery import (
+    DeliveryAttempt,
+    DeliveryStatus,
+    OutboundNotification,
+    event_type_of,
+)
+from payhub_sandbox._delivery_faults import (
+    DeliveryFault,
+    DeliveryFaultOptions,
+    FormTamperer,
+    HeaderSignatureTamperer,
+    Tamperer,
+    register_tamperer,
+)
 from payhub_sandbox._errors import (
     InvalidInputError,
     SandboxError,
@@ -35,19 +50,53 @@ from payhub_sandbox._errors import (
     TradeStateError,
     UnknownMerchantError,
 )
+from payhub_sandbox._faults import FaultMode, GatewayFault, GatewayFaults
 from payhub_sandbox._sandbox import Sandbox
 from payhub_sandbox._state import Refund, Trade, TradeState
+from payhub_sandbox._unionpay import (
+    UNIONPAY_RETRY_DELAYS,
+    UnionPayMerchant,
+    UnionPaySimulator,
+    unionpay_orig_resp_code,
+)
+from payhub_sandbox._unionpay_pki import FAULT_KINDS as UNIONPAY_FAULT_KINDS
+from payhub_sandbox._unionpay_pki import UnionPayPKI
+from payhub_sandbox._wechat import (
+    DEFAULT_OPENID,
+    WECHAT_RETRY_DELAYS,
+    WechatMerchant,
+    WechatSimulator,
+    wechat_trade_state,
+)
+from payhub_sandbox._wechat_bills import (
+    WECHAT_BILL_COLUMNS,
+    WECHAT_BILL_SUMMARY_COLUMNS,
+    wechat_bill_csv,
+)
 
 __all__ = [
     "ALIPAY_BILL_COLUMNS",
     "ALIPAY_RETRY_DELAYS",
     "CHINA_TZ",
     "DEFAULT_BUYER_ID",
+    "DEFAULT_OPENID",
+    "UNIONPAY_FAULT_KINDS",
+    "UNIONPAY_RETRY_DELAYS",
+    "WECHAT_BILL_COLUMNS",
+    "WECHAT_BILL_SUMMARY_COLUMNS",
+    "WECHAT_RETRY_DELAYS",
     "AlipayMerchant",
     "AlipaySimulator",
     "Clock",
     "DeliveryAttempt",
+    "DeliveryFault",
+    "DeliveryFaultOptions",
     "DeliveryStatus",
+    "FaultMode",
+    "FormTamperer",
+    "GatewayFault",
+    "GatewayFaults",
+    "HeaderSignatureTamperer",
     "InvalidInputError",
     "ManualClock",
     "OutboundNotification",
@@ -56,18 +105,29 @@ __all__ = [
     "SandboxConfig",
     "SandboxError",
     "SystemClock",
+    "Tamperer",
     "Trade",
     "TradeNotFoundError",
     "TradeState",
     "TradeStateError",
+    "UnionPayMerchant",
+    "UnionPayPKI",
+    "UnionPaySimulator",
     "UnknownMerchantError",
+    "WechatMerchant",
+    "WechatSimulator",
     "alipay_bill_csvs",
     "alipay_bill_filename",
     "alipay_trade_status",
     "build_alipay_bill_zip",
     "build_sandbox",
     "create_app",
+    "event_type_of",
     "load_config",
+    "register_tamperer",
+    "unionpay_orig_resp_code",
+    "wechat_bill_csv",
+    "wechat_trade_state",
 ]
 
 # Tracebacks and reprs name the public package, not the private modules.

@@ -261,6 +261,13 @@ def _bad_param(what: str) -> AlipayFailure:
     return _business("ACQ.INVALID_PARAMETER", f"参数无效: {what}")
 
 
+def _busy(code: str) -> AlipayFailure:
+    """The gateway's "system busy" answers: ``20000`` (gateway) or ``40004`` (trade system)."""
+    if code == "40004":
+        return _business("ACQ.SYSTEM_ERROR", "系统错误")
+    return AlipayFailure("20000", "Service Currently Unavailable", "isp.unknow-error", "系统繁忙")
+
+
 @dataclass(frozen=True)
 class _BillLink:
     app_id: str
@@ -338,12 +345,16 @@ class AlipaySimulator:
 
     # -- the gateway --------------------------------------------------------
 
-    def handle(self, raw: Mapping[str, str], *, base_url: str) -> GatewayReply:
+    def handle(
+        self, raw: Mapping[str, str], *, base_url: str, system_error: str | None = None
+    ) -> GatewayReply:
         """Answer one ``gateway.do`` request.
 
         ``raw`` holds the merged query and form parameters as latin-1 text (one
         character per received byte); they are decoded here with the request's
-        ``charset``.
+        ``charset``. ``system_error`` (``"20000"`` or ``"40004"``, an injected
+        fault) answers the gateway's "system busy" instead, signed like any
+        error, and changes nothing.
         """
         self.close_expired()
         method = raw.get("method", "")
@@ -352,6 +363,8 @@ class AlipaySimulator:
         requested_type = raw.get("sign_type", "")
         merchant: AlipayMerchant | None = None
         try:
+            if system_error is not None:
+                raise _busy(system_error)
             if codec is None:
                 raise _invalid("isv.invalid-charset", "字符集错误")
             try:
@@ -851,6 +864,48 @@ class AlipaySimulator:
                     f"trade {trade.trade_no} is {alipay_trade_status(trade)}, not WAIT_BUYER_PAY"
                 )
             return self._close_trade(trade, reason)
+
+    def refund(
+        self, trade: Trade, amount: Money, *, out_request_no: str | None = None, reason: str = ""
+    ) -> Refund:
+        """A refund made outside the gateway (the merchant's portal: the console, the
+        control API), with the gateway's rules, notified like any refund.
+
+        ``out_request_no`` is the idempotency key (None: a new one); the same number
+        and amount returns the earlier refund unchanged.
+        """
+        with self._lock:
+            trade = self.trade_by_no(trade.trade_no)
+            if amount.is_zero() or amount.minor < 0:
+                raise InvalidInputError("the refund amount must be positive")
+            if out_request_no is None:
+                done = sum(1 for r in self._store.refunds(CHANNEL) if r.trade_no == trade.trade_no)
+                out_request_no = f"R{done + 1}-{trade.trade_no}"
+            if not _OUT_NO_RE.fullmatch(out_request_no):
+                raise InvalidInputError("out_request_no: 1-64 of A-Z a-z 0-9 _ -")
+            earlier = self._store.find_refund(
+                CHANNEL, trade.merchant_id, trade.trade_no, out_request_no
+            )
+            if earlier is not None:
+                if earlier.amount != amount:
+                    raise InvalidInputError(
+                        f"refund {out_request_no} was made for another amount "
+                        "(ACQ.DISCORDANT_REPEAT_REQUEST)"
+                    )
+                return earlier
+            refundable = trade.state is TradeState.PAID or (
+                trade.state is TradeState.CLOSED and trade.close_reason == "refunded"
+            )
+            if not refundable:
+                raise TradeStateError(
+                    f"trade {trade.trade_no} is {alipay_trade_status(trade)}: it cannot be refunded"
+                )
+            if amount > trade.refundable:
+                raise TradeStateError(
+                    f"refund of {amount.to_decimal_string()} exceeds the refundable "
+                    f"{trade.refundable.to_decimal_string()} (ACQ.REFUND_AMT_NOT_EQUAL_TOTAL)"
+                )
+            return self._apply_refund(trade, amount, out_request_no, reason)
 
     def close_expired(self) -> list[Trade]:
         """Close every unpaid trade whose ``timeout_express``/``time_expire`` has passed."""

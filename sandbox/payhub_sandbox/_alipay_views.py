@@ -11,7 +11,7 @@ from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import SandboxError, TradeNotFoundError
 from payhub_sandbox._state import Trade
 
-__all__ = ["alipay_blueprint"]
+__all__ = ["alipay_blueprint", "gateway_params", "gateway_response"]
 
 alipay_blueprint = Blueprint("alipay", __name__)
 
@@ -32,11 +32,25 @@ def _form_pairs() -> list[tuple[str, str]]:
     return []
 
 
+def gateway_params() -> dict[str, str]:
+    """The current gateway request's merged query and form parameters (latin-1 text)."""
+    return merge_params(parse_pairs(request.query_string), _form_pairs())
+
+
 @alipay_blueprint.route("/gateway.do", methods=["GET", "POST"])
 def gateway() -> BaseResponse:
+    return gateway_response()
+
+
+def gateway_response(system_error: str | None = None) -> BaseResponse:
+    """Answer the current ``gateway.do`` request (``system_error``: see
+    :meth:`AlipaySimulator.handle`)."""
     sandbox = current_sandbox()
-    params = merge_params(parse_pairs(request.query_string), _form_pairs())
-    reply = sandbox.alipay.handle(params, base_url=sandbox.base_url or request.url_root)
+    reply = sandbox.alipay.handle(
+        gateway_params(),
+        base_url=sandbox.base_url or request.url_root,
+        system_error=system_error,
+    )
     if reply.kind == "redirect":
         return redirect(reply.location, code=302)
     if reply.kind == "page_error":

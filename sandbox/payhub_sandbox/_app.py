@@ -6,9 +6,16 @@ from flask import Flask
 
 from payhub_sandbox._alipay_views import alipay_blueprint
 from payhub_sandbox._console import console_blueprint
+from payhub_sandbox._console_actions import console_actions_blueprint
 from payhub_sandbox._context import EXTENSION_KEY
 from payhub_sandbox._control import control_blueprint
+from payhub_sandbox._delivery_control import delivery_control_blueprint
+from payhub_sandbox._fault_views import faults_blueprint
 from payhub_sandbox._sandbox import Sandbox
+from payhub_sandbox._unionpay_control import unionpay_control_blueprint
+from payhub_sandbox._unionpay_views import unionpay_blueprint
+from payhub_sandbox._wechat_control import wechat_control_blueprint
+from payhub_sandbox._wechat_views import wechat_blueprint
 
 __all__ = ["create_app"]
 
@@ -22,7 +29,15 @@ def create_app(sandbox: Sandbox | None = None) -> Flask:
     """
     app = Flask("payhub_sandbox")
     app.extensions[EXTENSION_KEY] = sandbox if sandbox is not None else Sandbox()
+    # First: its hook applies gateway faults before any other runs.
+    app.register_blueprint(faults_blueprint)
     app.register_blueprint(alipay_blueprint)
     app.register_blueprint(control_blueprint)
+    app.register_blueprint(unionpay_blueprint)
+    app.register_blueprint(unionpay_control_blueprint)
+    app.register_blueprint(wechat_blueprint)
+    app.register_blueprint(wechat_control_blueprint)
+    app.register_blueprint(delivery_control_blueprint)
     app.register_blueprint(console_blueprint)
+    app.register_blueprint(console_actions_blueprint)
     return app

@@ -33,6 +33,12 @@ import httpx
 from payhub_sandbox._clock import Clock
 from payhub_sandbox._errors import InvalidInputError
 from payhub_sandbox._sandbox import Sandbox
+from payhub_sandbox._unionpay_config import (
+    configure_unionpay,
+    load_unionpay_pki,
+    read_unionpay_section,
+)
+from payhub_sandbox._wechat_config import WechatSection, configure_wechat, read_wechat_section
 
 __all__ = ["SandboxConfig", "build_sandbox", "load_config"]
 
@@ -44,6 +50,9 @@ class SandboxConfig:
     bills_ready_immediately: bool = False
     alipay_platform_key: str | None = field(default=None, repr=False)
     alipay_merchants: tuple[dict[str, Any], ...] = ()
+    unionpay_pki_dir: str | None = None
+    unionpay_merchants: tuple[dict[str, str], ...] = field(default=(), repr=False)
+    wechat: WechatSection = field(default_factory=WechatSection, repr=False)
 
 
 def _resolve(value: Any, base: Path) -> Any:
@@ -103,6 +112,17 @@ def load_config(path: str | os.PathLike[str]) -> SandboxConfig:
         if "public_key" not in merchant and public_key_file is not None:
             merchant["public_key"] = _read(public_key_file, base)
         merchants.append(merchant)
+    unionpay_pki_dir, unionpay_merchants = read_unionpay_section(
+        data.get("unionpay"),
+        base,
+        resolve=lambda value: _resolve(value, base),
+        read=lambda ref: _read(ref, base),
+    )
+    wechat = read_wechat_section(
+        data.get("wechat"),
+        resolve=lambda value: _resolve(value, base),
+        read=lambda ref: _read(ref, base),
+    )
     time_factor = data.get("time_factor")
     if time_factor is not None and (
         isinstance(time_factor, bool) or not isinstance(time_factor, int | float)
@@ -117,6 +137,9 @@ def load_config(path: str | os.PathLike[str]) -> SandboxConfig:
         bills_ready_immediately=bills_now,
         alipay_platform_key=key,
         alipay_merchants=tuple(merchants),
+        unionpay_pki_dir=unionpay_pki_dir,
+        unionpay_merchants=unionpay_merchants,
+        wechat=wechat,
     )
 
 
@@ -155,7 +178,12 @@ def build_sandbox(
             if bills_ready_immediately is None
             else bills_ready_immediately
         ),
+        unionpay_pki=load_unionpay_pki(config.unionpay_pki_dir),
+        wechat_public_key=config.wechat.public_key_private_key,
+        wechat_platform_key=config.wechat.platform_private_key,
     )
+    configure_unionpay(sandbox, config.unionpay_merchants)
+    configure_wechat(sandbox, config.wechat)
     for entry in config.alipay_merchants:
         unknown = set(entry) - _MERCHANT_KEYS
         if unknown:

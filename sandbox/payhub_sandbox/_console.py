@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template
+from functools import partial
 
+from flask import Blueprint, Response, render_template, request
+
+from payhub_sandbox._console_actions import trade_actions
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._control import trade_json
 
@@ -24,5 +27,9 @@ def console() -> Response:
         refunds=sandbox.refunds,
         notifications=sandbox.notifications,
         attempts=sandbox.deliveries,
+        faults=sandbox.delivery_faults,
+        trade_actions=partial(trade_actions, sandbox),
+        message=request.args.get("msg", ""),
+        error=request.args.get("error", ""),
     )
     return Response(html, content_type="text/html; charset=utf-8")

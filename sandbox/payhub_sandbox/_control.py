@@ -15,6 +15,8 @@ from payhub_sandbox._clock import ManualClock
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
 from payhub_sandbox._state import Trade
+from payhub_sandbox._unionpay import unionpay_orig_resp_code
+from payhub_sandbox._wechat import wechat_trade_state
 
 __all__ = ["control_blueprint", "trade_json"]
 
@@ -30,6 +32,10 @@ def trade_json(trade: Trade) -> dict[str, Any]:
     data = trade.to_json()
     if trade.channel == "alipay":
         data["trade_status"] = alipay_trade_status(trade)
+    elif trade.channel == "unionpay":
+        data["orig_resp_code"] = unionpay_orig_resp_code(trade)
+    elif trade.channel == "wechat":
+        data["trade_state"] = wechat_trade_state(trade)
     return data
 
 

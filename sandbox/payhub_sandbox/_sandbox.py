@@ -8,12 +8,14 @@ import threading
 from datetime import date
 from decimal import Decimal
 from types import TracebackType
-from typing import Literal, Self
+from typing import Literal, Self, Unpack
 
 import httpx
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from payhub.errors import ConfigurationError
+from payhub.errors import AmountError, ConfigurationError
+from payhub.money import Money
 from payhub.signing import load_private_key
 from payhub_sandbox._alipay import (
     DEFAULT_BUYER_ID,
@@ -24,8 +26,22 @@ from payhub_sandbox._alipay import (
 )
 from payhub_sandbox._clock import Clock, SystemClock
 from payhub_sandbox._delivery import DeliveryAttempt, DeliveryScheduler, OutboundNotification
+from payhub_sandbox._delivery_faults import DeliveryFault, DeliveryFaultOptions
 from payhub_sandbox._errors import InvalidInputError
+from payhub_sandbox._faults import FaultMode, GatewayFault, GatewayFaults
 from payhub_sandbox._state import Refund, Trade, TradeStore
+from payhub_sandbox._unionpay import UnionPayMerchant, UnionPaySimulator
+from payhub_sandbox._unionpay_pki import UnionPayPKI
+from payhub_sandbox._wechat import (
+    DEFAULT_FEE_RATE as WECHAT_DEFAULT_FEE_RATE,
+)
+from payhub_sandbox._wechat import (
+    RefundOutcome,
+    WechatMerchant,
+    WechatSimulator,
+    make_wechat_merchant,
+)
+from payhub_sandbox._wechat_notify import ResigningTransport
 
 __all__ = ["Sandbox"]
 
@@ -68,6 +84,9 @@ class Sandbox:
         base_url: str | None = None,
         alipay_escape_slashes: bool = True,
         bills_ready_immediately: bool = False,
+        unionpay_pki: UnionPayPKI | None = None,
+        wechat_public_key: rsa.RSAPrivateKey | str | bytes | None = None,
+        wechat_platform_key: rsa.RSAPrivateKey | str | bytes | None = None,
     ) -> None:
         if not (isinstance(time_factor, int | float) and math.isfinite(time_factor)) or (
             time_factor <= 0
@@ -78,8 +97,13 @@ class Sandbox:
         self.base_url = base_url.rstrip("/") if base_url else None
         self._lock = threading.RLock()
         self._store = TradeStore(self._lock)
+        # WeChat Pay signs each notification attempt afresh (see _wechat_notify).
+        self._resigner = ResigningTransport(notify_transport)
         self._scheduler = DeliveryScheduler(
-            clock=self.clock, lock=self._lock, transport=notify_transport
+            clock=self.clock,
+            lock=self._lock,
+            transport=self._resigner,
+            trade_lookup=self._store.get,
         )
         self._alipay = AlipaySimulator(
             store=self._store,
@@ -90,8 +114,27 @@ class Sandbox:
             escape_slashes=alipay_escape_slashes,
             bills_ready_immediately=bills_ready_immediately,
         )
+        self._unionpay = UnionPaySimulator(
+            store=self._store,
+            scheduler=self._scheduler,
+            clock=self.clock,
+            time_factor=self.time_factor,
+            pki=unionpay_pki,
+        )
+        self._wechat = WechatSimulator(
+            store=self._store,
+            scheduler=self._scheduler,
+            clock=self.clock,
+            time_factor=self.time_factor,
+            bills_ready_immediately=bills_ready_immediately,
+            public_key=wechat_public_key,
+            platform_key=wechat_platform_key,
+            resigner=self._resigner,
+        )
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        #: Faults injected into the channels' gateways (see :meth:`set_fault`).
+        self.gateway_faults = GatewayFaults()
 
     def __repr__(self) -> str:
         return (
@@ -169,9 +212,239 @@ class Sandbox:
         self._alipay.merchant(app_id)
         return self._alipay.close(self._alipay.trade(app_id, out_trade_no), reason=reason)
 
+    def refund_alipay(
+        self,
+        app_id: str,
+        out_trade_no: str,
+        amount: Money | str,
+        *,
+        out_request_no: str | None = None,
+        reason: str = "",
+    ) -> Refund:
+        """Refund (part of) a paid trade as the merchant's portal would (not through
+        the gateway): the gateway's rules, notified. ``out_request_no`` (None: a new
+        one) makes it idempotent."""
+        self._alipay.merchant(app_id)
+        if isinstance(amount, str):
+            try:
+                amount = Money.parse(amount, "CNY")
+            except AmountError:
+                raise InvalidInputError(f"amount: {amount!r} is not an amount") from None
+        return self._alipay.refund(
+            self._alipay.trade(app_id, out_trade_no),
+            amount,
+            out_request_no=out_request_no,
+            reason=reason,
+        )
+
     def alipay_bill(self, app_id: str, bill_date: date) -> bytes:
         """The day's bill zip of an app, as its download link would serve it."""
         return self._alipay.bill(app_id, bill_date)[1]
+
+    # -- UnionPay -------------------------------------------------------------
+
+    @property
+    def unionpay(self) -> UnionPaySimulator:
+        """The UnionPay engine behind ``/gateway/api/`` (for views and advanced tests)."""
+        return self._unionpay
+
+    @property
+    def unionpay_root_cert_pem(self) -> str:
+        """The root certificate a UnionPay client trusts (PEM)."""
+        return self._unionpay.root_cert_pem
+
+    @property
+    def unionpay_middle_cert_pem(self) -> str:
+        """The middle certificate a UnionPay client trusts (PEM)."""
+        return self._unionpay.middle_cert_pem
+
+    def issue_unionpay_merchant(
+        self, mer_id: str, password: str, *, key: rsa.RSAPrivateKey | None = None
+    ) -> tuple[bytes, x509.Certificate]:
+        """Issue a signing certificate for ``mer_id`` and register it: returns the
+        PKCS#12 (.pfx) bytes protected by ``password``, and the certificate
+        (``certId`` = its serial number in decimal). ``key``: reuse an RSA key."""
+        return self._unionpay.issue_merchant(mer_id, password, key=key)
+
+    def add_unionpay_merchant(
+        self, mer_id: str, certificate: x509.Certificate | str | bytes
+    ) -> UnionPayMerchant:
+        """Register a merchant's own signing certificate (PEM, DER or loaded)."""
+        return self._unionpay.add_merchant(mer_id, certificate)
+
+    def unionpay_merchant(self, mer_id: str) -> UnionPayMerchant:
+        return self._unionpay.merchant(mer_id)
+
+    @property
+    def unionpay_merchants(self) -> list[UnionPayMerchant]:
+        return self._unionpay.merchants()
+
+    def unionpay_trade(self, mer_id: str, order_id: str) -> Trade:
+        return self._unionpay.trade(mer_id, order_id)
+
+    def pay_unionpay(self, mer_id: str, order_id: str) -> Trade:
+        """The cardholder pays the consume ``order_id``; its notification is scheduled."""
+        self._unionpay.merchant(mer_id)
+        return self._unionpay.pay(self._unionpay.trade(mer_id, order_id))
+
+    def unionpay_fault(self, kind: str | None) -> str | None:
+        """From now on sign UnionPay answers and notifications with a faulty certificate:
+        ``other_chain``, ``expired``, ``self_signed``, ``production_cn``, ``wrong_key``
+        or ``unsigned``; None goes back to the good one."""
+        return self._unionpay.set_fault(kind)
+
+    # -- WeChat Pay -----------------------------------------------------------
+
+    @property
+    def wechat(self) -> WechatSimulator:
+        """The WeChat Pay engine behind ``/v3/...`` (for views and advanced tests)."""
+        return self._wechat
+
+    @property
+    def wechat_public_key_pem(self) -> str:
+        """The WeChat Pay public key (微信支付公钥), PEM: verifies public-key-mode answers."""
+        return self._wechat.public_key_pem
+
+    @property
+    def wechat_public_key_id(self) -> str:
+        """Its ``PUB_KEY_ID_…``: the ``Wechatpay-Serial`` of public-key mode."""
+        return self._wechat.public_key_id
+
+    @property
+    def wechat_platform_certificates_pem(self) -> list[str]:
+        """The platform certificates in force (PEM), oldest first; the last one signs."""
+        return [c.pem for c in self._wechat.certificates()]
+
+    @property
+    def wechat_platform_certificate_serials(self) -> list[str]:
+        """Their serials (upper hex), oldest first."""
+        return [c.serial_no for c in self._wechat.certificates()]
+
+    def rotate_wechat_platform_certificate(
+        self, key: rsa.RSAPrivateKey | str | bytes | None = None
+    ) -> str:
+        """Issue a new platform certificate (its serial is returned). The old ones stay
+        valid and listed by ``/v3/certificates`` (the overlap); answers and
+        notifications are signed with the new one from now on."""
+        return self._wechat.rotate_certificate(key).serial_no
+
+    def retire_wechat_platform_certificate(self, serial_no: str) -> None:
+        """End a rotation's overlap: stop listing an old platform certificate."""
+        self._wechat.retire_certificate(serial_no)
+
+    def add_wechat_merchant(  # noqa: PLR0917 - the order WeChat's console lists them in
+        self,
+        mch_id: str,
+        app_id: str,
+        merchant_serial_no: str,
+        merchant_public_key: str | bytes | rsa.RSAPublicKey | x509.Certificate,
+        api_v3_key: str | bytes,
+        key_mode: Literal["public_key", "certificate"] | str = "public_key",
+        *,
+        fee_rate: Decimal | str | int = WECHAT_DEFAULT_FEE_RATE,
+        refund_delay: float = 0.0,
+        bill_bom: bool = True,
+    ) -> WechatMerchant:
+        """Register (or replace) a WeChat Pay merchant: its API certificate's serial and
+        public key (PEM key or certificate), its 32-byte API v3 key, and the key mode
+        the sandbox signs to it in (``public_key`` or ``certificate``)."""
+        merchant = make_wechat_merchant(
+            mch_id,
+            app_id,
+            merchant_serial_no,
+            merchant_public_key,
+            api_v3_key,
+            key_mode,
+            fee_rate=fee_rate,
+            refund_delay=refund_delay,
+            bill_bom=bill_bom,
+        )
+        return self._wechat.add_merchant(merchant)
+
+    def wechat_merchant(self, mch_id: str) -> WechatMerchant:
+        return self._wechat.merchant(mch_id)
+
+    @property
+    def wechat_merchants(self) -> list[WechatMerchant]:
+        return self._wechat.merchants()
+
+    def wechat_trade(self, mch_id: str, out_trade_no: str) -> Trade:
+        return self._wechat.trade(mch_id, out_trade_no)
+
+    def pay_wechat(
+        self,
+        mch_id: str,
+        out_trade_no: str,
+        *,
+        openid: str | None = None,
+        buyer_id: str | None = None,
+    ) -> Trade:
+        """The buyer (``openid``; ``buyer_id`` is the channel-neutral name of the same)
+        pays: ``NOTPAY`` → ``SUCCESS``; ``TRANSACTION.SUCCESS`` is scheduled."""
+        self._wechat.merchant(mch_id)
+        trade = self._wechat.trade(mch_id, out_trade_no)
+        return self._wechat.pay(trade, openid=openid or buyer_id)
+
+    def refund_wechat(
+        self,
+        mch_id: str,
+        out_trade_no: str,
+        amount: Money | str,
+        *,
+        out_refund_no: str | None = None,
+        reason: str = "",
+        notify_url: str | None = None,
+    ) -> Refund:
+        """Refund (part of) a paid trade as the merchant platform would (not through
+        the API): the API's rules; ``PROCESSING`` until it settles. ``amount`` is
+        Money or yuan (``"12.34"``); ``out_refund_no`` (None: a new one) makes it
+        idempotent; ``REFUND.*`` is notified only with a ``notify_url``."""
+        if isinstance(amount, str):
+            try:
+                amount = Money.parse(amount, "CNY")
+            except AmountError:
+                raise InvalidInputError(f"amount: {amount!r} is not an amount") from None
+        return self._wechat.portal_refund(
+            mch_id,
+            out_trade_no,
+            amount,
+            out_refund_no=out_refund_no,
+            reason=reason,
+            notify_url=notify_url,
+        )
+
+    def close_wechat(self, mch_id: str, out_trade_no: str) -> Trade:
+        """Close an unpaid trade (WeChat notifies nothing)."""
+        self._wechat.merchant(mch_id)
+        return self._wechat.close(self._wechat.trade(mch_id, out_trade_no))
+
+    def wechat_refund(self, mch_id: str, out_refund_no: str) -> Refund:
+        return self._wechat.refund(mch_id, out_refund_no)
+
+    def settle_wechat_refund(
+        self, mch_id: str, out_refund_no: str, status: RefundOutcome | str = "SUCCESS"
+    ) -> Refund:
+        """End a ``PROCESSING`` refund now as ``SUCCESS``, ``ABNORMAL`` or ``CLOSED``
+        (notified with ``REFUND.*`` if the refund request had a ``notify_url``)."""
+        return self._wechat.settle_refund(mch_id, out_refund_no, status)
+
+    def wechat_bill(self, mch_id: str, bill_date: date, bill_type: str = "ALL") -> bytes:
+        """A day's trade bill file, uncompressed, as its download would serve it."""
+        return self._wechat.bill(mch_id, bill_date, bill_type)
+
+    def fail_wechat_next(
+        self,
+        code: str,
+        *,
+        times: int = 1,
+        path: str | None = None,
+        mch_id: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` authenticated ``/v3/`` requests (to paths starting
+        with ``path``, of ``mch_id``) with the WeChat error ``code`` and its HTTP status
+        (``SYSTEM_ERROR`` 500, ``FREQUENCY_LIMITED`` 429, ``ORDERPAID`` 403, …), signed."""
+        self._wechat.add_fault(code, times=times, path=path, mch_id=mch_id, message=message)
 
     # -- every channel ------------------------------------------------------
 
@@ -195,16 +468,94 @@ class Sandbox:
 
     def close_expired(self) -> list[Trade]:
         """Close unpaid trades whose timeout has passed on the sandbox clock."""
-        return self._alipay.close_expired()
+        return (
+            self._alipay.close_expired()
+            + self._unionpay.close_expired()
+            + self._wechat.close_expired()
+        )
 
     def deliver_due(self, *, force: bool = False) -> list[DeliveryAttempt]:
-        """POST every notification due now (every pending one if ``force``), synchronously."""
+        """POST every notification due now (every pending one if ``force``), synchronously.
+
+        WeChat Pay refunds whose ``refund_delay`` has passed settle first, so their
+        ``REFUND.SUCCESS`` notifications go out in the same call."""
+        self._wechat.settle_due_refunds()
         return self._scheduler.deliver_due(force=force)
 
     def tick(self) -> list[DeliveryAttempt]:
         """What the background thread does each time: close expired trades, deliver."""
         self.close_expired()
         return self.deliver_due()
+
+    # -- delivery faults ----------------------------------------------------
+
+    def add_delivery_fault(self, **options: Unpack[DeliveryFaultOptions]) -> DeliveryFault:
+        """Make notifications misbehave on the way to the shop (see ``docs/sandbox.md``):
+        ``delay`` (seconds, or a ``(low, high)`` range drawn with ``seed``),
+        ``duplicates`` (+ ``concurrent``), ``reorder``, ``drop_first``,
+        ``replay_after`` (+ ``replays``), ``tamper`` (``"amount"``, with
+        ``tamper_amount``, or ``"signature"``; ``tamper_attempts``). Scope:
+        ``channel``, ``merchant_id``, ``out_trade_no``, ``event_types``; ``limit``
+        caps how many notifications it takes. Applies to notifications scheduled
+        from now on."""
+        return self._scheduler.faults.add(options)
+
+    @property
+    def delivery_faults(self) -> list[DeliveryFault]:
+        return self._scheduler.faults.faults()
+
+    def delivery_fault(self, fault_id: str) -> DeliveryFault:
+        return self._scheduler.faults.get(fault_id)
+
+    def remove_delivery_fault(self, fault_id: str) -> DeliveryFault:
+        """Remove a delivery fault; notifications it held back are released."""
+        return self._scheduler.remove_fault(fault_id)
+
+    def clear_delivery_faults(self) -> int:
+        """Remove every delivery fault (releasing held notifications); how many there were."""
+        return len(self._scheduler.clear_faults())
+
+    def notification(self, notification_id: str) -> OutboundNotification:
+        return self._scheduler.notification(notification_id)
+
+    def resend_notification(self, notification_id: str) -> list[DeliveryAttempt]:
+        """Send a notification now, synchronously: a pending one's next attempt at once
+        (released if held), an acknowledged or abandoned one once more (as a
+        channel's merchant portal lets a merchant do)."""
+        return self._scheduler.resend(notification_id)
+
+    # -- gateway faults -----------------------------------------------------
+
+    def set_fault(
+        self,
+        channel: str,
+        mode: FaultMode | str,
+        *,
+        app_id: str | None = None,
+        seconds: float | None = None,
+        count: int | None = None,
+        close: bool = False,
+        code: str | None = None,
+    ) -> GatewayFault:
+        """Make a channel's gateway fail on purpose: ``down`` (503, empty body; with
+        ``close`` a live server drops the connection instead of answering),
+        ``slow`` (answer after ``seconds``, real time), ``system_error`` (the
+        channel's "system busy", ``code`` choosing which), ``html_error`` (502,
+        an nginx page). ``app_id``: one merchant only; ``count``: the next
+        ``count`` requests only (until :meth:`clear_faults` otherwise)."""
+        return self.gateway_faults.set(
+            channel,
+            mode,
+            app_id=app_id,
+            seconds=seconds,
+            count=count,
+            close=close,
+            code=code,
+        )
+
+    def clear_faults(self, channel: str | None = None, *, app_id: str | None = None) -> int:
+        """Clear every gateway fault (a channel's, one merchant's); how many were cleared."""
+        return self.gateway_faults.clear(channel, app_id=app_id)
 
     # -- server mode --------------------------------------------------------
 
@@ -230,12 +581,14 @@ class Sandbox:
                 logger.exception("delivery tick failed")
 
     def stop(self) -> None:
-        """Stop the delivery thread (if any) and close the notification client."""
+        """Stop the delivery thread (if any) and close the notification client;
+        clear the gateway faults, releasing the requests a ``slow`` one holds."""
         with self._lock:
             thread, self._thread = self._thread, None
             self._stopping.set()
         if thread is not None:
             thread.join(timeout=30)
+        self.gateway_faults.clear()
         self._scheduler.close()
 
     close = stop

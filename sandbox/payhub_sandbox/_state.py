@@ -108,6 +108,12 @@ class Refund:
     reason: str = ""
     full: bool = False
     """Whether this refund brought the cumulative refunds to the trade's total."""
+    status: str = "SUCCESS"
+    """Channel-neutral progress: ``PROCESSING``, then ``SUCCESS``, ``ABNORMAL`` or
+    ``CLOSED`` (a closed refund gives its amount back to the trade's refundable
+    amount). Channels whose refunds are immediate (Alipay) store ``SUCCESS``."""
+    settled_at: datetime | None = None
+    """When the refund left ``PROCESSING``, if it has (None for immediate refunds)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,6 +129,8 @@ class Refund:
             "created_at": self.created_at.isoformat(),
             "reason": self.reason,
             "full": self.full,
+            "status": self.status,
+            "settled_at": _iso(self.settled_at),
         }
 
 
@@ -202,6 +210,16 @@ class TradeStore:
             if key in self._by_out_refund_no:
                 raise ValueError("refund already stored")
             self._refunds.append(refund)
+            self._by_out_refund_no[key] = refund
+
+    def replace_refund(self, refund: Refund) -> None:
+        """Store a new record of a refund (same channel, merchant, trade and number)."""
+        key = (refund.channel, refund.merchant_id, refund.trade_no, refund.out_refund_no)
+        with self.lock:
+            old = self._by_out_refund_no.get(key)
+            if old is None or old.refund_no != refund.refund_no:
+                raise KeyError(refund.refund_no)
+            self._refunds[self._refunds.index(old)] = refund
             self._by_out_refund_no[key] = refund
 
     def find_refund(

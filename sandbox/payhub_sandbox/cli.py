@@ -27,6 +27,7 @@ from werkzeug.serving import make_server
 from payhub_sandbox._app import create_app
 from payhub_sandbox._config import SandboxConfig, build_sandbox, load_config
 from payhub_sandbox._errors import SandboxError
+from payhub_sandbox._unionpay_cli import UNIONPAY_HANDLERS, add_unionpay_commands
 
 __all__ = ["main"]
 
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         "keygen", help="write a new platform private key file (mode 0600); print its public key"
     )
     keygen.add_argument("path", help="where to write the PKCS#8 PEM private key")
+    add_unionpay_commands(commands)
     return parser
 
 
@@ -92,6 +94,14 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  Alipay gateway   {sandbox.base_url}/gateway.do")
     print(f"  console          {sandbox.base_url}/")
     print(f"  control API      {sandbox.base_url}/_control/")
+    print(
+        f"  UnionPay gateway {sandbox.base_url}/gateway/api/ (root/middle certificates: "
+        "GET /_control/unionpay/certs)"
+    )
+    print(
+        f"  WeChat Pay API   {sandbox.base_url}/v3/ (public key {sandbox.wechat_public_key_id}: "
+        "GET /_control/wechat/public-key; platform certificates: /v3/certificates)"
+    )
     print(f"  time factor      {sandbox.time_factor:g}")
     print(f"  Alipay merchants {', '.join(m.app_id for m in sandbox.alipay_merchants) or '-'}")
     if config.alipay_platform_key is None:
@@ -145,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     handlers = {"run": _run, "platform-key": _platform_key, "keygen": _keygen}
+    handlers.update(UNIONPAY_HANDLERS)
     try:
         return handlers[args.command](args)
     except SandboxError as exc:
