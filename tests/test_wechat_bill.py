@@ -165,14 +165,23 @@ def test_a_bill_decoded_by_the_http_layer_is_accepted(setup: Any) -> None:
     assert len(download(ch, fake)) == 2
 
 
-def test_a_bill_error_answer_is_a_channel_error(setup: Any) -> None:
+def test_a_day_without_a_bill_is_an_empty_bill(setup: Any) -> None:
     ch, fake = setup
     fake.routes["GET", "/v3/bill/tradebill"] = lambda request: fake.error(
         400, "NO_STATEMENT_EXIST", "账单文件不存在"
     )
+    assert download(ch, fake) == []
+
+
+def test_a_bill_not_made_yet_is_a_retryable_channel_error(setup: Any) -> None:
+    ch, fake = setup
+    fake.routes["GET", "/v3/bill/tradebill"] = lambda request: fake.error(
+        400, "STATEMENT_CREATING", "账单生成中"
+    )
     with pytest.raises(ChannelError) as info:
         download(ch, fake)
-    assert info.value.channel_code == "NO_STATEMENT_EXIST"
+    assert info.value.channel_code == "STATEMENT_CREATING"
+    assert info.value.retryable is True
 
 
 def test_truncated_gzip_is_refused() -> None:

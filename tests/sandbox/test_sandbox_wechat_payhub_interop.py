@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -228,3 +228,9 @@ def test_refund_limits_close_and_other_methods(live: Live, merchant_keys) -> Non
         )
     )
     assert h5.redirect_url.startswith(f"{BASE}/wechat/pay/")
+
+
+def test_a_day_without_trades_has_an_empty_bill(live: Live) -> None:
+    """WeChat answers NO_STATEMENT_EXIST for a day with no trades: an empty bill, not an error."""
+    quiet_day = datetime.now(CHINA_TZ).date() - timedelta(days=3)
+    assert live.hub.download_bill("wechat", quiet_day) == []

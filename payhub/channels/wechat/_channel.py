@@ -620,7 +620,12 @@ class WechatPayChannel(Channel):
     def download_bill(self, bill_date: date) -> Flow[list[BillRecord]]:
         """The day's trade bill (``bill_type=ALL``): payments positive, refunds negative."""
         query = f"bill_date={bill_date.isoformat()}&bill_type=ALL&tar_type=GZIP"
-        response = yield from self._call("GET", f"/v3/bill/tradebill?{query}")
+        try:
+            response = yield from self._call("GET", f"/v3/bill/tradebill?{query}")
+        except ChannelError as exc:
+            if exc.channel_code == "NO_STATEMENT_EXIST":
+                return []  # a day without trades has no bill: an empty one, not an error
+            raise
         data = _json_object(response.content, "bill answer")
         url = self._download_url(_str(data, "download_url", "bill answer"))
         # The file itself is not signed: its SHA1 sits in the signed answer above.
