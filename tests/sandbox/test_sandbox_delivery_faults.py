@@ -621,8 +621,15 @@ def test_wechat_notifications_take_faults(merchant_keys, platform_keys) -> None:
         )
     )
     box.add_delivery_fault(channel="wechat", tamper="signature", drop_first=1, duplicates=3)
+    trade_no = box.wechat_trade(MCHID, "WXFAULT1").trade_no
+    console = create_app(box).test_client()
+    assert f"/_console/trades/{trade_no}/pay" in console.get("/").get_data(as_text=True)
     box.pay_wechat(MCHID, "WXFAULT1")
     _settle(box)
+    page = console.get("/").get_data(as_text=True)
+    assert "WXFAULT1" in page
+    assert "tampered-signature, duplicate" in page
+    assert f"/_console/trades/{trade_no}/refund" not in page  # no merchant-side refund
     http.close()
     box.stop()
     effects = [a.effects for a in box.deliveries]

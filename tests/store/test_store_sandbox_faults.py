@@ -1,0 +1,281 @@
+"""The sandbox proves it: payhub's real Alipay channel and store against every delivery fault.
+
+The sandbox (its own Alipay, written from PROTOCOLS.md) posts its notifications
+straight into ``hub.handle_notification`` and takes the hub's exact ack as the
+shop's answer; a fault shapes the delivery. Whatever the fault: exactly one
+transition per real change, every event delivered once per id, the final state
+right, and every genuine delivery acknowledged. Runs on SQLite, and on
+PostgreSQL and MariaDB when their servers are configured (``store`` fixture).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from payhub_sandbox import DeliveryStatus, ManualClock, Sandbox, create_app
+
+from payhub import PayHub, Store, models
+from payhub.client import NotificationOutcome
+from payhub.errors import ErrorCode
+from payhub.events import Event
+from payhub.money import Money
+from payhub.store import InboxOutcome, PaymentState
+
+alipay = pytest.importorskip("payhub.channels.alipay")
+
+APP_ID = "2021000000000001"
+SELLER_ID = "2088000000000001"
+NOTIFY_URL = "http://shop.test/alipay/notify"
+ALIPAY_MINUTE = 1.0  # one Alipay minute at time factor 60
+
+
+@dataclass
+class Rig:
+    box: Sandbox
+    clock: ManualClock
+    hub: PayHub
+    store: Store
+    events: list[Event] = field(default_factory=list)
+    outcomes: list[NotificationOutcome] = field(default_factory=list)
+
+    def order(self, out_trade_no: str, minor: int = 10_000) -> None:
+        self.hub.pay(
+            models.PaymentRequest(
+                out_trade_no=out_trade_no,
+                amount=Money(minor),
+                subject="Gift card 礼品卡",
+                method="qr",
+                notify_url=NOTIFY_URL,
+                channel="alipay",
+            )
+        )
+
+    def drive(self, *, limit: float = 3600) -> None:
+        """Deliver, then move the clock to the next due attempt, until nothing is pending."""
+        spent = 0.0
+        while True:
+            self.box.deliver_due()
+            due = [
+                n.next_at
+                for n in self.box.notifications
+                if n.status is DeliveryStatus.PENDING and n.next_at is not None
+            ]
+            if not due:
+                return
+            step = max((min(due) - self.clock.now()).total_seconds(), 0.0)
+            spent += step
+            assert spent <= limit, "deliveries never settled"
+            self.clock.advance(step)
+
+    def transitions(self, out_trade_no: str) -> list[str]:
+        """The audited state changes after the payment's creation."""
+        return [
+            f"{a.from_status.value}->{a.to_status.value}"
+            for a in self.store.audit(out_trade_no)
+            if a.from_status is not None
+        ]
+
+
+class _Endpoint:
+    """The shop's notification endpoint: the hub, on an httpx transport."""
+
+    def __init__(self) -> None:
+        self.hub: PayHub | None = None
+        self.outcomes: list[NotificationOutcome] = []
+        self._lock = threading.Lock()
+        self.transport = httpx.MockTransport(self._handle)
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        assert self.hub is not None
+        outcome = self.hub.handle_notification("alipay", request.headers, request.read())
+        with self._lock:
+            self.outcomes.append(outcome)
+        return httpx.Response(
+            outcome.ack.status_code, content=outcome.ack.body, headers=outcome.ack.headers
+        )
+
+
+@pytest.fixture
+def rig(store: Store, platform_keys, merchant_keys) -> Iterator[Rig]:
+    # payhub stamps gateway requests with the real clock: start the manual one now.
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    endpoint = _Endpoint()
+    box = Sandbox(
+        alipay_platform_key=platform_keys.private,
+        time_factor=60,
+        clock=clock,
+        notify_transport=endpoint.transport,
+        base_url="http://sandbox.test",
+    )
+    box.add_alipay_merchant(APP_ID, merchant_keys.public_pem, SELLER_ID)
+    http = httpx.Client(transport=httpx.WSGITransport(app=create_app(box)))
+    channel = alipay.AlipayChannel.from_config(
+        "alipay",
+        {
+            "app_id": APP_ID,
+            "app_private_key": merchant_keys.private_pem,
+            "alipay_public_key": box.alipay_public_key_pem,
+            "gateway": "http://sandbox.test/gateway.do",
+            "seller_id": SELLER_ID,
+            "notify_url": NOTIFY_URL,
+        },
+    )
+    hub = PayHub(channels=[channel], store=store, http_client=http)
+    endpoint.hub = hub
+    rig = Rig(box=box, clock=clock, hub=hub, store=store, outcomes=endpoint.outcomes)
+    lock = threading.Lock()
+
+    def collect(event: Event) -> None:
+        with lock:
+            rig.events.append(event)
+
+    hub.subscribe("*", collect)
+    yield rig
+    box.stop()
+    http.close()
+
+
+def _check_events(rig: Rig, out_trade_no: str, expected: list[str]) -> None:
+    """Each event delivered exactly once per id, the expected ones, none left pending."""
+    counts = Counter(e.id for e in rig.events)
+    assert all(n == 1 for n in counts.values()), counts
+    assert sorted(e.type for e in rig.events) == sorted(expected)
+    stored = rig.store.events(out_trade_no=out_trade_no)
+    assert sorted(e.id for e in stored) == sorted(counts)
+    assert rig.store.events(out_trade_no=out_trade_no, pending=True) == []
+
+
+def _paid_once(rig: Rig, out_trade_no: str) -> None:
+    record = rig.store.payment(out_trade_no)
+    assert record is not None
+    assert record.status is PaymentState.PAID
+    assert record.refunded == Money(0)
+    assert rig.transitions(out_trade_no) == ["pending->paid"]
+    _check_events(rig, out_trade_no, ["payment.succeeded"])
+
+
+def test_ten_concurrent_duplicates(rig: Rig) -> None:
+    rig.order("F1")
+    rig.box.add_delivery_fault(out_trade_no="F1", duplicates=10, concurrent=True)
+    rig.box.pay_alipay(APP_ID, "F1")
+    rig.drive()
+    attempts = rig.box.deliveries
+    assert len(attempts) == 10
+    assert all("concurrent" in a.effects for a in attempts)
+    assert all(a.acknowledged for a in attempts), [
+        (a.status_code, a.response_body) for a in attempts
+    ]
+    outcomes = Counter(o.applied.outcome for o in rig.outcomes)
+    assert outcomes == {InboxOutcome.APPLIED: 1, InboxOutcome.DUPLICATE: 9}
+    _paid_once(rig, "F1")
+
+
+def test_random_delay(rig: Rig) -> None:
+    rig.order("F2")
+    fault = rig.box.add_delivery_fault(merchant_id=APP_ID, delay=(2.0, 9.0), seed=42)
+    rig.box.pay_alipay(APP_ID, "F2")
+    (note,) = rig.box.notifications
+    assert rig.box.deliver_due() == []
+    assert rig.store.payment("F2").status is PaymentState.PENDING
+    rig.drive()
+    (attempt,) = rig.box.deliveries
+    assert attempt.acknowledged
+    assert (attempt.fault_id, attempt.effects) == (fault.id, ("delayed",))
+    assert 2.0 <= (attempt.at - note.created_at).total_seconds() <= 9.0
+    _paid_once(rig, "F2")
+
+
+def test_refund_before_payment_is_deferred_then_applied(rig: Rig) -> None:
+    rig.order("F3")
+    rig.box.add_delivery_fault(out_trade_no="F3", reorder=True)
+    rig.box.pay_alipay(APP_ID, "F3")
+    rig.drive()  # the payment is held: nothing goes out
+    assert rig.box.deliveries == []
+    # The merchant refunds from Alipay's portal before payhub heard of the payment.
+    rig.box.refund_alipay(APP_ID, "F3", "30.00", out_request_no="RF3")
+    rig.drive()
+    refund, payment = rig.box.deliveries
+    assert (refund.kind, payment.kind) == ("TRADE_SUCCESS (refund)", "TRADE_SUCCESS")
+    assert refund.acknowledged
+    assert payment.acknowledged
+    assert [o.applied.outcome for o in rig.outcomes] == [
+        InboxOutcome.DEFERRED,
+        InboxOutcome.APPLIED,
+    ]
+    record = rig.store.payment("F3")
+    assert record.status is PaymentState.PARTIALLY_REFUNDED
+    assert record.refunded == Money(3000)
+    (stored,) = rig.store.refunds("F3")
+    assert (stored.out_refund_no, stored.amount, stored.status.value) == (
+        "RF3",
+        Money(3000),
+        "succeeded",
+    )
+    assert rig.transitions("F3") == ["pending->paid", "paid->partially_refunded"]
+    _check_events(rig, "F3", ["payment.succeeded", "payment.refunded"])
+
+
+def test_first_three_attempts_dropped(rig: Rig) -> None:
+    rig.order("F4")
+    rig.box.add_delivery_fault(out_trade_no="F4", drop_first=3)
+    rig.box.pay_alipay(APP_ID, "F4")
+    start = rig.clock.now()
+    rig.drive()
+    attempts = rig.box.deliveries
+    assert [a.sent for a in attempts] == [False, False, False, True]
+    assert attempts[-1].acknowledged
+    # Alipay's own schedule resumed: 4m + 10m + 10m later (time factor 60).
+    assert (attempts[-1].at - start).total_seconds() == 24 * ALIPAY_MINUTE
+    assert len(rig.outcomes) == 1
+    _paid_once(rig, "F4")
+
+
+def test_replay_after_acknowledgement(rig: Rig) -> None:
+    rig.order("F5")
+    rig.box.add_delivery_fault(out_trade_no="F5", replay_after=120, replays=2)
+    rig.box.pay_alipay(APP_ID, "F5")
+    rig.drive()
+    _paid_once(rig, "F5")
+    for _ in range(2):
+        rig.clock.advance(120)
+        (replay,) = rig.box.deliver_due()
+        assert replay.effects == ("replay",)
+        assert replay.acknowledged  # a duplicate is acknowledged as success
+    assert [o.applied.outcome for o in rig.outcomes] == [
+        InboxOutcome.APPLIED,
+        InboxOutcome.DUPLICATE,
+        InboxOutcome.DUPLICATE,
+    ]
+    _paid_once(rig, "F5")
+
+
+@pytest.mark.parametrize("tamper", ["amount", "signature"])
+def test_tampered_notification_is_refused_then_the_genuine_resend_applies(
+    rig: Rig, tamper: str
+) -> None:
+    rig.order("F6")
+    options: dict[str, Any] = {"tamper": tamper}
+    if tamper == "amount":
+        options["tamper_amount"] = "0.01"  # pay a cent for a 100-yuan card
+    rig.box.add_delivery_fault(out_trade_no="F6", **options)
+    rig.box.pay_alipay(APP_ID, "F6")
+    (forged,) = rig.box.deliver_due()
+    assert forged.effects == (f"tampered-{tamper}",)
+    assert (forged.acknowledged, forged.response_body) == (False, "fail")
+    (rejected,) = rig.outcomes
+    assert rejected.error is not None
+    assert rejected.error.code is ErrorCode.SIGNATURE_INVALID
+    assert rig.store.payment("F6").status is PaymentState.PENDING
+    assert rig.store.inbox("F6") == []  # nothing written
+    assert rig.events == []
+    rig.drive()
+    genuine = rig.box.deliveries[-1]
+    assert (genuine.number, genuine.effects, genuine.acknowledged) == (2, (), True)
+    _paid_once(rig, "F6")
