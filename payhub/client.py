@@ -541,6 +541,7 @@ class BaseHub:
         error: PayhubError | None = None,
         may_exist: bool = False,
         channel_trade_id: str | None = None,
+        channel_context: Mapping[str, str] | None = None,
     ) -> None:
         """Record one pay attempt (blocking when there is a store)."""
         if self._store is not None:
@@ -551,6 +552,7 @@ class BaseHub:
                 error=error,
                 may_exist=may_exist,
                 channel_trade_id=channel_trade_id,
+                channel_context=channel_context,
             )
         else:
             attempt = PaymentAttempt(
@@ -597,8 +599,23 @@ class BaseHub:
             AttemptOutcome.SUCCEEDED,
             attempts,
             channel_trade_id=result.channel_trade_id,
+            channel_context=result.channel_context,
         )
         return result.model_copy(update={"attempts": tuple(attempts)})
+
+    def _query_flow(self, target: Channel, out_trade_no: str) -> Flow[PaymentQueryResult]:
+        """``target.query``, with the stored ``channel_context`` of the payment when
+        ``target`` took it (blocking: reads the store). Without a context the
+        channel is called as ``query(out_trade_no)``, so a channel written
+        before ``context`` existed keeps working."""
+        context: dict[str, str] = {}
+        if self._store is not None:
+            payment = self._store.payment(out_trade_no)
+            if payment is not None and payment.channel == target.name:
+                context = dict(payment.channel_context)
+        if context:
+            return target.query(out_trade_no, context=context)
+        return target.query(out_trade_no)
 
     def _store_notification(
         self, target: Channel, notification: Notification
@@ -627,10 +644,15 @@ class BaseHub:
         refund, existed = store.reserve_refund(channel, request)
         if existed and refund.status is not RefundState.PENDING:
             return _refund_result(refund)
-        if request.total is None:
+        if request.total is None or not request.payment_context:
             payment = store.payment(request.out_trade_no)
             if payment is not None:
-                request = request.model_copy(update={"total": payment.amount})
+                update: dict[str, Any] = {}
+                if request.total is None:
+                    update["total"] = payment.amount
+                if not request.payment_context and payment.channel == refund.channel:
+                    update["payment_context"] = dict(payment.channel_context)
+                request = request.model_copy(update=update)
         return refund, request
 
     def _refund_error(self, refund: RefundRecord, exc: PayhubError) -> None:
@@ -793,8 +815,10 @@ class PayHub(BaseHub):
         raise plan.exhausted(last_error, attempts)
 
     def query(self, channel: str, out_trade_no: str) -> PaymentQueryResult:
+        """Query a payment; with a store, the channel gets the payment's stored
+        ``channel_context`` when it took the payment (UnionPay's ``txnTime``)."""
         target = self.channel(channel)
-        return self._run(target, target.query(out_trade_no))
+        return self._run(target, self._query_flow(target, out_trade_no))
 
     def refund(self, channel: str | None, request: RefundRequest) -> RefundResult:
         """Refund (part of) a payment.
@@ -1065,8 +1089,10 @@ class AsyncPayHub(BaseHub):
         raise plan.exhausted(last_error, attempts)
 
     async def query(self, channel: str, out_trade_no: str) -> PaymentQueryResult:
+        """As :meth:`PayHub.query`."""
         target = self.channel(channel)
-        return await self._run(target, target.query(out_trade_no))
+        flow = await asyncio.to_thread(self._query_flow, target, out_trade_no)
+        return await self._run(target, flow)
 
     async def refund(self, channel: str | None, request: RefundRequest) -> RefundResult:
         """As :meth:`PayHub.refund`."""

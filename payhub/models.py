@@ -160,6 +160,11 @@ class PaymentResult(BaseModel):
     app_params: dict[str, str] | None = None
     channel_trade_id: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
+    #: What the channel needs later to find this trade again (e.g. UnionPay's
+    #: ``{"txnTime": ...}``): small and not secret. The store keeps it and the
+    #: hub hands it back to ``Channel.query(..., context=...)``; most channels
+    #: leave it empty.
+    channel_context: dict[str, str] = Field(default_factory=dict)
     #: Every channel tried for this payment, in order; the last one took it.
     attempts: tuple[PaymentAttempt, ...] = ()
 
@@ -197,6 +202,9 @@ class RefundRequest(BaseModel):
     total: PositiveMoney | None = None
     reason: str | None = Field(default=None, max_length=256)
     notify_url: str | None = None
+    #: The payment's ``PaymentResult.channel_context`` (a hub with a store fills
+    #: it in, as it does ``total``); UnionPay takes the original ``txnTime`` from it.
+    payment_context: dict[str, str] = Field(default_factory=dict)
 
 
 class RefundQueryRequest(BaseModel):

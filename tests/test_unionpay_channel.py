@@ -458,6 +458,55 @@ def test_query_with_an_explicit_txn_time(channel: UnionPayChannel, gateway: Fake
         channel.query(ORDER, txn_time="2025-05-30")
 
 
+def test_pay_returns_the_txn_time_as_channel_context(hub: PayHub) -> None:
+    assert hub.pay(pay_request()).channel_context == {"txnTime": TXN_TIME}
+    assert hub.pay(pay_request(PayMethod.APP)).channel_context == {"txnTime": TXN_TIME}
+
+
+def test_query_with_a_context_sends_its_txn_time(gateway: FakeGateway) -> None:
+    """Another process (a fresh channel, nothing remembered) finds the trade by its context."""
+    from payhub.channels import run_flow_sync
+
+    sent_times: list[str] = []
+
+    def answer(fields: dict[str, str]) -> httpx.Response:
+        sent_times.append(fields["txnTime"])
+        if fields["txnTime"] != "20250530080000":
+            body = FakeGateway.default("queryTrans.do", fields) | {"respCode": "34"}
+            del body["origRespCode"]
+            return httpx.Response(200, content=acp_body(platform_signed(body)))
+        return httpx.Response(200, content=acp_body(platform_signed(
+            FakeGateway.default("queryTrans.do", fields))))
+
+    gateway.answer("queryTrans.do", answer, answer, answer)
+    fresh = UnionPayChannel(config(), clock=clock)
+    with httpx.Client(transport=httpx.MockTransport(gateway)) as client:
+        result = run_flow_sync(
+            fresh.query(ORDER, context={"txnTime": "20250530080000"}), client.send
+        )
+        assert result.status is PaymentStatus.PAID
+        # an explicit txn_time wins over the context
+        with pytest.raises(ChannelError) as info:
+            run_flow_sync(
+                fresh.query(ORDER, context={"txnTime": "20250530080000"},
+                            txn_time="20250529080000"),
+                client.send,
+            )
+        assert info.value.code is ErrorCode.TRADE_NOT_FOUND
+        # no context, nothing remembered: now, as before (and not found)
+        with pytest.raises(ChannelError):
+            run_flow_sync(fresh.query(ORDER, context={}), client.send)
+    assert sent_times == ["20250530080000", "20250529080000", TXN_TIME]
+
+
+def test_refund_takes_the_txn_time_from_the_payment_context(
+    hub: PayHub, gateway: FakeGateway
+) -> None:
+    hub.refund("unionpay", refund_request(payment_context={"txnTime": "20250530080000"}))
+    assert [path for path, _ in gateway.requests] == ["queryTrans.do", "backTransReq.do"]
+    assert gateway.requests[0][1]["txnTime"] == "20250530080000"
+
+
 @pytest.mark.parametrize(
     ("answer", "status"),
     [

@@ -94,7 +94,17 @@ class Channel(abc.ABC):
     def pay(self, request: PaymentRequest) -> Flow[PaymentResult]: ...
 
     @abc.abstractmethod
-    def query(self, out_trade_no: str) -> Flow[PaymentQueryResult]: ...
+    def query(
+        self, out_trade_no: str, *, context: Mapping[str, str] | None = None
+    ) -> Flow[PaymentQueryResult]:
+        """Query a payment by the shop's ``out_trade_no``.
+
+        ``context`` is the ``PaymentResult.channel_context`` the channel's own
+        ``pay`` returned, as the store kept it: what it needs to find the trade
+        again in another process (UnionPay: ``txnTime``). The hub passes it
+        only when it has a non-empty one, so a channel whose ``query`` takes
+        no ``context`` keeps working.
+        """
 
     @abc.abstractmethod
     def refund(self, request: RefundRequest) -> Flow[RefundResult]: ...

@@ -19,6 +19,7 @@ or review and raises an alert event; it is never credited.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -249,6 +250,7 @@ def payment_record(row: Any) -> PaymentRecord:
         status=PaymentState(mapping["status"]),
         channel=mapping["channel"],
         channel_trade_id=mapping["channel_trade_id"],
+        channel_context=json.loads(mapping["channel_context"] or "{}"),
         paid_at=mapping["paid_at"],
         refunded=Money(int(mapping["refunded_minor"]), currency),
         created_at=mapping["created_at"],

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from payhub.models import AttemptOutcome, PayMethod
 from payhub.money import Money
@@ -95,6 +95,8 @@ class PaymentRecord(BaseModel):
     status: PaymentState
     channel: str | None
     channel_trade_id: str | None
+    #: what ``channel`` needs to find the trade again (its PaymentResult.channel_context)
+    channel_context: dict[str, str] = Field(default_factory=dict)
     paid_at: datetime | None
     refunded: Money
     created_at: datetime

@@ -58,6 +58,8 @@ payments = sa.Table(
     #: the channel account that took the payment (its pay() succeeded, or it was paid there)
     sa.Column("channel", sa.String(64)),
     sa.Column("channel_trade_id", sa.String(128)),
+    #: JSON object: that channel's PaymentResult.channel_context (migration 0002)
+    sa.Column("channel_context", sa.Text),
     sa.Column("paid_at", UTCDateTime),
     sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", UTCDateTime, nullable=False),

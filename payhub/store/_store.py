@@ -8,6 +8,7 @@ after the transaction was rolled back: nothing is ever partially written.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -272,8 +273,10 @@ class Store:
         error: PayhubError | None = None,
         may_exist: bool | None = None,
         channel_trade_id: str | None = None,
+        channel_context: Mapping[str, str] | None = None,
     ) -> PaymentAttempt:
-        """Record one try of one channel; a success makes that channel the payment's."""
+        """Record one try of one channel; a success makes that channel the payment's,
+        with its ``channel_context`` (what it needs to find the trade again)."""
 
         def fn(conn: Connection) -> PaymentAttempt:
             row = _lock_payment(conn, out_trade_no)
@@ -318,6 +321,9 @@ class Store:
                     .values(
                         channel=channel,
                         channel_trade_id=channel_trade_id,
+                        channel_context=json.dumps(dict(channel_context), sort_keys=True)
+                        if channel_context
+                        else None,
                         updated_at=now,
                         version=row["version"] + 1,
                     )

@@ -100,6 +100,8 @@ class ToyChannel(Channel):
         super().__init__(name)
         self._secret = secret
         self.base = f"https://{name}.toy.test"
+        #: (out_trade_no, context) of every query, as the hub passed it (None: not passed)
+        self.queried: list[tuple[str, dict[str, str] | None]] = []
 
     @classmethod
     def from_config(cls, name: str, config: Mapping[str, Any]) -> Self:
@@ -146,9 +148,13 @@ class ToyChannel(Channel):
             kind=ResultKind.QR,
             qr_code=data["qr"],
             channel_trade_id=data["trade_id"],
+            channel_context={"opened_by": self.name},
         )
 
-    def query(self, out_trade_no: str) -> Flow[PaymentQueryResult]:
+    def query(
+        self, out_trade_no: str, *, context: Mapping[str, str] | None = None
+    ) -> Flow[PaymentQueryResult]:
+        self.queried.append((out_trade_no, None if context is None else dict(context)))
         data = self._answer((yield self._post("/query", {"out_trade_no": out_trade_no})))
         return PaymentQueryResult(
             channel=self.name,

@@ -106,8 +106,8 @@ def test_sync_without_amount_never_credits(hub, store, bank, monkeypatch) -> Non
     bank.trades[("toy-a", "S9")].status = "paid"
     original = ToyChannel.query
 
-    def no_amount(self, out_trade_no):
-        result = yield from original(self, out_trade_no)
+    def no_amount(self, out_trade_no, **kw):
+        result = yield from original(self, out_trade_no, **kw)
         return result.model_copy(update={"amount": None})
 
     monkeypatch.setattr(ToyChannel, "query", no_amount)

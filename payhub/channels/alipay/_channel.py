@@ -453,8 +453,13 @@ class AlipayChannel(Channel):
         else:
             biz["time_expire"] = format_time(expires_at)
 
-    def query(self, out_trade_no: str) -> Flow[PaymentQueryResult]:
-        """``alipay.trade.query``. A QR trade nobody scanned yet is TRADE_NOT_FOUND."""
+    def query(
+        self, out_trade_no: str, *, context: Mapping[str, str] | None = None
+    ) -> Flow[PaymentQueryResult]:
+        """``alipay.trade.query``. A QR trade nobody scanned yet is TRADE_NOT_FOUND.
+
+        ``context`` is accepted and ignored: ``out_trade_no`` alone finds the trade.
+        """
         method = "alipay.trade.query"
         node = yield from self._call(method, {"out_trade_no": _order_no(out_trade_no)})
         self._same_trade(method, node, out_trade_no)

@@ -175,6 +175,7 @@ class UnionPayChannel(Channel):
             kind=ResultKind.FORM,
             form_html=render_form(action, signed),
             raw={"action": action, "fields": signed},
+            channel_context={"txnTime": signed["txnTime"]},
         )
         yield  # a flow that needs no I/O: this makes the function a generator
 
@@ -192,18 +193,26 @@ class UnionPayChannel(Channel):
             kind=ResultKind.APP,
             app_params={"tn": tn},
             raw={"fields": signed, "answer": answer},
+            channel_context={"txnTime": signed["txnTime"]},
         )
 
     def query(
-        self, out_trade_no: str, *, txn_time: str | datetime | None = None
+        self,
+        out_trade_no: str,
+        *,
+        context: Mapping[str, str] | None = None,
+        txn_time: str | datetime | None = None,
     ) -> Flow[PaymentQueryResult]:
         """Query a consume by ``orderId``; ``origRespCode`` is the trade's result.
 
-        ACP identifies the trade by ``orderId`` *and the original* ``txnTime``.
-        Pass ``txn_time`` (``PaymentResult.raw``'s ``txnTime``) when you have it;
-        otherwise the time remembered by this process's ``pay`` is used, else now.
+        ACP identifies the trade by ``orderId`` *and the original* ``txnTime``:
+        ``txn_time`` when given, else ``context["txnTime"]`` (the
+        ``PaymentResult.channel_context`` of ``pay``, which the hub passes from
+        its store), else the time remembered by this process's ``pay``, else now.
         """
         order_id = _order_id(out_trade_no, "out_trade_no")
+        if txn_time is None and context:
+            txn_time = context.get("txnTime")
         fields = self._query_fields(order_id, txn_time)
         return self._query(out_trade_no, fields)
 
@@ -260,7 +269,8 @@ class UnionPayChannel(Channel):
 
         ACP needs the payment's ``queryId`` (``origQryId``). Without
         ``orig_qry_id`` the flow first queries the payment (see :meth:`query`
-        for ``orig_txn_time``) and refunds only a PAID one. A ``00`` answer
+        for ``orig_txn_time``; without it, ``request.payment_context["txnTime"]``
+        is used) and refunds only a PAID one. A ``00`` answer
         means *accepted*: the result is PENDING until the notification or
         :meth:`refund_query` says otherwise.
         """
@@ -280,6 +290,8 @@ class UnionPayChannel(Channel):
         self._remember_txn_time(refund_id, fields["txnTime"])
         lookup = None
         if orig_qry_id is None:
+            if orig_txn_time is None:
+                orig_txn_time = request.payment_context.get("txnTime")
             lookup = self._query_fields(request.out_trade_no, orig_txn_time)
         return self._back_trans(
             "refund",

@@ -488,8 +488,10 @@ class WechatPayChannel(Channel):
             "sign": rsa_sign(self._private_key, message),
         }
 
-    def query(self, out_trade_no: str) -> Flow[PaymentQueryResult]:
-        """Query a payment by the shop's ``out_trade_no``."""
+    def query(
+        self, out_trade_no: str, *, context: Mapping[str, str] | None = None
+    ) -> Flow[PaymentQueryResult]:
+        """Query a payment by the shop's ``out_trade_no`` (``context`` is ignored)."""
         _order_no(out_trade_no)
         path = f"/v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={self.config.mch_id}"
         response = yield from self._call("GET", path)
