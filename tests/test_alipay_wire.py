@@ -196,10 +196,24 @@ def test_trusted_notification_equals_a_validated_one() -> None:
     assert built.model_copy(update={"out_trade_no": "A2"}).out_trade_no == "A2"
 
 
-def test_trusted_falls_back_when_fields_differ() -> None:
-    partial = _wire.trusted(PaymentResult, {"channel": "a", "out_trade_no": "A1", "kind": "app"})
-    assert partial == PaymentResult(channel="a", out_trade_no="A1", kind=ResultKind.APP)
+def test_trusted_fills_defaults_like_model_construct() -> None:
+    values = {"channel": "a", "out_trade_no": "A1", "kind": ResultKind.APP}
+    partial = _wire.trusted(PaymentResult, dict(values))
+    constructed = PaymentResult.model_construct(**values)
+    assert partial == constructed == PaymentResult(**values)
     assert partial.raw == {}
+    assert partial.channel_context == {}
+    assert partial.model_fields_set == constructed.model_fields_set == set(values)
+    assert list(partial.__dict__) == list(PaymentResult.model_fields)
+    # Defaults made by a factory are fresh each time, never shared between results.
+    assert partial.raw is not _wire.trusted(PaymentResult, dict(values)).raw
+
+
+def test_trusted_falls_back_for_unknown_or_missing_required_fields() -> None:
+    unknown = {"channel": "a", "out_trade_no": "A1", "kind": ResultKind.APP, "nope": 1}
+    assert _wire.trusted(PaymentResult, unknown) == PaymentResult.model_construct(**unknown)
+    missing = {"channel": "a", "kind": ResultKind.APP}
+    assert _wire.trusted(PaymentResult, missing) == PaymentResult.model_construct(**missing)
 
 
 def test_local_payment_results_name_every_field(channel_for_wire: Any) -> None:

@@ -423,6 +423,7 @@ class AlipayChannel(Channel):
             "channel_trade_id": None,
             "raw": params,
             "attempts": (),
+            "channel_context": {},
         }
         if not browser:
             values["app_order_string"] = self._encode(params, biz_content=True)
