@@ -271,6 +271,9 @@ class Applier:
     now: datetime
     hooks: Sequence[TransitionHook] = ()
     checkpoint: Checkpoint = _no_checkpoint
+    #: apply refunds payhub did not ask for (made in the channel's merchant
+    #: console); otherwise they are held for review and change nothing
+    external_refunds: bool = False
     event_ids: list[str] = field(default_factory=list)
 
     # -- entry points -------------------------------------------------------
@@ -399,6 +402,8 @@ class Applier:
             return self._orphan(payment, fact, "out_refund_no belongs to another payment")
         if row is not None and row["status"] == RefundState.SUCCEEDED.value:
             return InboxOutcome.DUPLICATE, "refund already applied"
+        if row is None and not self.external_refunds:
+            return self._orphan(payment, fact, "a refund payhub did not ask for")
         amount = self._refund_amount_of(payment, fact, row)
         if amount is None:
             return self._orphan(payment, fact, "running refund total below what is applied")

@@ -113,12 +113,18 @@ class Store:
         url: str | URL,
         *,
         clock: Callable[[], datetime] = _utcnow,
+        external_refunds: bool = False,
         **engine_options: Any,
     ) -> None:
+        """``external_refunds``: apply refund notifications for refunds payhub did
+        not ask for (made in the channel's merchant console). By default they
+        are held for review (an ``orphan_refund`` anomaly and a
+        ``refund.review`` event) and change no payment."""
         self._url = parse_url(url)
         self._engine = create_store_engine(self._url, **engine_options)
         self._clock = clock
         self._hooks: list[TransitionHook] = []
+        self._external_refunds = external_refunds
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
@@ -130,6 +136,15 @@ class Store:
 
     def __repr__(self) -> str:
         return f"<Store {self.url}>"
+
+    def _applier(self, conn: Connection, checkpoint: Checkpoint | None = None) -> Applier:
+        return Applier(
+            conn,
+            self.now(),
+            self._hooks,
+            checkpoint or _no_checkpoint,
+            external_refunds=self._external_refunds,
+        )
 
     @property
     def url(self) -> str:
@@ -344,7 +359,7 @@ class Store:
         fails (nothing written).
         """
         return self.run(
-            lambda conn: Applier(conn, self.now(), self._hooks, checkpoint).notification(
+            lambda conn: self._applier(conn, checkpoint).notification(
                 notification
             )
         )
@@ -360,7 +375,7 @@ class Store:
                 out_trade_no=result.out_trade_no,
                 reason=f"the channel says {result.status.value}",
             )
-        return self.run(lambda conn: Applier(conn, self.now(), self._hooks).fact(fact))
+        return self.run(lambda conn: self._applier(conn).fact(fact))
 
     def close_payment(self, channel: str, out_trade_no: str) -> ApplyResult:
         """Record that the shop closed the trade at ``channel`` (``hub.close_trade``)."""
@@ -373,7 +388,7 @@ class Store:
             cause=TransitionCause.CLOSE,
             source=f"close:{channel}",
         )
-        return self.run(lambda conn: Applier(conn, self.now(), self._hooks).fact(fact))
+        return self.run(lambda conn: self._applier(conn).fact(fact))
 
     # -- refunds ------------------------------------------------------------
 
@@ -476,7 +491,7 @@ class Store:
                 out_refund_no=refund.out_refund_no,
                 channel_refund_id=result.channel_refund_id,
             )
-            return self.run(lambda conn: Applier(conn, self.now(), self._hooks).fact(fact))
+            return self.run(lambda conn: self._applier(conn).fact(fact))
         if result.status in _FAILED_REFUND_CODES:
             return self.fail_refund(refund.out_refund_no, f"channel says {result.status.value}")
         return ApplyResult(
@@ -509,7 +524,7 @@ class Store:
                 return ApplyResult(
                     outcome=InboxOutcome.DUPLICATE, out_trade_no=out_trade_no, reason=row["status"]
                 )
-            applier = Applier(conn, self.now(), self._hooks)
+            applier = self._applier(conn)
             applier.mark_refund_failed(row, out_trade_no, f"refund:{out_refund_no}")
             return ApplyResult(
                 outcome=InboxOutcome.APPLIED,

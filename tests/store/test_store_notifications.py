@@ -172,6 +172,7 @@ def test_close_of_another_channels_trade_does_not_close(hub, store: Store, bank:
     assert store.payment("N7").status is PaymentState.PENDING
 
 
+@pytest.mark.external_refunds
 def test_refund_before_payment_is_deferred_then_applied(hub, store: Store) -> None:
     pay(hub, "N8")
     refund = hub.handle_notification(
@@ -204,6 +205,26 @@ def test_refund_before_payment_is_deferred_then_applied(hub, store: Store) -> No
     assert store.payment("N8").refunded == Money(300)
 
 
+def test_a_refund_payhub_did_not_ask_for_is_held_for_review(hub, store: Store) -> None:
+    """By default an unknown refund changes no payment: recorded, alerted, acked."""
+    seen: list[str] = []
+    hub.subscribe("*", lambda event: seen.append(event.type))
+    pay(hub, "N11")
+    hub.handle_notification("toy-a", *notification("N11"))
+    outcome = hub.handle_notification(
+        "toy-a", *notification("N11", kind="refund", refund_amount=300, out_refund_no="R-X")
+    )
+    assert outcome.ack.ok  # recorded for review: the channel need not resend
+    assert outcome.applied.outcome is InboxOutcome.REVIEW
+    record = store.payment("N11")
+    assert record.status is PaymentState.PAID
+    assert record.refunded == Money(0)
+    assert store.refunds("N11") == []
+    assert [a.kind.value for a in store.anomalies("N11")] == ["orphan_refund"]
+    assert seen == ["payment.succeeded", "refund.review"]
+
+
+@pytest.mark.external_refunds
 def test_running_refund_totals_apply_each_refund_once(hub, store: Store) -> None:
     """Alipay reports refund_fee as the trade's running total, not the refund itself."""
     pay(hub, "N10")
@@ -232,6 +253,7 @@ def test_running_refund_totals_apply_each_refund_once(hub, store: Store) -> None
     assert store.payment("N10").status is PaymentState.REFUNDED
 
 
+@pytest.mark.external_refunds
 def test_refunds_by_notification_partial_then_full(hub, store: Store) -> None:
     pay(hub, "N9")
     hub.handle_notification("toy-a", *notification("N9"))

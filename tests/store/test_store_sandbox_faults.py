@@ -192,6 +192,7 @@ def test_random_delay(rig: Rig) -> None:
     _paid_once(rig, "F2")
 
 
+@pytest.mark.external_refunds
 def test_refund_before_payment_is_deferred_then_applied(rig: Rig) -> None:
     rig.order("F3")
     rig.box.add_delivery_fault(out_trade_no="F3", reorder=True)
