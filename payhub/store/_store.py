@@ -205,6 +205,7 @@ class Store:
         8 times); a lost or unreachable database raises :class:`StoreError`. A
         :class:`PayhubError` raised by ``fn`` rolls back and propagates.
         """
+        reconnected = False
         for attempt in range(_RETRIES):
             try:
                 with self._engine.connect() as conn:
@@ -213,6 +214,14 @@ class Store:
                     with conn.begin():
                         return fn(conn)
             except DBAPIError as exc:
+                if exc.connection_invalidated and not reconnected:
+                    # A pooled connection the server dropped (restart, idle
+                    # timeout): nothing of this transaction was applied, and the
+                    # pool now holds fresh connections. Once; a server that is
+                    # really down fails again at connect.
+                    reconnected = True
+                    logger.info("store: connection lost, reconnecting: %s", _describe(exc))
+                    continue
                 if attempt + 1 < _RETRIES and is_transient(exc):
                     logger.info("store: transient failure, retrying: %s", _describe(exc))
                     time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
