@@ -66,6 +66,9 @@ payments = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.Index(None, "status", "created_at"),
+    #: a refund notification may name its payment only by the channel's trade id
+    #: (UnionPay's origQryId) (migration 0003)
+    sa.Index(None, "channel", "channel_trade_id"),
     **TABLE_OPTIONS,
 )
 
