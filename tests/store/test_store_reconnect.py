@@ -18,9 +18,15 @@ def _server_side_id(store: Store) -> int:
     return int(store.run(lambda conn: conn.exec_driver_sql(query).scalar_one()))
 
 
+@pytest.mark.parametrize(
+    "database",
+    [
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ],
+    indirect=True,  # a SQLite file has no server connection to lose
+)
 def test_a_connection_killed_by_the_server_is_replaced(store: Store, store_url: str) -> None:
-    if store.dialect == "sqlite":
-        pytest.skip("a SQLite file has no server connection to lose")
     store.begin_payment(
         PaymentRequest(out_trade_no="RC1", amount=Money(100), subject="card", method="qr")
     )
