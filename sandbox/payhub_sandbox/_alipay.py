@@ -911,13 +911,7 @@ class AlipaySimulator:
         """Close every unpaid trade whose ``timeout_express``/``time_expire`` has passed."""
         now = self._clock.now()
         with self._lock:
-            due = [
-                t
-                for t in self._store.trades(CHANNEL)
-                if t.state is TradeState.PENDING
-                and t.expires_at is not None
-                and t.expires_at <= now
-            ]
+            due = self._store.expired(CHANNEL, now)
             return [self._close_trade(t, "timeout") for t in due]
 
     def cashier_url(self, trade: Trade, base_url: str) -> str:

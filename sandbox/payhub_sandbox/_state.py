@@ -202,6 +202,14 @@ class TradeStore:
         with self.lock:
             return [t for t in self._trades.values() if channel is None or t.channel == channel]
 
+    def expired(self, channel: str, now: datetime) -> list[Trade]:
+        """The channel's unpaid trades whose expiry has passed at ``now``."""
+        return [
+            t
+            for t in self.trades(channel)
+            if t.state is TradeState.PENDING and t.expires_at is not None and t.expires_at <= now
+        ]
+
     # -- refunds ----------------------------------------------------------
 
     def add_refund(self, refund: Refund) -> None:

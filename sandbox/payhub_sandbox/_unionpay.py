@@ -752,13 +752,7 @@ class UnionPaySimulator:
         """Close unpaid consumes whose ``payTimeout`` has passed (nothing is notified)."""
         now = self._clock.now()
         with self._lock:
-            due = [
-                t
-                for t in self._store.trades(CHANNEL)
-                if t.state is TradeState.PENDING
-                and t.expires_at is not None
-                and t.expires_at <= now
-            ]
+            due = self._store.expired(CHANNEL, now)
             closed = [
                 replace(t, state=TradeState.CLOSED, closed_at=now, close_reason="timeout")
                 for t in due

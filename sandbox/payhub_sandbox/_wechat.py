@@ -1239,13 +1239,7 @@ class WechatSimulator:
         """Close every unpaid trade whose ``time_expire`` has passed (WeChat notifies nothing)."""
         now = self._clock.now()
         with self._lock:
-            due = [
-                t
-                for t in self._store.trades(CHANNEL)
-                if t.state is TradeState.PENDING
-                and t.expires_at is not None
-                and t.expires_at <= now
-            ]
+            due = self._store.expired(CHANNEL, now)
             return [self._close_trade(t, "timeout") for t in due]
 
     # -- notifications ----------------------------------------------------------------
