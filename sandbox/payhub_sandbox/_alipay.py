@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, Literal
 
 import httpx
@@ -47,6 +47,7 @@ from payhub_sandbox._errors import (
     TradeNotFoundError,
     TradeStateError,
     UnknownMerchantError,
+    parse_fee_rate,
 )
 from payhub_sandbox._state import Refund, Trade, TradeState, TradeStore
 
@@ -190,14 +191,7 @@ def make_merchant(
             key = load_public_key(public_key)
         except (ConfigurationError, UnicodeEncodeError) as exc:
             raise InvalidInputError(f"public_key: {exc}") from None
-    if isinstance(fee_rate, float):
-        raise InvalidInputError("fee_rate must be a Decimal or a decimal string, never a float")
-    try:
-        rate = Decimal(fee_rate)
-    except (InvalidOperation, TypeError, ValueError):
-        raise InvalidInputError(f"fee_rate: not a decimal: {fee_rate!r}") from None
-    if not rate.is_finite() or not Decimal(0) <= rate < Decimal(1):
-        raise InvalidInputError("fee_rate must be in [0, 1)")
+    rate = parse_fee_rate(fee_rate)
     return AlipayMerchant(
         app_id=app_id,
         public_key=key,

@@ -14,12 +14,15 @@ answered on the wire exactly as the channel answers them.
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 __all__ = [
     "InvalidInputError",
     "SandboxError",
     "TradeNotFoundError",
     "TradeStateError",
     "UnknownMerchantError",
+    "parse_fee_rate",
 ]
 
 
@@ -61,3 +64,16 @@ class TradeStateError(SandboxError):
 class InvalidInputError(SandboxError, ValueError):
     status = 400
     code = "INVALID_INPUT"
+
+
+def parse_fee_rate(value: object) -> Decimal:
+    """A merchant's fee rate in [0, 1), from a Decimal or a decimal string; never a float."""
+    if isinstance(value, float):
+        raise InvalidInputError("fee_rate must be a Decimal or a decimal string, never a float")
+    try:
+        rate = Decimal(value)  # type: ignore[arg-type]
+    except (InvalidOperation, TypeError, ValueError):
+        raise InvalidInputError(f"fee_rate: not a decimal: {value!r}") from None
+    if not rate.is_finite() or not Decimal(0) <= rate < Decimal(1):
+        raise InvalidInputError("fee_rate must be in [0, 1)")
+    return rate

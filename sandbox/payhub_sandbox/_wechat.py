@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, Literal
 
 import httpx
@@ -43,6 +43,7 @@ from payhub_sandbox._errors import (
     TradeNotFoundError,
     TradeStateError,
     UnknownMerchantError,
+    parse_fee_rate,
 )
 from payhub_sandbox._state import Refund, Trade, TradeState, TradeStore
 from payhub_sandbox._wechat_bills import WECHAT_BILL_TYPES, wechat_bill_csv
@@ -206,14 +207,7 @@ def make_wechat_merchant(  # noqa: PLR0917 - the order WeChat's console lists th
     raw = api_v3_key.encode("utf-8") if isinstance(api_v3_key, str) else bytes(api_v3_key)
     if len(raw) != 32:
         raise InvalidInputError("api_v3_key must be exactly 32 bytes")
-    if isinstance(fee_rate, float):
-        raise InvalidInputError("fee_rate must be a Decimal or a decimal string, never a float")
-    try:
-        rate = Decimal(fee_rate)
-    except (InvalidOperation, TypeError, ValueError):
-        raise InvalidInputError(f"fee_rate: not a decimal: {fee_rate!r}") from None
-    if not rate.is_finite() or not Decimal(0) <= rate < Decimal(1):
-        raise InvalidInputError("fee_rate must be in [0, 1)")
+    rate = parse_fee_rate(fee_rate)
     if (
         isinstance(refund_delay, bool)
         or not isinstance(refund_delay, int | float)
