@@ -144,8 +144,13 @@ def _unsupported(request: PaymentRequest) -> str:
 
 def _parse(channel: Channel, headers: HeadersInput, body: bytes) -> Notification:
     """Run a channel's parser; a model it fails to build is the channel's bad data."""
+    # (the common types pass straight through: this is every notification's path)
+    if type(headers) is not httpx.Headers:
+        headers = as_headers(headers)
+    if type(body) is not bytes:
+        body = bytes(body)
     try:
-        return channel.parse_notification(as_headers(headers), bytes(body))
+        return channel.parse_notification(headers, body)
     except pydantic.ValidationError as exc:
         raise ProtocolError(
             f"{channel.name}: notification fields are unusable ({exc.error_count()} errors)",
@@ -686,7 +691,8 @@ class BaseHub:
         self, channel: str, headers: HeadersInput, body: bytes
     ) -> Notification:
         """Verify and parse a notification; raise a typed :class:`PayhubError` if bad."""
-        return _parse(self.channel(channel), headers, body)
+        target = self._channels.get(channel)
+        return _parse(self.channel(channel) if target is None else target, headers, body)
 
     def handle_notification(
         self, channel: str, headers: HeadersInput, body: bytes

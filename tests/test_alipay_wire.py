@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 import pytest
+from httpx import Headers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,6 +103,9 @@ def test_charset_field_is_found_raw() -> None:
     assert _wire.form_charset(b"charset=utf%2D8") == "utf-8"
     with pytest.raises(ProtocolError):
         _wire.form_charset(b"charset=utf-16")
+    for odd in (b"charset=utf-8%00", b"charset=%FF", b"charset=", b"charset=%zz"):
+        with pytest.raises(ProtocolError):  # typed, never a bare ValueError
+            _wire.form_charset(odd)
 
 
 # -- URL encoding, times ------------------------------------------------------------------
@@ -227,6 +231,20 @@ def test_local_payment_results_name_every_field(channel_for_wire: Any) -> None:
         result = stop.value.value
         assert set(result.__dict__) == set(PaymentResult.model_fields)
         assert result.attempts == ()
+
+
+def test_notifications_name_every_field(channel_for_wire: Any, platform_keys: Any) -> None:
+    """The notification path builds with ``trusted(..., complete=True)``: its
+    literal must name every field, or the model would lack an attribute."""
+    from test_alipay_fake import notification_body, notification_fields
+
+    for extra in ({}, {"refund_fee": "1.00", "out_biz_no": "R1"}, {"gmt_payment": "bad"}):
+        fields = {**notification_fields(), **extra}
+        body = notification_body(fields, platform_keys.private)
+        notification = channel_for_wire.parse_notification(Headers(), body)
+        assert list(notification.__dict__) == list(Notification.model_fields)
+        assert notification.model_fields_set == set(Notification.model_fields)
+        assert notification == Notification.model_validate(notification.model_dump())
 
 
 @pytest.fixture

@@ -42,10 +42,12 @@ def rsa_verify(
     if not signature:
         raise SignatureError("signature is missing")
     try:
-        raw = base64.b64decode(signature, validate=True)
+        # base64.b64decode(signature, validate=True), less a Python-level call
+        raw = binascii.a2b_base64(signature, strict_mode=True)
     except (binascii.Error, ValueError):
         raise SignatureError("signature is not valid base64") from None
+    algorithm = _HASHES.get(hash_name) or _hash(hash_name)
     try:
-        key.verify(raw, message, _PADDING, _hash(hash_name))
+        key.verify(raw, message, _PADDING, algorithm)
     except InvalidSignature:
         raise SignatureError("signature does not verify") from None

@@ -582,17 +582,24 @@ class AlipayChannel(Channel):
         """
         form = decode_form(body)
         fields = form.fields
-        sign = fields.get("sign")
+        get = fields.get
+        sign = get("sign")
         if not sign:
             raise SignatureError("alipay: the notification is not signed")
-        sign_type = fields.get("sign_type")
+        sign_type = get("sign_type")
         if sign_type and sign_type != self._sign_type:
             raise SignatureError(
                 f"alipay: the notification says sign_type {_shown(sign_type)}, "
                 f"configured {self._sign_type}"
             )
+        message = form.message
         try:
-            rsa_verify(self._verify_key, signed_message(form), sign, self._hash)
+            rsa_verify(
+                self._verify_key,
+                signed_message(form) if message is None else message,
+                sign,
+                self._hash,
+            )
         except SignatureError as exc:
             raise SignatureError(f"alipay: notification {exc.message}") from None
         self._check_ours(fields)
@@ -635,9 +642,13 @@ class AlipayChannel(Channel):
             refunded_total = _cny(refund_fee, self._max_minor)
             out_refund_no = get("out_biz_no") or None
         when = get(_EVENT_TIME[kind]) or get("notify_time")
+        try:
+            occurred_at = parse_time(when) if when else None
+        except ValueError:  # unreadable: not worth a resend loop
+            occurred_at = None
         return trusted(
             Notification,
-            {
+            {  # every field of Notification (complete=True; a test holds them equal)
                 "channel": self.name,
                 "kind": kind,
                 "out_trade_no": out_trade_no,
@@ -648,11 +659,12 @@ class AlipayChannel(Channel):
                 "refund_amount": None,
                 "refunded_total": refunded_total,
                 "out_refund_no": out_refund_no,
-                "occurred_at": _lenient_time(when) if when else None,
+                "occurred_at": occurred_at,
                 "merchant_id": get("seller_id") or None,
                 "raw": fields,
                 "raw_body": body,
             },
+            complete=True,
         )
 
     def ack(self, ok: bool, message: str = "") -> Ack:
@@ -715,14 +727,6 @@ def _validated(name: str, config: Mapping[str, Any]) -> AlipayConfig:
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def _lenient_time(text: str) -> datetime | None:
-    """A notification's time, or None if unreadable (not worth a resend loop)."""
-    try:
-        return parse_time(text)
-    except ValueError:
-        return None
 
 
 @functools.lru_cache(maxsize=1024)
