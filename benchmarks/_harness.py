@@ -1,8 +1,13 @@
 """Ratio measurements: payhub against a raw baseline, interleaved in the same run.
 
 Each target is a ratio, never an absolute time: both sides run in alternating
-batches on the same machine at the same moment, and the medians of the
-per-call times are compared, so machine speed and background load cancel out.
+batches on the same machine at the same moment, so machine speed and
+background load cancel out. The ratio is the median over rounds of
+(candidate batch ÷ the baseline batch run right beside it): on a shared,
+noisy host whose speed shifts for seconds at a time, each pair sees the same
+conditions, where a ratio of two overall medians could mix a quiet stretch of
+one side with a busy stretch of the other. The quartiles of the per-round
+ratios are printed too, so a run's noise is visible.
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ class Ratio:
     target: float
     #: True when the ratio must stay at or below the target, False when at or above.
     at_most: bool = True
+    #: per-round ratios of adjacent batches (empty: the ratio of the two times)
+    rounds: tuple[float, ...] = ()
 
     @property
     def ratio(self) -> float:
+        if self.rounds:
+            return statistics.median(self.rounds)
         return self.candidate_us / self.baseline_us
 
     @property
@@ -35,9 +44,13 @@ class Ratio:
     def line(self) -> str:
         cmp = "<=" if self.at_most else ">="
         verdict = "ok" if self.ok else "MISSED"
+        spread = ""
+        if len(self.rounds) >= 4:
+            q1, _, q3 = statistics.quantiles(self.rounds, n=4)
+            spread = f" [rounds q1-q3 {q1:.3f}-{q3:.3f}]"
         return (
             f"{self.name}: payhub {self.candidate_us:.1f} us, raw {self.baseline_us:.1f} us, "
-            f"ratio {self.ratio:.3f} (target {cmp} {self.target}) {verdict}"
+            f"ratio {self.ratio:.3f}{spread} (target {cmp} {self.target}) {verdict}"
         )
 
 
@@ -55,10 +68,11 @@ def compare(
     *,
     target: float,
     batch: int = 50,
-    rounds: int = 30,
+    rounds: int = 40,
     at_most: bool = True,
 ) -> Ratio:
-    """Median per-call time of ``candidate`` and ``baseline`` over interleaved batches."""
+    """Per-call times of ``candidate`` and ``baseline`` over interleaved batches, and
+    the median ratio of adjacent batches (see the module docstring)."""
     for _ in range(3):  # warm caches and lazily built state on both sides
         candidate()
         baseline()
@@ -77,7 +91,14 @@ def compare(
     finally:
         if gc_was_enabled:
             gc.enable()
-    return Ratio(name, statistics.median(cand), statistics.median(base), target, at_most)
+    return Ratio(
+        name,
+        statistics.median(cand),
+        statistics.median(base),
+        target,
+        at_most,
+        rounds=tuple(c / b for c, b in zip(cand, base, strict=True)),
+    )
 
 
 def report(results: list[Ratio]) -> int:

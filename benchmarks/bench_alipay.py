@@ -10,6 +10,10 @@
      string to sign (``parse_qsl`` + sort + join + base64), as the WeChat
      benchmark's raw side includes ``json.loads`` of the same bytes.
 
+payhub decodes UTF-8 notification forms with its optional C extension
+(``payhub._speedups``) when it was built; the line below the results says
+which decoder ran.
+
 Run: ``.venv/bin/python benchmarks/bench_alipay.py``
 """
 
@@ -32,6 +36,7 @@ from test_alipay_fake import make_channel, notification_body, notification_field
 
 from payhub import Money, PayHub, PaymentRequest, PayMethod
 from payhub.channels import run_flow_sync
+from payhub.channels.alipay import _wire
 
 
 class _Keys:
@@ -96,6 +101,10 @@ def main() -> None:
         message = string_to_sign(form, exclude=("sign", "sign_type")).encode()
         platform_public.verify(base64.b64decode(form["sign"]), message, pkcs1, sha256)
 
+    print(
+        "form decoder:",
+        "C (payhub._speedups)" if _wire._decode_form_c is not None else "pure Python",
+    )
     main_exit(
         [
             compare("alipay signed page-pay request", payhub_page_pay, raw_sign, target=1.15),

@@ -602,7 +602,10 @@ class AlipayChannel(Channel):
             )
         except SignatureError as exc:
             raise SignatureError(f"alipay: notification {exc.message}") from None
-        self._check_ours(fields)
+        if get("app_id") != self._app_id or (
+            self._seller_id is not None and get("seller_id") != self._seller_id
+        ):
+            self._check_ours(fields)  # raises, saying which
         return self._notification(fields, body)
 
     def _check_ours(self, fields: Mapping[str, str]) -> None:
