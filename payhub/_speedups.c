@@ -28,6 +28,14 @@
 #include <Python.h>
 #include <string.h>
 
+/* A dict sized for its fields up front where CPython offers it (private API,
+ * present through 3.13); a plain one elsewhere. */
+#if PY_VERSION_HEX < 0x030E0000 && !defined(Py_LIMITED_API)
+#define NEW_DICT(n) _PyDict_NewPresized(n)
+#else
+#define NEW_DICT(n) PyDict_New()
+#endif
+
 #define STACK_FIELDS 64
 #define STACK_BYTES 4096
 #define KEY_CACHE_SIZE 256 /* a power of two */
@@ -247,7 +255,7 @@ decode_form_utf8(PyObject *module, PyObject *arg)
     }
 
     /* the fields, in body order */
-    dict = _PyDict_NewPresized(used);
+    dict = NEW_DICT(used);
     if (dict == NULL) goto done;
     for (i = 0; i < used; i++) {
         PyObject *key, *value;

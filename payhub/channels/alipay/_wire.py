@@ -61,7 +61,6 @@ SHANGHAI: Final = _shanghai()
 # -- times -------------------------------------------------------------------
 
 
-
 def format_time(moment: datetime) -> str:
     """``yyyy-MM-dd HH:mm:ss`` in Asia/Shanghai, as Alipay's ``timestamp`` wants."""
     if moment.tzinfo is not SHANGHAI:
