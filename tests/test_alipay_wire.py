@@ -91,9 +91,16 @@ def _assert_same(body: bytes, charset: str) -> None:
 
 def test_fast_decoder_takes_alipay_bodies() -> None:
     fields = {"subject": "点卡 1", "sign": "ab+/==", "sign_type": "RSA2", "z": "1", "a": "2"}
-    form = _wire.decode_form(urlencode(fields).encode())
+    form = _wire._decode_form_fast(urlencode(fields).encode(), "utf-8")
+    assert form is not None
     assert form.message == b"a=2&subject=\xe7\x82\xb9\xe5\x8d\xa1 1&z=1"
     assert form.fields == fields
+    assert _wire.decode_form(urlencode(fields).encode()) == (fields, form.message)
+    gbk = urlencode(fields | {"charset": "gbk"}, encoding="gbk").encode()
+    assert _wire.decode_form(gbk) == (
+        fields | {"charset": "gbk"},
+        "a=2&charset=gbk&subject=点卡 1&z=1".encode("gbk"),
+    )
 
 
 def test_charset_field_is_found_raw() -> None:

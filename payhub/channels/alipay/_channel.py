@@ -61,7 +61,6 @@ from ._wire import (
     parse_time,
     quote,
     quote_base64,
-    signed_message,
     top_level_members,
     trusted,
 )
@@ -580,8 +579,7 @@ class AlipayChannel(Channel):
         *configured* sign type over the sorted fields less ``sign`` and
         ``sign_type``, then checked to be ours (``app_id``, ``seller_id``).
         """
-        form = decode_form(body)
-        fields = form.fields
+        fields, message = decode_form(body)
         get = fields.get
         sign = get("sign")
         if not sign:
@@ -592,14 +590,8 @@ class AlipayChannel(Channel):
                 f"alipay: the notification says sign_type {_shown(sign_type)}, "
                 f"configured {self._sign_type}"
             )
-        message = form.message
         try:
-            rsa_verify(
-                self._verify_key,
-                signed_message(form) if message is None else message,
-                sign,
-                self._hash,
-            )
+            rsa_verify(self._verify_key, message, sign, self._hash)
         except SignatureError as exc:
             raise SignatureError(f"alipay: notification {exc.message}") from None
         if get("app_id") != self._app_id or (

@@ -238,25 +238,26 @@ def form_charset(body: bytes) -> str:
     return name
 
 
-def decode_form(body: bytes) -> DecodedForm:
-    """Decode an ``application/x-www-form-urlencoded`` body with its own ``charset``.
+def decode_form(body: bytes) -> tuple[dict[str, str], bytes]:
+    """Decode an ``application/x-www-form-urlencoded`` body with its own ``charset``:
+    its fields, and the bytes Alipay signed (see :func:`signed_message`).
 
     Duplicate fields are refused (which one would the signature cover?).
 
     The compiled decoder of ``payhub._speedups``, where it was built, takes
-    a UTF-8 body in one C call (the fields and the signed bytes); whatever it
-    declines (another charset, an odd shape, an error) goes to the Python
-    decoders, which give the same answers and raise the typed errors.
+    a UTF-8 body in one C call; whatever it declines (another charset, an odd
+    shape, an error) goes to the Python decoders, which give the same answers
+    and raise the typed errors.
     """
     if _decode_form_c is not None:
         native = _decode_form_c(body)
         if native is not None:
-            return _form(DecodedForm, (native[0], "utf-8", native[1]))
+            return native
     charset = form_charset(body)
-    fast = _decode_form_fast(body, charset)
-    if fast is not None:
-        return fast
-    return DecodedForm(_decode_form_slow(body, charset), charset, None)
+    form = _decode_form_fast(body, charset)
+    if form is None:
+        form = DecodedForm(_decode_form_slow(body, charset), charset, None)
+    return form.fields, signed_message(form)
 
 
 def _decode_form_fast(body: bytes, charset: str) -> DecodedForm | None:
@@ -343,7 +344,13 @@ def signed_message(form: DecodedForm) -> bytes:
 
 M = TypeVar("M", bound=BaseModel)
 _new: Final = object.__new__
-_set: Final = object.__setattr__
+# BaseModel's slots, set through their descriptors (what object.__setattr__
+# would find by name, less the lookup): the instance dict and pydantic's state.
+_SLOTS: Final = BaseModel.__dict__
+_set_dict: Final = _SLOTS["__dict__"].__set__
+_set_fields_set: Final = _SLOTS["__pydantic_fields_set__"].__set__
+_set_extra: Final = _SLOTS["__pydantic_extra__"].__set__
+_set_private: Final = _SLOTS["__pydantic_private__"].__set__
 #: per model: its field names, and a default maker for each field that has one
 _IMMUTABLE: Final = (type(None), str, bytes, int, float, bool, tuple, frozenset, enum.Enum)
 _SHAPES: dict[type[BaseModel], tuple[frozenset[str], dict[str, Callable[[], Any]]]] = {}
@@ -397,8 +404,8 @@ def trusted(cls: type[M], values: dict[str, Any], *, complete: bool = False) -> 
                 for name in cls.model_fields
             }
     model = _new(cls)
-    _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", set(given))
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
+    _set_dict(model, values)
+    _set_fields_set(model, set(given))
+    _set_extra(model, None)
+    _set_private(model, None)
     return model
