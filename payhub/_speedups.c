@@ -26,6 +26,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 /* A dict sized for its fields up front where CPython offers it (private API,
@@ -51,7 +52,21 @@ typedef struct {
     const char *value;
     Py_ssize_t vlen;
     int key_ascii, value_ascii;
+    uint64_t prefix; /* the key's first 8 bytes, big-endian, NUL-padded */
 } Field;
+
+/* Up to 8 bytes as a big-endian integer, NUL-padded: integers compare as the
+ * padded bytes do, so unequal prefixes order their keys. */
+static uint64_t
+be64(const char *s, Py_ssize_t n)
+{
+    uint64_t v = 0;
+    int i;
+    for (i = 0; i < 8; i++) {
+        v = (v << 8) | (i < n ? (unsigned char)s[i] : 0u);
+    }
+    return v;
+}
 
 static int
 hex_digit(unsigned char c)
@@ -95,9 +110,12 @@ unquote_plus(const unsigned char *src, Py_ssize_t n, char *dst, int *ascii)
 static int
 key_less(const Field *x, const Field *y)
 {
-    const unsigned char *a = (const unsigned char *)x->key;
-    const unsigned char *b = (const unsigned char *)y->key;
-    Py_ssize_t i, n = x->klen < y->klen ? x->klen : y->klen;
+    const unsigned char *a, *b;
+    Py_ssize_t i, n;
+    if (x->prefix != y->prefix) return x->prefix < y->prefix;
+    a = (const unsigned char *)x->key;
+    b = (const unsigned char *)y->key;
+    n = x->klen < y->klen ? x->klen : y->klen;
     for (i = 0; i < n; i++) {
         if (a[i] != b[i]) return a[i] < b[i];
     }
@@ -161,14 +179,17 @@ static PyObject *
 key_text(State *state, const Field *f)
 {
     PyObject **slot, *key;
-    unsigned int h = 2166136261u; /* FNV-1a */
-    Py_ssize_t i;
+    uint64_t h;
     if (!f->key_ascii || f->klen > KEY_CACHE_MAX_LEN) {
         return text(f->key, f->klen, f->key_ascii);
     }
-    for (i = 0; i < f->klen; i++) {
-        h = (h ^ (unsigned char)f->key[i]) * 16777619u;
-    }
+    /* the slot: a mix of the length, the first and the last 8 bytes (a
+     * collision costs only a miss: the key is compared in full below) */
+    h = f->prefix ^ ((uint64_t)f->klen * 0x9E3779B97F4A7C15u);
+    if (f->klen > 8) h ^= be64(f->key + f->klen - 8, 8) * 0xBF58476D1CE4E5B9u;
+    h ^= h >> 31;
+    h *= 0x94D049BB133111EBu;
+    h ^= h >> 29;
     slot = &state->keys[h & (KEY_CACHE_SIZE - 1)];
     key = *slot;
     if (key != NULL && PyUnicode_GET_LENGTH(key) == f->klen
@@ -245,6 +266,7 @@ decode_form_utf8(PyObject *module, PyObject *arg)
         if (klen < 0) goto none;
         f->key = out;
         f->klen = klen;
+        f->prefix = be64(out, klen);
         out += klen;
         vlen = unquote_plus(eq + 1, length - (eq + 1 - segment), out, &f->value_ascii);
         if (vlen < 0) goto none;
