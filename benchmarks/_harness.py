@@ -30,6 +30,10 @@ class Ratio:
     at_most: bool = True
     #: per-round ratios of adjacent batches (empty: the ratio of the two times)
     rounds: tuple[float, ...] = ()
+    #: each side's fastest batch (0: not measured): their ratio is printed as the
+    #: best-case figure timeit's documentation recommends, never the verdict
+    candidate_best_us: float = 0.0
+    baseline_best_us: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -47,7 +51,10 @@ class Ratio:
         spread = ""
         if len(self.rounds) >= 4:
             q1, _, q3 = statistics.quantiles(self.rounds, n=4)
-            spread = f" [rounds q1-q3 {q1:.3f}-{q3:.3f}]"
+            spread = f" [rounds q1-q3 {q1:.3f}-{q3:.3f}"
+            if self.baseline_best_us:
+                spread += f", best batches {self.candidate_best_us / self.baseline_best_us:.3f}"
+            spread += "]"
         return (
             f"{self.name}: payhub {self.candidate_us:.1f} us, raw {self.baseline_us:.1f} us, "
             f"ratio {self.ratio:.3f}{spread} (target {cmp} {self.target}) {verdict}"
@@ -98,6 +105,8 @@ def compare(
         target,
         at_most,
         rounds=tuple(c / b for c, b in zip(cand, base, strict=True)),
+        candidate_best_us=min(cand),
+        baseline_best_us=min(base),
     )
 
 
