@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import payhub.channels.alipay as alipay
+from payhub.channels._trusted import trusted
 from payhub.channels.alipay import _wire
 from payhub.errors import ProtocolError
 from payhub.models import (
@@ -198,7 +199,7 @@ def test_trusted_notification_equals_a_validated_one() -> None:
         "raw_body": b"a=b",
     }
     assert set(values) == set(Notification.model_fields)
-    built = _wire.trusted(Notification, dict(values))
+    built = trusted(Notification, dict(values))
     validated = Notification.model_validate(values)
     assert built == validated
     assert built.model_dump() == validated.model_dump()
@@ -209,7 +210,7 @@ def test_trusted_notification_equals_a_validated_one() -> None:
 
 def test_trusted_fills_defaults_like_model_construct() -> None:
     values = {"channel": "a", "out_trade_no": "A1", "kind": ResultKind.APP}
-    partial = _wire.trusted(PaymentResult, dict(values))
+    partial = trusted(PaymentResult, dict(values))
     constructed = PaymentResult.model_construct(**values)
     assert partial == constructed == PaymentResult(**values)
     assert partial.raw == {}
@@ -217,14 +218,14 @@ def test_trusted_fills_defaults_like_model_construct() -> None:
     assert partial.model_fields_set == constructed.model_fields_set == set(values)
     assert list(partial.__dict__) == list(PaymentResult.model_fields)
     # Defaults made by a factory are fresh each time, never shared between results.
-    assert partial.raw is not _wire.trusted(PaymentResult, dict(values)).raw
+    assert partial.raw is not trusted(PaymentResult, dict(values)).raw
 
 
 def test_trusted_falls_back_for_unknown_or_missing_required_fields() -> None:
     unknown = {"channel": "a", "out_trade_no": "A1", "kind": ResultKind.APP, "nope": 1}
-    assert _wire.trusted(PaymentResult, unknown) == PaymentResult.model_construct(**unknown)
+    assert trusted(PaymentResult, unknown) == PaymentResult.model_construct(**unknown)
     missing = {"channel": "a", "kind": ResultKind.APP}
-    assert _wire.trusted(PaymentResult, missing) == PaymentResult.model_construct(**missing)
+    assert trusted(PaymentResult, missing) == PaymentResult.model_construct(**missing)
 
 
 def test_local_payment_results_name_every_field(channel_for_wire: Any) -> None:

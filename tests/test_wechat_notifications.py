@@ -35,6 +35,7 @@ from payhub import (
     AsyncPayHub,
     ErrorCode,
     Money,
+    Notification,
     NotificationKind,
     NotificationRejected,
     PayHub,
@@ -176,6 +177,28 @@ def test_parse_notification_is_pure(setup: Any) -> None:
     body = notification_body(transaction_resource())
     n = ch.parse_notification(httpx.Headers(signed(fake, body)), body)
     assert n.kind is NotificationKind.PAYMENT
+
+
+@pytest.mark.parametrize(
+    ("resource", "event"),
+    [
+        (transaction_resource(), "TRANSACTION.SUCCESS"),
+        (refund_resource(), "REFUND.SUCCESS"),
+        (refund_resource(refund_status="CLOSED"), "REFUND.CLOSED"),
+    ],
+)
+def test_notifications_are_complete_valid_models(
+    setup: Any, resource: dict[str, Any], event: str
+) -> None:
+    """Built with ``trusted(..., complete=True)`` (no second validation): the
+    literal must name every field, and the model must be what validation gives."""
+    ch, fake = setup
+    body = notification_body(resource, event_type=event)
+    n = ch.parse_notification(httpx.Headers(signed(fake, body)), body)
+    assert list(n.__dict__) == list(Notification.model_fields)
+    assert n.model_fields_set == set(Notification.model_fields)
+    assert n == Notification.model_validate(n.model_dump())
+    assert n.event_key.startswith(f"wechat:{MCH_ID}:")
 
 
 def test_refund_notification(setup: Any) -> None:

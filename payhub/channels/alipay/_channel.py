@@ -20,6 +20,7 @@ import httpx
 from pydantic import ValidationError
 
 from payhub.channels._base import Channel, Flow
+from payhub.channels._trusted import trusted
 from payhub.errors import (
     AmountError,
     ChannelError,
@@ -62,7 +63,6 @@ from ._wire import (
     quote,
     quote_base64,
     top_level_members,
-    trusted,
 )
 
 __all__ = ["AlipayChannel"]
