@@ -120,7 +120,7 @@ class Money:
         """Accept a JSON integer of minor units (WeChat Pay's ``total``); never a float."""
         if type(value) is not int or value < 0:
             raise AmountError(f"amount must be a non-negative JSON integer, got {_shown(value)}")
-        return cls(value, currency)._within(max_minor, str(value))
+        return cls(value, currency)._within(max_minor, value)
 
     def _within(self, max_minor: int | None, text: object) -> Money:
         if max_minor is not None and self._minor > max_minor:

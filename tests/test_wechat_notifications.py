@@ -493,3 +493,38 @@ def test_acks(setup: Any) -> None:
 def test_api_v3_key_is_not_in_the_channel_repr(setup: Any) -> None:
     ch, _ = setup
     assert API_V3_KEY not in repr(ch) + repr(ch.config) + str(ch.config)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"a": 1}',
+        b'  \n{"a": [1, 2.5, "x"]}\r\n ',
+        b'{"a": 1} x',
+        b'{"a": 1}{"b": 2}',
+        b"[1, 2]",
+        b"",
+        b"   ",
+        b'{"a": NaN}',
+        b'{"a": "\xff"}',
+        b'{"a": 1',
+        b'{"a": "\\ud800"}',
+        b'\xef\xbb\xbf{"a": 1}',
+        b'{"a": 1, "a": 2}',
+    ],
+)
+def test_json_objects_parse_as_json_loads_does(content: bytes) -> None:
+    """The channel runs json's scanner directly (hot path): same answers, same refusals."""
+    from payhub.channels.wechat._channel import _json_object
+
+    try:
+        expected: Any = json.loads(content.decode("utf-8"))
+    except ValueError:
+        expected = ProtocolError
+    if not isinstance(expected, dict):
+        expected = ProtocolError
+    try:
+        got: Any = _json_object(content, "answer")
+    except ProtocolError:
+        got = ProtocolError
+    assert got == expected  # (json's NaN is one shared object, so equal to itself here)
