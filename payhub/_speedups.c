@@ -17,9 +17,9 @@
  *   repeated field, a charset field naming anything but UTF-8 ("utf-8" or
  *   "utf8", any case). It never raises for the content of the body.
  *
- *   Short ASCII keys come from a small per-module cache of interned strings:
- *   a shop's notifications repeat the same two dozen names, which then cost
- *   neither an allocation nor a hash, and compare by identity.
+ *   Short ASCII keys come from a small per-module cache of strings: a shop's
+ *   notifications repeat the same two dozen names, which then cost neither an
+ *   allocation nor a hash (a str keeps its hash once computed).
  *
  * Untrusted input: every index below is bounded by the body's length, and
  * the scratch buffer holds at most that many bytes (decoding only shrinks).
@@ -43,7 +43,7 @@
 #define KEY_CACHE_MAX_LEN 32
 
 typedef struct {
-    PyObject *keys[KEY_CACHE_SIZE]; /* interned str, or NULL */
+    PyObject *keys[KEY_CACHE_SIZE]; /* str, or NULL */
 } State;
 
 typedef struct {
@@ -196,9 +196,11 @@ key_text(State *state, const Field *f)
         && memcmp(PyUnicode_DATA(key), f->key, (size_t)f->klen) == 0) {
         return Py_NewRef(key);
     }
+    /* Not interned: the keys are the sender's, decoded before any signature
+     * is checked, and since 3.12 interned strings are immortal -- random keys
+     * would grow memory for good. The cache holds at most KEY_CACHE_SIZE. */
     key = text(f->key, f->klen, 1);
     if (key == NULL) return NULL;
-    PyUnicode_InternInPlace(&key);
     Py_XSETREF(*slot, Py_NewRef(key));
     return key;
 }

@@ -6,7 +6,7 @@ twins), but the test command builds it, so here it must be present.
 
 from __future__ import annotations
 
-import sys
+import tracemalloc
 from typing import Any
 from urllib.parse import urlencode
 
@@ -180,11 +180,28 @@ def test_cached_keys_never_mix_up_values() -> None:
     assert native[0]["notify_id"] == "1"
 
 
-def test_keys_are_interned() -> None:
-    native = _decode(b"notify_id=1")
-    assert native is not None
-    (key,) = native[0]
-    assert key is sys.intern("notify_id")
+def test_cached_keys_are_reused() -> None:
+    first = _decode(b"notify_id=1")
+    second = _decode(b"notify_id=2")
+    assert first is not None
+    assert second is not None
+    assert next(iter(first[0])) is next(iter(second[0]))
+
+
+def test_keys_from_senders_do_not_accumulate() -> None:
+    """Keys are decoded before any signature is checked: a flood of distinct
+    ones must not grow memory (interned strings are immortal since 3.12)."""
+    tracemalloc.start()
+    try:
+        for i in range(2000):
+            _decode(f"warm{i}=1".encode())
+        before, _ = tracemalloc.get_traced_memory()
+        for i in range(50_000):
+            _decode(f"k{i:08d}x=1&other{i}=2".encode())
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 200_000  # 100,000 distinct keys; the cache keeps 256
 
 
 def test_refuses_other_types() -> None:
