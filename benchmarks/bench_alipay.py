@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -60,10 +61,36 @@ def _no_io(request: httpx.Request) -> httpx.Response:
     raise AssertionError("page pay must not do I/O")
 
 
+@dataclass(frozen=True)
+class NotificationCase:
+    """One signed notification, the hub to parse it, and what a raw verify needs."""
+
+    hub: PayHub
+    body: bytes
+    headers: httpx.Headers
+    message: bytes  #: the string Alipay signed, already built
+    signature: bytes  #: ``sign``, already base64-decoded
+    public: rsa.RSAPublicKey
+
+
+def notification_case(merchant: _Keys, platform: _Keys) -> NotificationCase:
+    body = notification_body(notification_fields(), platform.private)
+    signed = dict(parse_qsl(body.decode(), keep_blank_values=True))
+    return NotificationCase(
+        hub=PayHub(channels=[make_channel(merchant, platform)]),
+        body=body,
+        headers=httpx.Headers(
+            {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+        ),
+        message=string_to_sign(signed, exclude=("sign", "sign_type")).encode(),
+        signature=base64.b64decode(signed["sign"]),
+        public=platform.private.public_key(),
+    )
+
+
 def main() -> None:
     merchant, platform = _Keys(), _Keys()
     channel = make_channel(merchant, platform)
-    hub = PayHub(channels=[channel])
     pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
 
     request = PaymentRequest(
@@ -85,13 +112,9 @@ def main() -> None:
     def payhub_page_pay() -> None:
         run_flow_sync(channel.pay(request), _no_io)
 
-    fields = notification_fields()
-    body = notification_body(fields, platform.private)
-    headers = httpx.Headers({"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    signed = dict(parse_qsl(body.decode(), keep_blank_values=True))
-    notify_message = string_to_sign(signed, exclude=("sign", "sign_type")).encode()
-    notify_signature = base64.b64decode(signed["sign"])
-    platform_public = platform.private.public_key()
+    case = notification_case(merchant, platform)
+    hub, body, headers = case.hub, case.body, case.headers
+    notify_message, notify_signature, platform_public = case.message, case.signature, case.public
 
     def raw_verify() -> None:
         platform_public.verify(notify_signature, notify_message, pkcs1, sha256)

@@ -17,7 +17,6 @@ Run: ``.venv/bin/python benchmarks/probe_contention.py [seconds]`` (default 60).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import gc
 import statistics
@@ -25,19 +24,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qsl
 
-import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_alipay import _Keys
-from test_alipay_fake import make_channel, notification_body, notification_fields, string_to_sign
+from bench_alipay import _Keys, notification_case
 
-from payhub import PayHub
 from payhub.channels.alipay import _wire
 
 BATCH = 200
@@ -48,15 +43,9 @@ def main() -> None:
     if _wire._decode_form_c is None:
         sys.exit("payhub._speedups is not built: nothing to probe")
     decode = _wire._decode_form_c
-    merchant, platform = _Keys(), _Keys()
-    channel = make_channel(merchant, platform)
-    hub = PayHub(channels=[channel])
-    body = notification_body(notification_fields(), platform.private)
-    headers = httpx.Headers({"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    signed = dict(parse_qsl(body.decode(), keep_blank_values=True))
-    message = string_to_sign(signed, exclude=("sign", "sign_type")).encode()
-    signature = base64.b64decode(signed["sign"])
-    public = platform.private.public_key()
+    case = notification_case(_Keys(), _Keys())
+    hub, body, headers = case.hub, case.body, case.headers
+    message, signature, public = case.message, case.signature, case.public
     pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
 
     def raw() -> None:
