@@ -148,11 +148,14 @@ def db_current(url: UrlOption = None, config: OptionalConfig = None) -> None:
 def sync(
     config: ConfigOption,
     older_than: Annotated[
-        str, typer.Option("--older-than", help="Only payments pending at least this long.")
+        str,
+        typer.Option("--older-than", help="Only payments and refunds pending at least this long."),
     ] = "10m",
-    limit: Annotated[int | None, typer.Option(help="At most this many payments.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="At most this many payments (and as many refunds).")
+    ] = None,
 ) -> None:
-    """Query the channels for payments still pending and apply their answers (防掉单)."""
+    """Query the channels for payments and refunds still pending; apply their answers (防掉单)."""
     age = parse_duration(older_than)
     console = Console(stderr=True)
     try:
@@ -178,7 +181,15 @@ def sync(
         typer.echo(f"  {out_trade_no}\t{state.value}")
     for out_trade_no, error in sorted(report.errors.items()):
         console.print(f"[yellow]{out_trade_no}[/yellow]: {error}", highlight=False)
-    if report.errors:
+    typer.echo(
+        f"checked {report.refunds_checked} pending refund(s), "
+        f"{len(report.refunds_changed)} changed"
+    )
+    for out_refund_no, refund_state in sorted(report.refunds_changed.items()):
+        typer.echo(f"  refund {out_refund_no}\t{refund_state.value}")
+    for out_refund_no, error in sorted(report.refund_errors.items()):
+        console.print(f"[yellow]refund {out_refund_no}[/yellow]: {error}", highlight=False)
+    if report.errors or report.refund_errors:
         raise typer.Exit(1)
 
 

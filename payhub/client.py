@@ -44,6 +44,7 @@ from payhub.errors import (
     NetworkError,
     NoEligibleChannel,
     PayhubError,
+    PaymentStateError,
     ProtocolError,
     UnknownChannelError,
 )
@@ -168,6 +169,47 @@ class SyncReport:
     changed: dict[str, PaymentState] = field(default_factory=dict)
     #: out_trade_no -> why a query or the store failed (it stays pending)
     errors: dict[str, str] = field(default_factory=dict)
+    #: pending refunds whose channels were asked
+    refunds_checked: int = 0
+    #: out_refund_no -> the state a channel's answer moved the refund to
+    refunds_changed: dict[str, RefundState] = field(default_factory=dict)
+    #: out_refund_no -> why it stays pending: the channel does not know it, its
+    #: answer disagrees with the reservation, or the query or the store failed
+    refund_errors: dict[str, str] = field(default_factory=dict)
+
+    def _add_refund(self, refund: RefundRecord, error: str | None) -> None:
+        self.refunds_checked += 1
+        if refund.status is not RefundState.PENDING:
+            self.refunds_changed[refund.out_refund_no] = refund.status
+        if error is not None:
+            self.refund_errors[refund.out_refund_no] = error
+
+
+def _refund_not_applied(refund: RefundRecord, answer: RefundResult) -> str | None:
+    """Why a channel's answer about a pending refund is not applied; None: apply it.
+
+    Neither case releases the reservation: a refund the channel does not know
+    may still arrive there (UnionPay cannot even find one without its original
+    ``txnTime``), and an amount that disagrees needs a person.
+    """
+    if answer.status is RefundStatus.NOT_FOUND:
+        return (
+            f"{refund.channel}: the channel knows no such refund (the request may never "
+            "have reached it); it stays reserved: repeat hub.refund with the same "
+            "out_refund_no and amount, or release it with store.fail_refund"
+        )
+    if answer.amount is not None and answer.amount != refund.amount:
+        return (
+            f"{refund.channel}: the channel's refund is {answer.amount}, but "
+            f"{refund.amount} was reserved; left pending for a person to check"
+        )
+    return None
+
+
+def _unknown_refund(out_refund_no: str) -> PaymentStateError:
+    return PaymentStateError(
+        f"no stored refund {out_refund_no!r}", code=ErrorCode.UNKNOWN_REFUND
+    )
 
 
 def _attempt_outcome(exc: PayhubError) -> tuple[AttemptOutcome, bool]:
@@ -900,9 +942,16 @@ class PayHub(BaseHub):
         *,
         limit: int | None = None,
         progress: Callable[[PaymentRecord], None] | None = None,
+        refunds: bool = True,
     ) -> SyncReport:
         """Recover lost notifications (防掉单): query every payment still pending
-        after ``older_than`` and apply the answers (cause "sync")."""
+        after ``older_than`` and apply the answers (cause "sync").
+
+        With ``refunds`` (the default), then ask the channels about every refund
+        still pending after ``older_than`` (its answer was lost: a timeout) and
+        apply their answers, as :meth:`sync_refund`. ``limit`` caps each of the
+        two sweeps; ``progress`` is called once per payment.
+        """
         store = self._require_store()
         report = SyncReport()
         for payment in store.pending_payments(older_than, limit=limit):
@@ -917,7 +966,48 @@ class PayHub(BaseHub):
                 report.errors[payment.out_trade_no] = "; ".join(errors)
             if progress is not None:
                 progress(payment)
+        if refunds:
+            for refund in store.pending_refunds(older_than, limit=limit):
+                try:
+                    report._add_refund(*self._sync_refund_one(refund))
+                except PayhubError as exc:
+                    report._add_refund(refund, exc.message)
         return report
+
+    def sync_refund(self, out_refund_no: str) -> RefundRecord:
+        """Ask the channel where a pending refund stands and apply its answer.
+
+        For a refund whose answer was lost (``hub.refund`` timed out): the
+        channel's "succeeded" completes it (a ``payment.refunded`` event),
+        "failed" or "closed" releases its reservation (``refund.failed``), and
+        anything else leaves it pending and reserved. A refund that is no longer
+        pending is returned as stored, without asking. Returns the stored refund.
+        """
+        store = self._require_store()
+        refund = store.refund(out_refund_no)
+        if refund is None:
+            raise _unknown_refund(out_refund_no)
+        return self._sync_refund_one(refund)[0]
+
+    def _sync_refund_one(self, refund: RefundRecord) -> tuple[RefundRecord, str | None]:
+        """(the refund as stored afterwards, why it stays pending or None)."""
+        store = self._require_store()
+        if refund.status is not RefundState.PENDING:
+            return refund, None
+        if refund.channel not in self._channels:
+            return refund, f"{refund.channel}: not configured"
+        request = RefundQueryRequest(
+            out_trade_no=refund.out_trade_no, out_refund_no=refund.out_refund_no
+        )
+        try:
+            answer = self.refund_query(refund.channel, request)
+        except PayhubError as exc:
+            return refund, f"{refund.channel}: {exc.message}"
+        why = _refund_not_applied(refund, answer)
+        if why is None:
+            store.apply_refund_result(refund, answer)
+            self._dispatch_quietly(refund)
+        return store.refund(refund.out_refund_no) or refund, why
 
     def check_return(self, channel: str, params: Mapping[str, str]) -> PaymentRecord | None:
         """Verify a browser return, then *query* the channel and apply its answer
@@ -1168,6 +1258,7 @@ class AsyncPayHub(BaseHub):
         *,
         limit: int | None = None,
         progress: Callable[[PaymentRecord], None] | None = None,
+        refunds: bool = True,
     ) -> SyncReport:
         """As :meth:`PayHub.sync_pending`."""
         store = self._require_store()
@@ -1185,7 +1276,41 @@ class AsyncPayHub(BaseHub):
                 report.errors[payment.out_trade_no] = "; ".join(errors)
             if progress is not None:
                 progress(payment)
+        if refunds:
+            for refund in await asyncio.to_thread(store.pending_refunds, older_than, limit=limit):
+                try:
+                    report._add_refund(*await self._sync_refund_one(refund))
+                except PayhubError as exc:
+                    report._add_refund(refund, exc.message)
         return report
+
+    async def sync_refund(self, out_refund_no: str) -> RefundRecord:
+        """As :meth:`PayHub.sync_refund`."""
+        store = self._require_store()
+        refund = await asyncio.to_thread(store.refund, out_refund_no)
+        if refund is None:
+            raise _unknown_refund(out_refund_no)
+        return (await self._sync_refund_one(refund))[0]
+
+    async def _sync_refund_one(self, refund: RefundRecord) -> tuple[RefundRecord, str | None]:
+        """As :meth:`PayHub._sync_refund_one`."""
+        store = self._require_store()
+        if refund.status is not RefundState.PENDING:
+            return refund, None
+        if refund.channel not in self._channels:
+            return refund, f"{refund.channel}: not configured"
+        request = RefundQueryRequest(
+            out_trade_no=refund.out_trade_no, out_refund_no=refund.out_refund_no
+        )
+        try:
+            answer = await self.refund_query(refund.channel, request)
+        except PayhubError as exc:
+            return refund, f"{refund.channel}: {exc.message}"
+        why = _refund_not_applied(refund, answer)
+        if why is None:
+            await asyncio.to_thread(store.apply_refund_result, refund, answer)
+            await self._dispatch_quietly(refund)
+        return await asyncio.to_thread(store.refund, refund.out_refund_no) or refund, why
 
     async def check_return(
         self, channel: str, params: Mapping[str, str]

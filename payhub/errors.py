@@ -100,6 +100,7 @@ class ErrorCode(enum.Enum):
         False, "the payment is held for review (amount mismatch); a person must decide"
     )
     UNKNOWN_PAYMENT = _CodeInfo(False, "no stored payment has that out_trade_no")
+    UNKNOWN_REFUND = _CodeInfo(False, "no stored refund has that out_refund_no")
     STORE_UNAVAILABLE = _CodeInfo(
         True, "the payment store could not be reached or its transaction failed"
     )
@@ -166,7 +167,8 @@ class PaymentStateError(InvalidRequestError):
     """The stored payment's state forbids the operation.
 
     ``code`` tells which: ``TRADE_ALREADY_PAID``, ``TRADE_CLOSED``,
-    ``PAYMENT_IN_REVIEW``, ``REFUND_EXCEEDS_PAID``, ``UNKNOWN_PAYMENT``.
+    ``PAYMENT_IN_REVIEW``, ``REFUND_EXCEEDS_PAID``, ``UNKNOWN_PAYMENT``,
+    ``UNKNOWN_REFUND``.
     """
 
     default_code = ErrorCode.PAYMENT_STATE

@@ -129,6 +129,7 @@ refunds = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index(None, "payment_id"),
+    sa.Index(None, "status", "created_at"),
     **TABLE_OPTIONS,
 )
 

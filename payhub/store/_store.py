@@ -519,7 +519,9 @@ class Store:
                 .first()
             )
             if row is None:
-                raise PaymentStateError(f"no refund {out_refund_no!r}")
+                raise PaymentStateError(
+                    f"no stored refund {out_refund_no!r}", code=ErrorCode.UNKNOWN_REFUND
+                )
             payment_row = (
                 conn.execute(
                     sa.select(payments).where(payments.c.id == row["payment_id"]).with_for_update()
@@ -567,6 +569,25 @@ class Store:
             .limit(limit)
         )
         return self._read(lambda conn: [payment_record(r) for r in conn.execute(stmt)])
+
+    def pending_refunds(
+        self, older_than: timedelta = timedelta(0), *, limit: int | None = None
+    ) -> list[RefundRecord]:
+        """Refunds still pending (asked of the channel, its answer not known),
+        created at least ``older_than`` ago, oldest first."""
+        cutoff = self.now() - older_than
+        stmt = (
+            sa.select(refunds, payments.c.out_trade_no)
+            .join(payments, payments.c.id == refunds.c.payment_id)
+            .where(refunds.c.status == RefundState.PENDING.value, refunds.c.created_at <= cutoff)
+            .order_by(refunds.c.created_at, refunds.c.id)
+            .limit(limit)
+        )
+        return self._read(
+            lambda conn: [
+                _refund_record(r, r["out_trade_no"]) for r in conn.execute(stmt).mappings()
+            ]
+        )
 
     def attempts(self, out_trade_no: str) -> list[AttemptRecord]:
         stmt = (

@@ -187,8 +187,23 @@ class ToyChannel(Channel):
         )
 
     def refund_query(self, request: RefundQueryRequest) -> Flow[RefundResult]:
-        raise NotImplementedError
-        yield  # pragma: no cover
+        data = self._answer(
+            (
+                yield self._post(
+                    "/refund_query",
+                    {"out_trade_no": request.out_trade_no, "out_refund_no": request.out_refund_no},
+                )
+            )
+        )
+        amount = data.get("amount")
+        return RefundResult(
+            channel=self.name,
+            out_trade_no=request.out_trade_no,
+            out_refund_no=request.out_refund_no,
+            status=RefundStatus(data["status"]),
+            amount=None if amount is None else Money(amount, data["currency"]),
+            channel_refund_id=data.get("refund_id"),
+        )
 
     def close(self, out_trade_no: str) -> Flow[None]:
         self._answer((yield self._post("/close", {"out_trade_no": out_trade_no})))
@@ -257,12 +272,18 @@ class ToyBank:
 
     ``fail_pay[channel]`` is "busy" (503), "timeout" (read timeout after the
     trade was created), "refuse" (a business error) or "connect" (never sent).
+    ``fail_refund[channel]`` is "timeout" (read timeout, the refund never made),
+    "lost" (read timeout after the refund was made) or "refuse".
+    ``refund_states[out_refund_no]`` overrides what a refund query answers
+    ("pending", "failed", "closed"); ``refund_query_amount`` what amount it gives.
     """
 
     trades: dict[tuple[str, str], Trade] = field(default_factory=dict)
     fail_pay: dict[str, str] = field(default_factory=dict)
     fail_refund: dict[str, str] = field(default_factory=dict)
     refunds: list[tuple[str, str, int]] = field(default_factory=list)
+    refund_states: dict[str, str] = field(default_factory=dict)
+    refund_query_amount: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def transport(self) -> httpx.MockTransport:
@@ -320,8 +341,33 @@ class ToyBank:
         if all(r[1] != data["out_refund_no"] for r in self.refunds):
             trade.refunded += data["amount"]
             self.refunds.append((channel, data["out_refund_no"], data["amount"]))
+        if fault == "lost":
+            raise httpx.ReadTimeout("no answer", request=request)
         return httpx.Response(
             200, json={"status": "succeeded", "refund_id": f"R-{data['out_refund_no']}"}
+        )
+
+    def _refund_query(
+        self, request: httpx.Request, channel: str, data: dict[str, Any]
+    ) -> httpx.Response:
+        number = data["out_refund_no"]
+        trade = self.trades[(channel, data["out_trade_no"])]
+        made = [r for r in self.refunds if r[0] == channel and r[1] == number]
+        if number in self.refund_states:
+            state = self.refund_states[number]
+        else:
+            state = "succeeded" if made else "not_found"
+        if not made and state == "not_found":
+            return httpx.Response(200, json={"status": state})
+        amount = self.refund_query_amount.get(number, made[0][2] if made else None)
+        return httpx.Response(
+            200,
+            json={
+                "status": state,
+                "amount": amount,
+                "currency": trade.currency,
+                "refund_id": f"R-{number}",
+            },
         )
 
     def _close(self, request: httpx.Request, channel: str, data: dict[str, Any]) -> httpx.Response:

@@ -13,9 +13,9 @@ from storekit import ToyBank, notification
 from typer.testing import CliRunner
 
 import payhub.cli as cli
-from payhub import Money, PayHub, PaymentRequest, PayMethod
+from payhub import ChannelTimeout, Money, PayHub, PaymentRequest, PayMethod, RefundRequest
 from payhub.plugins import get_plugin_manager
-from payhub.store import PaymentState, Store
+from payhub.store import PaymentState, RefundState, Store
 
 runner = CliRunner()
 
@@ -58,9 +58,9 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     assert result.output.strip() == "none"
     result = runner.invoke(cli.app, ["db", "upgrade", "--url", url])
     assert result.exit_code == 0, result.output
-    assert "at revision 0003" in result.output
+    assert "at revision 0004" in result.output
     result = runner.invoke(cli.app, ["db", "current"], env={"PAYHUB_DATABASE_URL": url})
-    assert result.output.strip() == "0003"
+    assert result.output.strip() == "0004"
 
 
 def test_db_upgrade_from_config_and_errors(tmp_path: Path) -> None:
@@ -94,6 +94,39 @@ def test_sync_applies_channel_answers(config_file: Path, store: Store, bank: Toy
     assert EVENT_LOG == ["payment.succeeded:C0"]
     result = runner.invoke(cli.app, ["sync", "--config", str(config_file)])  # default 10m
     assert "checked 0" in result.output
+
+
+def test_sync_completes_and_reports_pending_refunds(
+    config_file: Path, store: Store, bank: ToyBank
+) -> None:
+    with cli._open_hub(config_file) as hub:
+        for n, fault in ((1, "lost"), (2, "timeout")):
+            out_trade_no = f"CR{n}"
+            hub.pay(
+                PaymentRequest(
+                    out_trade_no=out_trade_no, amount=Money(100), subject="x", method=PayMethod.QR
+                )
+            )
+            assert hub.handle_notification("toy-a", *bank.buyer_pays("toy-a", out_trade_no)).ack.ok
+            bank.fail_refund["toy-a"] = fault
+            with pytest.raises(ChannelTimeout):
+                hub.refund(
+                    None,
+                    RefundRequest(
+                        out_trade_no=out_trade_no, out_refund_no=f"RCR{n}", amount=Money(100)
+                    ),
+                )
+    bank.fail_refund.clear()
+    result = runner.invoke(cli.app, ["sync", "--config", str(config_file), "--older-than", "0s"])
+    # RCR2 never reached the channel: a person must act, so the command fails.
+    assert result.exit_code == 1, result.output
+    assert "checked 2 pending refund(s), 1 changed" in result.output
+    assert "refund RCR1\tsucceeded" in result.output
+    assert "refund RCR2" in result.output
+    assert "knows no such refund" in result.output
+    assert store.payment("CR1").status is PaymentState.REFUNDED
+    assert store.refund("RCR2").status is RefundState.PENDING
+    assert "payment.refunded:CR1" in EVENT_LOG
 
 
 def test_events_dispatch_and_list(config_file: Path, store: Store) -> None:

@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,10 +23,10 @@ from payhub_sandbox import DeliveryStatus, ManualClock, Sandbox, create_app
 
 from payhub import PayHub, Store, models
 from payhub.client import NotificationOutcome
-from payhub.errors import ErrorCode
+from payhub.errors import ChannelTimeout, ErrorCode, NetworkError
 from payhub.events import Event
 from payhub.money import Money
-from payhub.store import InboxOutcome, PaymentState
+from payhub.store import InboxOutcome, PaymentState, RefundState
 
 alipay = pytest.importorskip("payhub.channels.alipay")
 
@@ -42,6 +42,7 @@ class Rig:
     clock: ManualClock
     hub: PayHub
     store: Store
+    link: _Lossy
     events: list[Event] = field(default_factory=list)
     outcomes: list[NotificationOutcome] = field(default_factory=list)
 
@@ -83,6 +84,26 @@ class Rig:
         ]
 
 
+class _Lossy(httpx.BaseTransport):
+    """The shop's link to the gateway. For the named methods it can lose the
+    answer (the gateway did the work; payhub sees a read timeout) or drop the
+    request (it never reaches the gateway)."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.lose: set[str] = set()
+        self.drop: set[str] = set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("method") in self.drop:
+            raise httpx.ConnectError("the gateway cannot be reached", request=request)
+        response = self.inner.handle_request(request)
+        if request.url.params.get("method") in self.lose:
+            response.read()
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
 class _Endpoint:
     """The shop's notification endpoint: the hub, on an httpx transport."""
 
@@ -115,7 +136,8 @@ def rig(store: Store, platform_keys, merchant_keys) -> Iterator[Rig]:
         base_url="http://sandbox.test",
     )
     box.add_alipay_merchant(APP_ID, merchant_keys.public_pem, SELLER_ID)
-    http = httpx.Client(transport=httpx.WSGITransport(app=create_app(box)))
+    link = _Lossy(httpx.WSGITransport(app=create_app(box)))
+    http = httpx.Client(transport=link)
     channel = alipay.AlipayChannel.from_config(
         "alipay",
         {
@@ -129,7 +151,7 @@ def rig(store: Store, platform_keys, merchant_keys) -> Iterator[Rig]:
     )
     hub = PayHub(channels=[channel], store=store, http_client=http)
     endpoint.hub = hub
-    rig = Rig(box=box, clock=clock, hub=hub, store=store, outcomes=endpoint.outcomes)
+    rig = Rig(box=box, clock=clock, hub=hub, store=store, link=link, outcomes=endpoint.outcomes)
     lock = threading.Lock()
 
     def collect(event: Event) -> None:
@@ -280,3 +302,57 @@ def test_tampered_notification_is_refused_then_the_genuine_resend_applies(
     genuine = rig.box.deliveries[-1]
     assert (genuine.number, genuine.effects, genuine.acknowledged) == (2, (), True)
     _paid_once(rig, "F6")
+
+
+def test_a_refund_whose_answer_was_lost_is_completed_once(rig: Rig) -> None:
+    rig.order("F7")
+    rig.box.pay_alipay(APP_ID, "F7")
+    rig.drive()
+    rig.link.lose.add("alipay.trade.refund")  # Alipay refunds; its answer never arrives
+    request = models.RefundRequest(out_trade_no="F7", out_refund_no="RF7", amount=Money(2500))
+    with pytest.raises(ChannelTimeout):
+        rig.hub.refund(None, request)
+    rig.link.lose.clear()
+    assert rig.store.refund("RF7").status is RefundState.PENDING
+    # 防掉单 for refunds: alipay.trade.fastpay.refund.query says REFUND_SUCCESS.
+    report = rig.hub.sync_pending(older_than=timedelta(0))
+    assert (report.refunds_changed, report.refund_errors) == ({"RF7": RefundState.SUCCEEDED}, {})
+    # Alipay's own refund notification (TRADE_SUCCESS + refund_fee) then comes: a duplicate.
+    rig.drive()
+    assert [(d.kind, d.acknowledged) for d in rig.box.deliveries] == [
+        ("TRADE_SUCCESS", True),
+        ("TRADE_SUCCESS (refund)", True),
+    ]
+    assert [o.applied.outcome for o in rig.outcomes if o.applied is not None] == [
+        InboxOutcome.APPLIED,
+        InboxOutcome.DUPLICATE,
+    ]
+    record = rig.store.payment("F7")
+    assert (record.status, record.refunded) == (PaymentState.PARTIALLY_REFUNDED, Money(2500))
+    assert rig.transitions("F7") == ["pending->paid", "paid->partially_refunded"]
+    _check_events(rig, "F7", ["payment.succeeded", "payment.refunded"])
+    # The same number again gives the stored result; Alipay is not asked to refund twice.
+    assert rig.hub.refund(None, request).status is models.RefundStatus.SUCCEEDED
+    assert rig.store.payment("F7").refunded == Money(2500)
+
+
+def test_a_refund_alipay_never_got_stays_reserved(rig: Rig) -> None:
+    rig.order("F8")
+    rig.box.pay_alipay(APP_ID, "F8")
+    rig.drive()
+    rig.link.drop.add("alipay.trade.refund")  # the request never reaches Alipay
+    request = models.RefundRequest(out_trade_no="F8", out_refund_no="RF8", amount=Money(10_000))
+    with pytest.raises(NetworkError):
+        rig.hub.refund(None, request)
+    rig.link.drop.clear()
+    report = rig.hub.sync_pending(older_than=timedelta(0))
+    assert report.refunds_changed == {}
+    assert "knows no such refund" in report.refund_errors["RF8"]
+    assert rig.store.refund("RF8").status is RefundState.PENDING
+    assert rig.store.payment("F8").refunded == Money(0)
+    # Repeating the refund with the same number, as the report says, completes it.
+    assert rig.hub.refund(None, request).status is models.RefundStatus.SUCCEEDED
+    rig.drive()
+    record = rig.store.payment("F8")
+    assert (record.status, record.refunded) == (PaymentState.REFUNDED, Money(10_000))
+    _check_events(rig, "F8", ["payment.succeeded", "payment.refunded"])
