@@ -54,17 +54,22 @@ local function state_of(opened, now, cool_down)
   if now >= opened + cool_down then return 'half_open' end
   return 'open'
 end
+-- The window hash holds only buckets with outcomes (record prunes old ones),
+-- so reading it whole is cheaper than naming every bucket of the window.
 local function window(key, first, last)
-  local fields = {}
-  for bucket = first, last do
-    fields[#fields + 1] = 's' .. string.format('%d', bucket)
-    fields[#fields + 1] = 'f' .. string.format('%d', bucket)
-  end
-  local values = redis.call('HMGET', key, unpack(fields))
+  local all = redis.call('HGETALL', key)
   local successes, failures = 0, 0
-  for i = 1, #values, 2 do
-    successes = successes + (tonumber(values[i]) or 0)
-    failures = failures + (tonumber(values[i + 1]) or 0)
+  for i = 1, #all, 2 do
+    local field = all[i]
+    local bucket = tonumber(string.sub(field, 2))
+    if bucket and bucket >= first and bucket <= last then
+      local kind = string.sub(field, 1, 1)
+      if kind == 's' then
+        successes = successes + (tonumber(all[i + 1]) or 0)
+      elseif kind == 'f' then
+        failures = failures + (tonumber(all[i + 1]) or 0)
+      end
+    end
   end
   return successes, failures
 end
