@@ -405,3 +405,164 @@ def test_cert_mode_response_from_another_certificate(
 def test_cert_mode_notification(cert_channel: AlipayChannel, platform_keys: Any) -> None:
     body = notification_body(notification_fields(), platform_keys.private)
     assert cert_channel.parse_notification(httpx.Headers(), body).amount == Money(8888)
+
+
+# -- certificate mode: alipay_cert must chain to the root bundle -------------------------------
+
+
+def _ca_name(common_name: str) -> x509.Name:
+    return _name(
+        (NameOID.COUNTRY_NAME, "CN"),
+        (NameOID.ORGANIZATION_NAME, "Ant Financial"),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, "Certification Authority"),
+        (NameOID.COMMON_NAME, common_name),
+    )
+
+
+def _signed(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: Any,
+    signer: Any,
+    *,
+    serial: int = 7,
+    days: tuple[int, int] = (-1, 365),
+) -> x509.Certificate:
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(now + timedelta(days=days[0]))
+        .not_valid_after(now + timedelta(days=days[1]))
+        .sign(signer, hashes.SHA256())
+    )
+
+
+@dataclass
+class Hierarchy:
+    """Alipay's real layout: its signing certificate and the class 2 CA that issued it
+    in ``alipay_cert``; the RSA root (and an ECDSA root) in ``alipay_root_cert``."""
+
+    root_key: rsa.RSAPrivateKey
+    class2_key: rsa.RSAPrivateKey
+    class2: x509.Certificate
+    leaf: x509.Certificate
+    settings: dict[str, str]
+
+
+ALIPAY_SUBJECT = _name(
+    (NameOID.COUNTRY_NAME, "CN"),
+    (NameOID.ORGANIZATION_NAME, "Shop"),
+    (NameOID.ORGANIZATIONAL_UNIT_NAME, "Alipay"),
+    (NameOID.COMMON_NAME, "支付宝(中国)网络技术有限公司-2088000000000001"),
+)
+
+
+@pytest.fixture(scope="module")
+def hierarchy(merchant_keys: Any, platform_keys: Any, certs: Certs) -> Hierarchy:
+    root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    root_name = _ca_name("Ant Financial Certification Authority R1")
+    root = _signed(root_name, root_name, root_key.public_key(), root_key, serial=1)
+    class2_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    class2_name = _ca_name("Ant Financial Certification Authority Class 2 R1")
+    class2 = _signed(class2_name, root_name, class2_key.public_key(), root_key, serial=2)
+    leaf = _signed(ALIPAY_SUBJECT, class2_name, platform_keys.public, class2_key, serial=3)
+    app = _signed(
+        _name((NameOID.COUNTRY_NAME, "CN"), (NameOID.COMMON_NAME, APP_ID)),
+        class2_name,
+        merchant_keys.public,
+        class2_key,
+        serial=4,
+    )
+    settings = {
+        "app_cert": _pem(app),
+        "alipay_cert": _pem(leaf) + _pem(class2),
+        "alipay_root_cert": _pem(root) + _pem(certs.ec_root),
+    }
+    return Hierarchy(root_key, class2_key, class2, leaf, settings)
+
+
+def _cert_config(merchant_keys: Any, platform_keys: Any, settings: dict[str, str]) -> Any:
+    return config(merchant_keys, platform_keys, alipay_public_key=None, **settings)
+
+
+def test_alipay_cert_through_its_class2_ca_loads(
+    merchant_keys: Any, platform_keys: Any, hierarchy: Hierarchy
+) -> None:
+    loaded = _cert_config(merchant_keys, platform_keys, hierarchy.settings)
+    assert loaded.cert_mode
+    class2 = (
+        "CN=Ant Financial Certification Authority Class 2 R1,OU=Certification Authority,"
+        "O=Ant Financial,C=CN"
+    )
+    assert loaded.alipay_cert_sn == _md5(class2 + "3")  # the signing certificate, not the CA
+
+
+def test_alipay_cert_from_another_ca_is_refused(
+    merchant_keys: Any, platform_keys: Any, hierarchy: Hierarchy, certs: Certs
+) -> None:
+    # certs.alipay is issued by another "R1" (same name, another key).
+    settings = {**hierarchy.settings, "alipay_cert": certs.alipay_pem}
+    with pytest.raises(ConfigurationError, match=r"alipay_cert: .*does not verify"):
+        _cert_config(merchant_keys, platform_keys, settings)
+
+
+def test_alipay_cert_without_its_class2_ca_is_refused(
+    merchant_keys: Any, platform_keys: Any, hierarchy: Hierarchy
+) -> None:
+    settings = {**hierarchy.settings, "alipay_cert": _pem(hierarchy.leaf)}
+    with pytest.raises(ConfigurationError, match=r"alipay_cert: no certificate .* issued"):
+        _cert_config(merchant_keys, platform_keys, settings)
+
+
+def test_a_root_inside_alipay_cert_is_not_trusted(
+    merchant_keys: Any, platform_keys: Any, hierarchy: Hierarchy
+) -> None:
+    # A forged file: the leaf, a class 2 CA and a self-made "R1", all under the forger's key.
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    root_name = _ca_name("Ant Financial Certification Authority R1")
+    fake_root = _signed(root_name, root_name, forger.public_key(), forger, serial=1)
+    class2_name = _ca_name("Ant Financial Certification Authority Class 2 R1")
+    fake_class2 = _signed(class2_name, root_name, forger.public_key(), forger, serial=2)
+    leaf = _signed(ALIPAY_SUBJECT, class2_name, platform_keys.public, forger, serial=3)
+    forged = _pem(leaf) + _pem(fake_class2) + _pem(fake_root)
+    with pytest.raises(ConfigurationError, match="does not end at a root of alipay_root_cert"):
+        _cert_config(merchant_keys, platform_keys, {**hierarchy.settings, "alipay_cert": forged})
+
+
+def test_a_self_signed_alipay_cert_is_refused(
+    merchant_keys: Any, platform_keys: Any, hierarchy: Hierarchy
+) -> None:
+    settings = {**hierarchy.settings, "alipay_cert": hierarchy.settings["alipay_root_cert"]}
+    with pytest.raises(ConfigurationError, match="does not end at a root"):
+        _cert_config(merchant_keys, platform_keys, settings)
+
+
+def test_an_expired_alipay_cert_is_refused(
+    merchant_keys: Any, platform_keys: Any, hierarchy: Hierarchy
+) -> None:
+    expired = _signed(
+        ALIPAY_SUBJECT,
+        hierarchy.class2.subject,
+        platform_keys.public,
+        hierarchy.class2_key,
+        serial=5,
+        days=(-400, -35),
+    )
+    settings = {**hierarchy.settings, "alipay_cert": _pem(expired) + _pem(hierarchy.class2)}
+    with pytest.raises(ConfigurationError, match=r"alipay_cert: .*validity"):
+        _cert_config(merchant_keys, platform_keys, settings)
+
+
+def test_chain_errors_name_no_secret(
+    merchant_keys: Any, platform_keys: Any, hierarchy: Hierarchy
+) -> None:
+    settings = {**hierarchy.settings, "alipay_cert": _pem(hierarchy.leaf)}
+    with pytest.raises(ConfigurationError) as info:
+        _cert_config(merchant_keys, platform_keys, settings)
+    text = f"{info.value} {info.value!r}"
+    assert "PRIVATE KEY" not in text
+    assert "BEGIN CERTIFICATE" not in text

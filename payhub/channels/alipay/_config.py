@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Final, Literal, Self, TypeVar
 
 import httpx
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import (
     BaseModel,
@@ -31,7 +32,7 @@ from pydantic import (
 )
 
 from payhub.config import Secret, resolve_secret
-from payhub.errors import ConfigurationError
+from payhub.errors import ConfigurationError, SignatureError
 from payhub.money import Money
 from payhub.signing import (
     HashName,
@@ -40,6 +41,7 @@ from payhub.signing import (
     load_certificates,
     load_private_key,
     load_public_key,
+    verify_chain,
 )
 
 __all__ = [
@@ -207,7 +209,8 @@ class AlipayConfig(BaseModel):
 
     def _load_certificates(self, app: Secret, alipay: Secret, root: Secret) -> None:
         app_cert = _loaded(load_certificates, app, "app_cert")[0]
-        alipay_cert = _loaded(load_certificates, alipay, "alipay_cert")[0]
+        alipay_chain = _loaded(load_certificates, alipay, "alipay_cert")
+        alipay_cert = alipay_chain[0]
         roots = _loaded(load_certificates, root, "alipay_root_cert")
         app_key = app_cert.public_key()
         if (
@@ -218,6 +221,7 @@ class AlipayConfig(BaseModel):
         root_sn = alipay_root_cert_sn(roots)
         if not root_sn:
             raise ConfigurationError("alipay_root_cert: holds no RSA-signed certificate")
+        _check_alipay_chain(alipay_chain, roots)
         self._verify_key = load_public_key(alipay_cert)
         self._app_cert_sn = alipay_cert_sn(app_cert)
         self._alipay_cert_sn = alipay_cert_sn(alipay_cert)
@@ -249,6 +253,48 @@ class AlipayConfig(BaseModel):
     def hash_name(self) -> HashName:
         """The digest of the configured ``sign_type``: SHA256 (RSA2) or SHA1 (RSA)."""
         return _HASHES[self.sign_type]
+
+
+#: Longer issuer paths than this are refused (Alipay's is leaf, class 2 CA, root).
+_MAX_CHAIN: Final = 4
+
+
+def _check_alipay_chain(chain: list[x509.Certificate], roots: list[x509.Certificate]) -> None:
+    """The first certificate of ``alipay_cert`` must chain to a root of the bundle.
+
+    Alipay's ``alipayCertPublicKey_RSA2.crt`` holds its signing certificate
+    followed by the intermediate CA that issued it; the root that issued the
+    intermediate is in ``alipayRootCert.crt``. The path is built by names from
+    the file's other certificates and the bundle's, then every link's signature
+    and validity period is checked, and the path must end at a bundle root (a
+    self-signed certificate inside ``alipay_cert`` is not trusted). This
+    catches swapped or stale files, and a certificate that is not Alipay's, at
+    configuration time rather than on the first response.
+    """
+    leaf, pool = chain[0], [*chain[1:], *roots]
+    path: list[x509.Certificate] = []
+    current = leaf
+    while current.issuer != current.subject and len(path) < _MAX_CHAIN:
+        issuer = next(
+            (c for c in pool if c.subject == current.issuer and c not in path and c != current),
+            None,
+        )
+        if issuer is None:
+            raise ConfigurationError(
+                "alipay_cert: no certificate of alipay_cert or alipay_root_cert issued "
+                f"{current.subject.rfc4514_string()!r} (its issuer is "
+                f"{current.issuer.rfc4514_string()!r})"
+            )
+        path.append(issuer)
+        current = issuer
+    if not path or path[-1] not in roots:
+        raise ConfigurationError(
+            "alipay_cert: its certificate chain does not end at a root of alipay_root_cert"
+        )
+    try:
+        verify_chain(leaf, path)
+    except SignatureError as exc:
+        raise ConfigurationError(f"alipay_cert: {exc.message}") from None
 
 
 def _loaded(loader: Callable[[bytes], T], value: Secret, name: str) -> T:
