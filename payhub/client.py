@@ -189,8 +189,8 @@ def _refund_not_applied(refund: RefundRecord, answer: RefundResult) -> str | Non
     """Why a channel's answer about a pending refund is not applied; None: apply it.
 
     Neither case releases the reservation: a refund the channel does not know
-    may still arrive there (UnionPay cannot even find one without its original
-    ``txnTime``), and an amount that disagrees needs a person.
+    may still arrive there (and UnionPay cannot find a refund stored before its
+    ``txnTime`` was kept), and an amount that disagrees needs a person.
     """
     if answer.status is RefundStatus.NOT_FOUND:
         return (
@@ -685,27 +685,44 @@ class BaseHub:
 
     def _reserve_refund(
         self, channel: str | None, request: RefundRequest
-    ) -> tuple[RefundRecord, RefundRequest] | RefundResult:
-        """Reserve under lock (blocking); a stored final result is returned as is."""
+    ) -> tuple[RefundRecord, RefundRequest, bool] | RefundResult:
+        """Reserve under lock (blocking); a stored final result is returned as is.
+
+        Returns the refund, the request to send (the payment's total and context
+        filled in, and the refund's stored ``refund_context``, so that a retry
+        is the same transaction at the channel) and whether it existed before.
+        """
         store = self._require_store()
+        payment = store.payment(request.out_trade_no)
+        if not request.refund_context:
+            name = channel or (payment.channel if payment is not None else None)
+            target = self._channels.get(name) if name else None
+            if target is not None:
+                context = target.refund_context(request)
+                if context:
+                    request = request.model_copy(update={"refund_context": context})
         refund, existed = store.reserve_refund(channel, request)
         if existed and refund.status is not RefundState.PENDING:
             return _refund_result(refund)
-        if request.total is None or not request.payment_context:
-            payment = store.payment(request.out_trade_no)
-            if payment is not None:
-                update: dict[str, Any] = {}
-                if request.total is None:
-                    update["total"] = payment.amount
-                if not request.payment_context and payment.channel == refund.channel:
-                    update["payment_context"] = dict(payment.channel_context)
-                request = request.model_copy(update=update)
-        return refund, request
+        update: dict[str, Any] = {"refund_context": dict(refund.channel_context)}
+        if payment is not None:
+            if request.total is None:
+                update["total"] = payment.amount
+            if not request.payment_context and payment.channel == refund.channel:
+                update["payment_context"] = dict(payment.channel_context)
+        return refund, request.model_copy(update=update), existed
 
-    def _refund_error(self, refund: RefundRecord, exc: PayhubError) -> None:
-        """A refund the channel refused (not a timeout): release the reservation."""
-        if not exc.retryable and self._store is not None:
-            self._store.fail_refund(refund.out_refund_no, exc.code.name)
+    def _refund_error(self, refund: RefundRecord, exc: PayhubError, *, retried: bool) -> None:
+        """A refund the channel refused (not a timeout): release the reservation.
+
+        Not when a retry is told the number is used (UnionPay's respCode 12): that
+        is the channel holding the earlier attempt, which may have been made.
+        """
+        if exc.retryable or self._store is None:
+            return
+        if retried and exc.code is ErrorCode.ORDER_NUMBER_USED:
+            return
+        self._store.fail_refund(refund.out_refund_no, exc.code.name)
 
     def _apply_answers(
         self, answers: list[tuple[str, PaymentQueryResult]], cause: TransitionCause
@@ -885,12 +902,17 @@ class PayHub(BaseHub):
         reserved = self._reserve_refund(channel, request)
         if isinstance(reserved, RefundResult):
             return reserved
-        refund, request = reserved
+        refund, request, existed = reserved
         target = self.channel(refund.channel)
         try:
             result = self._run(target, target.refund(request))
         except PayhubError as exc:
-            self._refund_error(refund, exc)
+            self._refund_error(refund, exc, retried=existed)
+            if existed and exc.code is ErrorCode.ORDER_NUMBER_USED:
+                # The channel has this refund from an earlier attempt: ask where it stands.
+                record, why = self._sync_refund_one(refund)
+                if why is None:
+                    return _refund_result(record)
             raise
         self._store.apply_refund_result(refund, result)
         self._dispatch_quietly(refund)
@@ -997,7 +1019,9 @@ class PayHub(BaseHub):
         if refund.channel not in self._channels:
             return refund, f"{refund.channel}: not configured"
         request = RefundQueryRequest(
-            out_trade_no=refund.out_trade_no, out_refund_no=refund.out_refund_no
+            out_trade_no=refund.out_trade_no,
+            out_refund_no=refund.out_refund_no,
+            refund_context=dict(refund.channel_context),
         )
         try:
             answer = self.refund_query(refund.channel, request)
@@ -1201,12 +1225,16 @@ class AsyncPayHub(BaseHub):
         reserved = await asyncio.to_thread(self._reserve_refund, channel, request)
         if isinstance(reserved, RefundResult):
             return reserved
-        refund, request = reserved
+        refund, request, existed = reserved
         target = self.channel(refund.channel)
         try:
             result = await self._run(target, target.refund(request))
         except PayhubError as exc:
-            await asyncio.to_thread(self._refund_error, refund, exc)
+            await asyncio.to_thread(self._refund_error, refund, exc, retried=existed)
+            if existed and exc.code is ErrorCode.ORDER_NUMBER_USED:
+                record, why = await self._sync_refund_one(refund)
+                if why is None:
+                    return _refund_result(record)
             raise
         await asyncio.to_thread(store.apply_refund_result, refund, result)
         await self._dispatch_quietly(refund)
@@ -1300,7 +1328,9 @@ class AsyncPayHub(BaseHub):
         if refund.channel not in self._channels:
             return refund, f"{refund.channel}: not configured"
         request = RefundQueryRequest(
-            out_trade_no=refund.out_trade_no, out_refund_no=refund.out_refund_no
+            out_trade_no=refund.out_trade_no,
+            out_refund_no=refund.out_refund_no,
+            refund_context=dict(refund.channel_context),
         )
         try:
             answer = await self.refund_query(refund.channel, request)

@@ -205,6 +205,11 @@ class RefundRequest(BaseModel):
     #: The payment's ``PaymentResult.channel_context`` (a hub with a store fills
     #: it in, as it does ``total``); UnionPay takes the original ``txnTime`` from it.
     payment_context: dict[str, str] = Field(default_factory=dict)
+    #: What the channel needs to find this refund again, fixed before the refund
+    #: is first sent (``Channel.refund_context``; UnionPay: the refund's own
+    #: ``txnTime``). A hub with a store fills it, keeps it with the refund and
+    #: sends the same one on every retry of the same ``out_refund_no``.
+    refund_context: dict[str, str] = Field(default_factory=dict)
 
 
 class RefundQueryRequest(BaseModel):
@@ -212,6 +217,8 @@ class RefundQueryRequest(BaseModel):
 
     out_trade_no: OrderNo
     out_refund_no: OrderNo
+    #: The refund's ``RefundRequest.refund_context`` (a hub with a store fills it).
+    refund_context: dict[str, str] = Field(default_factory=dict)
 
 
 class RefundStatus(enum.StrEnum):

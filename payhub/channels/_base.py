@@ -112,6 +112,15 @@ class Channel(abc.ABC):
     @abc.abstractmethod
     def refund_query(self, request: RefundQueryRequest) -> Flow[RefundResult]: ...
 
+    def refund_context(self, request: RefundRequest) -> dict[str, str]:
+        """What this channel will need to find the refund again, fixed before it
+        is first sent; the hub keeps it with the refund and passes it back as
+        ``RefundRequest.refund_context`` (every retry) and
+        ``RefundQueryRequest.refund_context``. Most channels find a refund by
+        its number alone: the default is ``{}``.
+        """
+        return {}
+
     @abc.abstractmethod
     def close(self, out_trade_no: str) -> Flow[None]: ...
 

@@ -132,6 +132,8 @@ class RefundRecord(BaseModel):
     origin: str
     created_at: datetime
     updated_at: datetime
+    #: what ``channel`` needs to find the refund again (its RefundRequest.refund_context)
+    channel_context: dict[str, str] = Field(default_factory=dict)
 
 
 class InboxRecord(BaseModel):

@@ -128,6 +128,8 @@ refunds = sa.Table(
     sa.Column("origin", sa.String(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    #: JSON object: the refund's RefundRequest.refund_context (migration 0004)
+    sa.Column("channel_context", sa.Text),
     sa.Index(None, "payment_id"),
     sa.Index(None, "status", "created_at"),
     **TABLE_OPTIONS,

@@ -463,6 +463,11 @@ class Store:
                 "status": RefundState.PENDING.value,
                 "reason": request.reason,
                 "origin": "hub",
+                "channel_context": (
+                    json.dumps(dict(request.refund_context), sort_keys=True)
+                    if request.refund_context
+                    else None
+                ),
                 "created_at": now,
                 "updated_at": now,
             }
@@ -856,6 +861,7 @@ def _refund_record(row: Any, out_trade_no: str) -> RefundRecord:
         origin=row["origin"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        channel_context=json.loads(row["channel_context"] or "{}"),
     )
 
 

@@ -8,8 +8,12 @@ disagree on something PROTOCOLS.md leaves open, the test says so.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -50,7 +54,9 @@ class Live:
         return self.hub.handle_notification("unionpay", sent.headers, sent.content)
 
 
-def _hub(sandbox: Sandbox, http: httpx.Client, merchant_keys, store: object = None) -> PayHub:
+def _hub(
+    sandbox: Sandbox, http: httpx.Client, merchant_keys, store: object = None, clock=None
+) -> PayHub:
     pfx, _ = sandbox.issue_unionpay_merchant(MER_ID, "000000", key=merchant_keys.private)
     channel = unionpay.UnionPayChannel(
         {
@@ -62,7 +68,8 @@ def _hub(sandbox: Sandbox, http: httpx.Client, merchant_keys, store: object = No
             "middle_cert": sandbox.unionpay_middle_cert_pem,
             "gateway_url": SANDBOX,
             "back_url": NOTIFY_URL,
-        }
+        },
+        clock=clock,
     )
     return PayHub(channels=[channel], http_client=http, store=store)  # type: ignore[arg-type]
 
@@ -238,3 +245,142 @@ def test_refund_notification_with_a_store(merchant_keys, tmp_path: Path) -> None
         again = live.hub.handle_notification("unionpay", sent.headers, sent.content)
         assert again.accepted
         assert store.payment("INTEROP0004").refunded == Money(100)
+
+
+class _LoseBackTrans(httpx.BaseTransport):
+    """The shop's link to UnionPay; it can lose the answer to backTransReq.do
+    (UnionPay took the refund; payhub sees a read timeout)."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.lose = False
+        #: respCode of every backTransReq.do answer, lost or not
+        self.back_codes: list[str] = []
+        #: (orderId, txnTime) of every backTransReq.do request
+        self.back_sent: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.url.path.endswith("/backTransReq.do"):
+            sent = parse_qs(request.content.decode())
+            self.back_sent.append((sent["orderId"][0], sent["txnTime"][0]))
+            answer = parse_qs(response.read().decode())
+            self.back_codes.append(answer["respCode"][0])
+            if self.lose:
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
+@dataclass
+class Restartable:
+    """A sandbox and a store that outlive the shop's process (hub, channel, client)."""
+
+    box: Sandbox
+    shop: Shop
+    store: Any
+    merchant_keys: Any
+
+    @contextmanager
+    def process(self, *, later: timedelta = timedelta(0)) -> Iterator[tuple[Live, _LoseBackTrans]]:
+        """One run of the shop, ``later`` than now: its own hub, channel (no
+        remembered txnTime; its clock stamps txnTime) and link."""
+        link = _LoseBackTrans(httpx.WSGITransport(app=create_app(self.box)))
+        clock = (lambda: datetime.now(UTC) + later) if later else None
+        with httpx.Client(transport=link) as http:
+            hub = _hub(self.box, http, self.merchant_keys, self.store, clock)
+            yield Live(self.box, self.shop, hub, http), link
+
+    def refunded_once(self, out_trade_no: str, amount: Money) -> None:
+        from payhub.store import PaymentState
+
+        record = self.store.payment(out_trade_no)
+        assert (record.status, record.refunded) == (PaymentState.PARTIALLY_REFUNDED, amount)
+        types = [e.type for e in self.store.events(out_trade_no=out_trade_no)]
+        assert types.count("payment.refunded") == 1
+
+
+@pytest.fixture
+def restartable(merchant_keys, tmp_path: Path) -> Iterator[Restartable]:
+    from payhub.store import Store
+
+    shop = Shop()
+    with (
+        Sandbox(
+            alipay_platform_key=session_alipay_key(),
+            notify_transport=shop.transport,
+            base_url=SANDBOX,
+            unionpay_pki=session_pki(),
+        ) as box,
+        Store(f"sqlite:///{tmp_path / 'payhub.db'}") as store,
+    ):
+        store.upgrade()
+        yield Restartable(box, shop, store, merchant_keys)
+
+
+def _paid_then_refund_lost(
+    live: Live, link: _LoseBackTrans, out_trade_no: str, request: models.RefundRequest
+) -> None:
+    from payhub.errors import ChannelTimeout
+
+    live.hub.pay(_request(out_trade_no, "app", minor=1000))
+    live.sandbox.pay_unionpay(MER_ID, out_trade_no)
+    assert live.notify().accepted
+    link.lose = True
+    with pytest.raises(ChannelTimeout):
+        live.hub.refund(None, request)
+    link.lose = False
+
+
+def test_refund_answer_lost_then_a_restart_sync_finds_it(restartable: Restartable) -> None:
+    """ACP finds a refund only by orderId + its own txnTime; payhub keeps the
+    txnTime with the refund, so a new process's sync finds it."""
+    from payhub.store import RefundState
+
+    request = models.RefundRequest(
+        out_trade_no="INTEROP0005", out_refund_no="REFUND0005", amount=Money(300)
+    )
+    with restartable.process() as (live, link):
+        _paid_then_refund_lost(live, link, "INTEROP0005", request)
+    stored = restartable.store.refund("REFUND0005")
+    assert stored.status is RefundState.PENDING
+    assert set(stored.channel_context) == {"txnTime"}
+    # A restart ten minutes on: nothing in memory, and "now" is not the refund's txnTime.
+    with restartable.process(later=timedelta(minutes=10)) as (live, _):
+        report = live.hub.sync_pending(older_than=timedelta(0))
+        assert (report.refunds_changed, report.refund_errors) == (
+            {"REFUND0005": RefundState.SUCCEEDED},
+            {},
+        )
+        # UnionPay's refund notification then arrives: a duplicate.
+        restartable.box.deliver_due()
+        outcome = live.hub.handle_notification(
+            "unionpay", restartable.shop.requests[-1].headers, restartable.shop.requests[-1].content
+        )
+        assert outcome.accepted
+    restartable.refunded_once("INTEROP0005", Money(300))
+
+
+def test_refund_retried_after_a_lost_answer_is_not_released(restartable: Restartable) -> None:
+    """A retry with the same number resends the same orderId + txnTime; UnionPay
+    answers 12 (duplicate). payhub must not take that as a refusal and release
+    the refund: it asks UnionPay, which says the refund was made."""
+    from payhub.store import RefundState
+
+    request = models.RefundRequest(
+        out_trade_no="INTEROP0006", out_refund_no="REFUND0006", amount=Money(300)
+    )
+    with restartable.process() as (live, link):
+        _paid_then_refund_lost(live, link, "INTEROP0006", request)
+        assert link.back_codes == ["00"]  # made, but the answer was lost
+        first = link.back_sent
+    # The retry comes from another process, ten minutes on.
+    with restartable.process(later=timedelta(minutes=10)) as (live, link):
+        retried = live.hub.refund(None, request)
+        assert link.back_sent == first  # the same orderId and txnTime: the same transaction
+        assert link.back_codes == ["12"]  # which UnionPay calls a duplicate
+        assert retried.status is models.RefundStatus.SUCCEEDED
+        assert restartable.store.refund("REFUND0006").status is RefundState.SUCCEEDED
+        restartable.box.deliver_due()
+        for sent in restartable.shop.requests[1:]:
+            assert live.hub.handle_notification("unionpay", sent.headers, sent.content).accepted
+    restartable.refunded_once("INTEROP0006", Money(300))

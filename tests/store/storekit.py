@@ -173,6 +173,7 @@ class ToyChannel(Channel):
                         "out_trade_no": request.out_trade_no,
                         "out_refund_no": request.out_refund_no,
                         "amount": request.amount.minor,
+                        "context": request.refund_context,
                     },
                 )
             )
@@ -191,7 +192,11 @@ class ToyChannel(Channel):
             (
                 yield self._post(
                     "/refund_query",
-                    {"out_trade_no": request.out_trade_no, "out_refund_no": request.out_refund_no},
+                    {
+                        "out_trade_no": request.out_trade_no,
+                        "out_refund_no": request.out_refund_no,
+                        "context": request.refund_context,
+                    },
                 )
             )
         )
@@ -273,9 +278,13 @@ class ToyBank:
     ``fail_pay[channel]`` is "busy" (503), "timeout" (read timeout after the
     trade was created), "refuse" (a business error) or "connect" (never sent).
     ``fail_refund[channel]`` is "timeout" (read timeout, the refund never made),
-    "lost" (read timeout after the refund was made) or "refuse".
+    "lost" (read timeout after the refund was made), "refuse" or "used" (the
+    number belongs to another transaction there).
     ``refund_states[out_refund_no]`` overrides what a refund query answers
     ("pending", "failed", "closed"); ``refund_query_amount`` what amount it gives.
+    With ``reused_refund_numbers_refused`` a refund number already made answers
+    ORDER_NUMBER_USED, as UnionPay does (else the stored refund, as Alipay and
+    WeChat Pay do). ``contexts_seen`` records (path, out_refund_no, context).
     """
 
     trades: dict[tuple[str, str], Trade] = field(default_factory=dict)
@@ -284,6 +293,8 @@ class ToyBank:
     refunds: list[tuple[str, str, int]] = field(default_factory=list)
     refund_states: dict[str, str] = field(default_factory=dict)
     refund_query_amount: dict[str, int] = field(default_factory=dict)
+    reused_refund_numbers_refused: bool = False
+    contexts_seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def transport(self) -> httpx.MockTransport:
@@ -330,6 +341,7 @@ class ToyBank:
         )
 
     def _refund(self, request: httpx.Request, channel: str, data: dict[str, Any]) -> httpx.Response:
+        self.contexts_seen.append(("/refund", data["out_refund_no"], data["context"]))
         fault = self.fail_refund.get(channel)
         if fault == "timeout":
             raise httpx.ReadTimeout("no answer", request=request)
@@ -337,8 +349,17 @@ class ToyBank:
             return httpx.Response(
                 400, json={"code": "INSUFFICIENT_BALANCE", "message": "no balance"}
             )
+        if fault == "used":
+            return httpx.Response(
+                400, json={"code": "ORDER_NUMBER_USED", "message": "number used elsewhere"}
+            )
         trade = self.trades[(channel, data["out_trade_no"])]
-        if all(r[1] != data["out_refund_no"] for r in self.refunds):
+        made = any(r[1] == data["out_refund_no"] for r in self.refunds)
+        if made and self.reused_refund_numbers_refused:
+            return httpx.Response(
+                400, json={"code": "ORDER_NUMBER_USED", "message": "duplicate transaction"}
+            )
+        if not made:
             trade.refunded += data["amount"]
             self.refunds.append((channel, data["out_refund_no"], data["amount"]))
         if fault == "lost":
@@ -351,6 +372,7 @@ class ToyBank:
         self, request: httpx.Request, channel: str, data: dict[str, Any]
     ) -> httpx.Response:
         number = data["out_refund_no"]
+        self.contexts_seen.append(("/refund_query", number, data["context"]))
         trade = self.trades[(channel, data["out_trade_no"])]
         made = [r for r in self.refunds if r[0] == channel and r[1] == number]
         if number in self.refund_states:

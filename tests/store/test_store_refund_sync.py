@@ -15,6 +15,7 @@ from storekit import ToyBank, ToyChannel
 
 from payhub import (
     AsyncPayHub,
+    ChannelError,
     ChannelTimeout,
     ErrorCode,
     Money,
@@ -22,6 +23,7 @@ from payhub import (
     PaymentStateError,
     PayMethod,
     RefundRequest,
+    RefundStatus,
 )
 from payhub.store import PaymentState, RefundState, Store
 
@@ -96,7 +98,9 @@ def test_a_refund_the_channel_never_got_stays_reserved(hub, store: Store, bank: 
         )
     assert info.value.code is ErrorCode.REFUND_EXCEEDS_PAID
     # The documented way out: repeat the refund with the same number.
-    hub.refund(None, RefundRequest(out_trade_no="RS2", out_refund_no="RRS2", amount=Money(700)))
+    hub.refund(
+        None, RefundRequest(out_trade_no="RS2", out_refund_no="RRS2", amount=Money(700))
+    )
     assert store.refund("RRS2").status is RefundState.SUCCEEDED
     assert hub.sync_pending(older_than=timedelta(0)).refund_errors == {}
 
@@ -115,7 +119,9 @@ def test_a_refund_the_channel_failed_is_released(
     assert store.payment("RS3").status is PaymentState.PAID
     assert "refund.failed" in events(store, "RS3")
     # Released: the whole amount may be refunded again under a new number.
-    hub.refund(None, RefundRequest(out_trade_no="RS3", out_refund_no="RRS3b", amount=Money(1000)))
+    hub.refund(
+        None, RefundRequest(out_trade_no="RS3", out_refund_no="RRS3b", amount=Money(1000))
+    )
     assert store.payment("RS3").status is PaymentState.REFUNDED
 
 
@@ -263,3 +269,80 @@ def test_async_hub_sweeps_refunds(store: Store, bank: ToyBank) -> None:
     asyncio.run(main())
     assert store.payment("RS-A1").refunded == Money(500)
     assert store.refund("RRS-A2").status is RefundState.PENDING
+
+
+# -- refund_context: fixed before the first send, kept, resent, queried with ---------------
+
+
+class StampChannel(ToyChannel):
+    """A toy channel that, like UnionPay, finds a refund again only with something
+    fixed before its first send (UnionPay: the refund's txnTime)."""
+
+    stamps = 0
+
+    def refund_context(self, request: RefundRequest) -> dict[str, str]:
+        StampChannel.stamps += 1
+        return {"stamp": f"S{StampChannel.stamps}"}
+
+
+def test_refund_context_is_fixed_once_kept_and_resent(store: Store, bank: ToyBank) -> None:
+    from payhub import PayHub
+
+    with PayHub(channels=[StampChannel("toy-a")], store=store, http_client=bank.client()) as hub:
+        paid(hub, bank, "RS11")
+        timed_out_refund(hub, bank, "RS11", "RRS11", 100, "timeout")
+        stamp = store.refund("RRS11").channel_context
+        assert stamp == {"stamp": f"S{StampChannel.stamps}"}
+        assert hub.sync_refund("RRS11").status is RefundState.PENDING  # never reached the bank
+        hub.refund(
+            None, RefundRequest(out_trade_no="RS11", out_refund_no="RRS11", amount=Money(100))
+        )
+    # The first send, the query and the retry all carried the one stamp.
+    assert bank.contexts_seen == [
+        ("/refund", "RRS11", stamp),
+        ("/refund_query", "RRS11", stamp),
+        ("/refund", "RRS11", stamp),
+    ]
+    assert store.refund("RRS11").status is RefundState.SUCCEEDED
+
+
+def test_number_used_on_a_retry_is_not_a_refusal(hub, store: Store, bank: ToyBank) -> None:
+    """As UnionPay answers a resent orderId: the refund was made by the first try."""
+    bank.reused_refund_numbers_refused = True
+    paid(hub, bank, "RS12")
+    timed_out_refund(hub, bank, "RS12", "RRS12", 400, "lost")
+    result = hub.refund(
+        None, RefundRequest(out_trade_no="RS12", out_refund_no="RRS12", amount=Money(400))
+    )
+    assert result.status is RefundStatus.SUCCEEDED
+    assert store.refund("RRS12").status is RefundState.SUCCEEDED
+    assert store.payment("RS12").refunded == Money(400)
+    assert "refund.failed" not in events(store, "RS12")
+
+
+def test_number_used_on_a_retry_the_channel_cannot_find_stays_reserved(
+    hub, store: Store, bank: ToyBank
+) -> None:
+    bank.reused_refund_numbers_refused = True
+    paid(hub, bank, "RS13")
+    timed_out_refund(hub, bank, "RS13", "RRS13", 400, "lost")
+    bank.refund_states["RRS13"] = "not_found"  # its query cannot find it (UnionPay: no txnTime)
+    with pytest.raises(ChannelError) as info:
+        hub.refund(
+            None, RefundRequest(out_trade_no="RS13", out_refund_no="RRS13", amount=Money(400))
+        )
+    assert info.value.code is ErrorCode.ORDER_NUMBER_USED
+    assert store.refund("RRS13").status is RefundState.PENDING  # not released on a guess
+
+
+def test_number_used_on_a_new_refund_releases_it(hub, store: Store, bank: ToyBank) -> None:
+    """The first send told 'number used': another transaction has it; nothing was refunded."""
+    paid(hub, bank, "RS14")
+    bank.fail_refund["toy-a"] = "used"
+    with pytest.raises(ChannelError) as info:
+        hub.refund(
+            None, RefundRequest(out_trade_no="RS14", out_refund_no="RRS14", amount=Money(1000))
+        )
+    assert info.value.code is ErrorCode.ORDER_NUMBER_USED
+    assert store.refund("RRS14").status is RefundState.FAILED
+    assert store.payment("RS14").refunded == Money(0)

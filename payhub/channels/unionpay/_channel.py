@@ -287,6 +287,10 @@ class UnionPayChannel(Channel):
             "currencyCode": CURRENCY_CODE,
             "backUrl": self._back_url(request.notify_url),
         }
+        fixed = request.refund_context.get("txnTime")
+        if fixed is not None:
+            # The hub fixed it before the first send: a retry is the same transaction.
+            fields["txnTime"] = self._original_txn_time(refund_id, fixed) or fixed
         self._remember_txn_time(refund_id, fields["txnTime"])
         lookup = None
         if orig_qry_id is None:
@@ -378,10 +382,22 @@ class UnionPayChannel(Channel):
     def refund_query(
         self, request: RefundQueryRequest, *, txn_time: str | datetime | None = None
     ) -> Flow[RefundResult]:
-        """Query a refund (or undo) by its own ``orderId``; ``txn_time`` as in :meth:`query`."""
+        """Query a refund (or undo) by its own ``orderId``; ``txn_time`` as in :meth:`query`.
+
+        Without ``txn_time``, ``request.refund_context["txnTime"]`` (which a hub
+        with a store keeps), then the one this process remembers, then now.
+        """
         _order_id(request.out_trade_no, "out_trade_no")
         refund_id = _order_id(request.out_refund_no, "out_refund_no")
+        if txn_time is None:
+            txn_time = request.refund_context.get("txnTime")
         return self._refund_query(request, self._query_fields(refund_id, txn_time))
+
+    def refund_context(self, request: RefundRequest) -> dict[str, str]:
+        """``{"txnTime": …}``, now: ACP finds the refund again only by its
+        ``orderId`` *and* this ``txnTime``, and a resend with the same
+        ``orderId`` and ``txnTime`` is the same transaction."""
+        return {"txnTime": self._now().astimezone(SHANGHAI).strftime(_TXN_TIME_FORMAT)}
 
     def _refund_query(
         self, request: RefundQueryRequest, fields: dict[str, str]
