@@ -744,6 +744,19 @@ class BaseHub:
                 return f"{type(exc).__name__}: {exc}"
         return None
 
+    def _refund_query_for(self, refund: RefundRecord) -> RefundQueryRequest | str | None:
+        """What to ask the channel about a stored refund: the query, or why not
+        (a string: it stays pending), or None when it is no longer pending."""
+        if refund.status is not RefundState.PENDING:
+            return None
+        if refund.channel not in self._channels:
+            return f"{refund.channel}: not configured"
+        return RefundQueryRequest(
+            out_trade_no=refund.out_trade_no,
+            out_refund_no=refund.out_refund_no,
+            refund_context=dict(refund.channel_context),
+        )
+
     # -- notifications: pure, the same for sync and async ---------------------
 
     def parse_notification(
@@ -1014,15 +1027,9 @@ class PayHub(BaseHub):
     def _sync_refund_one(self, refund: RefundRecord) -> tuple[RefundRecord, str | None]:
         """(the refund as stored afterwards, why it stays pending or None)."""
         store = self._require_store()
-        if refund.status is not RefundState.PENDING:
-            return refund, None
-        if refund.channel not in self._channels:
-            return refund, f"{refund.channel}: not configured"
-        request = RefundQueryRequest(
-            out_trade_no=refund.out_trade_no,
-            out_refund_no=refund.out_refund_no,
-            refund_context=dict(refund.channel_context),
-        )
+        request = self._refund_query_for(refund)
+        if not isinstance(request, RefundQueryRequest):
+            return refund, request
         try:
             answer = self.refund_query(refund.channel, request)
         except PayhubError as exc:
@@ -1323,15 +1330,9 @@ class AsyncPayHub(BaseHub):
     async def _sync_refund_one(self, refund: RefundRecord) -> tuple[RefundRecord, str | None]:
         """As :meth:`PayHub._sync_refund_one`."""
         store = self._require_store()
-        if refund.status is not RefundState.PENDING:
-            return refund, None
-        if refund.channel not in self._channels:
-            return refund, f"{refund.channel}: not configured"
-        request = RefundQueryRequest(
-            out_trade_no=refund.out_trade_no,
-            out_refund_no=refund.out_refund_no,
-            refund_context=dict(refund.channel_context),
-        )
+        request = self._refund_query_for(refund)
+        if not isinstance(request, RefundQueryRequest):
+            return refund, request
         try:
             answer = await self.refund_query(refund.channel, request)
         except PayhubError as exc:

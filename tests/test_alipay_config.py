@@ -232,14 +232,20 @@ def _name(*parts: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
     return x509.Name([x509.NameAttribute(oid, value) for oid, value in parts])
 
 
+_SHA256 = hashes.SHA256()
+
+
 def _cert(
     subject: x509.Name,
     issuer: x509.Name,
     public_key: Any,
     signer: Any,
     serial: int,
-    algorithm: hashes.HashAlgorithm | None,
+    algorithm: hashes.HashAlgorithm | None = _SHA256,
+    *,
+    days: tuple[int, int] = (-1, 365),
 ) -> x509.Certificate:
+    """A certificate valid from ``days[0]`` to ``days[1]`` days from now."""
     now = datetime.now(UTC)
     return (
         x509.CertificateBuilder()
@@ -247,8 +253,8 @@ def _cert(
         .issuer_name(issuer)
         .public_key(public_key)
         .serial_number(serial)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
+        .not_valid_before(now + timedelta(days=days[0]))
+        .not_valid_after(now + timedelta(days=days[1]))
         .sign(signer, algorithm)
     )
 
@@ -419,28 +425,6 @@ def _ca_name(common_name: str) -> x509.Name:
     )
 
 
-def _signed(
-    subject: x509.Name,
-    issuer: x509.Name,
-    public_key: Any,
-    signer: Any,
-    *,
-    serial: int = 7,
-    days: tuple[int, int] = (-1, 365),
-) -> x509.Certificate:
-    now = datetime.now(UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(serial)
-        .not_valid_before(now + timedelta(days=days[0]))
-        .not_valid_after(now + timedelta(days=days[1]))
-        .sign(signer, hashes.SHA256())
-    )
-
-
 @dataclass
 class Hierarchy:
     """Alipay's real layout: its signing certificate and the class 2 CA that issued it
@@ -465,17 +449,17 @@ ALIPAY_SUBJECT = _name(
 def hierarchy(merchant_keys: Any, platform_keys: Any, certs: Certs) -> Hierarchy:
     root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     root_name = _ca_name("Ant Financial Certification Authority R1")
-    root = _signed(root_name, root_name, root_key.public_key(), root_key, serial=1)
+    root = _cert(root_name, root_name, root_key.public_key(), root_key, 1)
     class2_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     class2_name = _ca_name("Ant Financial Certification Authority Class 2 R1")
-    class2 = _signed(class2_name, root_name, class2_key.public_key(), root_key, serial=2)
-    leaf = _signed(ALIPAY_SUBJECT, class2_name, platform_keys.public, class2_key, serial=3)
-    app = _signed(
+    class2 = _cert(class2_name, root_name, class2_key.public_key(), root_key, 2)
+    leaf = _cert(ALIPAY_SUBJECT, class2_name, platform_keys.public, class2_key, 3)
+    app = _cert(
         _name((NameOID.COUNTRY_NAME, "CN"), (NameOID.COMMON_NAME, APP_ID)),
         class2_name,
         merchant_keys.public,
         class2_key,
-        serial=4,
+        4,
     )
     settings = {
         "app_cert": _pem(app),
@@ -524,10 +508,10 @@ def test_a_root_inside_alipay_cert_is_not_trusted(
     # A forged file: the leaf, a class 2 CA and a self-made "R1", all under the forger's key.
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     root_name = _ca_name("Ant Financial Certification Authority R1")
-    fake_root = _signed(root_name, root_name, forger.public_key(), forger, serial=1)
+    fake_root = _cert(root_name, root_name, forger.public_key(), forger, 1)
     class2_name = _ca_name("Ant Financial Certification Authority Class 2 R1")
-    fake_class2 = _signed(class2_name, root_name, forger.public_key(), forger, serial=2)
-    leaf = _signed(ALIPAY_SUBJECT, class2_name, platform_keys.public, forger, serial=3)
+    fake_class2 = _cert(class2_name, root_name, forger.public_key(), forger, 2)
+    leaf = _cert(ALIPAY_SUBJECT, class2_name, platform_keys.public, forger, 3)
     forged = _pem(leaf) + _pem(fake_class2) + _pem(fake_root)
     with pytest.raises(ConfigurationError, match="does not end at a root of alipay_root_cert"):
         _cert_config(merchant_keys, platform_keys, {**hierarchy.settings, "alipay_cert": forged})
@@ -544,12 +528,12 @@ def test_a_self_signed_alipay_cert_is_refused(
 def test_an_expired_alipay_cert_is_refused(
     merchant_keys: Any, platform_keys: Any, hierarchy: Hierarchy
 ) -> None:
-    expired = _signed(
+    expired = _cert(
         ALIPAY_SUBJECT,
         hierarchy.class2.subject,
         platform_keys.public,
         hierarchy.class2_key,
-        serial=5,
+        5,
         days=(-400, -35),
     )
     settings = {**hierarchy.settings, "alipay_cert": _pem(expired) + _pem(hierarchy.class2)}

@@ -202,23 +202,10 @@ def test_payhub_refuses_a_faulty_platform_signature(live: Live, kind: str) -> No
     assert live.hub.query("unionpay", "INTEROP0003").status is models.PaymentStatus.PAID
 
 
-def test_refund_notification_with_a_store(merchant_keys, tmp_path: Path) -> None:
+def test_refund_notification_with_a_store(restartable: Restartable) -> None:
     """UnionPay names a refund by its own orderId; the store finds the payment by origQryId."""
-    from payhub.store import Store
-
-    shop = Shop()
-    with (
-        Sandbox(
-            alipay_platform_key=session_alipay_key(),
-            notify_transport=shop.transport,
-            base_url=SANDBOX,
-            unionpay_pki=session_pki(),
-        ) as box,
-        Store(f"sqlite:///{tmp_path / 'payhub.db'}") as store,
-        httpx.Client(transport=httpx.WSGITransport(app=create_app(box))) as http,
-    ):
-        store.upgrade()
-        live = Live(box, shop, _hub(box, http, merchant_keys, store), http)
+    box, shop, store = restartable.box, restartable.shop, restartable.store
+    with restartable.process() as (live, _):
         seen: list[str] = []
         live.hub.subscribe("*", lambda event: seen.append(event.type))
         live.hub.pay(_request("INTEROP0004", "app"))

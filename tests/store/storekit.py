@@ -257,6 +257,16 @@ def return_params(out_trade_no: str, secret: bytes = SECRET) -> dict[str, str]:
 
 
 @hookimpl
+def paid(hub: Any, bank: ToyBank, out_trade_no: str, amount: int = 1000) -> None:
+    """A QR payment through the hub, paid by the buyer at toy-a, its notification applied."""
+    hub.pay(
+        PaymentRequest(
+            out_trade_no=out_trade_no, amount=Money(amount), subject="card", method=PayMethod.QR
+        )
+    )
+    assert hub.handle_notification("toy-a", *bank.buyer_pays("toy-a", out_trade_no)).ack.ok
+
+
 def register_channels(register: Any) -> None:
     register(ToyChannel)
 

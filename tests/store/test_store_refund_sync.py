@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from storekit import ToyBank, ToyChannel
+from storekit import ToyBank, ToyChannel, paid
 
 from payhub import (
     AsyncPayHub,
@@ -26,15 +26,6 @@ from payhub import (
     RefundStatus,
 )
 from payhub.store import PaymentState, RefundState, Store
-
-
-def paid(hub, bank: ToyBank, out_trade_no: str, amount: int = 1000) -> None:
-    hub.pay(
-        PaymentRequest(
-            out_trade_no=out_trade_no, amount=Money(amount), subject="card", method=PayMethod.QR
-        )
-    )
-    assert hub.handle_notification("toy-a", *bank.buyer_pays("toy-a", out_trade_no)).ack.ok
 
 
 def timed_out_refund(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from storekit import ToyBank, notification
+from storekit import ToyBank, notification, paid
 
 from payhub import (
     ChannelError,
@@ -15,20 +15,10 @@ from payhub import (
     Money,
     PaymentRequest,
     PaymentStateError,
-    PayMethod,
     RefundRequest,
     RefundStatus,
 )
 from payhub.store import InboxOutcome, PaymentState, RefundState, Store
-
-
-def paid(hub, bank: ToyBank, out_trade_no: str, amount: int = 1000) -> None:
-    hub.pay(
-        PaymentRequest(
-            out_trade_no=out_trade_no, amount=Money(amount), subject="card", method=PayMethod.QR
-        )
-    )
-    assert hub.handle_notification("toy-a", *bank.buyer_pays("toy-a", out_trade_no)).ack.ok
 
 
 def refund(out_trade_no: str, out_refund_no: str, amount: int) -> RefundRequest:
