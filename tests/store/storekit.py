@@ -256,7 +256,6 @@ def return_params(out_trade_no: str, secret: bytes = SECRET) -> dict[str, str]:
     return {**params, "sign": sign(text.encode(), secret)}
 
 
-@hookimpl
 def paid(hub: Any, bank: ToyBank, out_trade_no: str, amount: int = 1000) -> None:
     """A QR payment through the hub, paid by the buyer at toy-a, its notification applied."""
     hub.pay(
@@ -267,6 +266,7 @@ def paid(hub: Any, bank: ToyBank, out_trade_no: str, amount: int = 1000) -> None
     assert hub.handle_notification("toy-a", *bank.buyer_pays("toy-a", out_trade_no)).ack.ok
 
 
+@hookimpl
 def register_channels(register: Any) -> None:
     register(ToyChannel)
 
