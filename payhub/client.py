@@ -906,6 +906,11 @@ class PayHub(BaseHub):
         the amount is reserved under the payment's lock before the channel is
         asked, so refunds never exceed what was paid, also when two race.
         ``channel`` may then be None: the channel that took the payment.
+
+        A refund still pending (its answer was lost) is retried as the same
+        transaction (its stored ``refund_context``). When the channel answers
+        the retry with "pending" (Alipay's ``fund_change`` N) or "number used"
+        (UnionPay's 12), the hub asks where the refund stands and returns that.
         """
         if self._store is None:
             if channel is None:
@@ -928,6 +933,12 @@ class PayHub(BaseHub):
                     return _refund_result(record)
             raise
         self._store.apply_refund_result(refund, result)
+        if existed and result.status is RefundStatus.PENDING:
+            # A retry answered "pending" (Alipay: fund_change N, no money moved by
+            # *this* call): ask where the refund stands, as Alipay advises.
+            record, why = self._sync_refund_one(refund)
+            if why is None and record.status is not RefundState.PENDING:
+                return _refund_result(record)
         self._dispatch_quietly(refund)
         return result
 
@@ -1244,6 +1255,10 @@ class AsyncPayHub(BaseHub):
                     return _refund_result(record)
             raise
         await asyncio.to_thread(store.apply_refund_result, refund, result)
+        if existed and result.status is RefundStatus.PENDING:
+            record, why = await self._sync_refund_one(refund)
+            if why is None and record.status is not RefundState.PENDING:
+                return _refund_result(record)
         await self._dispatch_quietly(refund)
         return result
 

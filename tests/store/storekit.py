@@ -294,7 +294,9 @@ class ToyBank:
     ("pending", "failed", "closed"); ``refund_query_amount`` what amount it gives.
     With ``reused_refund_numbers_refused`` a refund number already made answers
     ORDER_NUMBER_USED, as UnionPay does (else the stored refund, as Alipay and
-    WeChat Pay do). ``contexts_seen`` records (path, out_refund_no, context).
+    WeChat Pay do); with ``repeats_answer_pending`` a repeat answers "pending",
+    as Alipay's fund_change N does. ``contexts_seen`` records (path,
+    out_refund_no, context).
     """
 
     trades: dict[tuple[str, str], Trade] = field(default_factory=dict)
@@ -304,6 +306,7 @@ class ToyBank:
     refund_states: dict[str, str] = field(default_factory=dict)
     refund_query_amount: dict[str, int] = field(default_factory=dict)
     reused_refund_numbers_refused: bool = False
+    repeats_answer_pending: bool = False
     contexts_seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -374,8 +377,9 @@ class ToyBank:
             self.refunds.append((channel, data["out_refund_no"], data["amount"]))
         if fault == "lost":
             raise httpx.ReadTimeout("no answer", request=request)
+        status = "pending" if made and self.repeats_answer_pending else "succeeded"
         return httpx.Response(
-            200, json={"status": "succeeded", "refund_id": f"R-{data['out_refund_no']}"}
+            200, json={"status": status, "refund_id": f"R-{data['out_refund_no']}"}
         )
 
     def _refund_query(

@@ -252,14 +252,19 @@ def test_async_hub_sweeps_refunds(store: Store, bank: ToyBank) -> None:
             report = await hub.sync_pending(older_than=timedelta(0))
             assert report.refunds_changed == {"RRS-A1": RefundState.SUCCEEDED}
             assert list(report.refund_errors) == ["RRS-A2"]
+            # A retry of RRS-A2 is made now; one told "pending" is settled by a query.
+            bank.repeats_answer_pending = True
+            again = RefundRequest(out_trade_no="RS-A2", out_refund_no="RRS-A2", amount=Money(500))
+            assert (await hub.refund(None, again)).status is RefundStatus.SUCCEEDED
             assert (await hub.sync_refund("RRS-A1")).status is RefundState.SUCCEEDED
             with pytest.raises(PaymentStateError):
                 await hub.sync_refund("NO-SUCH")
-        assert [e.type for e in seen].count("payment.refunded") == 1
+        refunded = [e.out_trade_no for e in seen if e.type == "payment.refunded"]
+        assert sorted(refunded) == ["RS-A1", "RS-A2"]  # each once
 
     asyncio.run(main())
     assert store.payment("RS-A1").refunded == Money(500)
-    assert store.refund("RRS-A2").status is RefundState.PENDING
+    assert store.refund("RRS-A2").status is RefundState.SUCCEEDED
 
 
 # -- refund_context: fixed before the first send, kept, resent, queried with ---------------
@@ -337,3 +342,20 @@ def test_number_used_on_a_new_refund_releases_it(hub, store: Store, bank: ToyBan
     assert info.value.code is ErrorCode.ORDER_NUMBER_USED
     assert store.refund("RRS14").status is RefundState.FAILED
     assert store.payment("RS14").refunded == Money(0)
+
+
+def test_a_retry_answered_pending_is_settled_by_a_query(hub, store: Store, bank: ToyBank) -> None:
+    bank.repeats_answer_pending = True  # as Alipay: fund_change N, "no money moved by this call"
+    paid(hub, bank, "RS15")
+    timed_out_refund(hub, bank, "RS15", "RRS15", 500, "lost")
+    result = hub.refund(
+        None, RefundRequest(out_trade_no="RS15", out_refund_no="RRS15", amount=Money(500))
+    )
+    assert result.status is RefundStatus.SUCCEEDED
+    assert [path for path, number, _ in bank.contexts_seen if number == "RRS15"] == [
+        "/refund",
+        "/refund",
+        "/refund_query",
+    ]
+    assert store.payment("RS15").refunded == Money(500)
+    assert events(store, "RS15").count("payment.refunded") == 1

@@ -356,3 +356,23 @@ def test_a_refund_alipay_never_got_stays_reserved(rig: Rig) -> None:
     record = rig.store.payment("F8")
     assert (record.status, record.refunded) == (PaymentState.REFUNDED, Money(10_000))
     _check_events(rig, "F8", ["payment.succeeded", "payment.refunded"])
+
+
+def test_a_refund_retried_after_a_lost_answer_is_settled_at_once(rig: Rig) -> None:
+    """Alipay answers a repeated out_request_no with fund_change N ("no money moved
+    by this call") and advises a refund query: the hub asks at once."""
+    rig.order("F9")
+    rig.box.pay_alipay(APP_ID, "F9")
+    rig.drive()
+    rig.link.lose.add("alipay.trade.refund")
+    request = models.RefundRequest(out_trade_no="F9", out_refund_no="RF9", amount=Money(4000))
+    with pytest.raises(ChannelTimeout):
+        rig.hub.refund(None, request)
+    rig.link.lose.clear()
+    result = rig.hub.refund(None, request)
+    assert result.status is models.RefundStatus.SUCCEEDED
+    assert rig.store.refund("RF9").status is RefundState.SUCCEEDED
+    rig.drive()
+    record = rig.store.payment("F9")
+    assert (record.status, record.refunded) == (PaymentState.PARTIALLY_REFUNDED, Money(4000))
+    _check_events(rig, "F9", ["payment.succeeded", "payment.refunded"])
