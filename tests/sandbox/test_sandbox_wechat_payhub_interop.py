@@ -234,3 +234,41 @@ def test_a_day_without_trades_has_an_empty_bill(live: Live) -> None:
     """WeChat answers NO_STATEMENT_EXIST for a day with no trades: an empty bill, not an error."""
     quiet_day = datetime.now(CHINA_TZ).date() - timedelta(days=3)
     assert live.hub.download_bill("wechat", quiet_day) == []
+
+
+def test_refund_whose_notification_was_lost_is_recovered_by_sync(live: Live, tmp_path) -> None:
+    """WeChat Pay answers a refund PROCESSING; the result comes by REFUND.SUCCESS.
+    When that notification never arrives, sync_pending's refund query applies it."""
+    from payhub.store import PaymentState, RefundState, Store
+
+    box, shop = live.box, live.shop
+    with Store(f"sqlite:///{tmp_path / 'payhub.db'}") as store:
+        store.upgrade()
+        hub = PayHub(channels=list(live.hub.channels.values()), http_client=live.http, store=store)
+        hub.pay(_request("WX-INTEROP-6"))
+        box.pay_wechat(MCHID, "WX-INTEROP-6")
+        box.deliver_due()
+        (sent,) = shop.requests
+        assert hub.handle_notification("wechat", sent.headers, sent.content).accepted
+        refund = hub.refund(
+            None,
+            models.RefundRequest(
+                out_trade_no="WX-INTEROP-6", out_refund_no="WX-R-6", amount=Money(250)
+            ),
+        )
+        assert refund.status is models.RefundStatus.PENDING
+        assert store.refund("WX-R-6").status is RefundState.PENDING
+        box.deliver_due()  # the refund settles at WeChat Pay; its notification is lost
+        report = hub.sync_pending(older_than=timedelta(0))
+        assert (report.refunds_changed, report.refund_errors) == (
+            {"WX-R-6": RefundState.SUCCEEDED},
+            {},
+        )
+        # The lost notification turns up after all: a duplicate.
+        late = shop.requests[-1]
+        assert late is not sent
+        assert hub.handle_notification("wechat", late.headers, late.content).accepted
+        record = store.payment("WX-INTEROP-6")
+        assert (record.status, record.refunded) == (PaymentState.PARTIALLY_REFUNDED, Money(250))
+        types = [e.type for e in store.events(out_trade_no="WX-INTEROP-6")]
+        assert types.count("payment.refunded") == 1
