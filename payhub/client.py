@@ -1,7 +1,11 @@
 """The facade: :class:`PayHub` (sync) and :class:`AsyncPayHub` (async).
 
-Both share everything that does no I/O in :class:`BaseHub`; they differ only
-in how they drive a channel's flow (``httpx.Client`` or ``httpx.AsyncClient``).
+Both share everything that does no I/O in :class:`BaseHub`, and the
+operations that mix channel calls, store transactions and event delivery
+(pay, refund, close, recovery, event dispatch) are written once there as
+*steps*: generators of the effects they need (see ``Steps``). Each hub only
+performs the effects: in place (``httpx.Client``), or awaited, with the
+store's blocking work in a worker thread (``httpx.AsyncClient``).
 
 >>> hub = PayHub.from_config({"channels": {"alipay": {"type": "alipay", ...}}})
 ... # doctest: +SKIP
@@ -17,11 +21,11 @@ import importlib
 import inspect
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
 
 import httpx
 import pluggy
@@ -83,6 +87,83 @@ if TYPE_CHECKING:
 __all__ = ["AsyncPayHub", "BaseHub", "NotificationOutcome", "PayHub", "SyncReport"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+
+# -- steps: the orchestration both hubs share -----------------------------------
+#
+# An operation that mixes channel calls, store transactions and event dispatch
+# is written once, as a generator of the effects it needs (as a channel's flow
+# yields its HTTP requests). PayHub performs each effect in place; AsyncPayHub
+# awaits the channel, runs the store's blocking work in a worker thread and
+# awaits its async handlers. An exception an effect raises is thrown back into
+# the generator, so the steps read as plain code with try/except.
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """Drive a channel's flow over the hub's HTTP client (within ``budget`` seconds)."""
+
+    channel: Channel
+    flow: Flow[Any]
+    budget: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Blocking:
+    """Blocking work (the store): in place, or in a worker thread by the async hub."""
+
+    fn: Callable[[], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Routing:
+    """A router call: in place, or in a worker thread when its health store does I/O."""
+
+    fn: Callable[[], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Dispatch:
+    """Deliver a payment's pending events now; never raises."""
+
+    about: Notification | RefundRecord | str
+
+
+@dataclass(frozen=True, slots=True)
+class _Deliver:
+    """Run one event's handlers (the async hub awaits async ones); the first failure."""
+
+    event: Event
+
+
+_Effect = _Call | _Blocking | _Routing | _Dispatch | _Deliver
+#: What the shared steps are: a generator of effects returning ``T``.
+Steps = Generator[_Effect, Any, T]
+
+
+def _call(channel: Channel, flow: Flow[T], budget: float | None = None) -> Steps[T]:
+    result: T = yield _Call(channel, flow, budget)
+    return result
+
+
+def _routed(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Steps[T]:
+    result: T = yield _Routing(functools.partial(fn, *args, **kwargs))
+    return result
+
+
+def _deliver(event: Event) -> Steps[str | None]:
+    error: str | None = yield _Deliver(event)
+    return error
+
+
+def _blocking(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Steps[T]:
+    result: T = yield _Blocking(functools.partial(fn, *args, **kwargs))
+    return result
+
+
+def _dispatch(about: Notification | RefundRecord | str) -> Steps[None]:
+    yield _Dispatch(about)
 logger = logging.getLogger("payhub.client")
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -757,6 +838,190 @@ class BaseHub:
             refund_context=dict(refund.channel_context),
         )
 
+    # -- shared steps (see Steps): refunds, closing, recovery -------------------
+
+    def _pay_steps(self, request: PaymentRequest) -> Steps[PaymentResult]:
+        plan = yield from _routed(_Attempts, self, request)
+        if self._store is not None:
+            yield from _blocking(self._store.begin_payment, request)
+        attempts: list[PaymentAttempt] = []
+        last_error: PayhubError | None = None
+        while (step := (yield from _routed(plan.next))) is not None:
+            channel, budget = step
+            try:
+                result = yield from _call(channel, channel.pay(request), budget)
+            except PayhubError as exc:
+                yield from _blocking(self._pay_failed, request, channel, exc, attempts)
+                last_error = exc
+                continue
+            return (
+                yield from _blocking(self._pay_succeeded, request, channel, result, attempts)
+            )
+        raise plan.exhausted(last_error, attempts)
+
+    def _dispatch_steps(
+        self, out_trade_no: str | None, limit: int | None, lease: timedelta
+    ) -> Steps[int]:
+        store = self._require_store()
+        if not self._subscribers:
+            return 0
+        delivered = tried = 0
+        after: Event | None = None
+        while limit is None or tried < limit:
+            batch = yield from _blocking(
+                store.events, out_trade_no=out_trade_no, pending=True, limit=100, after=after
+            )
+            if not batch:
+                break
+            for event in batch:
+                after = event
+                if limit is not None and tried >= limit:
+                    break
+                tried += 1
+                claimed = yield from _blocking(store.claim_event, event.id, lease)
+                if claimed is None:
+                    continue
+                error = yield from _deliver(claimed)
+                if error is None:
+                    yield from _blocking(store.mark_dispatched, event.id)
+                    delivered += 1
+                else:
+                    yield from _blocking(store.release_event, event.id, error)
+        return delivered
+
+    def _query_steps(self, channel: str, out_trade_no: str) -> Steps[PaymentQueryResult]:
+        target = self.channel(channel)
+        flow = yield from _blocking(self._query_flow, target, out_trade_no)
+        return (yield from _call(target, flow))
+
+    def _refund_steps(self, channel: str | None, request: RefundRequest) -> Steps[RefundResult]:
+        if self._store is None:
+            if channel is None:
+                raise InvalidRequestError("without a store, name the channel to refund through")
+            target = self.channel(channel)
+            return (yield from _call(target, target.refund(request)))
+        store = self._store
+        reserved = yield from _blocking(self._reserve_refund, channel, request)
+        if isinstance(reserved, RefundResult):
+            return reserved
+        refund, request, existed = reserved
+        target = self.channel(refund.channel)
+        try:
+            result = yield from _call(target, target.refund(request))
+        except PayhubError as exc:
+            yield from _blocking(self._refund_error, refund, exc, retried=existed)
+            if existed and exc.code is ErrorCode.ORDER_NUMBER_USED:
+                # The channel has this refund from an earlier attempt: ask where it stands.
+                record, why = yield from self._sync_refund_steps(refund)
+                if why is None:
+                    return _refund_result(record)
+            raise
+        yield from _blocking(store.apply_refund_result, refund, result)
+        if existed and result.status is RefundStatus.PENDING:
+            # A retry answered "pending" (Alipay: fund_change N, no money moved by
+            # *this* call): ask where the refund stands, as Alipay advises.
+            record, why = yield from self._sync_refund_steps(refund)
+            if why is None and record.status is not RefundState.PENDING:
+                return _refund_result(record)
+        yield from _dispatch(refund)
+        return result
+
+    def _close_trade_steps(self, channel: str, out_trade_no: str) -> Steps[None]:
+        target = self.channel(channel)
+        yield from _call(target, target.close(out_trade_no))
+        store = self._store
+        if store is not None and (yield from _blocking(store.payment, out_trade_no)) is not None:
+            yield from _blocking(store.close_payment, channel, out_trade_no)
+            yield from _dispatch(out_trade_no)
+
+    def _sync_payment_steps(
+        self, out_trade_no: str, cause: TransitionCause
+    ) -> Steps[tuple[PaymentRecord | None, list[str]]]:
+        """Query every channel where the payment may exist and apply the answers;
+        (the payment as stored afterwards, what could not be asked)."""
+        store = self._require_store()
+        answers: list[tuple[str, PaymentQueryResult]] = []
+        errors: list[str] = []
+        for name in (yield from _blocking(store.sync_channels, out_trade_no)):
+            if name not in self._channels:
+                errors.append(f"{name}: not configured")
+                continue
+            try:
+                answers.append((name, (yield from self._query_steps(name, out_trade_no))))
+            except ChannelError as exc:
+                if exc.code is not ErrorCode.TRADE_NOT_FOUND:
+                    errors.append(f"{name}: {exc.message}")
+            except PayhubError as exc:
+                errors.append(f"{name}: {exc.message}")
+        yield from _blocking(self._apply_answers, answers, cause)
+        yield from _dispatch(out_trade_no)
+        return (yield from _blocking(store.payment, out_trade_no)), errors
+
+    def _sync_pending_steps(
+        self,
+        older_than: timedelta,
+        limit: int | None,
+        progress: Callable[[PaymentRecord], None] | None,
+        refunds: bool,
+    ) -> Steps[SyncReport]:
+        store = self._require_store()
+        report = SyncReport()
+        for payment in (yield from _blocking(store.pending_payments, older_than, limit=limit)):
+            report.checked += 1
+            try:
+                record, errors = yield from self._sync_payment_steps(
+                    payment.out_trade_no, TransitionCause.SYNC
+                )
+            except PayhubError as exc:
+                record, errors = None, [exc.message]
+            if record is not None and record.status is not PaymentState.PENDING:
+                report.changed[payment.out_trade_no] = record.status
+            if errors:
+                report.errors[payment.out_trade_no] = "; ".join(errors)
+            if progress is not None:
+                progress(payment)
+        if refunds:
+            for refund in (yield from _blocking(store.pending_refunds, older_than, limit=limit)):
+                try:
+                    report._add_refund(*(yield from self._sync_refund_steps(refund)))
+                except PayhubError as exc:
+                    report._add_refund(refund, exc.message)
+        return report
+
+    def _stored_refund_steps(self, out_refund_no: str) -> Steps[RefundRecord]:
+        refund = yield from _blocking(self._require_store().refund, out_refund_no)
+        if refund is None:
+            raise _unknown_refund(out_refund_no)
+        return (yield from self._sync_refund_steps(refund))[0]
+
+    def _sync_refund_steps(self, refund: RefundRecord) -> Steps[tuple[RefundRecord, str | None]]:
+        """Ask the channel about a pending refund and apply its answer; (the refund
+        as stored afterwards, why it stays pending or None)."""
+        store = self._require_store()
+        request = self._refund_query_for(refund)
+        if not isinstance(request, RefundQueryRequest):
+            return refund, request
+        target = self.channel(refund.channel)
+        try:
+            answer = yield from _call(target, target.refund_query(request))
+        except PayhubError as exc:
+            return refund, f"{refund.channel}: {exc.message}"
+        why = _refund_not_applied(refund, answer)
+        if why is None:
+            yield from _blocking(store.apply_refund_result, refund, answer)
+            yield from _dispatch(refund)
+        return (yield from _blocking(store.refund, refund.out_refund_no)) or refund, why
+
+    def _check_return_steps(
+        self, channel: str, params: Mapping[str, str]
+    ) -> Steps[PaymentRecord | None]:
+        info = self.verify_return(channel, params)
+        store = self._require_store()
+        answer = yield from self._query_steps(channel, info.out_trade_no)
+        yield from _blocking(self._apply_answers, [(channel, answer)], TransitionCause.RETURN)
+        yield from _dispatch(info.out_trade_no)
+        return (yield from _blocking(store.payment, info.out_trade_no))
+
     # -- notifications: pure, the same for sync and async ---------------------
 
     def parse_notification(
@@ -876,27 +1141,35 @@ class PayHub(BaseHub):
         With a store the payment and every attempt are stored first; paying an
         out_trade_no that is already paid raises :class:`PaymentStateError`.
         """
-        plan = _Attempts(self, request)
-        if self._store is not None:
-            self._store.begin_payment(request)
-        attempts: list[PaymentAttempt] = []
-        last_error: PayhubError | None = None
-        while (step := plan.next()) is not None:
-            channel, budget = step
+        return self._drive(self._pay_steps(request))
+
+    def _drive(self, steps: Steps[T]) -> T:
+        """Perform the effects of shared steps in place (see Steps)."""
+        value: Any = None
+        error: Exception | None = None
+        while True:
             try:
-                result = self._run(channel, channel.pay(request), budget=budget)
-            except PayhubError as exc:
-                self._pay_failed(request, channel, exc, attempts)
-                last_error = exc
-                continue
-            return self._pay_succeeded(request, channel, result, attempts)
-        raise plan.exhausted(last_error, attempts)
+                effect = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            value, error = None, None
+            try:
+                if isinstance(effect, _Call):
+                    value = self._run(effect.channel, effect.flow, budget=effect.budget)
+                elif isinstance(effect, _Blocking | _Routing):
+                    value = effect.fn()
+                elif isinstance(effect, _Deliver):
+                    value = self._deliver(effect.event)
+                else:
+                    self._dispatch_quietly(effect.about)
+            except Exception as exc:
+                error = exc
 
     def query(self, channel: str, out_trade_no: str) -> PaymentQueryResult:
         """Query a payment; with a store, the channel gets the payment's stored
         ``channel_context`` when it took the payment (UnionPay's ``txnTime``)."""
-        target = self.channel(channel)
-        return self._run(target, self._query_flow(target, out_trade_no))
+        return self._drive(self._query_steps(channel, out_trade_no))
 
     def refund(self, channel: str | None, request: RefundRequest) -> RefundResult:
         """Refund (part of) a payment.
@@ -912,75 +1185,22 @@ class PayHub(BaseHub):
         the retry with "pending" (Alipay's ``fund_change`` N) or "number used"
         (UnionPay's 12), the hub asks where the refund stands and returns that.
         """
-        if self._store is None:
-            if channel is None:
-                raise InvalidRequestError("without a store, name the channel to refund through")
-            target = self.channel(channel)
-            return self._run(target, target.refund(request))
-        reserved = self._reserve_refund(channel, request)
-        if isinstance(reserved, RefundResult):
-            return reserved
-        refund, request, existed = reserved
-        target = self.channel(refund.channel)
-        try:
-            result = self._run(target, target.refund(request))
-        except PayhubError as exc:
-            self._refund_error(refund, exc, retried=existed)
-            if existed and exc.code is ErrorCode.ORDER_NUMBER_USED:
-                # The channel has this refund from an earlier attempt: ask where it stands.
-                record, why = self._sync_refund_one(refund)
-                if why is None:
-                    return _refund_result(record)
-            raise
-        self._store.apply_refund_result(refund, result)
-        if existed and result.status is RefundStatus.PENDING:
-            # A retry answered "pending" (Alipay: fund_change N, no money moved by
-            # *this* call): ask where the refund stands, as Alipay advises.
-            record, why = self._sync_refund_one(refund)
-            if why is None and record.status is not RefundState.PENDING:
-                return _refund_result(record)
-        self._dispatch_quietly(refund)
-        return result
+        return self._drive(self._refund_steps(channel, request))
 
     def refund_query(self, channel: str, request: RefundQueryRequest) -> RefundResult:
         target = self.channel(channel)
         return self._run(target, target.refund_query(request))
 
     def close_trade(self, channel: str, out_trade_no: str) -> None:
-        target = self.channel(channel)
-        self._run(target, target.close(out_trade_no))
-        if self._store is not None and self._store.payment(out_trade_no) is not None:
-            self._store.close_payment(channel, out_trade_no)
-            self._dispatch_quietly(out_trade_no)
+        self._drive(self._close_trade_steps(channel, out_trade_no))
 
     # -- recovery and events (need a store) -------------------------------------
 
     def sync_payment(self, out_trade_no: str) -> PaymentRecord | None:
         """Query the channels where the payment may exist and apply their answers
         through the same transition path as notifications (cause "sync")."""
-        record, _ = self._sync_one(out_trade_no, TransitionCause.SYNC)
+        record, _ = self._drive(self._sync_payment_steps(out_trade_no, TransitionCause.SYNC))
         return record
-
-    def _sync_one(
-        self, out_trade_no: str, cause: TransitionCause
-    ) -> tuple[PaymentRecord | None, list[str]]:
-        store = self._require_store()
-        answers: list[tuple[str, PaymentQueryResult]] = []
-        errors: list[str] = []
-        for name in store.sync_channels(out_trade_no):
-            if name not in self._channels:
-                errors.append(f"{name}: not configured")
-                continue
-            try:
-                answers.append((name, self.query(name, out_trade_no)))
-            except ChannelError as exc:
-                if exc.code is not ErrorCode.TRADE_NOT_FOUND:
-                    errors.append(f"{name}: {exc.message}")
-            except PayhubError as exc:
-                errors.append(f"{name}: {exc.message}")
-        self._apply_answers(answers, cause)
-        self._dispatch_quietly(out_trade_no)
-        return store.payment(out_trade_no), errors
 
     def sync_pending(
         self,
@@ -998,27 +1218,7 @@ class PayHub(BaseHub):
         apply their answers, as :meth:`sync_refund`. ``limit`` caps each of the
         two sweeps; ``progress`` is called once per payment.
         """
-        store = self._require_store()
-        report = SyncReport()
-        for payment in store.pending_payments(older_than, limit=limit):
-            report.checked += 1
-            try:
-                record, errors = self._sync_one(payment.out_trade_no, TransitionCause.SYNC)
-            except PayhubError as exc:
-                record, errors = None, [exc.message]
-            if record is not None and record.status is not PaymentState.PENDING:
-                report.changed[payment.out_trade_no] = record.status
-            if errors:
-                report.errors[payment.out_trade_no] = "; ".join(errors)
-            if progress is not None:
-                progress(payment)
-        if refunds:
-            for refund in store.pending_refunds(older_than, limit=limit):
-                try:
-                    report._add_refund(*self._sync_refund_one(refund))
-                except PayhubError as exc:
-                    report._add_refund(refund, exc.message)
-        return report
+        return self._drive(self._sync_pending_steps(older_than, limit, progress, refunds))
 
     def sync_refund(self, out_refund_no: str) -> RefundRecord:
         """Ask the channel where a pending refund stands and apply its answer.
@@ -1029,37 +1229,12 @@ class PayHub(BaseHub):
         anything else leaves it pending and reserved. A refund that is no longer
         pending is returned as stored, without asking. Returns the stored refund.
         """
-        store = self._require_store()
-        refund = store.refund(out_refund_no)
-        if refund is None:
-            raise _unknown_refund(out_refund_no)
-        return self._sync_refund_one(refund)[0]
-
-    def _sync_refund_one(self, refund: RefundRecord) -> tuple[RefundRecord, str | None]:
-        """(the refund as stored afterwards, why it stays pending or None)."""
-        store = self._require_store()
-        request = self._refund_query_for(refund)
-        if not isinstance(request, RefundQueryRequest):
-            return refund, request
-        try:
-            answer = self.refund_query(refund.channel, request)
-        except PayhubError as exc:
-            return refund, f"{refund.channel}: {exc.message}"
-        why = _refund_not_applied(refund, answer)
-        if why is None:
-            store.apply_refund_result(refund, answer)
-            self._dispatch_quietly(refund)
-        return store.refund(refund.out_refund_no) or refund, why
+        return self._drive(self._stored_refund_steps(out_refund_no))
 
     def check_return(self, channel: str, params: Mapping[str, str]) -> PaymentRecord | None:
         """Verify a browser return, then *query* the channel and apply its answer
         (cause "return"). The return parameters alone are never proof of payment."""
-        info = self.verify_return(channel, params)
-        self._require_store()
-        answer = self.query(channel, info.out_trade_no)
-        self._apply_answers([(channel, answer)], TransitionCause.RETURN)
-        self._dispatch_quietly(info.out_trade_no)
-        return self._require_store().payment(info.out_trade_no)
+        return self._drive(self._check_return_steps(channel, params))
 
     def dispatch_events(
         self,
@@ -1073,30 +1248,7 @@ class PayHub(BaseHub):
         Each event is claimed for ``lease`` first, so two dispatchers (processes)
         rarely deliver the same one; a handler failure releases it for a retry.
         """
-        store = self._require_store()
-        if not self._subscribers:
-            return 0
-        delivered = tried = 0
-        after: Event | None = None
-        while limit is None or tried < limit:
-            batch = store.events(out_trade_no=out_trade_no, pending=True, limit=100, after=after)
-            if not batch:
-                break
-            for event in batch:
-                after = event
-                if limit is not None and tried >= limit:
-                    break
-                tried += 1
-                claimed = store.claim_event(event.id, lease)
-                if claimed is None:
-                    continue
-                error = self._deliver(claimed)
-                if error is None:
-                    store.mark_dispatched(event.id)
-                    delivered += 1
-                else:
-                    store.release_event(event.id, error)
-        return delivered
+        return self._drive(self._dispatch_steps(out_trade_no, limit, lease))
 
     def _dispatch_quietly(self, about: Notification | RefundRecord | str) -> None:
         """After a commit: deliver that payment's pending events; never raises."""
@@ -1210,97 +1362,56 @@ class AsyncPayHub(BaseHub):
 
     async def pay(self, request: PaymentRequest) -> PaymentResult:
         """As :meth:`PayHub.pay`."""
-        plan = await self._routing(_Attempts, self, request)
-        if self._store is not None:
-            await asyncio.to_thread(self._store.begin_payment, request)
-        attempts: list[PaymentAttempt] = []
-        last_error: PayhubError | None = None
-        while (step := await self._routing(plan.next)) is not None:
-            channel, budget = step
+        return await self._drive(self._pay_steps(request))
+
+    async def _drive(self, steps: Steps[T]) -> T:
+        """Perform the effects of shared steps: await the channel, run the store's
+        blocking work in a worker thread, await the handlers (see Steps)."""
+        value: Any = None
+        error: Exception | None = None
+        while True:
             try:
-                result = await self._run(channel, channel.pay(request), budget=budget)
-            except PayhubError as exc:
-                await asyncio.to_thread(self._pay_failed, request, channel, exc, attempts)
-                last_error = exc
-                continue
-            return await asyncio.to_thread(self._pay_succeeded, request, channel, result, attempts)
-        raise plan.exhausted(last_error, attempts)
+                effect = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            value, error = None, None
+            try:
+                if isinstance(effect, _Call):
+                    value = await self._run(effect.channel, effect.flow, budget=effect.budget)
+                elif isinstance(effect, _Blocking):
+                    value = await asyncio.to_thread(effect.fn)
+                elif isinstance(effect, _Routing):
+                    value = await self._routing(effect.fn)
+                elif isinstance(effect, _Deliver):
+                    value = await self._deliver_async(effect.event)
+                else:
+                    await self._dispatch_quietly(effect.about)
+            except Exception as exc:
+                error = exc
 
     async def query(self, channel: str, out_trade_no: str) -> PaymentQueryResult:
         """As :meth:`PayHub.query`."""
-        target = self.channel(channel)
-        flow = await asyncio.to_thread(self._query_flow, target, out_trade_no)
-        return await self._run(target, flow)
+        return await self._drive(self._query_steps(channel, out_trade_no))
 
     async def refund(self, channel: str | None, request: RefundRequest) -> RefundResult:
         """As :meth:`PayHub.refund`."""
-        if self._store is None:
-            if channel is None:
-                raise InvalidRequestError("without a store, name the channel to refund through")
-            target = self.channel(channel)
-            return await self._run(target, target.refund(request))
-        store = self._store
-        reserved = await asyncio.to_thread(self._reserve_refund, channel, request)
-        if isinstance(reserved, RefundResult):
-            return reserved
-        refund, request, existed = reserved
-        target = self.channel(refund.channel)
-        try:
-            result = await self._run(target, target.refund(request))
-        except PayhubError as exc:
-            await asyncio.to_thread(self._refund_error, refund, exc, retried=existed)
-            if existed and exc.code is ErrorCode.ORDER_NUMBER_USED:
-                record, why = await self._sync_refund_one(refund)
-                if why is None:
-                    return _refund_result(record)
-            raise
-        await asyncio.to_thread(store.apply_refund_result, refund, result)
-        if existed and result.status is RefundStatus.PENDING:
-            record, why = await self._sync_refund_one(refund)
-            if why is None and record.status is not RefundState.PENDING:
-                return _refund_result(record)
-        await self._dispatch_quietly(refund)
-        return result
+        return await self._drive(self._refund_steps(channel, request))
 
     async def refund_query(self, channel: str, request: RefundQueryRequest) -> RefundResult:
         target = self.channel(channel)
         return await self._run(target, target.refund_query(request))
 
     async def close_trade(self, channel: str, out_trade_no: str) -> None:
-        target = self.channel(channel)
-        await self._run(target, target.close(out_trade_no))
-        store = self._store
-        if store is not None and await asyncio.to_thread(store.payment, out_trade_no) is not None:
-            await asyncio.to_thread(store.close_payment, channel, out_trade_no)
-            await self._dispatch_quietly(out_trade_no)
+        await self._drive(self._close_trade_steps(channel, out_trade_no))
 
     # -- recovery and events (need a store) -------------------------------------
 
     async def sync_payment(self, out_trade_no: str) -> PaymentRecord | None:
         """As :meth:`PayHub.sync_payment`."""
-        record, _ = await self._sync_one(out_trade_no, TransitionCause.SYNC)
+        steps = self._sync_payment_steps(out_trade_no, TransitionCause.SYNC)
+        record, _ = await self._drive(steps)
         return record
-
-    async def _sync_one(
-        self, out_trade_no: str, cause: TransitionCause
-    ) -> tuple[PaymentRecord | None, list[str]]:
-        store = self._require_store()
-        answers: list[tuple[str, PaymentQueryResult]] = []
-        errors: list[str] = []
-        for name in await asyncio.to_thread(store.sync_channels, out_trade_no):
-            if name not in self._channels:
-                errors.append(f"{name}: not configured")
-                continue
-            try:
-                answers.append((name, await self.query(name, out_trade_no)))
-            except ChannelError as exc:
-                if exc.code is not ErrorCode.TRADE_NOT_FOUND:
-                    errors.append(f"{name}: {exc.message}")
-            except PayhubError as exc:
-                errors.append(f"{name}: {exc.message}")
-        await asyncio.to_thread(self._apply_answers, answers, cause)
-        await self._dispatch_quietly(out_trade_no)
-        return await asyncio.to_thread(store.payment, out_trade_no), errors
 
     async def sync_pending(
         self,
@@ -1311,63 +1422,17 @@ class AsyncPayHub(BaseHub):
         refunds: bool = True,
     ) -> SyncReport:
         """As :meth:`PayHub.sync_pending`."""
-        store = self._require_store()
-        report = SyncReport()
-        pending = await asyncio.to_thread(store.pending_payments, older_than, limit=limit)
-        for payment in pending:
-            report.checked += 1
-            try:
-                record, errors = await self._sync_one(payment.out_trade_no, TransitionCause.SYNC)
-            except PayhubError as exc:
-                record, errors = None, [exc.message]
-            if record is not None and record.status is not PaymentState.PENDING:
-                report.changed[payment.out_trade_no] = record.status
-            if errors:
-                report.errors[payment.out_trade_no] = "; ".join(errors)
-            if progress is not None:
-                progress(payment)
-        if refunds:
-            for refund in await asyncio.to_thread(store.pending_refunds, older_than, limit=limit):
-                try:
-                    report._add_refund(*await self._sync_refund_one(refund))
-                except PayhubError as exc:
-                    report._add_refund(refund, exc.message)
-        return report
+        return await self._drive(self._sync_pending_steps(older_than, limit, progress, refunds))
 
     async def sync_refund(self, out_refund_no: str) -> RefundRecord:
         """As :meth:`PayHub.sync_refund`."""
-        store = self._require_store()
-        refund = await asyncio.to_thread(store.refund, out_refund_no)
-        if refund is None:
-            raise _unknown_refund(out_refund_no)
-        return (await self._sync_refund_one(refund))[0]
-
-    async def _sync_refund_one(self, refund: RefundRecord) -> tuple[RefundRecord, str | None]:
-        """As :meth:`PayHub._sync_refund_one`."""
-        store = self._require_store()
-        request = self._refund_query_for(refund)
-        if not isinstance(request, RefundQueryRequest):
-            return refund, request
-        try:
-            answer = await self.refund_query(refund.channel, request)
-        except PayhubError as exc:
-            return refund, f"{refund.channel}: {exc.message}"
-        why = _refund_not_applied(refund, answer)
-        if why is None:
-            await asyncio.to_thread(store.apply_refund_result, refund, answer)
-            await self._dispatch_quietly(refund)
-        return await asyncio.to_thread(store.refund, refund.out_refund_no) or refund, why
+        return await self._drive(self._stored_refund_steps(out_refund_no))
 
     async def check_return(
         self, channel: str, params: Mapping[str, str]
     ) -> PaymentRecord | None:
         """As :meth:`PayHub.check_return`."""
-        info = self.verify_return(channel, params)
-        store = self._require_store()
-        answer = await self.query(channel, info.out_trade_no)
-        await asyncio.to_thread(self._apply_answers, [(channel, answer)], TransitionCause.RETURN)
-        await self._dispatch_quietly(info.out_trade_no)
-        return await asyncio.to_thread(store.payment, info.out_trade_no)
+        return await self._drive(self._check_return_steps(channel, params))
 
     async def dispatch_events(
         self,
@@ -1377,34 +1442,7 @@ class AsyncPayHub(BaseHub):
         lease: timedelta = DEFAULT_EVENT_LEASE,
     ) -> int:
         """As :meth:`PayHub.dispatch_events`; async handlers are awaited."""
-        store = self._require_store()
-        if not self._subscribers:
-            return 0
-        delivered = tried = 0
-        after: Event | None = None
-        while limit is None or tried < limit:
-            batch = await asyncio.to_thread(
-                functools.partial(
-                    store.events, out_trade_no=out_trade_no, pending=True, limit=100, after=after
-                )
-            )
-            if not batch:
-                break
-            for event in batch:
-                after = event
-                if limit is not None and tried >= limit:
-                    break
-                tried += 1
-                claimed = await asyncio.to_thread(store.claim_event, event.id, lease)
-                if claimed is None:
-                    continue
-                error = await self._deliver_async(claimed)
-                if error is None:
-                    await asyncio.to_thread(store.mark_dispatched, event.id)
-                    delivered += 1
-                else:
-                    await asyncio.to_thread(store.release_event, event.id, error)
-        return delivered
+        return await self._drive(self._dispatch_steps(out_trade_no, limit, lease))
 
     async def _deliver_async(self, event: Event) -> str | None:
         for handler in self._subscribers.for_type(event.type):
