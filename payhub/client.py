@@ -794,14 +794,14 @@ class BaseHub:
         return refund, request.model_copy(update=update), existed
 
     def _refund_error(self, refund: RefundRecord, exc: PayhubError, *, retried: bool) -> None:
-        """A refund the channel refused (not a timeout): release the reservation.
+        """A refund the channel refused on its first send: release the reservation.
 
-        Not when a retry is told the number is used (UnionPay's respCode 12): that
-        is the channel holding the earlier attempt, which may have been made.
+        Not a timeout or network failure (it may have been made), and not the
+        refusal of a *retry*: the earlier send's outcome is unknown (UnionPay
+        even answers a resent refund "duplicate"), so the caller asks the
+        channel instead.
         """
-        if exc.retryable or self._store is None:
-            return
-        if retried and exc.code is ErrorCode.ORDER_NUMBER_USED:
+        if exc.retryable or retried or self._store is None:
             return
         self._store.fail_refund(refund.out_refund_no, exc.code.name)
 
@@ -910,8 +910,10 @@ class BaseHub:
             result = yield from _call(target, target.refund(request))
         except PayhubError as exc:
             yield from _blocking(self._refund_error, refund, exc, retried=existed)
-            if existed and exc.code is ErrorCode.ORDER_NUMBER_USED:
-                # The channel has this refund from an earlier attempt: ask where it stands.
+            if existed and not exc.retryable:
+                # A retry refused ("duplicate", or anything else): the earlier send
+                # may have been made. Ask the channel; if it knows the refund, that
+                # is the answer, else the refund stays pending and reserved.
                 record, why = yield from self._sync_refund_steps(refund)
                 if why is None:
                     return _refund_result(record)
@@ -1182,8 +1184,11 @@ class PayHub(BaseHub):
 
         A refund still pending (its answer was lost) is retried as the same
         transaction (its stored ``refund_context``). When the channel answers
-        the retry with "pending" (Alipay's ``fund_change`` N) or "number used"
-        (UnionPay's 12), the hub asks where the refund stands and returns that.
+        the retry "pending" (Alipay's ``fund_change`` N) or refuses it (UnionPay
+        calls a resent refund a duplicate), the hub asks where the refund stands
+        and returns that; a refused retry of a refund the channel cannot find
+        raises the refusal and leaves the refund pending and reserved (the
+        earlier send's outcome is unknown): ``sync_pending`` reports it.
         """
         return self._drive(self._refund_steps(channel, request))
 

@@ -359,3 +359,40 @@ def test_a_retry_answered_pending_is_settled_by_a_query(hub, store: Store, bank:
     ]
     assert store.payment("RS15").refunded == Money(500)
     assert events(store, "RS15").count("payment.refunded") == 1
+
+
+def test_a_refused_retry_of_a_refund_made_returns_what_the_channel_has(
+    hub, store: Store, bank: ToyBank
+) -> None:
+    paid(hub, bank, "RS16")
+    timed_out_refund(hub, bank, "RS16", "RRS16", 300, "lost")  # made; the answer lost
+    bank.fail_refund["toy-a"] = "refuse"  # the retry is refused (no balance now)
+    result = hub.refund(
+        None, RefundRequest(out_trade_no="RS16", out_refund_no="RRS16", amount=Money(300))
+    )
+    assert result.status is RefundStatus.SUCCEEDED
+    assert store.refund("RRS16").status is RefundState.SUCCEEDED
+    assert store.payment("RS16").refunded == Money(300)
+
+
+def test_a_refused_retry_of_a_refund_never_made_stays_reserved(
+    hub, store: Store, bank: ToyBank
+) -> None:
+    """The first send's outcome is unknown to the hub: a refusal of the retry does
+    not prove it failed, so nothing is released on it."""
+    paid(hub, bank, "RS17")
+    timed_out_refund(hub, bank, "RS17", "RRS17", 300, "timeout")
+    bank.fail_refund["toy-a"] = "refuse"
+    with pytest.raises(ChannelError) as info:
+        hub.refund(
+            None, RefundRequest(out_trade_no="RS17", out_refund_no="RRS17", amount=Money(300))
+        )
+    assert info.value.code is ErrorCode.INSUFFICIENT_BALANCE
+    assert store.refund("RRS17").status is RefundState.PENDING
+    bank.fail_refund.clear()
+    report = hub.sync_pending(older_than=timedelta(0))
+    assert "knows no such refund" in report.refund_errors["RRS17"]
+    # A person who knows it was never made releases it.
+    store.fail_refund("RRS17", "never made: checked in the merchant console")
+    assert store.refund("RRS17").status is RefundState.FAILED
+    assert "refund.failed" in events(store, "RS17")
