@@ -164,6 +164,8 @@ def _blocking(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Steps[T]
 
 def _dispatch(about: Notification | RefundRecord | str) -> Steps[None]:
     yield _Dispatch(about)
+
+
 logger = logging.getLogger("payhub.client")
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -838,7 +840,7 @@ class BaseHub:
             refund_context=dict(refund.channel_context),
         )
 
-    # -- shared steps (see Steps): refunds, closing, recovery -------------------
+    # -- shared steps (see Steps): paying, events, refunds, closing, recovery ----
 
     def _pay_steps(self, request: PaymentRequest) -> Steps[PaymentResult]:
         plan = yield from _routed(_Attempts, self, request)
