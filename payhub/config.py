@@ -8,16 +8,22 @@ in :class:`Secret`, whose ``repr`` and ``str`` never show the value.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit
 
 from pydantic_core import core_schema
 
 from payhub.errors import ConfigurationError
 
-__all__ = ["Secret", "resolve_secret"]
+__all__ = ["Environment", "Secret", "production_endpoint_problem", "resolve_secret"]
+
+#: Where a channel account talks to: the real channel, or a test system (the
+#: channel's own sandbox or test environment, or payhub's local sandbox).
+Environment: TypeAlias = Literal["production", "sandbox"]
 
 
 class Secret:
@@ -83,3 +89,40 @@ def resolve_secret(value: object, name: str = "secret") -> Secret:
     raise ConfigurationError(
         f"{name}: expected a string, bytes, {{'$env': NAME}} or {{'$file': PATH}}"
     )
+
+
+def production_endpoint_problem(url: str, *, test_hosts: Collection[str] = ()) -> str | None:
+    """Why ``url`` cannot be a production endpoint, or None.
+
+    Refused in production: plain http, a host in ``test_hosts`` (the channel's
+    own sandbox or test gateways), ``localhost``, and loopback, private,
+    link-local, reserved or unspecified IP addresses (a local sandbox, or a
+    cloud metadata address). Names resolve nowhere here: no DNS lookup.
+    """
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".").lower()
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme != "https":
+        return "must be https in production"
+    if not host:
+        return "has no host"
+    if host in {h.lower() for h in test_hosts}:
+        return f"points at the test host {host!r}"
+    if host == "localhost" or host.endswith(".localhost"):
+        return "points at localhost"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_unspecified
+        or address.is_multicast
+    ):
+        return f"points at the non-public address {host}"
+    return None

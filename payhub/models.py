@@ -323,7 +323,13 @@ class BillRecordKind(enum.StrEnum):
 
 
 class BillRecord(BaseModel):
-    """One line of a channel's bill; refund amounts are negative."""
+    """One line of a channel's bill; refund amounts are negative.
+
+    ``fee`` has one meaning on every channel: what the channel charged the
+    merchant for this line. It is positive on a payment (the merchant paid
+    it) and negative on a refund when the channel returns (part of) the fee;
+    ``None`` when the bill does not say.
+    """
 
     model_config = _PARSED
 
@@ -335,6 +341,7 @@ class BillRecord(BaseModel):
     out_refund_no: str | None = None
     subject: str | None = None
     amount: Money
+    #: Charged to the merchant: positive on payments, negative when returned on refunds.
     fee: Money | None = None
     created_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None

@@ -88,6 +88,44 @@ class Channel(abc.ABC):
     def supports(self, method: PayMethod, currency: str) -> bool:
         return method in self.methods and currency in self.currencies
 
+    def max_amount_minor(self) -> int:
+        """The largest amount, in minor units, one payment of this account may carry.
+
+        The channel's own limit (or a lower one the account is configured with).
+        Amounts parsed from the channel's messages above it are refused, and
+        :meth:`request_problem` refuses requests above it. Subclasses override;
+        the default is the largest amount a store column holds.
+        """
+        return 2**63 - 1
+
+    def order_number_problem(self, out_trade_no: str) -> str | None:
+        """Why the channel's order-number rules refuse ``out_trade_no``, or None.
+
+        :class:`PaymentRequest` already holds numbers to payhub's own grammar
+        (1-64 of ``A-Za-z0-9_-``); a channel with narrower rules (WeChat Pay:
+        6-32 characters) says so here.
+        """
+        return None
+
+    def request_problem(self, request: PaymentRequest) -> str | None:
+        """Why this account cannot take ``request`` as it stands, or None.
+
+        The one acceptance check routing and the hub use for every candidate:
+        method and currency, the amount against :meth:`max_amount_minor`, and
+        :meth:`order_number_problem`. The reason names no secret.
+        """
+        if request.method not in self.methods:
+            return f"{self.name!r} does not offer {request.method.value!r} payments"
+        if request.amount.currency not in self.currencies:
+            return f"{self.name!r} does not take {request.amount.currency}"
+        limit = self.max_amount_minor()
+        if request.amount.minor > limit:
+            return (
+                f"amount {request.amount} is above {self.name!r}'s limit of "
+                f"{type(request.amount)(limit, request.amount.currency)}"
+            )
+        return self.order_number_problem(request.out_trade_no)
+
     # -- flows --------------------------------------------------------------
 
     @abc.abstractmethod
