@@ -1,0 +1,313 @@
+"""End to end, the number users feel: flask-payhub's notification endpoint under gunicorn.
+
+Run: ``.venv/bin/python benchmarks/bench_e2e_flask.py [ROUNDS]`` from the
+repository root with ``PAYHUB_TEST_POSTGRES_URL`` set and gunicorn installed
+(the ``bench`` extra).
+
+Two gunicorn servers (2 sync workers each) run side by side on loopback ports
+against one PostgreSQL schema migrated by payhub:
+
+* **payhub**: a Flask app with flask-payhub (``e2e_apps.create_payhub_app``);
+* **raw**: a minimal hand-written Flask endpoint doing the same work
+  (``e2e_apps.create_raw_app``): decode the form, RSA-verify, one transaction
+  inserting the inbox row and updating the payment.
+
+One load generator (threads of keep-nothing HTTP/1.1 connections) sends signed
+Alipay notifications for fresh pending payments, every notification twice
+(50 % duplicates, shuffled). Rounds alternate between the two servers. Every
+round is checked for exactly-once on its side: each payment paid once, one
+inbox row per notification id, and for payhub one ``payment.succeeded`` event
+per payment. Printed per side: throughput (median of rounds), p50/p99
+latency over all rounds, PostgreSQL WAL bytes per first delivery. The verdict
+is throughput ÷ raw throughput >= 0.8 (issue 12). Exits 1 if it is missed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy.engine import make_url
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _harness import Ratio, report  # noqa: E402
+from e2e_apps import APP_ID, SELLER_ID  # noqa: E402
+
+from payhub import Money, PaymentRequest  # noqa: E402
+from payhub.signing import rsa_sign  # noqa: E402
+from payhub.store import Store  # noqa: E402
+
+UNIQUE = 400  #: payments per round; each is notified twice
+CLIENTS = 8  #: concurrent connections of the load generator
+WORKERS = 2  #: gunicorn workers per server
+TARGET = 0.8
+
+
+def _pem_private(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _pem_public(key: rsa.RSAPrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _body(private: rsa.RSAPrivateKey, out_trade_no: str) -> bytes:
+    params = {
+        "app_id": APP_ID,
+        "notify_id": uuid.uuid4().hex,
+        "notify_time": "2026-11-01 12:00:00",
+        "notify_type": "trade_status_sync",
+        "out_trade_no": out_trade_no,
+        "total_amount": "10.00",
+        "trade_no": f"20261101220{abs(hash(out_trade_no)) % 10**12:012d}",
+        "trade_status": "TRADE_SUCCESS",
+        "seller_id": SELLER_ID,
+        "buyer_id": "2088102177846880",
+        "gmt_create": "2026-11-01 11:59:30",
+        "gmt_payment": "2026-11-01 12:00:00",
+        "subject": "Steam 礼品卡 30 元",
+        "charset": "utf-8",
+        "sign_type": "RSA2",
+        "version": "1.0",
+    }
+    signed = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in ("sign_type",))
+    params["sign"] = rsa_sign(private, signed.encode())
+    return urlencode(params).encode()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _gunicorn(app: str, env: dict[str, str]) -> Iterator[int]:
+    port = _free_port()
+    binary = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    proc = subprocess.Popen(
+        [binary, "-w", str(WORKERS), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app],
+        cwd=HERE,
+        env={**os.environ, **env},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"gunicorn {app} did not start")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _drive(port: int, bodies: list[bytes]) -> tuple[float, list[float]]:
+    """Send every body once over CLIENTS threads; (elapsed seconds, latencies in ms)."""
+    queue = list(reversed(bodies))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    def client() -> None:
+        mine: list[float] = []
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            start = time.perf_counter()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request(
+                "POST",
+                "/payhub/notify/alipay",
+                body,
+                {"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            response = conn.getresponse()
+            text = response.read()
+            conn.close()
+            mine.append((time.perf_counter() - start) * 1000)
+            if response.status != 200 or text != b"success":
+                failures.append(f"{response.status} {text[:80]!r}")
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise AssertionError(f"{len(failures)} deliveries not acknowledged, e.g. {failures[0]}")
+    return elapsed, latencies
+
+
+def _wal(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").scalar_one())
+
+
+def _check_exactly_once(engine: sa.Engine, prefix: str, side: str) -> None:
+    like = f"{prefix}%"
+    with engine.connect() as conn:
+        paid = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM payhub_payments"
+                " WHERE out_trade_no LIKE :p AND status = 'paid'"
+            ),
+            {"p": like},
+        ).scalar_one()
+        inbox = conn.execute(
+            sa.text("SELECT count(*) FROM payhub_notifications WHERE out_trade_no LIKE :p"),
+            {"p": like},
+        ).scalar_one()
+        events = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM payhub_events WHERE out_trade_no LIKE :p"
+                " AND type = 'payment.succeeded'"
+            ),
+            {"p": like},
+        ).scalar_one()
+    want_events = UNIQUE if side == "payhub" else 0
+    if (paid, inbox, events) != (UNIQUE, UNIQUE, want_events):
+        raise AssertionError(
+            f"{side} round {prefix}: paid {paid}, inbox rows {inbox}, events {events};"
+            f" expected {UNIQUE}, {UNIQUE}, {want_events}"
+        )
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+    server = os.environ.get("PAYHUB_TEST_POSTGRES_URL")
+    if not server:
+        print("end-to-end Flask benchmark: needs PAYHUB_TEST_POSTGRES_URL")
+        sys.exit(2)
+    schema = f"payhub_e2e_{os.getpid()}"
+    admin = sa.create_engine(server)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = (
+        make_url(server)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    app_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    workdir = Path(tempfile.mkdtemp(prefix="payhub-e2e-"))
+    (workdir / "alipay-public.pem").write_bytes(_pem_public(private))
+    (workdir / "app-private.pem").write_bytes(_pem_private(app_key))
+    env = {
+        "BENCH_DB_URL": url,
+        "BENCH_ALIPAY_PUBLIC_KEY": str(workdir / "alipay-public.pem"),
+        "BENCH_APP_PRIVATE_KEY": str(workdir / "app-private.pem"),
+    }
+    rates: dict[str, list[float]] = {"payhub": [], "raw": []}
+    latencies: dict[str, list[float]] = {"payhub": [], "raw": []}
+    wal: dict[str, list[float]] = {"payhub": [], "raw": []}
+    engine = sa.create_engine(url)
+    try:
+        with Store(url) as store:
+            store.upgrade()
+            with (
+                _gunicorn("e2e_apps:create_payhub_app()", env) as payhub_port,
+                _gunicorn("e2e_apps:create_raw_app()", env) as raw_port,
+            ):
+                ports = {"payhub": payhub_port, "raw": raw_port}
+                for side, port in ports.items():  # warm-up: workers connect, fill caches
+                    _run_round(store, engine, private, side, f"W{side}-", port, None)
+                for n in range(rounds):
+                    order = ("payhub", "raw") if n % 2 == 0 else ("raw", "payhub")
+                    for side in order:
+                        rate, lat, wal_bytes = _run_round(
+                            store, engine, private, side, f"R{n}{side}-", ports[side], side
+                        )
+                        rates[side].append(rate)
+                        latencies[side].extend(lat)
+                        wal[side].append(wal_bytes)
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+        shutil.rmtree(workdir, ignore_errors=True)
+    for side in ("payhub", "raw"):
+        q = statistics.quantiles(latencies[side], n=100)
+        print(
+            f"{side:>6}: {statistics.median(rates[side]):.0f} notifications/s"
+            f" (rounds {', '.join(f'{r:.0f}' for r in rates[side])});"
+            f" p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms;"
+            f" WAL {statistics.median(wal[side]) / 1024:.2f} KiB per first delivery"
+        )
+    payhub_rate, raw_rate = statistics.median(rates["payhub"]), statistics.median(rates["raw"])
+    # Throughput >= 0.8 of raw is wall time per notification <= 1/0.8 of raw.
+    sys.exit(
+        report(
+            [
+                Ratio(
+                    f"Flask + gunicorn ({WORKERS} workers) on PostgreSQL, 50 % duplicates,"
+                    f" wall time per notification (throughput ratio {payhub_rate / raw_rate:.2f})",
+                    candidate_us=1e6 / payhub_rate,
+                    baseline_us=1e6 / raw_rate,
+                    target=round(1 / TARGET, 3),
+                )
+            ]
+        )
+    )
+
+
+def _run_round(
+    store: Store,
+    engine: sa.Engine,
+    private: rsa.RSAPrivateKey,
+    side: str,
+    prefix: str,
+    port: int,
+    check: str | None,
+) -> tuple[float, list[float], float]:
+    numbers = [f"{prefix}{i}" for i in range(UNIQUE)]
+    for number in numbers:
+        store.begin_payment(
+            PaymentRequest(out_trade_no=number, amount=Money(1000), subject="card", method="qr")
+        )
+    bodies = [_body(private, n) for n in numbers]
+    deliveries = bodies + bodies  # every notification twice: 50 % duplicates
+    random.Random(prefix).shuffle(deliveries)
+    before = _wal(engine)
+    elapsed, lat = _drive(port, deliveries)
+    wal_bytes = (_wal(engine) - before) / UNIQUE
+    if check is not None:
+        _check_exactly_once(engine, prefix, check)
+    return len(deliveries) / elapsed, lat, wal_bytes
+
+
+if __name__ == "__main__":
+    main()
