@@ -26,6 +26,7 @@ from payhub.errors import (
     SignatureError,
     SplitError,
     StoreError,
+    StoreValueError,
     UnknownChannelError,
 )
 from payhub.events import Event, EventType
@@ -120,6 +121,7 @@ __all__ = [
     "SplitError",
     "Store",
     "StoreError",
+    "StoreValueError",
     "Strategy",
     "SyncReport",
     "UnknownChannelError",

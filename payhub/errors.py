@@ -21,7 +21,9 @@
     │   └── ChannelTimeout          it may have reached the channel: the trade may exist
     ├── NoEligibleChannel           routing found no channel able to take a payment
     ├── StoreError                  the payment store could not be reached or its
-    │                               transaction failed; nothing was written
+    │   │                           transaction failed; nothing was written
+    │   └── StoreValueError         the database refused a value (out of range, too
+    │                               long, NUL or control characters): never retryable
     └── UnknownChannelError         no channel (account) of that name is configured
 
 Every error carries a unified payhub ``code`` (see :class:`ErrorCode`; the
@@ -56,6 +58,7 @@ __all__ = [
     "SignatureError",
     "SplitError",
     "StoreError",
+    "StoreValueError",
     "UnknownChannelError",
 ]
 
@@ -103,6 +106,11 @@ class ErrorCode(enum.Enum):
     UNKNOWN_REFUND = _CodeInfo(False, "no stored refund has that out_refund_no")
     STORE_UNAVAILABLE = _CodeInfo(
         True, "the payment store could not be reached or its transaction failed"
+    )
+    STORE_VALUE_REFUSED = _CodeInfo(
+        False,
+        "the payment store cannot hold a value (out of range, too long, NUL or control "
+        "characters); sending it again cannot help",
     )
 
     @property
@@ -207,6 +215,16 @@ class StoreError(PayhubError):
     """The payment store failed; the transaction was rolled back, nothing is written."""
 
     default_code = ErrorCode.STORE_UNAVAILABLE
+
+
+class StoreValueError(StoreError):
+    """A value the store cannot hold: an amount beyond 64 bits, an identifier longer
+    than its column or with NUL, control characters or surrogates, text the
+    database refuses. Refused before any SQL where the store can tell, else
+    translated from the database's own refusal. Nothing was written, and sending
+    the same value again cannot help (``retryable`` is False)."""
+
+    default_code = ErrorCode.STORE_VALUE_REFUSED
 
 
 class UnknownChannelError(PayhubError, KeyError):

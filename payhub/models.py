@@ -38,14 +38,35 @@ __all__ = [
     "RefundStatus",
     "ResultKind",
     "ReturnInfo",
+    "order_number_problem",
 ]
 
 _ORDER_NO_RE = re.compile(r"[A-Za-z0-9_\-]{1,64}", re.ASCII)
 
 
+def order_number_problem(value: object) -> str | None:
+    """Why payhub's grammar refuses ``value`` as an ``out_trade_no`` or ``out_refund_no``.
+
+    The one grammar of the shop's own numbers: 1-64 ASCII letters, digits,
+    ``_`` or ``-``. So no whitespace anywhere (``"A1 "`` is not ``"A1"`` on any
+    database, and some would pad it to match), no control characters, nothing
+    a database could fold, pad or truncate. Requests hold their numbers to it;
+    the store checks it again when a payment or refund is created.
+
+    >>> order_number_problem("ORDER-1") is None
+    True
+    >>> order_number_problem("ORDER-1 ")
+    "must be 1-64 ASCII letters, digits, '_' or '-'"
+    """
+    if isinstance(value, str) and _ORDER_NO_RE.fullmatch(value):
+        return None
+    return "must be 1-64 ASCII letters, digits, '_' or '-'"
+
+
 def _order_no(value: str) -> str:
-    if not _ORDER_NO_RE.fullmatch(value):
-        raise ValueError("must be 1-64 ASCII letters, digits, '_' or '-'")
+    problem = order_number_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 

@@ -2,7 +2,8 @@
 
 Every table is prefixed ``payhub_`` so the store can share a database with the
 shop's own tables. The Alembic migrations in ``payhub/store/migrations`` create
-exactly these tables; a test compares the two.
+exactly these tables; a test compares the two (and, on MySQL/MariaDB, the
+collation of every text column).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from payhub.store._types import BigId, Blob, UTCDateTime
+from payhub.store._types import BigId, Blob, ExactString, UTCDateTime
 
 __all__ = [
     "VERSION_TABLE",
@@ -37,27 +38,29 @@ metadata = sa.MetaData(
     }
 )
 
-#: InnoDB for row locks and transactions; a binary collation because order
-#: numbers are case-sensitive ("A1" and "a1" are two orders).
+#: InnoDB for row locks and transactions, utf8mb4. Every text column is an
+#: ExactString: on MySQL/MariaDB a binary NO PAD collation, because identifiers
+#: compare byte for byte ("A1" and "a1" are two orders, and so are "A1" and
+#: "A1 "); since migration 0005 it is the tables' default collation too (which
+#: depends on the server, so it is not named here).
 TABLE_OPTIONS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
 }
 
 payments = sa.Table(
     "payhub_payments",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("out_trade_no", sa.String(64), nullable=False, unique=True),
+    sa.Column("out_trade_no", ExactString(64), nullable=False, unique=True),
     sa.Column("amount_minor", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("subject", sa.String(256), nullable=False),
-    sa.Column("method", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("currency", ExactString(3), nullable=False),
+    sa.Column("subject", ExactString(256), nullable=False),
+    sa.Column("method", ExactString(16), nullable=False),
+    sa.Column("status", ExactString(24), nullable=False),
     #: the channel account that took the payment (its pay() succeeded, or it was paid there)
-    sa.Column("channel", sa.String(64)),
-    sa.Column("channel_trade_id", sa.String(128)),
+    sa.Column("channel", ExactString(64)),
+    sa.Column("channel_trade_id", ExactString(128)),
     #: JSON object: that channel's PaymentResult.channel_context (migration 0002)
     sa.Column("channel_context", sa.Text),
     sa.Column("paid_at", UTCDateTime),
@@ -78,13 +81,13 @@ attempts = sa.Table(
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("payment_id", BigId, sa.ForeignKey("payhub_payments.id"), nullable=False),
     sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("channel", sa.String(64), nullable=False),
-    sa.Column("outcome", sa.String(24), nullable=False),
-    sa.Column("error_code", sa.String(48)),
-    sa.Column("channel_code", sa.String(64)),
-    sa.Column("message", sa.String(255)),
+    sa.Column("channel", ExactString(64), nullable=False),
+    sa.Column("outcome", ExactString(24), nullable=False),
+    sa.Column("error_code", ExactString(48)),
+    sa.Column("channel_code", ExactString(64)),
+    sa.Column("message", ExactString(255)),
     sa.Column("may_exist", sa.Boolean, nullable=False),
-    sa.Column("channel_trade_id", sa.String(128)),
+    sa.Column("channel_trade_id", ExactString(128)),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("payment_id", "seq"),
     **TABLE_OPTIONS,
@@ -94,17 +97,17 @@ notifications = sa.Table(
     "payhub_notifications",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("channel", ExactString(64), nullable=False),
     #: stable per channel event (see Notification.event_key); hashed if longer
-    sa.Column("event_key", sa.String(191), nullable=False),
-    sa.Column("kind", sa.String(24), nullable=False),
-    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("event_key", ExactString(191), nullable=False),
+    sa.Column("kind", ExactString(24), nullable=False),
+    sa.Column("out_trade_no", ExactString(64), nullable=False),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("raw_body", Blob, nullable=False),
     #: the parsed notification (without raw_body), to apply a deferred one later
     sa.Column("payload", sa.JSON, nullable=False),
     #: applied / duplicate / review / deferred / ignored
-    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("outcome", ExactString(16), nullable=False),
     sa.Column("processed_at", UTCDateTime),
     sa.UniqueConstraint("channel", "event_key"),
     sa.Index(None, "out_trade_no", "outcome"),
@@ -115,17 +118,17 @@ refunds = sa.Table(
     "payhub_refunds",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("out_refund_no", sa.String(64), nullable=False, unique=True),
+    sa.Column("out_refund_no", ExactString(64), nullable=False, unique=True),
     sa.Column("payment_id", BigId, sa.ForeignKey("payhub_payments.id"), nullable=False),
-    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("channel", ExactString(64), nullable=False),
     sa.Column("amount_minor", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("currency", ExactString(3), nullable=False),
     #: pending (reserved, counts against the refundable amount) / succeeded / failed
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("channel_refund_id", sa.String(128)),
-    sa.Column("reason", sa.String(256)),
+    sa.Column("status", ExactString(16), nullable=False),
+    sa.Column("channel_refund_id", ExactString(128)),
+    sa.Column("reason", ExactString(256)),
     #: hub (asked through hub.refund) or notification (learnt from the channel)
-    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("origin", ExactString(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     #: JSON object: the refund's RefundRequest.refund_context (migration 0004)
@@ -141,16 +144,16 @@ events = sa.Table(
     #: the order events were written in (also within one transaction)
     sa.Column("seq", BigId, primary_key=True, autoincrement=True),
     #: the stable id handlers see
-    sa.Column("id", sa.String(32), nullable=False, unique=True),
-    sa.Column("type", sa.String(48), nullable=False),
-    sa.Column("out_trade_no", sa.String(64)),
+    sa.Column("id", ExactString(32), nullable=False, unique=True),
+    sa.Column("type", ExactString(48), nullable=False),
+    sa.Column("out_trade_no", ExactString(64)),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("dispatched_at", UTCDateTime),
     #: a dispatcher holds the event until then; after it, another may take it
     sa.Column("claimed_until", UTCDateTime),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("last_error", sa.String(512)),
+    sa.Column("last_error", ExactString(512)),
     sa.Index(None, "dispatched_at", "seq"),
     sa.Index(None, "out_trade_no"),
     **TABLE_OPTIONS,
@@ -161,19 +164,19 @@ anomalies = sa.Table(
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     #: what makes it one anomaly (kind, channel, channel trade): recorded once
-    sa.Column("key", sa.String(191), nullable=False, unique=True),
+    sa.Column("key", ExactString(191), nullable=False, unique=True),
     #: duplicate_payment / late_payment / amount_mismatch / orphan_refund
-    sa.Column("kind", sa.String(24), nullable=False),
-    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("kind", ExactString(24), nullable=False),
+    sa.Column("out_trade_no", ExactString(64), nullable=False),
     sa.Column("payment_id", BigId, sa.ForeignKey("payhub_payments.id")),
-    sa.Column("channel", sa.String(64), nullable=False),
-    sa.Column("channel_trade_id", sa.String(128)),
+    sa.Column("channel", ExactString(64), nullable=False),
+    sa.Column("channel_trade_id", ExactString(128)),
     sa.Column("amount_minor", sa.BigInteger),
-    sa.Column("currency", sa.String(3)),
-    sa.Column("source", sa.String(320), nullable=False),
+    sa.Column("currency", ExactString(3)),
+    sa.Column("source", ExactString(320), nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
     #: open (to refund or review) / resolved
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", ExactString(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("resolved_at", UTCDateTime),
     sa.Index(None, "out_trade_no"),
@@ -185,12 +188,12 @@ audit = sa.Table(
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("payment_id", BigId, sa.ForeignKey("payhub_payments.id"), nullable=False),
-    sa.Column("from_status", sa.String(24)),
-    sa.Column("to_status", sa.String(24), nullable=False),
+    sa.Column("from_status", ExactString(24)),
+    sa.Column("to_status", ExactString(24), nullable=False),
     #: pay / notification / sync / return / refund / close
-    sa.Column("cause", sa.String(16), nullable=False),
+    sa.Column("cause", ExactString(16), nullable=False),
     #: what caused it: inbox key, channel query, out_refund_no
-    sa.Column("source", sa.String(320), nullable=False),
+    sa.Column("source", ExactString(320), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index(None, "payment_id"),
     **TABLE_OPTIONS,

@@ -28,6 +28,7 @@ from payhub.errors import (
     PayhubError,
     PaymentStateError,
     StoreError,
+    StoreValueError,
 )
 from payhub.events import Event
 from payhub.models import (
@@ -51,9 +52,11 @@ from payhub.store._apply import (
     payment_record,
 )
 from payhub.store._engine import (
+    Timeouts,
     create_store_engine,
     insert_ignore,
     is_transient,
+    is_value_error,
     parse_url,
     safe_url,
 )
@@ -79,6 +82,15 @@ from payhub.store._schema import (
     notifications,
     payments,
     refunds,
+)
+from payhub.store._values import (
+    check_attempt,
+    check_fact,
+    check_notification,
+    check_payment_request,
+    check_query_result,
+    check_refund_request,
+    check_refund_result,
 )
 
 __all__ = ["DEFAULT_EVENT_LEASE", "Store"]
@@ -106,6 +118,10 @@ class Store:
     ``url`` is an SQLAlchemy URL: ``sqlite:///path.db``,
     ``postgresql+psycopg://user:pw@host/db``, ``mysql+pymysql://user:pw@host/db``.
     ``engine_options`` go to :func:`sqlalchemy.create_engine` (pool size…).
+    ``statement_timeout``, ``lock_timeout`` and ``connect_timeout`` (seconds;
+    5, 3 and 10 by default) bound how long PostgreSQL and MySQL/MariaDB
+    operations may wait; each ends in a retryable :class:`StoreError`
+    (``docs/store.md``, "Timeouts").
     """
 
     def __init__(
@@ -114,6 +130,9 @@ class Store:
         *,
         clock: Callable[[], datetime] = _utcnow,
         external_refunds: bool = False,
+        statement_timeout: float = Timeouts.statement,
+        lock_timeout: float = Timeouts.lock,
+        connect_timeout: float = Timeouts.connect,
         **engine_options: Any,
     ) -> None:
         """``external_refunds``: apply refund notifications for refunds payhub did
@@ -121,7 +140,8 @@ class Store:
         are held for review (an ``orphan_refund`` anomaly and a
         ``refund.review`` event) and change no payment."""
         self._url = parse_url(url)
-        self._engine = create_store_engine(self._url, **engine_options)
+        timeouts = Timeouts(statement_timeout, lock_timeout, connect_timeout)
+        self._engine = create_store_engine(self._url, timeouts=timeouts, **engine_options)
         self._clock = clock
         self._hooks: list[TransitionHook] = []
         self._external_refunds = external_refunds
@@ -201,9 +221,12 @@ class Store:
     def run(self, fn: Callable[[Connection], T], *, readonly: bool = False) -> T:
         """Run ``fn(conn)`` in one transaction; commit if it returns, else roll back.
 
-        Deadlocks, serialization failures and lock timeouts run it again (up to
-        8 times); a lost or unreachable database raises :class:`StoreError`. A
-        :class:`PayhubError` raised by ``fn`` rolls back and propagates.
+        Deadlocks and serialization failures run it again (up to 8 times); a
+        lock or statement timeout, a lost or unreachable database raise a
+        retryable :class:`StoreError`; a value the database refuses (out of
+        range, too long, NUL in text) a :class:`StoreValueError`, which is not
+        retryable. A :class:`PayhubError` raised by ``fn`` rolls back and
+        propagates.
         """
         reconnected = False
         for attempt in range(_RETRIES):
@@ -222,6 +245,8 @@ class Store:
                     reconnected = True
                     logger.info("store: connection lost, reconnecting: %s", _describe(exc))
                     continue
+                if is_value_error(exc):
+                    raise StoreValueError(f"store {self.url}: {_describe(exc)}") from exc
                 if attempt + 1 < _RETRIES and is_transient(exc):
                     logger.info("store: transient failure, retrying: %s", _describe(exc))
                     time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
@@ -229,6 +254,11 @@ class Store:
                 raise StoreError(f"store {self.url}: {_describe(exc)}") from exc
             except SQLAlchemyError as exc:
                 raise StoreError(f"store {self.url}: {_describe(exc)}") from exc
+            except (OverflowError, UnicodeError) as exc:
+                # Raised by a driver while binding (sqlite3: int beyond 64 bits).
+                raise StoreValueError(
+                    f"store {self.url}: {type(exc).__name__}: a value the database cannot hold"
+                ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
@@ -243,6 +273,7 @@ class Store:
         review, and :class:`InvalidRequestError` if the number was used for
         another amount.
         """
+        check_payment_request(request)
 
         def fn(conn: Connection) -> PaymentRecord:
             now = self.now()
@@ -301,6 +332,7 @@ class Store:
     ) -> PaymentAttempt:
         """Record one try of one channel; a success makes that channel the payment's,
         with its ``channel_context`` (what it needs to find the trade again)."""
+        check_attempt(out_trade_no, channel, channel_trade_id)
 
         def fn(conn: Connection) -> PaymentAttempt:
             row = _lock_payment(conn, out_trade_no)
@@ -367,6 +399,7 @@ class Store:
         is not ours (nothing written) and :class:`StoreError` if the database
         fails (nothing written).
         """
+        check_notification(notification)
         return self.run(
             lambda conn: self._applier(conn, checkpoint).notification(
                 notification
@@ -377,6 +410,7 @@ class Store:
         self, channel: str, result: PaymentQueryResult, *, cause: TransitionCause
     ) -> ApplyResult:
         """Apply a channel's answer to a query (sync, a checked return) by the same path."""
+        check_query_result(channel, result)
         fact = Fact.of_query(channel, result, cause)
         if fact is None:
             return ApplyResult(
@@ -388,6 +422,7 @@ class Store:
 
     def close_payment(self, channel: str, out_trade_no: str) -> ApplyResult:
         """Record that the shop closed the trade at ``channel`` (``hub.close_trade``)."""
+        check_fact(channel, out_trade_no)
         fact = Fact(
             channel=channel,
             kind=NotificationKind.CLOSED,
@@ -410,6 +445,7 @@ class Store:
         amount: the caller returns it or retries the channel). Never lets
         pending and succeeded refunds together exceed the amount paid.
         """
+        check_refund_request(channel, request)
 
         def fn(conn: Connection) -> tuple[RefundRecord, bool]:
             row = _lock_payment(conn, request.out_trade_no)
@@ -492,6 +528,7 @@ class Store:
 
     def apply_refund_result(self, refund: RefundRecord, result: RefundResult) -> ApplyResult:
         """Apply the channel's answer to a refund: succeeded, failed, or still pending."""
+        check_refund_result(result)
         if result.status is RefundStatus.SUCCEEDED:
             fact = Fact(
                 channel=refund.channel,
