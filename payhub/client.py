@@ -68,10 +68,14 @@ from payhub.models import (
     RefundStatus,
     ReturnInfo,
 )
+from payhub.money import Money
 from payhub.plugins import channel_types, get_plugin_manager
 from payhub.routing import FailoverPolicy, InMemoryHealthStore, Outcome, Router, RoutingDecision
 from payhub.store import (
     DEFAULT_EVENT_LEASE,
+    AnomalyKind,
+    AnomalyRecord,
+    AnomalyStatus,
     ApplyResult,
     PaymentRecord,
     PaymentState,
@@ -443,6 +447,25 @@ def _paid_first(
     return sorted(answers, key=lambda a: a[1].status.value != "paid")
 
 
+_STATE_OF_ANSWER = {
+    RefundStatus.SUCCEEDED: RefundState.SUCCEEDED,
+    RefundStatus.FAILED: RefundState.FAILED,
+    RefundStatus.CLOSED: RefundState.FAILED,
+}
+
+
+def _as_stored(answer: RefundResult, stored: RefundRecord | None) -> RefundResult:
+    """The channel's answer, corrected to what the store recorded of the refund
+    (an answer the store could not apply leaves the refund as it was)."""
+    if stored is None:
+        return answer
+    if _STATE_OF_ANSWER.get(answer.status, RefundState.PENDING) is stored.status:
+        return answer
+    return _refund_result(stored).model_copy(
+        update={"channel_trade_id": answer.channel_trade_id, "raw": answer.raw}
+    )
+
+
 def _refund_result(refund: RefundRecord) -> RefundResult:
     """A stored refund as a result (an idempotent repeat of ``hub.refund``)."""
     status = {
@@ -795,6 +818,60 @@ class BaseHub:
                 update["payment_context"] = dict(payment.channel_context)
         return refund, request.model_copy(update=update), existed
 
+    def _find_anomaly(self, anomaly: int | tuple[str, str]) -> AnomalyRecord:
+        """An anomaly by id, or the one open duplicate/late payment of (channel,
+        out_trade_no) (blocking)."""
+        store = self._require_store()
+        if not isinstance(anomaly, tuple):
+            return store.anomaly(anomaly)
+        channel, out_trade_no = anomaly
+        found = [
+            a
+            for a in store.anomalies(out_trade_no, status=AnomalyStatus.OPEN)
+            if a.channel == channel
+            and a.kind in (AnomalyKind.DUPLICATE_PAYMENT, AnomalyKind.LATE_PAYMENT)
+        ]
+        if len(found) != 1:
+            which = "no" if not found else f"{len(found)}"
+            raise InvalidRequestError(
+                f"{which} open duplicate or late payment of {out_trade_no!r} at {channel!r}"
+                + ("" if not found else ": name the anomaly by its id")
+            )
+        return found[0]
+
+    def _reserve_duplicate_refund(
+        self,
+        anomaly: int | tuple[str, str],
+        out_refund_no: str,
+        amount: Money | None,
+        reason: str | None,
+    ) -> tuple[RefundRecord, RefundRequest, bool] | RefundResult:
+        """As :meth:`_reserve_refund`, for a refund of a duplicate payment (blocking)."""
+        store = self._require_store()
+        record = self._find_anomaly(anomaly)
+        target = self.channel(record.channel)
+        total = record.amount
+        if total is None:
+            raise InvalidRequestError(f"anomaly {record.id} names no amount to refund")
+        request = RefundRequest(
+            out_trade_no=record.out_trade_no,
+            out_refund_no=out_refund_no,
+            amount=total if amount is None else amount,
+            total=total,
+            reason=reason,
+        )
+        refund, existed = store.reserve_duplicate_refund(
+            record.id,
+            out_refund_no,
+            amount,
+            reason=reason,
+            refund_context=target.refund_context(request),
+        )
+        if existed and refund.status is not RefundState.PENDING:
+            return _refund_result(refund)
+        update = {"amount": refund.amount, "refund_context": dict(refund.channel_context)}
+        return refund, request.model_copy(update=update), existed
+
     def _refund_error(self, refund: RefundRecord, exc: PayhubError, *, retried: bool) -> None:
         """A refund the channel refused on its first send: release the reservation.
 
@@ -902,11 +979,30 @@ class BaseHub:
                 raise InvalidRequestError("without a store, name the channel to refund through")
             target = self.channel(channel)
             return (yield from _call(target, target.refund(request)))
-        store = self._store
         reserved = yield from _blocking(self._reserve_refund, channel, request)
         if isinstance(reserved, RefundResult):
             return reserved
-        refund, request, existed = reserved
+        return (yield from self._send_refund_steps(*reserved))
+
+    def _refund_duplicate_steps(
+        self,
+        anomaly: int | tuple[str, str],
+        out_refund_no: str,
+        amount: Money | None,
+        reason: str | None,
+    ) -> Steps[RefundResult]:
+        reserved = yield from _blocking(
+            self._reserve_duplicate_refund, anomaly, out_refund_no, amount, reason
+        )
+        if isinstance(reserved, RefundResult):
+            return reserved
+        return (yield from self._send_refund_steps(*reserved))
+
+    def _send_refund_steps(
+        self, refund: RefundRecord, request: RefundRequest, existed: bool
+    ) -> Steps[RefundResult]:
+        """Send a reserved refund to its channel and apply the answer (see ``refund``)."""
+        store = self._require_store()
         target = self.channel(refund.channel)
         try:
             result = yield from _call(target, target.refund(request))
@@ -928,7 +1024,8 @@ class BaseHub:
             if why is None and record.status is not RefundState.PENDING:
                 return _refund_result(record)
         yield from _dispatch(refund)
-        return result
+        stored = yield from _blocking(store.refund, refund.out_refund_no)
+        return _as_stored(result, stored)
 
     def _close_trade_steps(self, channel: str, out_trade_no: str) -> Steps[None]:
         target = self.channel(channel)
@@ -1194,6 +1291,44 @@ class PayHub(BaseHub):
         """
         return self._drive(self._refund_steps(channel, request))
 
+    def refund_duplicate(
+        self,
+        anomaly: int | tuple[str, str],
+        *,
+        out_refund_no: str,
+        amount: Money | None = None,
+        reason: str | None = None,
+    ) -> RefundResult:
+        """Refund a duplicate or late payment on the channel that took it.
+
+        ``anomaly`` is the anomaly's id (:meth:`anomalies`), or ``(channel,
+        out_trade_no)`` when that payment has one open duplicate there.
+        ``amount`` defaults to all of the duplicate not yet refunded. The
+        payment itself is untouched (what it delivered stands); the anomaly is
+        resolved (by ``"payhub"``) once the duplicate is refunded in full, and
+        a ``payment.duplicate_refunded`` event is written.
+
+        The same rules as :meth:`refund`: idempotent on ``out_refund_no``, the
+        amount reserved before the channel is asked, a lost answer leaves the
+        refund pending (``sync_refund``/``sync_pending`` settle it by query).
+        """
+        return self._drive(self._refund_duplicate_steps(anomaly, out_refund_no, amount, reason))
+
+    def anomalies(
+        self,
+        out_trade_no: str | None = None,
+        *,
+        status: AnomalyStatus | str | None = AnomalyStatus.OPEN,
+        kind: AnomalyKind | str | None = None,
+        limit: int | None = None,
+    ) -> list[AnomalyRecord]:
+        """Recorded anomalies, oldest first (by default the open ones)."""
+        return self._require_store().anomalies(out_trade_no, status=status, kind=kind, limit=limit)
+
+    def resolve_anomaly(self, anomaly_id: int, *, operator: str, reason: str) -> AnomalyRecord:
+        """Close an anomaly by hand, saying who and why (see :meth:`Store.resolve_anomaly`)."""
+        return self._require_store().resolve_anomaly(anomaly_id, operator=operator, reason=reason)
+
     def refund_query(self, channel: str, request: RefundQueryRequest) -> RefundResult:
         target = self.channel(channel)
         return self._run(target, target.refund_query(request))
@@ -1404,6 +1539,43 @@ class AsyncPayHub(BaseHub):
     async def refund(self, channel: str | None, request: RefundRequest) -> RefundResult:
         """As :meth:`PayHub.refund`."""
         return await self._drive(self._refund_steps(channel, request))
+
+    async def refund_duplicate(
+        self,
+        anomaly: int | tuple[str, str],
+        *,
+        out_refund_no: str,
+        amount: Money | None = None,
+        reason: str | None = None,
+    ) -> RefundResult:
+        """As :meth:`PayHub.refund_duplicate`."""
+        steps = self._refund_duplicate_steps(anomaly, out_refund_no, amount, reason)
+        return await self._drive(steps)
+
+    async def anomalies(
+        self,
+        out_trade_no: str | None = None,
+        *,
+        status: AnomalyStatus | str | None = AnomalyStatus.OPEN,
+        kind: AnomalyKind | str | None = None,
+        limit: int | None = None,
+    ) -> list[AnomalyRecord]:
+        """As :meth:`PayHub.anomalies`."""
+        store = self._require_store()
+        return await asyncio.to_thread(
+            functools.partial(store.anomalies, out_trade_no, status=status, kind=kind, limit=limit)
+        )
+
+    async def resolve_anomaly(
+        self, anomaly_id: int, *, operator: str, reason: str
+    ) -> AnomalyRecord:
+        """As :meth:`PayHub.resolve_anomaly`."""
+        store = self._require_store()
+        return await asyncio.to_thread(
+            functools.partial(
+                store.resolve_anomaly, anomaly_id, operator=operator, reason=reason
+            )
+        )
 
     async def refund_query(self, channel: str, request: RefundQueryRequest) -> RefundResult:
         target = self.channel(channel)
