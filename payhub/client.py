@@ -40,6 +40,7 @@ from payhub.channels._base import (
     run_flow_sync,
 )
 from payhub.errors import (
+    AmountError,
     ChannelError,
     ChannelTimeout,
     ConfigurationError,
@@ -71,6 +72,7 @@ from payhub.models import (
 from payhub.money import Money
 from payhub.plugins import channel_types, get_plugin_manager
 from payhub.routing import FailoverPolicy, InMemoryHealthStore, Outcome, Router, RoutingDecision
+from payhub.routing._router import refused_request
 from payhub.store import (
     DEFAULT_EVENT_LEASE,
     AnomalyKind,
@@ -230,6 +232,19 @@ def _unsupported(request: PaymentRequest) -> str:
     return f"does not support {request.method.value} in {request.amount.currency}"
 
 
+def _over_limit(channel: Channel, request: PaymentRequest) -> int:
+    """1 if the amount is above ``channel``'s limit, else 0."""
+    return int(request.amount.minor > channel.max_amount_minor())
+
+
+def _request_problem(channel: Channel, request: PaymentRequest) -> str | None:
+    """Why ``channel`` cannot take ``request`` (its support check first, then its
+    request constraints), or None."""
+    if not channel.supports(request.method, request.amount.currency):
+        return _unsupported(request)
+    return channel.request_problem(request)
+
+
 def _parse(channel: Channel, headers: HeadersInput, body: bytes) -> Notification:
     """Run a channel's parser; a model it fails to build is the channel's bad data."""
     # (the common types pass straight through: this is every notification's path)
@@ -328,6 +343,10 @@ def _cap_timeout(request: httpx.Request, default: httpx.Timeout, ends_at: float)
     }
 
 
+def _excluded_note(decision: RoutingDecision) -> str:
+    return "; ".join(f"{name} ({why})" for name, why in decision.excluded.items())
+
+
 def _attempt_note(attempts: Sequence[PaymentAttempt]) -> str:
     tried = ", ".join(
         f"{a.channel} {a.outcome.value}{' (the trade may exist there)' if a.may_exist else ''}"
@@ -362,6 +381,12 @@ class _Attempts:
         else:
             self.decision = router.route(request, hub._channels.values())
             self._steps = self._routed(router, self.decision)
+            if self.decision.excluded:
+                logger.info(
+                    "pay %s: not eligible: %s",
+                    request.out_trade_no,
+                    _excluded_note(self.decision),
+                )
 
     def _routed(
         self, router: Router, decision: RoutingDecision
@@ -382,6 +407,8 @@ class _Attempts:
         if last_error is not None:
             if len(attempts) > 1:
                 last_error.add_note(_attempt_note(attempts))
+            if self.decision is not None and self.decision.excluded:
+                last_error.add_note(f"not tried: {_excluded_note(self.decision)}")
             return last_error
         decision, router = self.decision, self._hub.router
         if decision is None or router is None:
@@ -622,23 +649,42 @@ class BaseHub:
 
     def select_channel(self, request: PaymentRequest) -> Channel:
         """The channel account a payment goes to first: with a router, its first
-        candidate; else the pinned one, else the first that can take it."""
+        candidate; else the pinned one, else the first that can take it.
+
+        "Can take it" is :meth:`Channel.request_problem` (method, currency, the
+        channel's amount limit, its order-number rules). A pinned account that
+        refuses raises :class:`InvalidRequestError` (:class:`AmountError` for
+        its limit) naming the reason; so does an amount above the limit of
+        every account that could otherwise take it; else :class:`NoEligibleChannel`.
+        """
         if self.router is not None:
             return self.candidates(request)[0]
         if request.channel is not None:
             pinned = self.channel(request.channel)
-            if not pinned.supports(request.method, request.amount.currency):
-                raise NoEligibleChannel(
-                    f"pinned channel {pinned.name!r} cannot take this payment",
-                    reasons={pinned.name: _unsupported(request)},
-                )
+            problem = _request_problem(pinned, request)
+            if problem is not None:
+                raise refused_request(pinned, request, problem)
             return pinned
         reasons: dict[str, str] = {}
+        over_limit = supporting = 0
         for channel in self._channels.values():
-            if channel.supports(request.method, request.amount.currency):
+            problem = _request_problem(channel, request)
+            if problem is None:
                 return channel
-            reasons[channel.name] = _unsupported(request)
-        raise NoEligibleChannel("no configured channel can take this payment", reasons=reasons)
+            reasons[channel.name] = problem
+            if channel.supports(request.method, request.amount.currency):
+                supporting += 1
+                over_limit += _over_limit(channel, request)
+        detail = "; ".join(f"{name}: {why}" for name, why in reasons.items())
+        if over_limit and over_limit == supporting:
+            raise AmountError(
+                f"amount {request.amount} is above the limit of every channel account "
+                f"that could take this payment ({detail})"
+            )
+        raise NoEligibleChannel(
+            f"no configured channel can take this payment ({detail or 'none configured'})",
+            reasons=reasons,
+        )
 
     def candidates(self, request: PaymentRequest) -> list[Channel]:
         """The channel accounts to try for a payment, in order (the next on a
