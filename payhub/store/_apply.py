@@ -269,8 +269,6 @@ def _money_json(money: Money | None) -> dict[str, Any] | None:
     return None if money is None else {"minor": money.minor, "currency": money.currency}
 
 
-
-
 @dataclass
 class Applier:
     """Applies facts inside one open transaction ``conn``."""

@@ -584,9 +584,11 @@ class Store:
                 .first()
             )
             if existing is not None:
-                if existing["anomaly_id"] != anomaly_id or (amount is not None and (
-                    existing["amount_minor"], existing["currency"]
-                ) != (amount.minor, amount.currency)):
+                same_amount = amount is None or (
+                    existing["amount_minor"],
+                    existing["currency"],
+                ) == (amount.minor, amount.currency)
+                if existing["anomaly_id"] != anomaly_id or not same_amount:
                     raise InvalidRequestError(
                         f"out_refund_no {out_refund_no!r} was used for another refund"
                     )
@@ -897,9 +899,8 @@ class Store:
         and an ``anomaly.resolved`` event carries both. Refused while a refund
         of it (``hub.refund_duplicate``) is pending: its outcome decides.
         """
-        operator, reason = _required_text(operator, "operator", 128), _required_text(
-            reason, "reason", 512
-        )
+        operator = _required_text(operator, "operator", 128)
+        reason = _required_text(reason, "reason", 512)
 
         def fn(conn: Connection) -> AnomalyRecord:
             row = _anomaly_row(conn, anomaly_id)
