@@ -339,3 +339,23 @@ def test_async_hub_refunds_and_resolves(store: Store, bank: ToyBank) -> None:
             assert done.resolved_by == "ops"
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("refuses_repeats", [False, True], ids=["repeat-ok", "repeat-refused"])
+def test_a_duplicate_refund_retried_with_its_number_is_made_once(
+    hub, store, bank: ToyBank, refuses_repeats: bool
+) -> None:
+    """A timed-out refund of a duplicate is retried as the same transaction; a channel
+    that calls the resend a duplicate (UnionPay) is asked where the refund stands."""
+    anomaly_id = duplicate(hub, bank, "D10")
+    bank.reused_refund_numbers_refused = refuses_repeats
+    bank.fail_refund["toy-a"] = "lost"
+    with pytest.raises(ChannelTimeout):
+        hub.refund_duplicate(anomaly_id, out_refund_no="D10-R")
+    del bank.fail_refund["toy-a"]
+    again = hub.refund_duplicate(anomaly_id, out_refund_no="D10-R")
+    assert again.status is RefundStatus.SUCCEEDED
+    assert bank.refunds == [("toy-a", "D10-R", 1000)]
+    assert [c[1] for c in bank.contexts_seen if c[0] == "/refund"] == ["D10-R", "D10-R"]
+    assert store.anomaly(anomaly_id).status == AnomalyStatus.RESOLVED
+    assert store.payment("D10").refunded == Money(0)

@@ -233,3 +233,34 @@ def test_a_resent_refund_notification_naming_its_own_number_delivers_a_lapsed_cl
         assert seen == ["payment.succeeded", "payment.refunded"]
         hub.handle_notification("toy-a", headers, body)
         assert len(seen) == 2
+
+
+def test_the_async_hub_also_delivers_a_lapsed_claim_on_a_resend(
+    store_url: str, bank: ToyBank
+) -> None:
+    now = [datetime.now(UTC)]
+
+    async def main(store: Store) -> list[str]:
+        seen: list[str] = []
+        async with AsyncPayHub(
+            channels=[ToyChannel("toy-a")],
+            store=store,
+            http_client=__import__("httpx").AsyncClient(transport=bank.transport()),
+        ) as hub:
+            await hub.pay(
+                PaymentRequest(out_trade_no="E11", amount=Money(1000), subject="c", method="qr")
+            )
+            headers, body = bank.buyer_pays("toy-a", "E11")
+            await hub.handle_notification("toy-a", headers, body)
+            [event] = store.events(pending=True)
+            assert store.claim_event(event.id) is not None  # then that process died
+            hub.subscribe("*", lambda e: seen.append(e.id))
+            now[0] += DEFAULT_EVENT_LEASE + timedelta(seconds=1)
+            await hub.handle_notification("toy-a", headers, body)
+            await hub.handle_notification("toy-a", headers, body)
+            assert seen == [event.id]
+        return seen
+
+    with Store(store_url, clock=lambda: now[0]) as store:
+        assert len(asyncio.run(main(store))) == 1
+        assert store.events(pending=True) == []
