@@ -7,6 +7,8 @@
     payhub sync --config hub.json --older-than 10m recover lost notifications
     payhub events dispatch --config hub.json       deliver undispatched events
     payhub events list --config hub.json --pending list outbox events
+    payhub anomalies list --url ...                open anomalies (duplicates, held refunds…)
+    payhub anomalies resolve ID --operator NAME --reason TEXT   close one, audited
 
 A hub configuration file is JSON: ``{"store": {"url": ...}, "channels": {...},
 "events": {"handlers": {"payment.succeeded": "shop.tasks:deliver"}}}``; secrets
@@ -41,6 +43,11 @@ db_app = typer.Typer(help="The payment store's database.", no_args_is_help=True)
 events_app = typer.Typer(help="Outbox events.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
+anomalies_app = typer.Typer(
+    help="Anomalies: duplicate and late payments, mismatches, held refunds, odd times.",
+    no_args_is_help=True,
+)
+app.add_typer(anomalies_app, name="anomalies")
 
 _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
 
@@ -240,6 +247,66 @@ def events_list(
             str(event.attempts),
         )
         typer.echo("\t".join(fields))
+
+
+@anomalies_app.command("list")
+def anomalies_list(
+    *,
+    url: UrlOption = None,
+    config: OptionalConfig = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Resolved ones too (default: open only).")
+    ] = False,
+    out_trade_no: Annotated[
+        str | None, typer.Option("--order", help="Only this payment's (out_trade_no).")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind (e.g. duplicate_payment).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+) -> None:
+    """List anomalies, oldest first (tab-separated: id, kind, status, out_trade_no,
+    channel, channel trade, amount, created, resolved by, resolution)."""
+    try:
+        with _open_store(url, config) as store:
+            found = store.anomalies(
+                out_trade_no, status=None if everything else "open", kind=kind, limit=limit
+            )
+    except PayhubError as exc:
+        _fail(exc.message)
+    for anomaly in found:
+        fields = (
+            str(anomaly.id),
+            anomaly.kind.value,
+            anomaly.status,
+            anomaly.out_trade_no,
+            anomaly.channel,
+            anomaly.channel_trade_id or "-",
+            "-" if anomaly.amount is None else str(anomaly.amount),
+            anomaly.created_at.isoformat(timespec="seconds"),
+            anomaly.resolved_by or "-",
+            anomaly.resolution or "-",
+        )
+        typer.echo("\t".join(fields))
+
+
+@anomalies_app.command("resolve")
+def anomalies_resolve(
+    anomaly_id: Annotated[int, typer.Argument(help="The anomaly's id (payhub anomalies list).")],
+    operator: Annotated[str, typer.Option("--operator", help="Who resolves it.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: what was checked or done.")],
+    url: UrlOption = None,
+    config: OptionalConfig = None,
+) -> None:
+    """Close an open anomaly by hand; who and why are kept with it and sent as an
+    ``anomaly.resolved`` event. To refund a duplicate payment, use
+    ``hub.refund_duplicate`` (it resolves the anomaly itself)."""
+    try:
+        with _open_store(url, config) as store:
+            anomaly = store.resolve_anomaly(anomaly_id, operator=operator, reason=reason)
+    except PayhubError as exc:
+        _fail(exc.message)
+    typer.echo(f"anomaly {anomaly.id} ({anomaly.kind.value}, {anomaly.out_trade_no}) resolved")
 
 
 def main() -> None:

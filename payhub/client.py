@@ -40,6 +40,7 @@ from payhub.channels._base import (
     run_flow_sync,
 )
 from payhub.errors import (
+    AmountError,
     ChannelError,
     ChannelTimeout,
     ConfigurationError,
@@ -68,10 +69,15 @@ from payhub.models import (
     RefundStatus,
     ReturnInfo,
 )
+from payhub.money import Money
 from payhub.plugins import channel_types, get_plugin_manager
 from payhub.routing import FailoverPolicy, InMemoryHealthStore, Outcome, Router, RoutingDecision
+from payhub.routing._router import refused_request
 from payhub.store import (
     DEFAULT_EVENT_LEASE,
+    AnomalyKind,
+    AnomalyRecord,
+    AnomalyStatus,
     ApplyResult,
     PaymentRecord,
     PaymentState,
@@ -226,6 +232,19 @@ def _unsupported(request: PaymentRequest) -> str:
     return f"does not support {request.method.value} in {request.amount.currency}"
 
 
+def _over_limit(channel: Channel, request: PaymentRequest) -> int:
+    """1 if the amount is above ``channel``'s limit, else 0."""
+    return int(request.amount.minor > channel.max_amount_minor())
+
+
+def _request_problem(channel: Channel, request: PaymentRequest) -> str | None:
+    """Why ``channel`` cannot take ``request`` (its support check first, then its
+    request constraints), or None."""
+    if not channel.supports(request.method, request.amount.currency):
+        return _unsupported(request)
+    return channel.request_problem(request)
+
+
 def _parse(channel: Channel, headers: HeadersInput, body: bytes) -> Notification:
     """Run a channel's parser; a model it fails to build is the channel's bad data."""
     # (the common types pass straight through: this is every notification's path)
@@ -324,6 +343,10 @@ def _cap_timeout(request: httpx.Request, default: httpx.Timeout, ends_at: float)
     }
 
 
+def _excluded_note(decision: RoutingDecision) -> str:
+    return "; ".join(f"{name} ({why})" for name, why in decision.excluded.items())
+
+
 def _attempt_note(attempts: Sequence[PaymentAttempt]) -> str:
     tried = ", ".join(
         f"{a.channel} {a.outcome.value}{' (the trade may exist there)' if a.may_exist else ''}"
@@ -358,6 +381,12 @@ class _Attempts:
         else:
             self.decision = router.route(request, hub._channels.values())
             self._steps = self._routed(router, self.decision)
+            if self.decision.excluded:
+                logger.info(
+                    "pay %s: not eligible: %s",
+                    request.out_trade_no,
+                    _excluded_note(self.decision),
+                )
 
     def _routed(
         self, router: Router, decision: RoutingDecision
@@ -378,6 +407,8 @@ class _Attempts:
         if last_error is not None:
             if len(attempts) > 1:
                 last_error.add_note(_attempt_note(attempts))
+            if self.decision is not None and self.decision.excluded:
+                last_error.add_note(f"not tried: {_excluded_note(self.decision)}")
             return last_error
         decision, router = self.decision, self._hub.router
         if decision is None or router is None:
@@ -441,6 +472,25 @@ def _paid_first(
     """Apply "paid" answers before "closed" ones: a trade closed at one channel
     must not close a payment that another channel took."""
     return sorted(answers, key=lambda a: a[1].status.value != "paid")
+
+
+_STATE_OF_ANSWER = {
+    RefundStatus.SUCCEEDED: RefundState.SUCCEEDED,
+    RefundStatus.FAILED: RefundState.FAILED,
+    RefundStatus.CLOSED: RefundState.FAILED,
+}
+
+
+def _as_stored(answer: RefundResult, stored: RefundRecord | None) -> RefundResult:
+    """The channel's answer, corrected to what the store recorded of the refund
+    (an answer the store could not apply leaves the refund as it was)."""
+    if stored is None:
+        return answer
+    if _STATE_OF_ANSWER.get(answer.status, RefundState.PENDING) is stored.status:
+        return answer
+    return _refund_result(stored).model_copy(
+        update={"channel_trade_id": answer.channel_trade_id, "raw": answer.raw}
+    )
 
 
 def _refund_result(refund: RefundRecord) -> RefundResult:
@@ -599,23 +649,42 @@ class BaseHub:
 
     def select_channel(self, request: PaymentRequest) -> Channel:
         """The channel account a payment goes to first: with a router, its first
-        candidate; else the pinned one, else the first that can take it."""
+        candidate; else the pinned one, else the first that can take it.
+
+        "Can take it" is :meth:`Channel.request_problem` (method, currency, the
+        channel's amount limit, its order-number rules). A pinned account that
+        refuses raises :class:`InvalidRequestError` (:class:`AmountError` for
+        its limit) naming the reason; so does an amount above the limit of
+        every account that could otherwise take it; else :class:`NoEligibleChannel`.
+        """
         if self.router is not None:
             return self.candidates(request)[0]
         if request.channel is not None:
             pinned = self.channel(request.channel)
-            if not pinned.supports(request.method, request.amount.currency):
-                raise NoEligibleChannel(
-                    f"pinned channel {pinned.name!r} cannot take this payment",
-                    reasons={pinned.name: _unsupported(request)},
-                )
+            problem = _request_problem(pinned, request)
+            if problem is not None:
+                raise refused_request(pinned, request, problem)
             return pinned
         reasons: dict[str, str] = {}
+        over_limit = supporting = 0
         for channel in self._channels.values():
-            if channel.supports(request.method, request.amount.currency):
+            problem = _request_problem(channel, request)
+            if problem is None:
                 return channel
-            reasons[channel.name] = _unsupported(request)
-        raise NoEligibleChannel("no configured channel can take this payment", reasons=reasons)
+            reasons[channel.name] = problem
+            if channel.supports(request.method, request.amount.currency):
+                supporting += 1
+                over_limit += _over_limit(channel, request)
+        detail = "; ".join(f"{name}: {why}" for name, why in reasons.items())
+        if over_limit and over_limit == supporting:
+            raise AmountError(
+                f"amount {request.amount} is above the limit of every channel account "
+                f"that could take this payment ({detail})"
+            )
+        raise NoEligibleChannel(
+            f"no configured channel can take this payment ({detail or 'none configured'})",
+            reasons=reasons,
+        )
 
     def candidates(self, request: PaymentRequest) -> list[Channel]:
         """The channel accounts to try for a payment, in order (the next on a
@@ -795,6 +864,60 @@ class BaseHub:
                 update["payment_context"] = dict(payment.channel_context)
         return refund, request.model_copy(update=update), existed
 
+    def _find_anomaly(self, anomaly: int | tuple[str, str]) -> AnomalyRecord:
+        """An anomaly by id, or the one open duplicate/late payment of (channel,
+        out_trade_no) (blocking)."""
+        store = self._require_store()
+        if not isinstance(anomaly, tuple):
+            return store.anomaly(anomaly)
+        channel, out_trade_no = anomaly
+        found = [
+            a
+            for a in store.anomalies(out_trade_no, status=AnomalyStatus.OPEN)
+            if a.channel == channel
+            and a.kind in (AnomalyKind.DUPLICATE_PAYMENT, AnomalyKind.LATE_PAYMENT)
+        ]
+        if len(found) != 1:
+            which = "no" if not found else f"{len(found)}"
+            raise InvalidRequestError(
+                f"{which} open duplicate or late payment of {out_trade_no!r} at {channel!r}"
+                + ("" if not found else ": name the anomaly by its id")
+            )
+        return found[0]
+
+    def _reserve_duplicate_refund(
+        self,
+        anomaly: int | tuple[str, str],
+        out_refund_no: str,
+        amount: Money | None,
+        reason: str | None,
+    ) -> tuple[RefundRecord, RefundRequest, bool] | RefundResult:
+        """As :meth:`_reserve_refund`, for a refund of a duplicate payment (blocking)."""
+        store = self._require_store()
+        record = self._find_anomaly(anomaly)
+        target = self.channel(record.channel)
+        total = record.amount
+        if total is None:
+            raise InvalidRequestError(f"anomaly {record.id} names no amount to refund")
+        request = RefundRequest(
+            out_trade_no=record.out_trade_no,
+            out_refund_no=out_refund_no,
+            amount=total if amount is None else amount,
+            total=total,
+            reason=reason,
+        )
+        refund, existed = store.reserve_duplicate_refund(
+            record.id,
+            out_refund_no,
+            amount,
+            reason=reason,
+            refund_context=target.refund_context(request),
+        )
+        if existed and refund.status is not RefundState.PENDING:
+            return _refund_result(refund)
+        update = {"amount": refund.amount, "refund_context": dict(refund.channel_context)}
+        return refund, request.model_copy(update=update), existed
+
     def _refund_error(self, refund: RefundRecord, exc: PayhubError, *, retried: bool) -> None:
         """A refund the channel refused on its first send: release the reservation.
 
@@ -902,11 +1025,30 @@ class BaseHub:
                 raise InvalidRequestError("without a store, name the channel to refund through")
             target = self.channel(channel)
             return (yield from _call(target, target.refund(request)))
-        store = self._store
         reserved = yield from _blocking(self._reserve_refund, channel, request)
         if isinstance(reserved, RefundResult):
             return reserved
-        refund, request, existed = reserved
+        return (yield from self._send_refund_steps(*reserved))
+
+    def _refund_duplicate_steps(
+        self,
+        anomaly: int | tuple[str, str],
+        out_refund_no: str,
+        amount: Money | None,
+        reason: str | None,
+    ) -> Steps[RefundResult]:
+        reserved = yield from _blocking(
+            self._reserve_duplicate_refund, anomaly, out_refund_no, amount, reason
+        )
+        if isinstance(reserved, RefundResult):
+            return reserved
+        return (yield from self._send_refund_steps(*reserved))
+
+    def _send_refund_steps(
+        self, refund: RefundRecord, request: RefundRequest, existed: bool
+    ) -> Steps[RefundResult]:
+        """Send a reserved refund to its channel and apply the answer (see ``refund``)."""
+        store = self._require_store()
         target = self.channel(refund.channel)
         try:
             result = yield from _call(target, target.refund(request))
@@ -928,7 +1070,8 @@ class BaseHub:
             if why is None and record.status is not RefundState.PENDING:
                 return _refund_result(record)
         yield from _dispatch(refund)
-        return result
+        stored = yield from _blocking(store.refund, refund.out_refund_no)
+        return _as_stored(result, stored)
 
     def _close_trade_steps(self, channel: str, out_trade_no: str) -> Steps[None]:
         target = self.channel(channel)
@@ -1194,6 +1337,44 @@ class PayHub(BaseHub):
         """
         return self._drive(self._refund_steps(channel, request))
 
+    def refund_duplicate(
+        self,
+        anomaly: int | tuple[str, str],
+        *,
+        out_refund_no: str,
+        amount: Money | None = None,
+        reason: str | None = None,
+    ) -> RefundResult:
+        """Refund a duplicate or late payment on the channel that took it.
+
+        ``anomaly`` is the anomaly's id (:meth:`anomalies`), or ``(channel,
+        out_trade_no)`` when that payment has one open duplicate there.
+        ``amount`` defaults to all of the duplicate not yet refunded. The
+        payment itself is untouched (what it delivered stands); the anomaly is
+        resolved (by ``"payhub"``) once the duplicate is refunded in full, and
+        a ``payment.duplicate_refunded`` event is written.
+
+        The same rules as :meth:`refund`: idempotent on ``out_refund_no``, the
+        amount reserved before the channel is asked, a lost answer leaves the
+        refund pending (``sync_refund``/``sync_pending`` settle it by query).
+        """
+        return self._drive(self._refund_duplicate_steps(anomaly, out_refund_no, amount, reason))
+
+    def anomalies(
+        self,
+        out_trade_no: str | None = None,
+        *,
+        status: AnomalyStatus | str | None = AnomalyStatus.OPEN,
+        kind: AnomalyKind | str | None = None,
+        limit: int | None = None,
+    ) -> list[AnomalyRecord]:
+        """Recorded anomalies, oldest first (by default the open ones)."""
+        return self._require_store().anomalies(out_trade_no, status=status, kind=kind, limit=limit)
+
+    def resolve_anomaly(self, anomaly_id: int, *, operator: str, reason: str) -> AnomalyRecord:
+        """Close an anomaly by hand, saying who and why (see :meth:`Store.resolve_anomaly`)."""
+        return self._require_store().resolve_anomaly(anomaly_id, operator=operator, reason=reason)
+
     def refund_query(self, channel: str, request: RefundQueryRequest) -> RefundResult:
         target = self.channel(channel)
         return self._run(target, target.refund_query(request))
@@ -1404,6 +1585,43 @@ class AsyncPayHub(BaseHub):
     async def refund(self, channel: str | None, request: RefundRequest) -> RefundResult:
         """As :meth:`PayHub.refund`."""
         return await self._drive(self._refund_steps(channel, request))
+
+    async def refund_duplicate(
+        self,
+        anomaly: int | tuple[str, str],
+        *,
+        out_refund_no: str,
+        amount: Money | None = None,
+        reason: str | None = None,
+    ) -> RefundResult:
+        """As :meth:`PayHub.refund_duplicate`."""
+        steps = self._refund_duplicate_steps(anomaly, out_refund_no, amount, reason)
+        return await self._drive(steps)
+
+    async def anomalies(
+        self,
+        out_trade_no: str | None = None,
+        *,
+        status: AnomalyStatus | str | None = AnomalyStatus.OPEN,
+        kind: AnomalyKind | str | None = None,
+        limit: int | None = None,
+    ) -> list[AnomalyRecord]:
+        """As :meth:`PayHub.anomalies`."""
+        store = self._require_store()
+        return await asyncio.to_thread(
+            functools.partial(store.anomalies, out_trade_no, status=status, kind=kind, limit=limit)
+        )
+
+    async def resolve_anomaly(
+        self, anomaly_id: int, *, operator: str, reason: str
+    ) -> AnomalyRecord:
+        """As :meth:`PayHub.resolve_anomaly`."""
+        store = self._require_store()
+        return await asyncio.to_thread(
+            functools.partial(
+                store.resolve_anomaly, anomaly_id, operator=operator, reason=reason
+            )
+        )
 
     async def refund_query(self, channel: str, request: RefundQueryRequest) -> RefundResult:
         target = self.channel(channel)

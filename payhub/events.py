@@ -38,6 +38,14 @@ class EventType(enum.StrEnum):
     PAYMENT_LATE = "payment.late"  #: paid after it was closed: refund or review
     REFUND_FAILED = "refund.failed"  #: a refund failed; its amount is refundable again
     REFUND_REVIEW = "refund.review"  #: a refund notification that cannot be applied
+    #: the channel's paid time is implausible (before the payment, or in the
+    #: future); the payment was credited, a person should look
+    PAYMENT_TIME_ANOMALY = "payment.time_anomaly"
+    #: a duplicate or late payment was refunded (``hub.refund_duplicate``); the
+    #: payment itself is unchanged: do not take back what it delivered
+    DUPLICATE_REFUNDED = "payment.duplicate_refunded"
+    #: an anomaly was resolved (by a refund of the duplicate, or by an operator)
+    ANOMALY_RESOLVED = "anomaly.resolved"
 
 
 class Event(BaseModel):

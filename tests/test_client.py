@@ -15,6 +15,7 @@ from payhub.errors import (
     ChannelTimeout,
     ConfigurationError,
     ErrorCode,
+    InvalidRequestError,
     NetworkError,
     NoEligibleChannel,
     ProtocolError,
@@ -294,10 +295,11 @@ def test_select_channel_pinned_and_first_eligible() -> None:
     assert hub.select_channel(request()) is cny
     assert hub.select_channel(request(amount=Money(100, "USD"))) is usd
     assert hub.select_channel(request(channel="usd", amount=Money(100, "USD"))) is usd
-    # A pin does not bypass the support check: a CNY payment cannot go to a USD-only account.
-    with pytest.raises(NoEligibleChannel) as info:
+    # A pin does not bypass the support check: a CNY payment cannot go to a USD-only
+    # account; the request itself is refused, naming why (issue 11, point 23).
+    with pytest.raises(InvalidRequestError, match=r"'usd' cannot take .*CNY") as info:
         hub.select_channel(request(channel="usd"))
-    assert set(info.value.reasons) == {"usd"}
+    assert not info.value.retryable
     hub.close()
 
 

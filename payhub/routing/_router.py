@@ -2,10 +2,17 @@
 
 ``route()`` runs, for each configured account, in this order: the request's
 own pin (``PaymentRequest.channel``), the routing rules, the account policy
-(enabled, method and currency, per-payment limits), then one read of the
+(enabled), the channel's own request constraints
+(:meth:`Channel.request_problem`: method, currency, its amount limit, its
+order-number rules), the policy's per-payment limits, then one read of the
 health store for the accounts still in (circuit state, daily volume); the
 survivors are ranked by the strategy. Each account that drops out gets one
 reason, the first check it failed.
+
+A request pinned to an account whose constraints refuse it raises
+:class:`InvalidRequestError` (:class:`AmountError` for its amount limit) at
+once, naming the reason; so does a payment whose amount is above the limit of
+every account that could otherwise take it. Neither is retryable.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from payhub.channels._base import Channel
 from payhub.errors import (
+    AmountError,
     ConfigurationError,
     CurrencyMismatchError,
     InvalidRequestError,
@@ -272,7 +280,10 @@ class Router:
         Raises :class:`NoEligibleChannel` (``reasons``: account -> why) when
         none can, :class:`UnknownChannelError` when the request is pinned to
         an account not in ``channels``, and :class:`InvalidRequestError` for
-        an unknown strategy name in the request's metadata.
+        an unknown strategy name in the request's metadata, or when the
+        pinned account's request constraints refuse the request
+        (:class:`AmountError` when every account able to take it otherwise
+        refuses its amount).
         """
         chosen = self._strategy(request, strategy)
         amount = request.amount
@@ -283,6 +294,9 @@ class Router:
         exclude_by, pins = self._rules(request) if self.rules else ({}, None)
         accounts, default, fees = self._accounts, self._default_account, self._fees
         seen: set[str] = set()
+        #: accounts that refused the amount (their limit); accounts offering method and currency
+        over_limit: list[str] = []
+        supporting = 0
         for channel in channels:
             name = channel.name
             if name in seen:
@@ -305,7 +319,16 @@ class Router:
                 excluded[name] = "disabled"
                 continue
             if not channel.supports(method, currency):
-                excluded[name] = _unsupported(channel, request)
+                problem: str | None = _unsupported(channel, request)
+            else:
+                supporting += 1
+                problem = channel.request_problem(request)
+                if problem is not None and minor > channel.max_amount_minor():
+                    over_limit.append(name)
+            if problem is not None:
+                if name == pinned_to:
+                    raise refused_request(channel, request, problem)
+                excluded[name] = problem
                 continue
             if account.currency is not None:
                 if account.currency != currency:
@@ -378,6 +401,11 @@ class Router:
                 items.append((channel, account, health, fee, probe))
         if not items:
             detail = "; ".join(f"{name}: {why}" for name, why in excluded.items())
+            if over_limit and len(over_limit) == supporting:
+                raise AmountError(
+                    f"amount {amount} is above the limit of every channel account that "
+                    f"could take this payment ({detail})"
+                )
             raise NoEligibleChannel(
                 f"no channel account can take this payment ({detail or 'none configured'})",
                 reasons=excluded,
@@ -552,6 +580,18 @@ def _compute_fee(rule: FeeRule, amount: Money, monthly: Money | None) -> Money |
         return rule.compute(amount, monthly_volume=monthly)
     except CurrencyMismatchError:
         return None  # the rule prices another currency: the fee is unknown
+
+
+def refused_request(channel: Channel, request: PaymentRequest, reason: str) -> InvalidRequestError:
+    """The error for a request pinned to ``channel`` whose constraints refuse it:
+    :class:`AmountError` for its amount limit, else :class:`InvalidRequestError`."""
+    message = f"channel account {channel.name!r} cannot take this payment: {reason}"
+    if (
+        channel.supports(request.method, request.amount.currency)
+        and request.amount.minor > channel.max_amount_minor()
+    ):
+        return AmountError(message)
+    return InvalidRequestError(message)
 
 
 def _unsupported(channel: Channel, request: PaymentRequest) -> str:

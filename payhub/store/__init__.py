@@ -13,6 +13,7 @@ from payhub.store._apply import Checkpoint, Fact, Transition, TransitionHook
 from payhub.store._records import (
     AnomalyKind,
     AnomalyRecord,
+    AnomalyStatus,
     ApplyResult,
     AttemptRecord,
     AuditRecord,
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_EVENT_LEASE",
     "AnomalyKind",
     "AnomalyRecord",
+    "AnomalyStatus",
     "ApplyResult",
     "AttemptRecord",
     "AuditRecord",

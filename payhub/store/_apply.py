@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,6 +59,7 @@ from payhub.store._schema import (
 )
 
 __all__ = [
+    "PAID_TIME_SKEW",
     "Applier",
     "Checkpoint",
     "Fact",
@@ -72,6 +73,11 @@ __all__ = [
 Checkpoint = Callable[[str, Connection | None], None]
 
 _MAX_KEY = 191
+#: How far a channel's paid time may lie before the payment's creation, or after
+#: now, before it is flagged (clocks of two machines disagree by seconds; this
+#: leaves room for minutes). Beyond it: a ``paid_time`` anomaly and a
+#: ``payment.time_anomaly`` event; the payment is still credited.
+PAID_TIME_SKEW = timedelta(minutes=10)
 _PAID_STATUSES = frozenset({PaymentStatus.PAID, PaymentStatus.FINISHED, PaymentStatus.REFUNDED})
 _REFUND_KINDS = frozenset({NotificationKind.REFUND, NotificationKind.REFUND_FAILED})
 
@@ -274,6 +280,8 @@ class Applier:
     #: apply refunds payhub did not ask for (made in the channel's merchant
     #: console); otherwise they are held for review and change nothing
     external_refunds: bool = False
+    #: see :data:`PAID_TIME_SKEW`
+    paid_time_skew: timedelta = PAID_TIME_SKEW
     event_ids: list[str] = field(default_factory=list)
 
     # -- entry points -------------------------------------------------------
@@ -295,9 +303,11 @@ class Applier:
             },
         )
         if not inserted:
+            # The payment it was applied to, so that the hub re-dispatches that
+            # payment's events (a resend after a crash must deliver them).
             return ApplyResult(
                 outcome=InboxOutcome.DUPLICATE,
-                out_trade_no=notification.out_trade_no,
+                out_trade_no=self._payment_named(notification),
                 reason="this event was received before",
             )
         self.checkpoint("after_inbox_insert", self.conn)
@@ -350,6 +360,7 @@ class Applier:
                 return InboxOutcome.IGNORED, "the answer gives no amount: not proof of payment"
             if fact.amount != payment.amount:
                 return self._mismatch(payment, fact, to_review=True)
+            odd_time = self._paid_time_problem(payment, fact)
             self._transition(
                 payment,
                 PaymentState.PAID,
@@ -357,12 +368,17 @@ class Applier:
                 {
                     "channel": fact.channel,
                     "channel_trade_id": fact.channel_trade_id,
-                    "paid_at": fact.occurred_at or self.now,
+                    # An implausible time is kept in the anomaly, not as paid_at
+                    # (settlement dates count from it): the time we learnt it.
+                    "paid_at": self.now if odd_time else (fact.occurred_at or self.now),
                 },
                 EventType.PAYMENT_SUCCEEDED,
             )
+            if odd_time:
+                kind, event = AnomalyKind.PAID_TIME, EventType.PAYMENT_TIME_ANOMALY
+                self._anomaly(payment, fact, kind, event, why=odd_time)
             self._apply_deferred(payment)
-            return InboxOutcome.APPLIED, None
+            return InboxOutcome.APPLIED, odd_time
         if state is PaymentState.CLOSED:
             self._anomaly(payment, fact, AnomalyKind.LATE_PAYMENT, EventType.PAYMENT_LATE)
             return InboxOutcome.REVIEW, "paid after the payment was closed"
@@ -374,6 +390,27 @@ class Applier:
         if state is PaymentState.REVIEW:
             return InboxOutcome.REVIEW, "the payment is held for review"
         return InboxOutcome.DUPLICATE, "already paid by this trade"
+
+    def _paid_time_problem(self, payment: _Payment, fact: Fact) -> str | None:
+        """Why the channel's paid time cannot be right, or None (see PAID_TIME_SKEW)."""
+        paid = fact.occurred_at
+        if paid is None:
+            return None
+        created: datetime = payment.row["created_at"]
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        skew = self.paid_time_skew
+        if paid < created - skew:
+            return (
+                f"the channel's paid time {paid.isoformat()} is before the payment was "
+                f"created ({created.isoformat()}), beyond the allowed clock skew of {skew}"
+            )
+        if paid > self.now + skew:
+            return (
+                f"the channel's paid time {paid.isoformat()} is in the future "
+                f"(now {self.now.isoformat()}), beyond the allowed clock skew of {skew}"
+            )
+        return None
 
     def _refund(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
         state = payment.status
@@ -558,11 +595,14 @@ class Applier:
         if kind is AnomalyKind.ORPHAN_REFUND:
             trade = f"{trade}:{fact.out_refund_no or fact.source}"
         key = inbox_key(f"{kind.value}:{fact.channel}:{trade}")
-        money = fact.refund_amount if kind is AnomalyKind.ORPHAN_REFUND else fact.amount
+        orphan = kind is AnomalyKind.ORPHAN_REFUND
+        money = self._orphan_amount(payment, fact) if orphan else fact.amount
         detail = {
             "stored_amount": _money_json(payment.amount),
             "reported_amount": _money_json(fact.amount),
-            "refund_amount": _money_json(fact.refund_amount),
+            "refund_amount": _money_json(money if orphan else fact.refund_amount),
+            "refunded_total": _money_json(fact.refunded_total),
+            "paid_at": None if fact.occurred_at is None else fact.occurred_at.isoformat(),
             "out_refund_no": fact.out_refund_no,
             "stored_status": payment.status.value,
             "stored_channel": payment.channel,
@@ -604,22 +644,125 @@ class Applier:
                 },
             )
 
+    def _orphan_amount(self, payment: _Payment, fact: Fact) -> Money | None:
+        """A refund's own amount: as the channel says it, else what its running total
+        (Alipay's ``refund_fee``) adds to what is already recorded: the refunds
+        applied, or a larger total an earlier held refund reported. None if unknown."""
+        if fact.refund_amount is not None:
+            return fact.refund_amount
+        total = fact.refunded_total
+        if total is None or total.currency != payment.amount.currency:
+            return None
+        seen = payment.refunded.minor
+        earlier = self.conn.execute(
+            sa.select(anomalies.c.detail).where(
+                anomalies.c.payment_id == payment.id,
+                anomalies.c.kind == AnomalyKind.ORPHAN_REFUND.value,
+                anomalies.c.channel == fact.channel,
+            )
+        )
+        for (detail,) in earlier:
+            reported = (detail or {}).get("refunded_total")
+            if isinstance(reported, dict) and reported.get("currency") == total.currency:
+                seen = max(seen, int(reported.get("minor") or 0))
+        added = total.minor - seen
+        return Money(added, total.currency) if added > 0 else None
+
     def _resolve_duplicate(self, payment: _Payment, fact: Fact) -> bool:
-        """A refund of a recorded duplicate/late payment closes that anomaly."""
+        """A refund of a recorded duplicate/late payment closes that anomaly (and
+        completes the ``hub.refund_duplicate`` refund it names, if any)."""
         if fact.kind is not NotificationKind.REFUND or fact.channel_trade_id is None:
             return False
         kinds = (AnomalyKind.DUPLICATE_PAYMENT.value, AnomalyKind.LATE_PAYMENT.value)
-        result = self.conn.execute(
-            anomalies.update()
-            .where(
-                anomalies.c.payment_id == payment.id,
-                anomalies.c.kind.in_(kinds),
-                anomalies.c.channel == fact.channel,
-                anomalies.c.channel_trade_id == fact.channel_trade_id,
+        rows = (
+            self.conn.execute(
+                sa.select(anomalies)
+                .where(
+                    anomalies.c.payment_id == payment.id,
+                    anomalies.c.kind.in_(kinds),
+                    anomalies.c.channel == fact.channel,
+                    anomalies.c.channel_trade_id == fact.channel_trade_id,
+                )
+                .with_for_update()
             )
-            .values(status="resolved", resolved_at=self.now)
+            .mappings()
+            .all()
         )
-        return bool(result.rowcount)
+        for row in rows:
+            refund = self._refund_row(fact.out_refund_no) if fact.out_refund_no else None
+            if (
+                refund is not None
+                and refund["anomaly_id"] == row["id"]
+                and refund["status"] == RefundState.PENDING.value
+            ):
+                self.complete_duplicate_refund(refund, row, fact.channel_refund_id)
+            elif row["status"] == "open":
+                self.resolve_anomaly(
+                    row, "payhub", f"the channel reports a refund of this trade ({fact.source})"
+                )
+        return bool(rows)
+
+    def complete_duplicate_refund(
+        self, refund: Any, anomaly: Any, channel_refund_id: str | None
+    ) -> None:
+        """A refund of a duplicate or late payment succeeded: the payment itself is
+        unchanged; the anomaly is resolved once its whole amount is refunded."""
+        values: dict[str, Any] = {"status": RefundState.SUCCEEDED.value, "updated_at": self.now}
+        if channel_refund_id is not None:
+            values["channel_refund_id"] = channel_refund_id
+        self.conn.execute(refunds.update().where(refunds.c.id == refund["id"]).values(**values))
+        amount = Money(int(refund["amount_minor"]), str(refund["currency"]))
+        self._event(
+            EventType.DUPLICATE_REFUNDED,
+            stable_event_id("refund", refund["out_refund_no"], EventType.DUPLICATE_REFUNDED.value),
+            str(anomaly["out_trade_no"]),
+            {
+                "out_trade_no": anomaly["out_trade_no"],
+                "out_refund_no": refund["out_refund_no"],
+                "anomaly_id": int(anomaly["id"]),
+                "anomaly": anomaly["kind"],
+                "channel": anomaly["channel"],
+                "channel_trade_id": anomaly["channel_trade_id"],
+                "refund_amount": _money_json(amount),
+            },
+        )
+        refunded = int(
+            self.conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount_minor), 0)).where(
+                    refunds.c.anomaly_id == anomaly["id"],
+                    refunds.c.status == RefundState.SUCCEEDED.value,
+                )
+            ).scalar_one()
+        )
+        whole = anomaly["amount_minor"]
+        if anomaly["status"] == "open" and (whole is None or refunded >= int(whole)):
+            self.resolve_anomaly(
+                anomaly,
+                "payhub",
+                f"refunded on {anomaly['channel']} as {refund['out_refund_no']}",
+            )
+
+    def resolve_anomaly(self, row: Any, by: str, why: str) -> None:
+        """Close an open anomaly saying by whom and why; an ``anomaly.resolved`` event."""
+        self.conn.execute(
+            anomalies.update()
+            .where(anomalies.c.id == row["id"])
+            .values(status="resolved", resolved_at=self.now, resolved_by=by, resolution=why)
+        )
+        self._event(
+            EventType.ANOMALY_RESOLVED,
+            stable_event_id("anomaly", str(row["key"]), EventType.ANOMALY_RESOLVED.value),
+            str(row["out_trade_no"]),
+            {
+                "anomaly_id": int(row["id"]),
+                "anomaly": row["kind"],
+                "out_trade_no": row["out_trade_no"],
+                "channel": row["channel"],
+                "channel_trade_id": row["channel_trade_id"],
+                "resolved_by": by,
+                "resolution": why,
+            },
+        )
 
     # -- primitives ---------------------------------------------------------
 
@@ -632,6 +775,26 @@ class Applier:
             self.conn, {"w_channel": channel, "w_channel_trade_id": channel_trade_id}
         )
         return _Payment(rows[0]) if len(rows) == 1 else None
+
+    def _payment_named(self, notification: Notification) -> str:
+        """The out_trade_no of the payment a notification is about (without a lock):
+        its own, or, for a refund naming only the channel's trade, that trade's."""
+        if notification.kind in _REFUND_KINDS and notification.channel_trade_id:
+            known = self.conn.execute(
+                sa.select(payments.c.out_trade_no).where(
+                    payments.c.out_trade_no == notification.out_trade_no
+                )
+            ).first()
+            if known is None:
+                rows = self.conn.execute(
+                    sa.select(payments.c.out_trade_no).where(
+                        payments.c.channel == notification.channel,
+                        payments.c.channel_trade_id == notification.channel_trade_id,
+                    )
+                ).all()
+                if len(rows) == 1:
+                    return str(rows[0][0])
+        return notification.out_trade_no
 
     def _refund_row(self, out_refund_no: str) -> Any:
         return (

@@ -14,6 +14,7 @@ from payhub.money import Money
 __all__ = [
     "AnomalyKind",
     "AnomalyRecord",
+    "AnomalyStatus",
     "ApplyResult",
     "AttemptRecord",
     "AuditRecord",
@@ -74,6 +75,9 @@ class AnomalyKind(enum.StrEnum):
     LATE_PAYMENT = "late_payment"  #: paid after the payment was closed
     AMOUNT_MISMATCH = "amount_mismatch"  #: the channel reports another amount or currency
     ORPHAN_REFUND = "orphan_refund"  #: a refund that cannot be applied to the payment
+    #: the channel's paid time is before the payment was created, or in the
+    #: future, beyond the clock skew allowed (``Store(paid_time_skew=...)``)
+    PAID_TIME = "paid_time"
 
 
 class TransitionCause(enum.StrEnum):
@@ -134,6 +138,9 @@ class RefundRecord(BaseModel):
     updated_at: datetime
     #: what ``channel`` needs to find the refund again (its RefundRequest.refund_context)
     channel_context: dict[str, str] = Field(default_factory=dict)
+    #: the anomaly this refund returns a duplicate or late payment of
+    #: (``hub.refund_duplicate``); None for a refund of the payment itself
+    anomaly_id: int | None = None
 
 
 class InboxRecord(BaseModel):
@@ -148,9 +155,22 @@ class InboxRecord(BaseModel):
     raw_body: bytes
 
 
+class AnomalyStatus(enum.StrEnum):
+    OPEN = "open"  #: to refund or review
+    RESOLVED = "resolved"  #: refunded, or closed by a person (who and why are kept)
+
+
 class AnomalyRecord(BaseModel):
+    """Something a channel said that payhub recorded instead of crediting.
+
+    ``amount``: the money concerned (the duplicate trade, the refund), if known.
+    A resolved anomaly tells when, by whom (``resolved_by``: an operator, or
+    ``"payhub"`` when a refund of the duplicate settled it) and why.
+    """
+
     model_config = _RECORD
 
+    id: int = 0
     kind: AnomalyKind
     out_trade_no: str
     channel: str
@@ -160,6 +180,9 @@ class AnomalyRecord(BaseModel):
     detail: dict[str, Any]
     status: str
     created_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolution: str | None = None
 
 
 class AuditRecord(BaseModel):

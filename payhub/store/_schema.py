@@ -133,8 +133,11 @@ refunds = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     #: JSON object: the refund's RefundRequest.refund_context (migration 0004)
     sa.Column("channel_context", sa.Text),
+    #: a refund of a duplicate or late payment: the anomaly it returns (migration 0006)
+    sa.Column("anomaly_id", BigId),
     sa.Index(None, "payment_id"),
     sa.Index(None, "status", "created_at"),
+    sa.Index(None, "anomaly_id"),
     **TABLE_OPTIONS,
 )
 
@@ -179,6 +182,9 @@ anomalies = sa.Table(
     sa.Column("status", ExactString(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("resolved_at", UTCDateTime),
+    #: who resolved it (an operator, or "payhub" for a refund) and why (migration 0006)
+    sa.Column("resolved_by", ExactString(128)),
+    sa.Column("resolution", ExactString(512)),
     sa.Index(None, "out_trade_no"),
     **TABLE_OPTIONS,
 )

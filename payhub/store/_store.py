@@ -27,6 +27,7 @@ from payhub.errors import (
     InvalidRequestError,
     PayhubError,
     PaymentStateError,
+    ProtocolError,
     StoreError,
     StoreValueError,
 )
@@ -44,6 +45,7 @@ from payhub.models import (
 )
 from payhub.money import Money
 from payhub.store._apply import (
+    PAID_TIME_SKEW,
     Applier,
     Checkpoint,
     Fact,
@@ -63,6 +65,7 @@ from payhub.store._engine import (
 from payhub.store._records import (
     AnomalyKind,
     AnomalyRecord,
+    AnomalyStatus,
     ApplyResult,
     AttemptRecord,
     AuditRecord,
@@ -102,6 +105,10 @@ logger = logging.getLogger("payhub.store")
 DEFAULT_EVENT_LEASE = timedelta(minutes=5)
 _RETRIES = 8
 _FAILED_REFUND_CODES = frozenset({RefundStatus.FAILED, RefundStatus.CLOSED})
+#: anomalies whose money came in through a trade of its own: refundable there
+_REFUNDABLE_ANOMALIES = frozenset({AnomalyKind.DUPLICATE_PAYMENT, AnomalyKind.LATE_PAYMENT})
+#: resolved_by of an anomaly that a refund of the duplicate settled
+RESOLVED_BY_REFUND = "payhub"
 
 
 def _utcnow() -> datetime:
@@ -133,18 +140,33 @@ class Store:
         statement_timeout: float = Timeouts.statement,
         lock_timeout: float = Timeouts.lock,
         connect_timeout: float = Timeouts.connect,
+        paid_time_skew: timedelta = PAID_TIME_SKEW,
         **engine_options: Any,
     ) -> None:
         """``external_refunds``: apply refund notifications for refunds payhub did
         not ask for (made in the channel's merchant console). By default they
         are held for review (an ``orphan_refund`` anomaly and a
-        ``refund.review`` event) and change no payment."""
+        ``refund.review`` event carrying the refund's amount) and change no
+        payment.
+
+        ``paid_time_skew``: a channel's paid time earlier than the payment's
+        creation, or later than now, by more than this is flagged (a
+        ``paid_time`` anomaly and a ``payment.time_anomaly`` event); the payment
+        is still credited. Default 10 minutes (config: seconds).
+        """
+        if not isinstance(paid_time_skew, timedelta):
+            if isinstance(paid_time_skew, bool) or not isinstance(paid_time_skew, int | float):
+                raise ConfigurationError("store: paid_time_skew must be a number of seconds")
+            paid_time_skew = timedelta(seconds=paid_time_skew)
+        if paid_time_skew < timedelta(0):
+            raise ConfigurationError("store: paid_time_skew must not be negative")
         self._url = parse_url(url)
         timeouts = Timeouts(statement_timeout, lock_timeout, connect_timeout)
         self._engine = create_store_engine(self._url, timeouts=timeouts, **engine_options)
         self._clock = clock
         self._hooks: list[TransitionHook] = []
         self._external_refunds = external_refunds
+        self._paid_time_skew = paid_time_skew
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
@@ -164,6 +186,7 @@ class Store:
             self._hooks,
             checkpoint or _no_checkpoint,
             external_refunds=self._external_refunds,
+            paid_time_skew=self._paid_time_skew,
         )
 
     @property
@@ -464,6 +487,7 @@ class Store:
             if existing is not None:
                 same = (
                     existing["payment_id"] == row["id"]
+                    and existing["anomaly_id"] is None
                     and existing["amount_minor"] == request.amount.minor
                     and existing["currency"] == request.amount.currency
                 )
@@ -477,6 +501,7 @@ class Store:
                 conn.execute(
                     sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount_minor), 0)).where(
                         refunds.c.payment_id == row["id"],
+                        refunds.c.anomaly_id.is_(None),
                         refunds.c.status.in_(
                             [RefundState.PENDING.value, RefundState.SUCCEEDED.value]
                         ),
@@ -527,8 +552,18 @@ class Store:
         return self.run(fn)
 
     def apply_refund_result(self, refund: RefundRecord, result: RefundResult) -> ApplyResult:
-        """Apply the channel's answer to a refund: succeeded, failed, or still pending."""
+        """Apply the channel's answer to a refund: succeeded, failed, or still pending.
+
+        An answer about another trade or refund than ``refund``'s (another
+        ``out_trade_no`` or ``out_refund_no``, or a channel trade id that is not
+        the refunded trade's) raises :class:`ProtocolError` (not retryable) and
+        changes nothing: the refund stays pending and reserved, for
+        ``sync_refund``/``sync_pending`` or a person to settle.
+        """
         check_refund_result(result)
+        self.run(lambda conn: _check_refund_answer(conn, refund, result), readonly=True)
+        if refund.anomaly_id is not None:
+            return self._apply_duplicate_refund_result(refund, result)
         if result.status is RefundStatus.SUCCEEDED:
             fact = Fact(
                 channel=refund.channel,
@@ -550,6 +585,159 @@ class Store:
             out_trade_no=refund.out_trade_no,
             reason=f"refund {result.status.value}",
         )
+
+    def reserve_duplicate_refund(
+        self,
+        anomaly_id: int,
+        out_refund_no: str,
+        amount: Money | None = None,
+        *,
+        reason: str | None = None,
+        refund_context: Mapping[str, str] | None = None,
+    ) -> tuple[RefundRecord, bool]:
+        """Reserve a refund of the duplicate or late payment an anomaly records.
+
+        The refund goes to the channel that took the duplicate (the anomaly's
+        ``channel``), for ``amount`` (default: all of the duplicate not yet
+        refunded or reserved), and never counts against what may be refunded of
+        the payment itself. Idempotent on ``out_refund_no`` as
+        :meth:`reserve_refund`: returns the refund and whether it existed.
+        """
+
+        def fn(conn: Connection) -> tuple[RefundRecord, bool]:
+            anomaly = _anomaly_row(conn, anomaly_id)
+            payment_row = _lock_payment(conn, str(anomaly["out_trade_no"]))
+            anomaly = _anomaly_row(conn, anomaly_id, lock=True)
+            record = _anomaly_record(anomaly)
+            if payment_row is None or record.amount is None:
+                raise InvalidRequestError(
+                    f"anomaly {anomaly_id} names no stored payment or amount to refund"
+                )
+            whole = record.amount
+            asked = whole if amount is None else amount
+            existing = (
+                conn.execute(sa.select(refunds).where(refunds.c.out_refund_no == out_refund_no))
+                .mappings()
+                .first()
+            )
+            if existing is not None:
+                same_amount = amount is None or (
+                    existing["amount_minor"],
+                    existing["currency"],
+                ) == (amount.minor, amount.currency)
+                if existing["anomaly_id"] != anomaly_id or not same_amount:
+                    raise InvalidRequestError(
+                        f"out_refund_no {out_refund_no!r} was used for another refund"
+                    )
+                return _refund_record(existing, record.out_trade_no), True
+            if record.kind not in _REFUNDABLE_ANOMALIES:
+                raise InvalidRequestError(
+                    f"anomaly {anomaly_id} is a {record.kind.value}: no trade of its own to "
+                    "refund (refund the payment with hub.refund, or resolve the anomaly)"
+                )
+            if record.status != AnomalyStatus.OPEN:
+                raise PaymentStateError(
+                    f"anomaly {anomaly_id} is already resolved ({record.resolution})",
+                    code=ErrorCode.PAYMENT_STATE,
+                )
+            if asked.currency != whole.currency:
+                raise InvalidRequestError(
+                    f"refund in {asked.currency} of a duplicate in {whole.currency}",
+                    code=ErrorCode.CURRENCY_MISMATCH,
+                )
+            reserved = int(
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount_minor), 0)).where(
+                        refunds.c.anomaly_id == anomaly_id,
+                        refunds.c.status.in_(
+                            [RefundState.PENDING.value, RefundState.SUCCEEDED.value]
+                        ),
+                    )
+                ).scalar_one()
+            )
+            left = whole.minor - reserved
+            if amount is None:
+                asked = Money(left, whole.currency)
+            if asked.minor <= 0 or asked.minor > left:
+                raise PaymentStateError(
+                    f"refund of {asked} exceeds what is left of the duplicate "
+                    f"({Money(max(left, 0), whole.currency)})",
+                    code=ErrorCode.REFUND_EXCEEDS_PAID,
+                )
+            now = self.now()
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        refunds.insert().values(
+                            out_refund_no=out_refund_no,
+                            payment_id=payment_row["id"],
+                            channel=record.channel,
+                            amount_minor=asked.minor,
+                            currency=asked.currency,
+                            status=RefundState.PENDING.value,
+                            reason=reason,
+                            origin="hub",
+                            channel_context=(
+                                json.dumps(dict(refund_context), sort_keys=True)
+                                if refund_context
+                                else None
+                            ),
+                            anomaly_id=anomaly_id,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+            except IntegrityError:
+                raise InvalidRequestError(
+                    f"out_refund_no {out_refund_no!r} was used for another refund"
+                ) from None
+            created = (
+                conn.execute(sa.select(refunds).where(refunds.c.out_refund_no == out_refund_no))
+                .mappings()
+                .one()
+            )
+            return _refund_record(created, record.out_trade_no), False
+
+        return self.run(fn)
+
+    def _apply_duplicate_refund_result(
+        self, refund: RefundRecord, result: RefundResult
+    ) -> ApplyResult:
+        """The channel's answer to a refund of a duplicate payment."""
+        if result.status in _FAILED_REFUND_CODES:
+            return self.fail_refund(refund.out_refund_no, f"channel says {result.status.value}")
+        if result.status is not RefundStatus.SUCCEEDED:
+            return ApplyResult(
+                outcome=InboxOutcome.IGNORED,
+                out_trade_no=refund.out_trade_no,
+                reason=f"refund {result.status.value}",
+            )
+
+        def fn(conn: Connection) -> ApplyResult:
+            _lock_payment(conn, refund.out_trade_no)
+            row = (
+                conn.execute(
+                    sa.select(refunds).where(refunds.c.out_refund_no == refund.out_refund_no)
+                )
+                .mappings()
+                .one()
+            )
+            if row["status"] != RefundState.PENDING.value:
+                return ApplyResult(
+                    outcome=InboxOutcome.DUPLICATE,
+                    out_trade_no=refund.out_trade_no,
+                    reason=f"refund already {row['status']}",
+                )
+            anomaly = _anomaly_row(conn, int(row["anomaly_id"]), lock=True)
+            applier = self._applier(conn)
+            applier.complete_duplicate_refund(row, anomaly, result.channel_refund_id)
+            return ApplyResult(
+                outcome=InboxOutcome.APPLIED,
+                out_trade_no=refund.out_trade_no,
+                event_ids=tuple(applier.event_ids),
+            )
+
+        return self.run(fn)
 
     def fail_refund(self, out_refund_no: str, why: str) -> ApplyResult:
         """A pending refund failed at the channel: release its reservation."""
@@ -717,30 +905,65 @@ class Store:
 
         return self._read(fn)
 
-    def anomalies(self, out_trade_no: str | None = None) -> list[AnomalyRecord]:
-        stmt = sa.select(anomalies).order_by(anomalies.c.id)
+    def anomalies(
+        self,
+        out_trade_no: str | None = None,
+        *,
+        status: AnomalyStatus | str | None = None,
+        kind: AnomalyKind | str | None = None,
+        limit: int | None = None,
+    ) -> list[AnomalyRecord]:
+        """Recorded anomalies, oldest first; only of one payment, status or kind if given."""
+        stmt = sa.select(anomalies).order_by(anomalies.c.id).limit(limit)
         if out_trade_no is not None:
             stmt = stmt.where(anomalies.c.out_trade_no == out_trade_no)
+        if status is not None:
+            stmt = stmt.where(anomalies.c.status == _enum_value(AnomalyStatus, status, "status"))
+        if kind is not None:
+            stmt = stmt.where(anomalies.c.kind == _enum_value(AnomalyKind, kind, "kind"))
+        return self._read(
+            lambda conn: [_anomaly_record(r) for r in conn.execute(stmt).mappings()]
+        )
 
-        def fn(conn: Connection) -> list[AnomalyRecord]:
-            return [
-                AnomalyRecord(
-                    kind=AnomalyKind(r["kind"]),
-                    out_trade_no=r["out_trade_no"],
-                    channel=r["channel"],
-                    channel_trade_id=r["channel_trade_id"],
-                    amount=None
-                    if r["amount_minor"] is None
-                    else Money(int(r["amount_minor"]), r["currency"]),
-                    source=r["source"],
-                    detail=dict(r["detail"]),
-                    status=r["status"],
-                    created_at=r["created_at"],
+    def anomaly(self, anomaly_id: int) -> AnomalyRecord:
+        """One anomaly; :class:`InvalidRequestError` if there is none of that id."""
+        return self._read(lambda conn: _anomaly_record(_anomaly_row(conn, anomaly_id)))
+
+    def resolve_anomaly(self, anomaly_id: int, *, operator: str, reason: str) -> AnomalyRecord:
+        """Close an open anomaly by hand (reviewed, refunded outside payhub…).
+
+        ``operator`` (who) and ``reason`` (why) are required and kept with it,
+        and an ``anomaly.resolved`` event carries both. Refused while a refund
+        of it (``hub.refund_duplicate``) is pending: its outcome decides.
+        """
+        operator = _required_text(operator, "operator", 128)
+        reason = _required_text(reason, "reason", 512)
+
+        def fn(conn: Connection) -> AnomalyRecord:
+            row = _anomaly_row(conn, anomaly_id)
+            _lock_payment(conn, str(row["out_trade_no"]))
+            row = _anomaly_row(conn, anomaly_id, lock=True)
+            if row["status"] != AnomalyStatus.OPEN.value:
+                raise PaymentStateError(
+                    f"anomaly {anomaly_id} is already resolved", code=ErrorCode.PAYMENT_STATE
                 )
-                for r in conn.execute(stmt).mappings()
-            ]
+            pending = conn.execute(
+                sa.select(refunds.c.out_refund_no).where(
+                    refunds.c.anomaly_id == anomaly_id,
+                    refunds.c.status == RefundState.PENDING.value,
+                )
+            ).first()
+            if pending is not None:
+                raise PaymentStateError(
+                    f"anomaly {anomaly_id}: refund {pending[0]!r} of it is pending; "
+                    "settle it first (payhub sync)",
+                    code=ErrorCode.PAYMENT_STATE,
+                )
+            self._applier(conn).resolve_anomaly(row, operator, reason)
+            logger.info("anomaly %s resolved by %s", anomaly_id, operator)
+            return _anomaly_record(_anomaly_row(conn, anomaly_id))
 
-        return self._read(fn)
+        return self.run(fn)
 
     def audit(self, out_trade_no: str) -> list[AuditRecord]:
         stmt = (
@@ -886,6 +1109,84 @@ def _require_refundable(payment: PaymentRecord, channel: str | None, amount: Mon
         )
 
 
+def _enum_value(
+    enum_type: type[AnomalyStatus] | type[AnomalyKind], value: str, what: str
+) -> str:
+    try:
+        return str(enum_type(value).value)
+    except ValueError:
+        known = ", ".join(member.value for member in enum_type)
+        raise InvalidRequestError(f"unknown anomaly {what} {value!r} (known: {known})") from None
+
+
+def _required_text(value: object, what: str, size: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequestError(f"resolving an anomaly needs a non-empty {what}")
+    value = value.strip()
+    if len(value) > size or any(ord(ch) < 32 for ch in value):
+        raise InvalidRequestError(
+            f"the {what} must be one line of at most {size} characters"
+        )
+    return value
+
+
+def _anomaly_row(conn: Connection, anomaly_id: int, *, lock: bool = False) -> Any:
+    if isinstance(anomaly_id, bool) or not isinstance(anomaly_id, int):
+        raise InvalidRequestError(f"an anomaly id is a number, not {anomaly_id!r}")
+    stmt = sa.select(anomalies).where(anomalies.c.id == anomaly_id)
+    row = conn.execute(stmt.with_for_update() if lock else stmt).mappings().first()
+    if row is None:
+        raise InvalidRequestError(f"no anomaly {anomaly_id}")
+    return row
+
+
+def _anomaly_record(r: Any) -> AnomalyRecord:
+    return AnomalyRecord(
+        id=int(r["id"]),
+        kind=AnomalyKind(r["kind"]),
+        out_trade_no=r["out_trade_no"],
+        channel=r["channel"],
+        channel_trade_id=r["channel_trade_id"],
+        amount=None if r["amount_minor"] is None else Money(int(r["amount_minor"]), r["currency"]),
+        source=r["source"],
+        detail=dict(r["detail"]),
+        status=r["status"],
+        created_at=r["created_at"],
+        resolved_at=r["resolved_at"],
+        resolved_by=r["resolved_by"],
+        resolution=r["resolution"],
+    )
+
+
+def _check_refund_answer(conn: Connection, refund: RefundRecord, result: RefundResult) -> None:
+    """Refuse a channel's answer that is about another trade or refund than ``refund``."""
+    problem = None
+    if result.out_trade_no != refund.out_trade_no:
+        problem = f"names payment {result.out_trade_no!r}, not {refund.out_trade_no!r}"
+    elif result.out_refund_no != refund.out_refund_no:
+        problem = f"names refund {result.out_refund_no!r}, not {refund.out_refund_no!r}"
+    elif result.channel_trade_id is not None:
+        if refund.anomaly_id is not None:
+            expected = conn.execute(
+                sa.select(anomalies.c.channel_trade_id).where(anomalies.c.id == refund.anomaly_id)
+            ).scalar()
+        else:
+            expected = conn.execute(
+                sa.select(payments.c.channel_trade_id).where(
+                    payments.c.out_trade_no == refund.out_trade_no,
+                    payments.c.channel == refund.channel,
+                )
+            ).scalar()
+        if expected is not None and expected != result.channel_trade_id:
+            problem = f"names trade {result.channel_trade_id!r}, not {expected!r}"
+    if problem is not None:
+        raise ProtocolError(
+            f"{refund.channel}: the answer about refund {refund.out_refund_no!r} {problem}; "
+            "nothing applied, the refund stays pending (payhub sync asks again)",
+            retryable=False,
+        )
+
+
 def _refund_record(row: Any, out_trade_no: str) -> RefundRecord:
     return RefundRecord(
         out_refund_no=row["out_refund_no"],
@@ -899,6 +1200,7 @@ def _refund_record(row: Any, out_trade_no: str) -> RefundRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         channel_context=json.loads(row["channel_context"] or "{}"),
+        anomaly_id=None if row["anomaly_id"] is None else int(row["anomaly_id"]),
     )
 
 

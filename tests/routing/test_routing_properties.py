@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from routing_fakes import FakeChannel, ManualClock
 
-from payhub.errors import NoEligibleChannel
+from payhub.errors import InvalidRequestError, NoEligibleChannel
 from payhub.fees import FixedFee, PercentageFee
 from payhub.models import PaymentRequest, PayMethod
 from payhub.money import Money
@@ -170,6 +170,11 @@ def decide(
         return router.route(request, [a.channel for a in all_accounts])
     except NoEligibleChannel as exc:
         return exc.reasons
+    except InvalidRequestError:
+        # Only a pinned account whose channel refuses the request raises this.
+        pinned = next(a for a in all_accounts if a.name == request.channel)
+        assert not pinned.channel.supports(request.method, request.amount.currency)
+        return {a.name: "refused" for a in all_accounts}
 
 
 Scenario = tuple[Router, list[Account], PaymentRequest, Strategy, float]

@@ -62,6 +62,7 @@ def notification(
     refund_amount: int | None = None,
     refunded_total: int | None = None,
     out_refund_no: str | None = None,
+    paid_at: datetime | None = None,
     secret: bytes = SECRET,
 ) -> tuple[dict[str, str], bytes]:
     """Headers and body of a signed toy notification."""
@@ -86,6 +87,7 @@ def notification(
             "refund_amount": refund_amount,
             "refunded_total": refunded_total,
             "out_refund_no": out_refund_no,
+            "paid_at": None if paid_at is None else paid_at.isoformat(),
         },
         sort_keys=True,
     ).encode()
@@ -220,6 +222,7 @@ class ToyChannel(Channel):
         data = json.loads(body)
         refund = data.get("refund_amount")
         total = data.get("refunded_total")
+        paid_at = data.get("paid_at")
         return Notification(
             channel=self.name,
             kind=NotificationKind(data["kind"]),
@@ -231,6 +234,7 @@ class ToyChannel(Channel):
             refund_amount=None if refund is None else Money(refund, data["currency"]),
             refunded_total=None if total is None else Money(total, data["currency"]),
             out_refund_no=data.get("out_refund_no"),
+            occurred_at=None if paid_at is None else datetime.fromisoformat(paid_at),
             raw=data,
             raw_body=body,
         )

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from storekit import ToyBank, ToyChannel, notification
 
-from payhub import AsyncPayHub, Event, EventType, Money, PaymentRequest, PayMethod
-from payhub.store import PaymentState, Store
+from payhub import AsyncPayHub, Event, EventType, Money, PayHub, PaymentRequest, PayMethod
+from payhub.store import DEFAULT_EVENT_LEASE, InboxOutcome, PaymentState, Store
 from payhub.store._schema import events
 
 
@@ -167,3 +167,100 @@ def test_sync_handler_in_async_hub_and_async_handler_in_sync_hub(hub, store) -> 
 def test_subscribe_needs_a_callable(hub) -> None:
     with pytest.raises(TypeError):
         hub.subscribe("*", "not callable")
+
+
+def test_a_resent_notification_delivers_an_event_whose_claim_lapsed(
+    store_url: str, bank: ToyBank
+) -> None:
+    """A process claimed the event and died: the channel's resend delivers it once the
+    claim's lease is over, with no ``payhub events dispatch`` job (issue 11, point 18)."""
+    now = [datetime.now(UTC)]
+    with (
+        Store(store_url, clock=lambda: now[0]) as store,
+        PayHub(channels=[ToyChannel("toy-a")], store=store, http_client=bank.client()) as hub,
+    ):
+        pay(hub, "E9")
+        headers, body = bank.buyer_pays("toy-a", "E9")
+        assert hub.handle_notification("toy-a", headers, body).ack.ok
+        [event] = store.events(pending=True)
+        # The process that applied it claimed the event, then crashed before delivering.
+        assert store.claim_event(event.id) is not None
+        seen: list[str] = []
+        hub.subscribe("*", lambda e: seen.append(e.id))
+        # Resent while the dead process's claim holds: nothing yet.
+        assert hub.handle_notification("toy-a", headers, body).ack.ok
+        assert seen == []
+        now[0] += DEFAULT_EVENT_LEASE + timedelta(seconds=1)  # the lease lapses
+        resent = hub.handle_notification("toy-a", headers, body)
+        assert resent.ack.ok
+        assert resent.applied.outcome is InboxOutcome.DUPLICATE
+        assert seen == [event.id]
+        assert store.events(pending=True) == []
+        # Resent again: delivered once, not twice.
+        hub.handle_notification("toy-a", headers, body)
+        assert seen == [event.id]
+
+
+def test_a_resent_refund_notification_naming_its_own_number_delivers_a_lapsed_claim(
+    store_url: str, bank: ToyBank
+) -> None:
+    """UnionPay names a refund by its own order number and the payment only by the
+    channel's trade id: its resend still finds the payment's events (point 18)."""
+    now = [datetime.now(UTC)]
+    with (
+        Store(store_url, clock=lambda: now[0], external_refunds=True) as store,
+        PayHub(channels=[ToyChannel("toy-a")], store=store, http_client=bank.client()) as hub,
+    ):
+        pay(hub, "E10")
+        assert hub.handle_notification("toy-a", *bank.buyer_pays("toy-a", "E10")).ack.ok
+        headers, body = notification(
+            "RF-E10", kind="refund", trade_id="toy-a-T-E10", refund_amount=300,
+            out_refund_no="RF-E10",
+        )
+        first = hub.handle_notification("toy-a", headers, body)
+        assert first.applied.outcome is InboxOutcome.APPLIED
+        assert first.applied.out_trade_no == "E10"
+        events_now = store.events(pending=True)
+        assert [e.type for e in events_now] == ["payment.succeeded", "payment.refunded"]
+        for event in events_now:  # the process died holding both
+            assert store.claim_event(event.id) is not None
+        seen: list[str] = []
+        hub.subscribe("*", lambda e: seen.append(e.type))
+        now[0] += DEFAULT_EVENT_LEASE + timedelta(seconds=1)
+        resent = hub.handle_notification("toy-a", headers, body)
+        assert resent.applied.outcome is InboxOutcome.DUPLICATE
+        assert resent.applied.out_trade_no == "E10"
+        assert seen == ["payment.succeeded", "payment.refunded"]
+        hub.handle_notification("toy-a", headers, body)
+        assert len(seen) == 2
+
+
+def test_the_async_hub_also_delivers_a_lapsed_claim_on_a_resend(
+    store_url: str, bank: ToyBank
+) -> None:
+    now = [datetime.now(UTC)]
+
+    async def main(store: Store) -> list[str]:
+        seen: list[str] = []
+        async with AsyncPayHub(
+            channels=[ToyChannel("toy-a")],
+            store=store,
+            http_client=__import__("httpx").AsyncClient(transport=bank.transport()),
+        ) as hub:
+            await hub.pay(
+                PaymentRequest(out_trade_no="E11", amount=Money(1000), subject="c", method="qr")
+            )
+            headers, body = bank.buyer_pays("toy-a", "E11")
+            await hub.handle_notification("toy-a", headers, body)
+            [event] = store.events(pending=True)
+            assert store.claim_event(event.id) is not None  # then that process died
+            hub.subscribe("*", lambda e: seen.append(e.id))
+            now[0] += DEFAULT_EVENT_LEASE + timedelta(seconds=1)
+            await hub.handle_notification("toy-a", headers, body)
+            await hub.handle_notification("toy-a", headers, body)
+            assert seen == [event.id]
+        return seen
+
+    with Store(store_url, clock=lambda: now[0]) as store:
+        assert len(asyncio.run(main(store))) == 1
+        assert store.events(pending=True) == []

@@ -376,3 +376,47 @@ def test_a_refund_retried_after_a_lost_answer_is_settled_at_once(rig: Rig) -> No
     record = rig.store.payment("F9")
     assert (record.status, record.refunded) == (PaymentState.PARTIALLY_REFUNDED, Money(4000))
     _check_events(rig, "F9", ["payment.succeeded", "payment.refunded"])
+
+
+def test_console_refunds_held_for_review_carry_their_amounts(rig: Rig) -> None:
+    """Refunds made in Alipay's merchant console: each notification's refund_fee is
+    the trade's running total; the held refund carries its own amount (point 22)."""
+    rig.order("F9")
+    rig.box.pay_alipay(APP_ID, "F9")
+    rig.drive()
+    rig.box.refund_alipay(APP_ID, "F9", "30.00", out_request_no="RF9a")
+    rig.drive()
+    rig.box.refund_alipay(APP_ID, "F9", "20.00", out_request_no="RF9b")
+    rig.drive()
+    assert all(d.acknowledged for d in rig.box.deliveries)
+    held = rig.store.anomalies("F9")
+    assert [(a.kind.value, a.detail["out_refund_no"], a.amount) for a in held] == [
+        ("orphan_refund", "RF9a", Money(3000)),
+        ("orphan_refund", "RF9b", Money(2000)),
+    ]
+    reviews = [e.payload for e in rig.events if e.type == "refund.review"]
+    assert [(p["amount"], p["refunded_total"]) for p in reviews] == [
+        ({"minor": 3000, "currency": "CNY"}, {"minor": 3000, "currency": "CNY"}),
+        ({"minor": 2000, "currency": "CNY"}, {"minor": 5000, "currency": "CNY"}),
+    ]
+    record = rig.store.payment("F9")
+    assert (record.status, record.refunded) == (PaymentState.PAID, Money(0))
+
+
+def test_a_gateway_clock_hours_ahead_is_flagged_and_the_payment_credited(rig: Rig) -> None:
+    """gmt_payment two hours in payhub's future (the gateway's clock is off): credited,
+    with a paid_time anomaly and a payment.time_anomaly event (point 11)."""
+    rig.order("F10")
+    rig.clock.advance(2 * 3600)
+    rig.box.pay_alipay(APP_ID, "F10")
+    rig.drive()
+    [outcome] = rig.outcomes
+    assert outcome.ack.ok
+    assert outcome.applied.outcome is InboxOutcome.APPLIED
+    record = rig.store.payment("F10")
+    assert record.status is PaymentState.PAID
+    assert record.paid_at < outcome.notification.occurred_at - timedelta(hours=1)
+    [anomaly] = rig.store.anomalies("F10")
+    assert anomaly.kind.value == "paid_time"
+    assert "in the future" in anomaly.detail["why"]
+    assert sorted(e.type for e in rig.events) == ["payment.succeeded", "payment.time_anomaly"]

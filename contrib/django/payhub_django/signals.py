@@ -27,13 +27,16 @@ from payhub import Event, EventType
 
 __all__ = [
     "SIGNALS",
+    "anomaly_resolved",
     "payhub_event",
     "payment_amount_mismatch",
     "payment_closed",
     "payment_duplicate",
+    "payment_duplicate_refunded",
     "payment_late",
     "payment_refunded",
     "payment_succeeded",
+    "payment_time_anomaly",
     "refund_failed",
     "refund_review",
     "send_event",
@@ -57,6 +60,13 @@ payment_late = Signal()
 refund_failed = Signal()
 #: ``refund.review``: a refund notification that cannot be applied
 refund_review = Signal()
+#: ``payment.time_anomaly``: credited, but the channel's paid time is implausible
+payment_time_anomaly = Signal()
+#: ``payment.duplicate_refunded``: a duplicate or late payment was refunded; the
+#: payment itself is unchanged (do not take back what it delivered)
+payment_duplicate_refunded = Signal()
+#: ``anomaly.resolved``: an anomaly was resolved (who and why in the payload)
+anomaly_resolved = Signal()
 
 #: event type -> its signal
 SIGNALS: dict[str, Signal] = {
@@ -68,6 +78,9 @@ SIGNALS: dict[str, Signal] = {
     EventType.PAYMENT_LATE: payment_late,
     EventType.REFUND_FAILED: refund_failed,
     EventType.REFUND_REVIEW: refund_review,
+    EventType.PAYMENT_TIME_ANOMALY: payment_time_anomaly,
+    EventType.DUPLICATE_REFUNDED: payment_duplicate_refunded,
+    EventType.ANOMALY_RESOLVED: anomaly_resolved,
 }
 
 
