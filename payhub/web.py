@@ -163,4 +163,3 @@ def handle_notification(
         return TOO_LARGE
     outcome = hub.handle_notification(channel, wire_headers(headers), body)
     return ack_response(outcome.ack)
-
