@@ -35,9 +35,9 @@ _PG_TRANSIENT = {"40001", "40P01", "55P03"}
 _MYSQL_TRANSIENT = {1213, 1205}
 
 _EXTRA = {
-    "postgresql": "payhub[postgres] (psycopg 3)",
-    "mysql": "payhub[mysql] (PyMySQL)",
-    "mariadb": "payhub[mysql] (PyMySQL)",
+    "postgresql": "payhub-cn[postgres] (psycopg 3)",
+    "mysql": "payhub-cn[mysql] (PyMySQL)",
+    "mariadb": "payhub-cn[mysql] (PyMySQL)",
 }
 
 
