@@ -183,6 +183,22 @@ def test_django_cap_is_a_setting(hub: PayHub, toy: ToyChannel) -> None:
         set_hub(None)
 
 
+@pytest.mark.parametrize("bad", [0, "64k", 2**40])
+def test_django_refuses_a_meaningless_cap(hub: PayHub, bad: object) -> None:
+    from django.apps import apps
+    from django.core.exceptions import ImproperlyConfigured
+
+    with override_settings(PAYHUB_MAX_NOTIFICATION_BYTES=bad):
+        with pytest.raises(ImproperlyConfigured, match="PAYHUB_MAX_NOTIFICATION_BYTES"):
+            apps.get_app_config("payhub_django").ready()
+        set_hub(hub)
+        try:
+            with pytest.raises(ImproperlyConfigured):
+                Client().post(PATHS["django"], b"x", content_type="text/plain")
+        finally:
+            set_hub(None)
+
+
 def test_read_capped_stops_reading_at_the_cap() -> None:
     body = Firehose(HUGE)
     assert read_capped(None, body.read, limit=1000) is None

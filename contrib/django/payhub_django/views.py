@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings  # type: ignore[import-untyped]
+from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.http import (  # type: ignore[import-untyped]
     Http404,
     HttpRequest,
@@ -21,7 +22,7 @@ from django.http import (  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 from django.views.decorators.csrf import csrf_exempt  # type: ignore[import-untyped]
 
-from payhub import Ack, PayHub, UnknownChannelError, web
+from payhub import Ack, ConfigurationError, PayHub, UnknownChannelError, web
 from payhub_django._hub import get_hub
 from payhub_django._return import ReturnOutcome, verify_return
 
@@ -72,11 +73,18 @@ def notify(request: HttpRequest, channel: str) -> HttpResponse:
 
 
 def max_notification_bytes() -> int:
-    """``settings.PAYHUB_MAX_NOTIFICATION_BYTES``, checked (default 64 KiB)."""
-    return web.check_max_notification_bytes(
-        getattr(settings, "PAYHUB_MAX_NOTIFICATION_BYTES", None),
-        name="settings.PAYHUB_MAX_NOTIFICATION_BYTES",
-    )
+    """``settings.PAYHUB_MAX_NOTIFICATION_BYTES``, checked (default 64 KiB).
+
+    Raises ImproperlyConfigured for anything but a number of bytes from 1 to 16 MiB
+    (also at start-up: the app config checks it in ``ready()``).
+    """
+    try:
+        return web.check_max_notification_bytes(
+            getattr(settings, "PAYHUB_MAX_NOTIFICATION_BYTES", None),
+            name="settings.PAYHUB_MAX_NOTIFICATION_BYTES",
+        )
+    except ConfigurationError as exc:
+        raise ImproperlyConfigured(exc.message) from exc
 
 
 @_csrf_exempt
