@@ -27,11 +27,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from payhub.client import PayHub
+from payhub.client import PayHub, SyncReport
 from payhub.errors import ConfigurationError, PayhubError
 from payhub.store import Store
 
-__all__ = ["app", "main", "parse_duration"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "app", "main", "parse_duration"]
 
 app = typer.Typer(
     name="payhub",
@@ -50,6 +50,13 @@ anomalies_app = typer.Typer(
 app.add_typer(anomalies_app, name="anomalies")
 
 _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
+
+#: Exit codes, as docs/cli.md lists them.
+EXIT_OK = 0
+#: the work failed: a database or channel error, or some items could not be done
+EXIT_FAILED = 1
+#: the command line or the configuration is wrong
+EXIT_USAGE = 2
 
 ConfigOption = Annotated[
     Path,
@@ -80,10 +87,16 @@ OptionalConfig = Annotated[
 
 
 def parse_duration(text: str) -> timedelta:
-    """``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``, ``"1h30m"``; a bare number is seconds."""
+    """``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``, ``"1h30m"``: every number needs its unit.
+
+    A bare number is refused rather than guessed (``10`` meant seconds to the
+    code and minutes to the operator who typed it).
+    """
     text = text.strip()
     if text.isdigit():
-        return timedelta(seconds=int(text))
+        raise typer.BadParameter(
+            f"{text!r} has no unit: write {text}s, {text}m, {text}h or {text}d"
+        )
     match = _DURATION_RE.fullmatch(text)
     if not text or match is None:
         raise typer.BadParameter(f"{text!r} is not a duration like 90s, 10m, 2h, 1d")
@@ -91,18 +104,23 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
+def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def _fail_with(exc: PayhubError) -> NoReturn:
+    """A configuration error exits 2 (fix the file or the command line); any other 1."""
+    _fail(exc.message, EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_FAILED)
 
 
 def _load_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        _fail(f"cannot read {path}: {exc}", 2)
+        _fail(f"cannot read {path}: {exc}", EXIT_USAGE)
     if not isinstance(config, dict):
-        _fail(f"{path}: the configuration must be a JSON object", 2)
+        _fail(f"{path}: the configuration must be a JSON object", EXIT_USAGE)
     return config
 
 
@@ -110,7 +128,7 @@ def _open_hub(path: Path) -> PayHub:
     """The hub of a configuration file (it owns, and closes, its store)."""
     config = _load_config(path)
     if not config.get("store"):
-        _fail(f"{path}: no 'store' section: this command needs the payment store", 2)
+        _fail(f"{path}: no 'store' section: this command needs the payment store", EXIT_USAGE)
     return PayHub.from_config(config)
 
 
@@ -120,9 +138,9 @@ def _open_store(url: str | None, config: Path | None) -> Store:
     if config is not None:
         section = _load_config(config).get("store")
         if not section:
-            _fail(f"{config}: no 'store' section", 2)
+            _fail(f"{config}: no 'store' section", EXIT_USAGE)
         return Store.from_config(section)
-    _fail("give --url (or PAYHUB_DATABASE_URL) or --config", 2)
+    _fail("give --url (or PAYHUB_DATABASE_URL) or --config", EXIT_USAGE)
 
 
 @db_app.command("upgrade")
@@ -131,14 +149,47 @@ def db_upgrade(
     config: OptionalConfig = None,
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
-    """Create the store's tables, or migrate them to the newest revision."""
+    """Create the store's tables, or migrate them to the newest revision.
+
+    Never downgrades: a target older than the database's revision is refused.
+    """
     try:
         with _open_store(url, config) as store:
+            _check_target(store.current_revision(), revision)
             store.upgrade(revision)
             current = store.current_revision()
             typer.echo(f"{store.url}: at revision {current}")
     except PayhubError as exc:
-        _fail(exc.message)
+        _fail_with(exc)
+
+
+def _check_target(current: str | None, target: str) -> None:
+    """Refuse an unknown revision (exit 2), and one the database is already past (exit 1)."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - alembic only when migrating
+    from alembic.util import CommandError  # noqa: PLC0415
+
+    from payhub.store._migrate import alembic_config  # noqa: PLC0415
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    if target == "base":  # the empty schema: below every revision
+        wanted = None
+    else:
+        try:
+            wanted = scripts.get_revision(target)
+        except CommandError:
+            wanted = None
+        if wanted is None:
+            heads = ", ".join(scripts.get_heads())
+            _fail(f"unknown revision {target!r} (the newest is {heads})", EXIT_USAGE)
+    if current is None or (wanted is not None and wanted.revision == current):
+        return
+    behind = {rev.revision for rev in scripts.iterate_revisions(current, "base")}
+    if wanted is None or wanted.revision in behind:
+        _fail(
+            f"the database is at revision {current}, ahead of {target}: "
+            "payhub never downgrades a store; nothing was changed",
+            EXIT_FAILED,
+        )
 
 
 @db_app.command("current")
@@ -148,7 +199,7 @@ def db_current(url: UrlOption = None, config: OptionalConfig = None) -> None:
         with _open_store(url, config) as store:
             typer.echo(store.current_revision() or "none")
     except PayhubError as exc:
-        _fail(exc.message)
+        _fail_with(exc)
 
 
 @app.command("sync")
@@ -181,8 +232,9 @@ def sync(
                 report = hub.sync_pending(
                     age, limit=limit, progress=lambda _: progress.advance(task)
                 )
+            undelivered = _undelivered_events(hub, report)
     except PayhubError as exc:
-        _fail(exc.message)
+        _fail_with(exc)
     typer.echo(f"checked {report.checked} pending payment(s), {len(report.changed)} changed")
     for out_trade_no, state in sorted(report.changed.items()):
         typer.echo(f"  {out_trade_no}\t{state.value}")
@@ -196,8 +248,28 @@ def sync(
         typer.echo(f"  refund {out_refund_no}\t{refund_state.value}")
     for out_refund_no, error in sorted(report.refund_errors.items()):
         console.print(f"[yellow]refund {out_refund_no}[/yellow]: {error}", highlight=False)
-    if report.errors or report.refund_errors:
-        raise typer.Exit(1)
+    if undelivered:
+        console.print(
+            f"[yellow]{undelivered} event(s)[/yellow] of these payments not delivered "
+            "(a handler failed); they stay pending for `payhub events dispatch`",
+            highlight=False,
+        )
+    if report.errors or report.refund_errors or undelivered:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _undelivered_events(hub: PayHub, report: SyncReport) -> int:
+    """Events of the payments this sync changed that are still pending: a handler
+    failed on them (with no handler configured, pending is the plan, not a failure)."""
+    store = hub.store
+    if store is None or not hub._subscribers:
+        return 0
+    touched = set(report.changed)
+    for out_refund_no in report.refunds_changed:
+        refund = store.refund(out_refund_no)
+        if refund is not None:
+            touched.add(refund.out_trade_no)
+    return sum(len(store.events(out_trade_no=no, pending=True)) for no in sorted(touched))
 
 
 @events_app.command("dispatch")
@@ -218,10 +290,10 @@ def events_dispatch(
             assert store is not None
             left = len(store.events(pending=True))
     except PayhubError as exc:
-        _fail(exc.message)
+        _fail_with(exc)
     typer.echo(f"dispatched {delivered} event(s); {left} still pending")
     if left and limit is None:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @events_app.command("list")
@@ -237,7 +309,7 @@ def events_list(
         with _open_store(url, config) as store:
             found = store.events(pending=True if pending else None, limit=limit)
     except PayhubError as exc:
-        _fail(exc.message)
+        _fail_with(exc)
     for event in found:
         fields = (
             event.id,

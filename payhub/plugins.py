@@ -1,4 +1,8 @@
-"""Plugin discovery and the registry of channel types."""
+"""Plugin discovery and the registry of channel types.
+
+Calendar providers (``register_calendars``) are collected by
+:func:`payhub.settlement.calendars.calendar_providers`.
+"""
 
 from __future__ import annotations
 
@@ -16,18 +20,20 @@ if TYPE_CHECKING:
 
 __all__ = ["BUILTIN_PLUGINS", "channel_types", "get_plugin_manager"]
 
-#: Built-in channel modules, registered under the same names as their entry points.
+#: Built-in plugin modules: the channels, under the same names as their entry
+#: points, and the default working-day calendar provider.
 BUILTIN_PLUGINS: dict[str, str] = {
     "alipay": "payhub.channels.alipay",
     "unionpay": "payhub.channels.unionpay",
     "wechat": "payhub.channels.wechat",
+    "payhub.calendars": "payhub.settlement.calendars",
 }
 
 _ENV_ALLOW = "PAYHUB_PLUGINS"
 
 
 def get_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginManager:
-    """A plugin manager with the built-in channels and the ``payhub`` entry points.
+    """A plugin manager with the built-in plugins and the ``payhub`` entry points.
 
     If ``PAYHUB_PLUGINS`` is set (a comma-separated list of entry-point names),
     only those third-party plugins load; set it empty to load none.

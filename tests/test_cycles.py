@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,12 +16,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from payhub.errors import ConfigurationError, InvalidRequestError
+from payhub.hookspecs import hookimpl
+from payhub.plugins import get_plugin_manager
 from payhub.settlement import (
+    HolidaySchedule,
     MonthlyCycle,
     NaturalDayCycle,
     SettlementCycle,
     WeeklyCycle,
+    WorkdayCalendar,
     WorkingDayCycle,
+    WorkingDays,
+    calendar_from_config,
+    calendar_providers,
     is_working_day,
     parse_cycle,
     supported_range,
@@ -173,33 +181,33 @@ def test_supported_range_is_the_packages_whole_years() -> None:
     assert last >= date(2026, 12, 31)
     is_working_day(first)
     is_working_day(last)
-    with pytest.raises(ConfigurationError, match="covers"):
+    with pytest.raises(ConfigurationError, match="no working-day calendar knows"):
         is_working_day(last + timedelta(days=1))
-    with pytest.raises(ConfigurationError, match="covers"):
+    with pytest.raises(ConfigurationError, match="no working-day calendar knows"):
         is_working_day(first - timedelta(days=1))
 
 
 def test_dates_outside_the_calendar_raise_a_clear_error() -> None:
     first, last = supported_range()
     cycle = parse_cycle("T+1")
-    with pytest.raises(ConfigurationError, match=r"covers .* upgrade chinesecalendar"):
+    with pytest.raises(ConfigurationError, match=r"knows .* upgrade chinesecalendar"):
         cycle.settle_date(datetime.combine(last, time(12), tzinfo=SHANGHAI))
     # a payment before the calendar's first day is refused, even where the first working
     # day after it is known
-    with pytest.raises(ConfigurationError, match="covers"):
+    with pytest.raises(ConfigurationError, match="no working-day calendar knows"):
         cycle.settle_date(datetime.combine(first - timedelta(days=1), time(12), tzinfo=SHANGHAI))
     # T+0 on the last day is known when that day is a working day, but not after a cutoff
     if is_working_day(last):
         last_noon = datetime.combine(last, time(12), tzinfo=SHANGHAI)
         assert parse_cycle("T+0").settle_date(last_noon) == last
-    with pytest.raises(ConfigurationError, match="covers"):
+    with pytest.raises(ConfigurationError, match="no working-day calendar knows"):
         WorkingDayCycle(0, cutoff=time(22)).settle_date(
             datetime.combine(last, time(22), tzinfo=SHANGHAI)
         )
     first_working_day = first
     while not is_working_day(first_working_day):
         first_working_day += timedelta(days=1)
-    with pytest.raises(ConfigurationError, match="covers"):
+    with pytest.raises(ConfigurationError, match="no working-day calendar knows"):
         cycle.window(first_working_day)  # its window starts before the calendar does
     # natural-day cycles do not need the calendar at all
     assert parse_cycle("D+1").settle_date(sh(2040, 1, 1)) == date(2040, 1, 2)
@@ -207,7 +215,7 @@ def test_dates_outside_the_calendar_raise_a_clear_error() -> None:
 
 def test_missing_calendar_package_gives_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "chinese_calendar", None)  # makes the import fail
-    with pytest.raises(ConfigurationError, match=r"pip install 'payhub\[calendar\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install 'payhub-cn\[calendar\]'"):
         parse_cycle("T+1").settle_date(sh(2025, 3, 3))
     with pytest.raises(ConfigurationError, match="payhub"):
         supported_range()
@@ -432,3 +440,165 @@ def test_windows_exist_exactly_on_settle_dates(cycle: SettlementCycle, day: date
     if window is not None:
         assert cycle.settle_date(window[0]) == day
         assert cycle.settle_date(window[1] - ONE_MICROSECOND) == day
+
+
+# -- a pluggable calendar: the year after chinesecalendar's data (issue 11 point 24) -----
+
+#: An ILLUSTRATIVE 2027 schedule in the State Council's format (New Year's Day on
+#: Friday 1 January; a Spring Festival week with a make-up Saturday) — not the
+#: official notice, which these tests do not depend on.
+SCHEDULE_2027 = {
+    "2027": {
+        "holidays": ["2027-01-01", *[f"2027-02-{d:02d}" for d in range(8, 13)]],
+        "workdays": ["2027-02-20"],
+    }
+}
+
+
+def test_late_december_t_plus_1_needs_next_years_schedule() -> None:
+    dec31 = sh(2026, 12, 31, 15)  # a Thursday, the last day chinesecalendar 1.11 knows
+    if supported_range()[1] >= date(2027, 12, 31):
+        pytest.skip("the installed chinesecalendar already knows 2027")
+    with pytest.raises(ConfigurationError, match="add 2027's official schedule"):
+        parse_cycle("T+1").settle_date(dec31)
+    calendar = calendar_from_config({"schedules": SCHEDULE_2027})
+    t1 = parse_cycle("T+1", calendar=calendar)
+    assert t1.settle_date(dec31) == date(2027, 1, 4)  # over New Year's Day and the weekend
+    assert t1.settle_date(sh(2026, 12, 30, 10)) == date(2026, 12, 31)  # chinesecalendar's part
+    assert t1.window(date(2027, 1, 4)) == (sh(2026, 12, 31), sh(2027, 1, 4))
+    assert t1.window(date(2027, 1, 1)) is None
+
+
+def test_a_configured_schedule_has_holidays_and_make_up_working_days() -> None:
+    t1 = parse_cycle("T+1", calendar=calendar_from_config({"schedules": SCHEDULE_2027}))
+    assert t1.settle_date(sh(2027, 2, 5, 10)) == date(2027, 2, 15)  # Friday, over the festival
+    assert t1.settle_date(sh(2027, 2, 19, 10)) == date(2027, 2, 20)  # Friday -> make-up Saturday
+    assert t1.settle_date(sh(2027, 2, 20, 10)) == date(2027, 2, 22)  # make-up Saturday -> Monday
+    assert t1.is_settle_date(date(2027, 2, 20))
+    assert not t1.is_settle_date(date(2027, 2, 21))
+    t0 = parse_cycle("T+0", calendar=calendar_from_config({"schedules": SCHEDULE_2027}))
+    assert t0.settle_date(sh(2027, 2, 10, 10)) == date(2027, 2, 15)
+
+
+def test_the_shops_schedule_wins_over_the_package() -> None:
+    # A correction to a year the package knows (e.g. a late change by the State Council).
+    calendar = calendar_from_config({"schedules": {"2025": {"holidays": ["2025-03-03"]}}})
+    assert calendar.is_working_day(date(2025, 3, 3)) is False
+    assert calendar.is_working_day(date(2025, 1, 26)) is False  # its year: weekends off
+    assert is_working_day(date(2025, 3, 3)) is True  # the default calendar is unchanged
+
+
+def test_beyond_weekends_guesses_and_warns_once_per_year(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[date] = []
+    calendar = calendar_from_config({"providers": [], "beyond": "weekends"}, on_beyond=seen.append)
+    t1 = parse_cycle("T+1", calendar=calendar)
+    with caplog.at_level("WARNING", logger="payhub.settlement"):
+        assert t1.settle_date(sh(2027, 12, 31, 10)) == date(2028, 1, 3)  # Fri -> Mon
+        assert t1.settle_date(sh(2027, 12, 30, 10)) == date(2027, 12, 31)
+    assert seen == [date(2027, 12, 31), date(2028, 1, 1)]  # once per year
+    warnings = [r for r in caplog.records if r.name == "payhub.settlement"]
+    assert len(warnings) == 2
+    assert "2027" in warnings[0].getMessage()
+
+
+def test_beyond_error_is_the_default() -> None:
+    calendar = calendar_from_config({"providers": []})
+    with pytest.raises(ConfigurationError, match="no working-day calendar knows 2027-03-01"):
+        calendar.is_working_day(date(2027, 3, 1))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"beyond": "guess"}, "'error' or 'weekends'"),
+        ({"providers": ["nope"]}, "unknown calendar provider 'nope'"),
+        ({"providers": "chinesecalendar"}, "list of names"),
+        ({"holidays": []}, "unknown keys"),
+        ({"schedules": {"2027": {"holidays": ["2027-02-30"]}}}, "not a YYYY-MM-DD"),
+        ({"schedules": {"2027": {"holidays": ["2028-01-01"]}}}, "not in its year"),
+        ({"schedules": {"2027": {"workdays": ["2027-02-22"]}}}, "already a working day"),
+        ({"schedules": {"27": {"holidays": []}}}, "not a year"),
+        ({"schedules": {"2027": {"holiday": []}}}, "expected"),
+        (
+            {"schedules": {"2027": {"holidays": ["2027-02-20"], "workdays": ["2027-02-20"]}}},
+            "both a holiday and a make-up",
+        ),
+    ],
+)
+def test_bad_calendar_configuration(config: dict, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        calendar_from_config(config)
+
+
+class _FixedCalendar:
+    """A third-party calendar: knows 2027, every weekday but 1 March off."""
+
+    def is_workday(self, day: date, /) -> bool | None:
+        if day.year != 2027:
+            return None
+        return day.weekday() < 5 and day != date(2027, 3, 1)
+
+
+class _CalendarPlugin:
+    def __init__(self) -> None:
+        self.options: list[dict] = []
+
+    @hookimpl
+    def register_calendars(self, register) -> None:
+        def factory(options):
+            self.options.append(dict(options))
+            return _FixedCalendar()
+
+        register("shop-hr", factory)
+
+
+def test_a_calendar_provider_registers_through_the_hook() -> None:
+    assert isinstance(_FixedCalendar(), WorkdayCalendar)
+    pm = get_plugin_manager(load_entrypoints=False)
+    assert set(calendar_providers(pm)) == {"chinesecalendar"}  # built in, through the hook
+    plugin = _CalendarPlugin()
+    pm.register(plugin, name="shop-hr")
+    assert set(calendar_providers(pm)) == {"chinesecalendar", "shop-hr"}
+    calendar = calendar_from_config(
+        {"providers": ["shop-hr", "chinesecalendar"], "options": {"shop-hr": {"region": "sh"}}},
+        plugin_manager=pm,
+    )
+    assert plugin.options == [{"region": "sh"}]
+    t1 = parse_cycle("T+1", calendar=calendar)
+    assert t1.settle_date(sh(2027, 2, 26, 10)) == date(2027, 3, 2)  # Fri -> over 1 March
+    assert t1.settle_date(sh(2025, 1, 24, 15)) == date(2025, 1, 26)  # chinesecalendar after it
+
+
+def test_two_providers_of_one_name_are_refused() -> None:
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(_CalendarPlugin(), name="one")
+    pm.register(_CalendarPlugin(), name="two")
+    with pytest.raises(ConfigurationError, match="two plugins register calendar provider"):
+        calendar_providers(pm)
+
+
+def test_a_cycle_refuses_a_calendar_that_is_not_one() -> None:
+    with pytest.raises(ConfigurationError, match="WorkingDays"):
+        WorkingDayCycle(1, calendar=_FixedCalendar())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="not a WorkdayCalendar"):
+        WorkingDays([object()])  # type: ignore[list-item]
+    assert HolidaySchedule(frozenset({2027})).is_workday(date(2026, 1, 5)) is None
+
+
+def test_the_documented_calendar_configuration_loads() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "policy.md").read_text(encoding="utf-8")
+    section = text.split("### The working-day calendar", 1)[1]
+    config = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
+    calendar = calendar_from_config(config)
+    # The documented 2026 schedule agrees with chinesecalendar on every day of 2026.
+    schedule = HolidaySchedule.from_config(config["schedules"])
+    day = date(2026, 1, 1)
+    while day.year == 2026:
+        assert schedule.is_workday(day) == chinese_calendar.is_workday(day), day
+        day += timedelta(days=1)
+    t1 = parse_cycle("T+1", calendar=calendar)
+    # The documented example is the 2026 notice: Spring Festival 15-23 Feb, 14 and 28 Feb worked.
+    assert t1.settle_date(sh(2026, 2, 13, 10)) == date(2026, 2, 14)
+    assert t1.settle_date(sh(2026, 2, 14, 10)) == date(2026, 2, 24)
+    assert not calendar.is_working_day(date(2026, 10, 7))
+    assert calendar.is_working_day(date(2026, 10, 10))

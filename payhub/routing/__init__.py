@@ -6,7 +6,7 @@
 >>> for candidate in router.attempts(decision, FailoverPolicy()):  # doctest: +SKIP
 ...     ...  # try candidate.channel, then router.record(candidate.name, outcome)
 
-See ``docs/routing.md``. :class:`RedisHealthStore` needs ``payhub[redis]``
+See ``docs/routing.md``. :class:`RedisHealthStore` needs ``payhub-cn[redis]``
 only when it is constructed.
 """
 

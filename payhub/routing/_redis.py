@@ -1,4 +1,4 @@
-"""A health store in Redis (``payhub[redis]``): one view for many processes and machines.
+"""A health store in Redis (``payhub-cn[redis]``): one view for many processes and machines.
 
 Every operation is one Lua script, so each transition is atomic and each
 call is one round trip; :meth:`RedisHealthStore.read` answers for all the
@@ -296,7 +296,7 @@ class RedisHealthStore:
             from redis.retry import Retry  # noqa: PLC0415
         except ImportError:  # pragma: no cover - depends on the installation
             raise ConfigurationError(
-                "RedisHealthStore needs redis-py: pip install 'payhub[redis]'"
+                "RedisHealthStore needs redis-py: pip install 'payhub-cn[redis]'"
             ) from None
         client_options.setdefault("socket_timeout", 0.5)
         client_options.setdefault("socket_connect_timeout", 0.5)

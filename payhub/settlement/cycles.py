@@ -29,28 +29,31 @@ on it (a holiday under T+N, a Tuesday under a Monday weekly cycle). Compare
 the bounds with other aware datetimes as instants; within one zone with
 daylight saving, compare in UTC.
 
-T+N needs the ``chinese_calendar`` package (``pip install 'payhub[calendar]'``),
-imported only when a T+N cycle first needs it. Its data covers whole years
-(2004 to 2026 in chinesecalendar 1.11); :func:`supported_range` gives the exact
-range, and a date outside it raises :class:`ConfigurationError`.
+T+N asks a working-day calendar (:mod:`payhub.settlement.calendars`): by
+default the ``chinese_calendar`` package (``pip install 'payhub-cn[calendar]'``),
+imported only when a T+N cycle first needs it, whose data covers whole years
+(2004 to 2026 in chinesecalendar 1.11; :func:`supported_range`). A date no
+calendar knows raises :class:`ConfigurationError` unless the calendar's
+``beyond`` policy is ``"weekends"``. Shops add each new year's official
+schedule in configuration (:func:`~payhub.settlement.calendars.calendar_from_config`)
+and pass the calendar to :func:`parse_cycle`.
 """
 
 from __future__ import annotations
 
 import abc
-import calendar
-import functools
-import importlib
+import calendar as month_calendar
 import re
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from types import ModuleType
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from payhub.errors import ConfigurationError, InvalidRequestError
+from payhub.settlement.calendars import ChineseCalendar, WorkingDays
 
 __all__ = [
+    "DEFAULT_CALENDAR",
     "SHANGHAI",
     "MonthlyCycle",
     "NaturalDayCycle",
@@ -72,62 +75,37 @@ _WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # -- the Chinese working-day calendar ----------------------------------------------
 
-
-def _calendar() -> ModuleType:
-    try:
-        return importlib.import_module("chinese_calendar")
-    except ImportError:
-        raise ConfigurationError(
-            "T+N settlement cycles need the Chinese working-day calendar: "
-            "pip install 'payhub[calendar]' (the chinesecalendar package)"
-        ) from None
-
-
-@functools.cache
-def _range_of(module: ModuleType) -> tuple[date, date]:
-    # chinese_calendar answers for every date of the years its holiday table
-    # spans (its own _validate_date check), and raises for any other year.
-    years = [day.year for day in module.holidays]
-    return date(min(years), 1, 1), date(max(years), 12, 31)
+#: The calendar of cycles built without one: chinesecalendar, and an error beyond it.
+DEFAULT_CALENDAR: Final = WorkingDays([ChineseCalendar()], beyond="error")
 
 
 def supported_range() -> tuple[date, date]:
-    """The first and last dates the installed Chinese calendar knows (whole years)."""
-    return _range_of(_calendar())
+    """The first and last dates the installed ``chinesecalendar`` knows (whole years)."""
+    return ChineseCalendar().supported_range()
 
 
-def is_working_day(day: date) -> bool:
+def is_working_day(day: date, calendar: WorkingDays | None = None) -> bool:
     """Whether ``day`` is a working day in mainland China, make-up working days included.
 
-    Raises :class:`ConfigurationError` if the calendar is not installed or does
-    not cover ``day``.
+    ``calendar`` defaults to :data:`DEFAULT_CALENDAR`. Raises
+    :class:`ConfigurationError` if no calendar knows ``day`` (under the
+    ``"error"`` policy) or chinesecalendar is needed and not installed.
     """
-    module = _calendar()
-    first, last = _range_of(module)
-    if not first <= day <= last:
-        raise ConfigurationError(
-            f"the Chinese working-day calendar (chinesecalendar "
-            f"{getattr(module, '__version__', '?')}) covers {first} to {last}, not {day}; "
-            "upgrade chinesecalendar for later years"
-        )
-    try:
-        return bool(module.is_workday(day))
-    except NotImplementedError as exc:  # its own range check, should ours ever differ
-        raise ConfigurationError(f"the Chinese working-day calendar: {exc}") from None
+    return (calendar or DEFAULT_CALENDAR).is_working_day(day)
 
 
-def _next_working_day(day: date) -> date:
+def _next_working_day(day: date, calendar: WorkingDays) -> date:
     """The first working day strictly after ``day``."""
     day += _ONE_DAY
-    while not is_working_day(day):
+    while not calendar.is_working_day(day):
         day += _ONE_DAY
     return day
 
 
-def _previous_working_day(day: date) -> date:
+def _previous_working_day(day: date, calendar: WorkingDays) -> date:
     """The last working day strictly before ``day``."""
     day -= _ONE_DAY
-    while not is_working_day(day):
+    while not calendar.is_working_day(day):
         day -= _ONE_DAY
     return day
 
@@ -259,42 +237,57 @@ def _check_days(days: object) -> None:
 
 @dataclass(frozen=True)
 class WorkingDayCycle(SettlementCycle):
-    """``T+N``: the N-th Chinese working day after the trade date (T+0: the same working day)."""
+    """``T+N``: the N-th Chinese working day after the trade date (T+0: the same working day).
+
+    ``calendar`` says which days are working days (see
+    :mod:`payhub.settlement.calendars`); None: :data:`DEFAULT_CALENDAR`.
+    """
 
     days: int
+    calendar: WorkingDays | None = field(default=None, kw_only=True, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_days(self.days)
+        if self.calendar is not None and not isinstance(self.calendar, WorkingDays):
+            raise ConfigurationError(
+                f"calendar must be a WorkingDays (see calendar_from_config), not {self.calendar!r}"
+            )
 
     @property
     def code(self) -> str:
         return f"T+{self.days}"
 
+    @property
+    def working_days(self) -> WorkingDays:
+        return self.calendar or DEFAULT_CALENDAR
+
     def _settle(self, trade_date: date) -> date:
+        calendar = self.working_days
         # Always ask about the trade date, so one outside the calendar is refused
         # even when the working days after it happen to be known.
-        if is_working_day(trade_date) and self.days == 0:
+        if calendar.is_working_day(trade_date) and self.days == 0:
             return trade_date
         if self.days == 0:
-            return _next_working_day(trade_date)
+            return _next_working_day(trade_date, calendar)
         day = trade_date
         for _ in range(self.days):
-            day = _next_working_day(day)
+            day = _next_working_day(day, calendar)
         return day
 
     def _trade_dates(self, settle_date: date) -> tuple[date, date] | None:
-        if not is_working_day(settle_date):
+        calendar = self.working_days
+        if not calendar.is_working_day(settle_date):
             return None
         if self.days == 0:
             # Working day S takes itself and the days off just before it.
-            return _previous_working_day(settle_date) + _ONE_DAY, settle_date
+            return _previous_working_day(settle_date, calendar) + _ONE_DAY, settle_date
         # S is the N-th working day after every date from the N-th working day
         # before S up to the day before the (N-1)-th.
         later = settle_date
         for _ in range(self.days - 1):
-            later = _previous_working_day(later)
-        return _previous_working_day(later), later - _ONE_DAY
+            later = _previous_working_day(later, calendar)
+        return _previous_working_day(later, calendar), later - _ONE_DAY
 
 
 @dataclass(frozen=True)
@@ -366,7 +359,7 @@ class MonthlyCycle(SettlementCycle):
         return f"monthly:{self.day}"
 
     def _settle_day_of(self, year: int, month: int) -> date:
-        return date(year, month, min(self.day, calendar.monthrange(year, month)[1]))
+        return date(year, month, min(self.day, month_calendar.monthrange(year, month)[1]))
 
     def _settle(self, trade_date: date) -> date:
         if trade_date.month == 12:
@@ -392,7 +385,11 @@ _CUTOFF_RE: Final = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
 
 
 def parse_cycle(
-    text: str, *, tz: tzinfo | str = SHANGHAI, cutoff: time | str | None = None
+    text: str,
+    *,
+    tz: tzinfo | str = SHANGHAI,
+    cutoff: time | str | None = None,
+    calendar: WorkingDays | None = None,
 ) -> SettlementCycle:
     """Read a cycle: ``"T+1"``, ``"D+0"``, ``"weekly:mon"``, ``"monthly:31"``...
 
@@ -400,7 +397,9 @@ def parse_cycle(
     weekday (``mon`` to ``sun``), ``monthly:`` and a day (1 to 31).
 
     ``tz`` is a tzinfo or an IANA name; ``cutoff`` a naive time or ``"HH:MM"``
-    (None: midnight, no cutoff). Anything else raises :class:`ConfigurationError`.
+    (None: midnight, no cutoff); ``calendar`` the working days of ``T+N``
+    (None: :data:`DEFAULT_CALENDAR`; see :func:`calendar_from_config`).
+    Anything else raises :class:`ConfigurationError`.
 
     >>> parse_cycle("T+1")
     WorkingDayCycle(tz=zoneinfo.ZoneInfo(key='Asia/Shanghai'), cutoff=datetime.time(0, 0), days=1)
@@ -416,7 +415,7 @@ def parse_cycle(
     zone = _zone(tz)
     cut = _cutoff(cutoff)
     if match["kind"] == "T":
-        return WorkingDayCycle(int(match["days"]), tz=zone, cutoff=cut)
+        return WorkingDayCycle(int(match["days"]), tz=zone, cutoff=cut, calendar=calendar)
     if match["kind"] == "D":
         return NaturalDayCycle(int(match["days"]), tz=zone, cutoff=cut)
     if match["weekday"] is not None:

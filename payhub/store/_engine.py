@@ -107,9 +107,9 @@ class Timeouts:
 
 
 _EXTRA = {
-    "postgresql": "payhub[postgres] (psycopg 3)",
-    "mysql": "payhub[mysql] (PyMySQL)",
-    "mariadb": "payhub[mysql] (PyMySQL)",
+    "postgresql": "payhub-cn[postgres] (psycopg 3)",
+    "mysql": "payhub-cn[mysql] (PyMySQL)",
+    "mariadb": "payhub-cn[mysql] (PyMySQL)",
 }
 
 

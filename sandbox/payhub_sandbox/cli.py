@@ -4,10 +4,14 @@
 
     payhub-sandbox run [--host 127.0.0.1] [--port 8000] [--config sandbox.json]
                        [--time-factor 60] [--base-url URL] [--bills-immediately]
+                       [--token TOKEN] [--allow-host NAME ...]
     payhub-sandbox platform-key --config sandbox.json
     payhub-sandbox keygen alipay-platform.pem
 
 A private key is never printed: ``run`` and ``keygen`` show the public half only.
+Bound to a non-loopback address, ``run`` requires a token on the control API
+and the console (``--token`` or ``PAYHUB_SANDBOX_TOKEN``; generated and printed
+once when neither is given).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Sequence
@@ -26,10 +31,13 @@ from werkzeug.serving import make_server
 
 from payhub_sandbox._app import create_app
 from payhub_sandbox._config import SandboxConfig, build_sandbox, load_config
+from payhub_sandbox._control_guard import TOKEN_HEADER, is_loopback_host
 from payhub_sandbox._errors import SandboxError
 from payhub_sandbox._unionpay_cli import UNIONPAY_HANDLERS, add_unionpay_commands
 
 __all__ = ["main"]
+
+TOKEN_ENV = "PAYHUB_SANDBOX_TOKEN"  # noqa: S105 - a variable name
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +63,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="serve a day's bill at once instead of from 09:00 the next day",
+    )
+    run.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"require this token on the control API and console (env {TOKEN_ENV}); "
+        "generated when bound to a non-loopback address and not given",
+    )
+    run.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another Host name the control API and console answer to (repeatable)",
     )
 
     key = commands.add_parser("platform-key", help="print the Alipay platform PUBLIC key (PEM)")
@@ -86,11 +107,24 @@ def _run(args: argparse.Namespace) -> int:
         base_url=args.base_url,
         bills_ready_immediately=args.bills_immediately,
     )
-    server = make_server(args.host, args.port, create_app(sandbox), threaded=True)
-    url = f"http://{args.host}:{server.port}"
+    token = args.token
+    generated = token is None and not is_loopback_host(args.host)
+    if generated:
+        token = secrets.token_urlsafe(24)
+    app = create_app(sandbox, allowed_hosts=[args.host, *args.allow_host], token=token)
+    server = make_server(args.host, args.port, app, threaded=True)
+    url = f"http://{_url_host(args.host)}:{server.port}"
     if sandbox.base_url is None:
         sandbox.base_url = url
     print(f"payhub-sandbox listening on {url}", flush=True)
+    if generated:
+        # Printed once, here; never logged.
+        print(
+            f"  control token    {token} (bound to {args.host}: send {TOKEN_HEADER} or "
+            f"Authorization: Bearer; console: {sandbox.base_url}/?token=...)"
+        )
+    elif token is not None:
+        print(f"  control token    required ({TOKEN_HEADER} or Authorization: Bearer)")
     print(f"  Alipay gateway   {sandbox.base_url}/gateway.do")
     print(f"  console          {sandbox.base_url}/")
     print(f"  control API      {sandbox.base_url}/_control/")
@@ -122,6 +156,10 @@ def _run(args: argparse.Namespace) -> int:
         server.server_close()
         sandbox.stop()
     return 0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _platform_key(args: argparse.Namespace) -> int:

@@ -176,3 +176,43 @@ def test_keygen(tmp_path: Path, capsys) -> None:
     assert target.read_text().startswith("-----BEGIN PRIVATE KEY-----")
     assert target.stat().st_mode & 0o777 == 0o600
     assert main(["keygen", str(target)]) == 2  # never overwrites
+
+
+def test_run_on_a_non_loopback_address_requires_a_printed_token(config: Path) -> None:
+    env = _env()
+    env["SANDBOX_TEST_SELLER"] = SELLER_ID
+    env.pop("PAYHUB_SANDBOX_TOKEN", None)
+    command = _command("run", "--host", "0.0.0.0", "--port", "0", "--config", str(config))
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=config.parent,
+    ) as proc:
+        output = _Output(proc)
+        try:
+            lines = output.until("-----END PUBLIC KEY-----", timeout=30)
+            port = lines[0].rsplit(":", 1)[1]
+            (line,) = [x for x in lines if "control token" in x]
+            token = line.split()[2]
+            assert len(token) >= 24
+            assert sum(token in x for x in lines) == 1  # printed once
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+                refused = http.get("/_control/clock")
+                assert refused.status_code == 403
+                assert refused.json()["error"] == "TOKEN_REQUIRED"
+                assert http.get("/").status_code == 403
+                ok = http.get("/_control/clock", headers={"X-Sandbox-Token": token})
+                assert ok.status_code == 200
+                bearer = {"Authorization": f"Bearer {token}"}
+                assert http.get("/_control/trades", headers=bearer).status_code == 200
+                foreign = http.get(
+                    "/_control/clock", headers={"X-Sandbox-Token": token, "Host": "evil.example"}
+                )
+                assert foreign.status_code == 403
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            output.join()

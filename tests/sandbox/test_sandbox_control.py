@@ -7,7 +7,7 @@ import zipfile
 
 import httpx
 import pytest
-from payhub_sandbox import ManualClock, Sandbox, create_app
+from payhub_sandbox import ManualClock, Sandbox, TradeState, create_app
 from sandbox_alipay_client import AlipayWireClient
 from sandbox_support import APP_ID, NOTIFY_URL, SELLER_ID, Shop, new_trade
 
@@ -177,3 +177,111 @@ def test_console_lists_everything(
     for text in (APP_ID, SELLER_ID, trade_no, "控制台", "R-console", "TRADE_SUCCESS", "success"):
         assert text in page.text
     assert "PRIVATE KEY" not in page.text
+
+
+# -- who may drive it (issue 11 point 19) -------------------------------------------
+
+
+def _pending(sandbox: Sandbox, out_trade_no: str) -> bool:
+    return sandbox.alipay_trade(APP_ID, out_trade_no).state is TradeState.PENDING
+
+
+@pytest.mark.parametrize("host", ["evil.example", "rebind.attacker.com:8000", "192.0.2.7", ""])
+def test_a_foreign_host_is_refused(http: httpx.Client, alipay, sandbox: Sandbox, host: str) -> None:
+    """DNS rebinding: a hostile name resolving to 127.0.0.1 makes the browser send
+    that name as Host, and the page is same-origin with it, so Origin does not help."""
+    new_trade(alipay, "H1")
+    origin = {"Origin": f"http://{host}"} if host else {}
+    for method, path in (
+        ("POST", "/_control/alipay/trades/H1/pay"),
+        ("GET", "/_control/trades"),
+        ("GET", "/"),
+    ):
+        response = http.request(
+            method, path, json={"app_id": APP_ID}, headers={"Host": host, **origin}
+        )
+        assert response.status_code == 403, (method, path)
+        assert response.json()["error"] == "FORBIDDEN_HOST"
+    assert _pending(sandbox, "H1")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://sandbox.test:9999"},  # another port is another origin
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # e.g. another dev server on localhost
+        {"Origin": "http://sandbox.test", "Sec-Fetch-Site": "cross-site"},
+    ],
+)
+def test_a_cross_origin_post_is_refused(
+    http: httpx.Client, alipay, sandbox: Sandbox, headers: dict[str, str]
+) -> None:
+    new_trade(alipay, "O1")
+    response = http.post("/_control/alipay/trades/O1/pay", json={"app_id": APP_ID}, headers=headers)
+    assert response.status_code == 403
+    assert response.json()["error"] == "CROSS_ORIGIN"
+    assert _pending(sandbox, "O1")
+    console = http.post(f"/_console/trades/{sandbox.trades[0].trade_no}/pay", headers=headers)
+    assert console.status_code == 403
+    assert _pending(sandbox, "O1")
+
+
+def test_the_sandboxs_own_pages_and_clients_still_work(
+    http: httpx.Client, alipay, sandbox: Sandbox
+) -> None:
+    trade_no = new_trade(alipay, "S1")
+    # The console's own form: same origin, as a browser sends it.
+    same = {"Origin": "http://sandbox.test", "Sec-Fetch-Site": "same-origin"}
+    response = http.post(f"/_console/trades/{trade_no}/pay", headers=same)
+    assert response.status_code == 303
+    assert not _pending(sandbox, "S1")
+    # A script (no Origin), on loopback names.
+    for host in ("127.0.0.1:8000", "localhost", "[::1]:8000", "sandbox.test"):
+        assert http.get("/_control/clock", headers={"Host": host}).status_code == 200
+    # The channel-facing pages are not the guard's: a shop calls them cross-origin.
+    gateway = http.post("/gateway.do", headers={"Origin": "http://shop.example"})
+    assert gateway.status_code != 403
+
+
+def test_allowed_hosts_and_base_url_host(sandbox: Sandbox) -> None:
+    sandbox.base_url = "http://sandbox.lan:8000"
+    app = create_app(sandbox, allowed_hosts=["dev-box.corp"])
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://x") as http:
+        for host in ("sandbox.lan:8000", "dev-box.corp", "DEV-BOX.corp."):
+            assert http.get("/_control/clock", headers={"Host": host}).status_code == 200
+        assert http.get("/_control/clock", headers={"Host": "other.corp"}).status_code == 403
+
+
+def test_a_token_is_required_when_one_is_set(sandbox: Sandbox, alipay) -> None:
+    app = create_app(sandbox, token="t0k3n-for-tests")
+    transport = httpx.WSGITransport(app=app)
+    with httpx.Client(transport=transport, base_url="http://127.0.0.1:8000") as http:
+        trade_no = new_trade(alipay, "K1")  # the gateway needs no token
+        pay = ("/_control/alipay/trades/K1/pay", {"app_id": APP_ID})
+        refused = http.post(pay[0], json=pay[1])
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "TOKEN_REQUIRED"
+        assert "t0k3n" not in refused.text
+        wrong = http.post(pay[0], json=pay[1], headers={"X-Sandbox-Token": "guess"})
+        assert wrong.status_code == 403
+        assert http.get("/").status_code == 403
+        assert http.post(f"/_console/trades/{trade_no}/pay").status_code == 403
+        assert _pending(sandbox, "K1")
+        ok = http.get("/_control/trades", headers={"X-Sandbox-Token": "t0k3n-for-tests"})
+        assert ok.status_code == 200
+        ok = http.get("/_control/trades", headers={"Authorization": "Bearer t0k3n-for-tests"})
+        assert ok.status_code == 200
+        # A person: /?token=... once, then the console and its buttons work.
+        assert http.get("/?token=guess").status_code == 403
+        entry = http.get("/?token=t0k3n-for-tests")
+        assert entry.status_code == 303
+        cookie = entry.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+        assert http.get("/").status_code == 200
+        same = {"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "same-origin"}
+        assert http.post(f"/_console/trades/{trade_no}/pay", headers=same).status_code == 303
+        assert not _pending(sandbox, "K1")

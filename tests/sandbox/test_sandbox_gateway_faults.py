@@ -350,6 +350,7 @@ def test_a_fresh_app_has_no_faults(platform_keys, merchant_keys) -> None:
     box = Sandbox(alipay_platform_key=platform_keys.private)
     box.add_alipay_merchant(APP_ID, merchant_keys.public_pem, SELLER_ID)
     app = create_app(box)
-    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://x") as http:
+    transport = httpx.WSGITransport(app=app)
+    with httpx.Client(transport=transport, base_url="http://sandbox.test") as http:
         assert http.get("/_control/faults").json() == []
     box.stop()

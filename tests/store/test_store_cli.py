@@ -69,8 +69,9 @@ def test_db_upgrade_from_config_and_errors(tmp_path: Path) -> None:
     assert runner.invoke(cli.app, ["db", "upgrade", "--config", str(config)]).exit_code == 0
     result = runner.invoke(cli.app, ["db", "upgrade"])
     assert result.exit_code == 2
+    # A store URL payhub refuses is a configuration error: exit 2, as documented.
     result = runner.invoke(cli.app, ["db", "upgrade", "--url", "sqlite:///:memory:"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "needs a file" in result.output
     down = "postgresql+psycopg://x:secret@127.0.0.1:1/x"
     result = runner.invoke(cli.app, ["db", "upgrade", "--url", down])
@@ -155,7 +156,7 @@ def test_events_dispatch_needs_handlers(tmp_path: Path, store_url: str, monkeypa
         cli, "_open_hub", lambda p: PayHub.from_config(cli._load_config(p), plugin_manager=pm)
     )
     result = runner.invoke(cli.app, ["events", "dispatch", "--config", str(config)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the configuration is wrong
     assert "no event handlers" in result.output
 
 
@@ -173,7 +174,6 @@ def test_configuration_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("90", timedelta(seconds=90)),
         ("90s", timedelta(seconds=90)),
         ("10m", timedelta(minutes=10)),
         ("2h", timedelta(hours=2)),
@@ -185,7 +185,7 @@ def test_durations(text: str, expected: timedelta) -> None:
     assert cli.parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "10x", "m", "-5m", "1.5h"])
+@pytest.mark.parametrize("text", ["", "10", "10x", "m", "-5m", "1.5h"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(typer.BadParameter):
         cli.parse_duration(text)
@@ -206,3 +206,153 @@ def test_from_config_with_store_and_handlers(tmp_path: Path) -> None:
     bad = {**config, "events": {"handlers": {"*": "no_such_module:x"}}}
     with pytest.raises(Exception, match="cannot import"):
         PayHub.from_config(bad, plugin_manager=pm)
+
+
+# -- issue 11 point 25: the documented config, exit codes, sync, downgrades, units ----
+
+
+def _doc_config_example() -> dict:
+    """The first JSON block of docs/cli.md, as a reader would copy it."""
+    text = (Path(__file__).parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    block = text.split("```json\n", 1)[1].split("```", 1)[0]
+    return json.loads(block)
+
+
+def _pem_key_pair(tmp_path: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = tmp_path / "app_private_key.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = tmp_path / "alipay_public_key.pem"
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def test_the_documented_configuration_loads(tmp_path: Path, monkeypatch) -> None:
+    config = _doc_config_example()
+    # The doc's files and handler module, made real under tmp_path.
+    private, public = _pem_key_pair(tmp_path)
+    alipay = config["channels"]["alipay"]
+    assert set(alipay) >= {"type", "app_id", "app_private_key"}
+    alipay["app_private_key"] = {"$file": str(private)}
+    alipay["alipay_public_key"] = {"$file": str(public)}
+    package = tmp_path / "shop"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tasks.py").write_text(
+        "def deliver_card_key(event):\n    pass\n\ndef audit(event):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PAYHUB_DATABASE_URL", f"sqlite:///{tmp_path / 'doc.db'}")
+    path = tmp_path / "hub.json"
+    path.write_text(json.dumps(config))
+    with cli._open_hub(path) as hub:
+        assert hub.channel("alipay").kind == "alipay"
+    # ... and the same file through the command: a configuration it accepts.
+    result = runner.invoke(cli.app, ["db", "upgrade", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_exit_codes_follow_the_documented_table(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'codes.db'}"
+    # 0: done
+    assert runner.invoke(cli.app, ["db", "upgrade", "--url", db]).exit_code == 0
+    # 2: the configuration is wrong (an unknown channel key, refused by the channel)
+    bad = tmp_path / "bad-key.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "store": {"url": db},
+                "channels": {"alipay": {"type": "alipay", "app_id": "1", "private_key": "x"}},
+            }
+        )
+    )
+    result = runner.invoke(cli.app, ["sync", "--config", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert "private_key" in result.output
+    # 2: the command line is wrong
+    assert (
+        runner.invoke(cli.app, ["db", "upgrade", "--url", db, "--revision", "9999"]).exit_code == 2
+    )
+    assert (
+        runner.invoke(cli.app, ["sync", "--config", str(tmp_path / "missing.json")]).exit_code == 2
+    )
+    # 1: the work failed (the database cannot be reached)
+    down = "postgresql+psycopg://x@127.0.0.1:1/x"
+    assert runner.invoke(cli.app, ["db", "current", "--url", down]).exit_code == 1
+
+
+def test_a_duration_needs_its_unit(config_file: Path) -> None:
+    result = runner.invoke(cli.app, ["sync", "--config", str(config_file), "--older-than", "10"])
+    assert result.exit_code == 2
+    assert "no unit" in result.output
+    assert "10m" in result.output
+
+
+def test_upgrade_never_goes_back(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ahead.db'}"
+    result = runner.invoke(cli.app, ["db", "upgrade", "--url", url, "--revision", "0002"])
+    assert result.exit_code == 0, result.output
+    assert "at revision 0002" in result.output
+    for target in ("0001", "base"):
+        result = runner.invoke(cli.app, ["db", "upgrade", "--url", url, "--revision", target])
+        assert result.exit_code == 1, result.output
+        assert "ahead of" in result.output
+        assert f"at revision {target}" not in result.output  # never claims to be there
+    assert runner.invoke(cli.app, ["db", "current", "--url", url]).output.strip() == "0002"
+    # The same revision again is fine, and forward still works.
+    assert (
+        runner.invoke(cli.app, ["db", "upgrade", "--url", url, "--revision", "0002"]).exit_code == 0
+    )
+    assert runner.invoke(cli.app, ["db", "upgrade", "--url", url]).exit_code == 0
+
+
+def failing_handler(event) -> None:
+    EVENT_LOG.append(f"failed:{event.out_trade_no}")
+    raise RuntimeError("the card stock service is down")
+
+
+def test_sync_fails_when_an_event_handler_failed(
+    tmp_path: Path, store_url: str, store: Store, bank: ToyBank, monkeypatch
+) -> None:
+    path = tmp_path / "failing.json"
+    path.write_text(
+        json.dumps(
+            {
+                "store": {"url": store_url},
+                "channels": {"toy-a": {"type": "toy"}},
+                "events": {"handlers": {"payment.succeeded": "test_store_cli:failing_handler"}},
+            }
+        )
+    )
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(storekit, name="toy")
+    monkeypatch.setattr(
+        cli,
+        "_open_hub",
+        lambda p: PayHub.from_config(
+            cli._load_config(p), plugin_manager=pm, http_client=bank.client()
+        ),
+    )
+    EVENT_LOG.clear()
+    with cli._open_hub(path) as hub:
+        hub.pay(PaymentRequest(out_trade_no="F1", amount=Money(100), subject="x", method="qr"))
+    bank.trades[("toy-a", "F1")].status = "paid"
+    result = runner.invoke(cli.app, ["sync", "--config", str(path), "--older-than", "0s"])
+    assert EVENT_LOG == ["failed:F1"]
+    assert store.payment("F1").status is PaymentState.PAID
+    assert result.exit_code == 1, result.output
+    assert "not delivered" in result.output
+    assert len(store.events(out_trade_no="F1", pending=True)) == 1

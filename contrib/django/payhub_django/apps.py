@@ -16,3 +16,7 @@ class PayhubConfig(AppConfig):  # type: ignore[misc]  # Django ships no type hin
 
     def ready(self) -> None:
         setting_changed.connect(on_setting_changed, dispatch_uid="payhub_django.settings")
+        # A meaningless body cap fails at start-up, not on the first notification.
+        from payhub_django.views import max_notification_bytes  # noqa: PLC0415
+
+        max_notification_bytes()

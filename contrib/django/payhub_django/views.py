@@ -8,11 +8,11 @@ Mount them with ``include("payhub_django.urls")``, or route to them yourself;
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-import httpx
 from django.conf import settings  # type: ignore[import-untyped]
+from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.http import (  # type: ignore[import-untyped]
     Http404,
     HttpRequest,
@@ -22,7 +22,7 @@ from django.http import (  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 from django.views.decorators.csrf import csrf_exempt  # type: ignore[import-untyped]
 
-from payhub import Ack, PayHub, UnknownChannelError
+from payhub import Ack, ConfigurationError, PayHub, UnknownChannelError, web
 from payhub_django._hub import get_hub
 from payhub_django._return import ReturnOutcome, verify_return
 
@@ -31,8 +31,10 @@ __all__ = [
     "ack_response",
     "browser_return",
     "default_return_handler",
+    "max_notification_bytes",
     "notify",
     "raw_headers",
+    "to_response",
 ]
 
 #: ``handler(request, outcome)`` answers a browser return.
@@ -52,13 +54,37 @@ def notify(request: HttpRequest, channel: str) -> HttpResponse:
     """A channel's notification, answered with the channel's exact acknowledgement.
 
     CSRF-exempt (a channel has no token; the signature is the proof). The body
-    is ``request.body``, byte for byte: never form-parsed first.
+    is read from the request stream, byte for byte (never form-parsed first),
+    and only up to ``settings.PAYHUB_MAX_NOTIFICATION_BYTES`` (default 64 KiB):
+    a larger one is answered 413 before it is read.
     """
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     hub = _hub_with(channel)
-    outcome = hub.handle_notification(channel, raw_headers(request.headers.items()), request.body)
-    return ack_response(outcome.ack)
+    answer = web.handle_notification(
+        hub,
+        channel,
+        request.headers.items(),
+        request.META.get("CONTENT_LENGTH"),
+        request.read,
+        limit=max_notification_bytes(),
+    )
+    return to_response(answer)
+
+
+def max_notification_bytes() -> int:
+    """``settings.PAYHUB_MAX_NOTIFICATION_BYTES``, checked (default 64 KiB).
+
+    Raises ImproperlyConfigured for anything but a number of bytes from 1 to 16 MiB
+    (also at start-up: the app config checks it in ``ready()``).
+    """
+    try:
+        return web.check_max_notification_bytes(
+            getattr(settings, "PAYHUB_MAX_NOTIFICATION_BYTES", None),
+            name="settings.PAYHUB_MAX_NOTIFICATION_BYTES",
+        )
+    except ConfigurationError as exc:
+        raise ImproperlyConfigured(exc.message) from exc
 
 
 @_csrf_exempt
@@ -109,27 +135,20 @@ def _hub_with(channel: str) -> PayHub:
     return hub
 
 
-def raw_headers(items: Iterable[tuple[str, str]]) -> httpx.Headers:
-    """Every header as the server received it.
-
-    Django's WSGI and ASGI handlers both hand header values over as ISO-8859-1
-    strings (ASGI joins a repeated header with ","); encoding them back gives
-    the bytes on the wire, where the core would re-encode a ``str`` as UTF-8.
-    """
-    return httpx.Headers([(_wire(k), _wire(v)) for k, v in items])
+#: Every header as the server received it (Django's WSGI and ASGI handlers both
+#: hand values over as ISO-8859-1 strings; ASGI joins a repeated header with ",").
+raw_headers = web.wire_headers
 
 
-def _wire(text: str) -> bytes:
-    try:
-        return text.encode("latin-1")
-    except UnicodeEncodeError:  # a server outside PEP 3333: keep what it gave
-        return text.encode("utf-8", "surrogateescape")
+def to_response(answer: web.WebResponse) -> HttpResponse:
+    """A framework-neutral answer as a Django response, with exactly its headers."""
+    response = HttpResponse(answer.body, status=answer.status)
+    del response["Content-Type"]
+    for name, value in answer.headers:
+        response[name] = value
+    return response
 
 
 def ack_response(ack: Ack) -> HttpResponse:
     """The channel's exact acknowledgement: status, body and content type (or none)."""
-    response = HttpResponse(ack.body, status=ack.status_code)
-    del response["Content-Type"]
-    for name, value in ack.headers.items():
-        response[name] = value
-    return response
+    return to_response(web.ack_response(ack))

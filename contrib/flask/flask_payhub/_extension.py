@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from flask import Blueprint, Flask, Response, abort, current_app, request
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
@@ -22,6 +22,7 @@ from payhub import (
     PayhubError,
     ReturnInfo,
     UnknownChannelError,
+    web,
 )
 
 __all__ = [
@@ -97,7 +98,9 @@ class PayHubExtension:
     (``PAYHUB_URL_PREFIX``, default ``/payhub``):
 
     - ``POST <prefix>/notify/<channel>``: the channel's notification, answered
-      with the channel's exact acknowledgement;
+      with the channel's exact acknowledgement; a body over
+      ``max_notification_bytes`` (``PAYHUB_MAX_NOTIFICATION_BYTES``, default
+      64 KiB) is answered 413 before it is read;
     - ``GET|POST <prefix>/return/<channel>``: the buyer's browser return,
       verified and answered by ``on_return`` (``PAYHUB_RETURN_HANDLER``).
       It never credits a payment.
@@ -113,10 +116,12 @@ class PayHubExtension:
         hub: PayHub | None = None,
         url_prefix: str | None = None,
         on_return: ReturnHandler | None = None,
+        max_notification_bytes: int | None = None,
     ) -> None:
         self._hub = hub
         self._url_prefix = url_prefix
         self._on_return = on_return
+        self._max_notification_bytes = max_notification_bytes
         if app is not None:
             self.init_app(app)
 
@@ -127,6 +132,7 @@ class PayHubExtension:
         hub: PayHub | None = None,
         url_prefix: str | None = None,
         on_return: ReturnHandler | None = None,
+        max_notification_bytes: int | None = None,
     ) -> None:
         """Set up payhub on ``app``; arguments given here win over the constructor's."""
         if EXTENSION_KEY in app.extensions:
@@ -135,7 +141,15 @@ class PayHubExtension:
         if handler is not None and not callable(handler):
             raise ConfigurationError("PAYHUB_RETURN_HANDLER must be callable")
         prefix = url_prefix or self._url_prefix or app.config.get("PAYHUB_URL_PREFIX")
-        blueprint = _blueprint(handler or default_return_handler)
+        cap = web.check_max_notification_bytes(
+            _first_given(
+                max_notification_bytes,
+                self._max_notification_bytes,
+                app.config.get("PAYHUB_MAX_NOTIFICATION_BYTES"),
+            ),
+            name="PAYHUB_MAX_NOTIFICATION_BYTES",
+        )
+        blueprint = _blueprint(handler or default_return_handler, cap)
         given = hub or self._hub
         if given is None:
             built = PayHub.from_config(_hub_config(app))
@@ -145,6 +159,10 @@ class PayHubExtension:
             given = built
         app.extensions[EXTENSION_KEY] = given
         app.register_blueprint(blueprint, url_prefix=prefix or DEFAULT_URL_PREFIX)
+
+
+def _first_given(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
 
 
 def _hub_config(app: Flask) -> Mapping[str, Any]:
@@ -174,15 +192,22 @@ def _hub_config(app: Flask) -> Mapping[str, Any]:
     return loaded
 
 
-def _blueprint(on_return: ReturnHandler) -> Blueprint:
-    """A new blueprint per app, so each app keeps its own return handler."""
+def _blueprint(on_return: ReturnHandler, max_body: int) -> Blueprint:
+    """A new blueprint per app, so each app keeps its own return handler and body cap."""
     blueprint = Blueprint("payhub", __name__)
 
     @blueprint.post("/notify/<channel>")
     def notify(channel: str) -> Response:
         hub = _hub_with(channel)
-        outcome = hub.handle_notification(channel, raw_headers(request.headers.items()), raw_body())
-        return ack_response(outcome.ack)
+        answer = web.handle_notification(
+            hub,
+            channel,
+            request.headers.items(),
+            request.content_length,
+            body_reader(),
+            limit=max_body,
+        )
+        return to_response(answer)
 
     @blueprint.route("/return/<channel>", methods=["GET", "POST"])
     def browser_return(channel: str) -> ResponseReturnValue:
@@ -204,47 +229,43 @@ def _hub_with(channel: str) -> PayHub:
     return hub
 
 
-def raw_body() -> bytes:
-    """The request body as received: never form-parsed, since the signature covers
-    the exact bytes (``+``, ``%2B``, GBK text).
+def body_reader() -> Callable[[int], bytes]:
+    """How to read the request body as received: never form-parsed, since the
+    signature covers the exact bytes (``+``, ``%2B``, GBK text).
+
+    werkzeug's stream stops at ``Content-Length`` and yields nothing for a body
+    of unknown length unless the server says it ends the stream itself
+    (``wsgi.input_terminated``, as for chunked requests); payhub's cap bounds
+    what is read either way.
 
     Raises RuntimeError if code before the view (a ``before_request`` hook)
-    form-parsed it: werkzeug then consumed the stream, and a notification
+    form-parsed the body: werkzeug then consumed the stream, and a notification
     checked against an empty body would be refused forever.
     """
     state = vars(request)
-    if "form" in state and "_cached_data" not in state and request.want_form_data_parsed:
+    if "_cached_data" in state:  # get_data() ran first: the bytes are kept
+        return io.BytesIO(request.get_data(cache=True, parse_form_data=False)).read
+    if "form" in state and request.want_form_data_parsed:
         raise RuntimeError(
             "the notification body was form-parsed (request.form) before flask-payhub "
             "read it, so its raw bytes are gone: keep request.form out of hooks that "
             "run for the payhub blueprint"
         )
-    return request.get_data(cache=False, as_text=False, parse_form_data=False)
+    return request.stream.read
 
 
-def raw_headers(items: Iterable[tuple[str, str]]) -> httpx.Headers:
-    """Every header as the server received it, repeats included.
-
-    WSGI hands header values over as ISO-8859-1 strings (PEP 3333); encoding
-    them back gives the bytes on the wire, where the core would re-encode a
-    ``str`` as UTF-8.
-    """
-    return httpx.Headers([(_wire(k), _wire(v)) for k, v in items])
-
-
-def _wire(text: str) -> bytes:
-    try:
-        return text.encode("latin-1")
-    except UnicodeEncodeError:  # a server outside PEP 3333: keep what it gave
-        return text.encode("utf-8", "surrogateescape")
+def to_response(answer: web.WebResponse) -> Response:
+    """A framework-neutral answer as a Flask response, with exactly its headers."""
+    response = Response(answer.body, status=answer.status)
+    del response.headers["Content-Type"]
+    for name, value in answer.headers:
+        response.headers[name] = value
+    return response
 
 
 def ack_response(ack: Ack) -> Response:
     """The channel's exact acknowledgement: status, body and content type (or none)."""
-    response = Response(ack.body, status=ack.status_code)
-    del response.headers["Content-Type"]
-    response.headers.update(ack.headers)
-    return response
+    return to_response(web.ack_response(ack))
 
 
 def verify_return(hub: PayHub, channel: str, fields: MultiDict[str, str]) -> ReturnOutcome:
