@@ -239,6 +239,7 @@ def setup_wechat(control: httpx.Client, sandbox_url: str, shop_url: str) -> dict
         "api_v3_key": api_v3_key,
         "wechatpay_public_key": platform["public_key"],
         "wechatpay_public_key_id": platform["public_key_id"],
+        "environment": "sandbox",
         "base_url": sandbox_url,
         "notify_url": f"{shop_url}/notify/wechat",
         "refund_notify_url": f"{shop_url}/notify/wechat",

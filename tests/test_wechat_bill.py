@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import hashlib
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,12 +35,12 @@ HEADER = (
 )
 PAYMENT = (
     "`2023-11-14 10:00:01,`wxd678efh567hg6787,`1900000109,`0,`,`4200001234202311140000000001,"
-    "`A1001,`oUpF8uMuAJO_M2pxb1Q9zNjWeS6o,`NATIVE,`SUCCESS,`OTHERS,`CNY,`1.00,`0.00,`0,`0,"
+    "`A100001,`oUpF8uMuAJO_M2pxb1Q9zNjWeS6o,`NATIVE,`SUCCESS,`OTHERS,`CNY,`1.00,`0.00,`0,`0,"
     "`0.00,`0.00,`,`,`游戏点卡, 100 元,`,`0.00600,`0.60%,`1.00,`0.00,`"
 )
 REFUND = (
     "`2023-11-14 11:00:00,`wxd678efh567hg6787,`1900000109,`0,`,`4200001234202311140000000001,"
-    "`A1001,`oUpF8uMuAJO_M2pxb1Q9zNjWeS6o,`NATIVE,`REFUND,`OTHERS,`CNY,`0.00,`0.00,"
+    "`A100001,`oUpF8uMuAJO_M2pxb1Q9zNjWeS6o,`NATIVE,`REFUND,`OTHERS,`CNY,`0.00,`0.00,"
     "`50000000382019052709732678859,`R1001,`0.40,`0.00,`ORIGINAL,`SUCCESS,`游戏点卡, 100 元,"
     "`,`-0.00240,`0.60%,`0.00,`0.40,`"
 )
@@ -70,7 +71,7 @@ def test_download_parses_payments_and_negative_refunds(setup: Any) -> None:
     assert payment.amount == Money(100)
     assert payment.fee == Money(1)  # 0.00600 yuan, half-up to the fen
     assert payment.channel_trade_id == "4200001234202311140000000001"
-    assert payment.out_trade_no == "A1001"
+    assert payment.out_trade_no == "A100001"
     assert payment.out_refund_no is None
     assert payment.subject == "游戏点卡, 100 元"  # a comma inside a field survives
     assert payment.created_at == datetime(2023, 11, 14, 10, 0, 1, tzinfo=SHANGHAI)
@@ -224,3 +225,35 @@ def test_malformed_bills_are_protocol_errors(text: str, match: str) -> None:
 def test_an_empty_day_has_only_header_and_summary() -> None:
     bill = (HEADER + "\n" + SUMMARY.replace("`2,", "`0,")).encode()
     assert parse_trade_bill(bill, channel="wechat") == []
+
+
+# -- real bills (issue 11, point 20): BillRecord.fee is what WeChat charged ----------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "wechat"
+
+
+def test_a_real_refund_bill_has_negative_fees(setup: Any) -> None:
+    """bittercoffeetech/wechat-trade-js's real refund bill, downloaded through the channel."""
+    ch, fake = setup
+    fake.bill = gzip.decompress((FIXTURES / "tradebill_refund_2020-04-01.csv.gz").read_bytes())
+    records = download(ch, fake)
+    assert len(records) == 72
+    assert {r.kind for r in records} == {BillRecordKind.REFUND}
+    first = records[0]
+    assert first.amount == Money(-26000)
+    assert first.fee == Money(-156)  # 手续费 -1.56000: 0.60% of 260.00 given back
+    assert first.out_refund_no == "46643757494149190670976216892493"
+    assert first.channel_trade_id == "4200000472202004011622497871"
+    assert all(r.fee is not None and r.fee.minor < 0 for r in records)
+    # The bill's own summary: 退款总金额 18705.73, 手续费总金额 -112.22000.
+    assert sum((r.amount for r in records), Money(0)) == Money(-1870573)
+    assert sum((r.fee for r in records if r.fee is not None), Money(0)) == Money(-11222)
+
+
+def test_a_real_payment_row_has_a_positive_fee(setup: Any) -> None:
+    """WxJava's ALL bill sample: 6.00 paid, 手续费 0.04000 charged."""
+    ch, fake = setup
+    fake.bill = (FIXTURES / "tradebill_all_wxjava.csv").read_bytes()
+    (record,) = download(ch, fake)
+    assert record.kind is BillRecordKind.PAYMENT
+    assert (record.amount, record.fee) == (Money(600), Money(4))

@@ -51,7 +51,7 @@ def hub_for(ch: WechatPayChannel, fake: FakeWechat) -> PayHub:
 
 def query(ch: WechatPayChannel, fake: FakeWechat) -> Any:
     with hub_for(ch, fake) as hub:
-        return hub.query("wechat", "A1001")
+        return hub.query("wechat", "A100001")
 
 
 def rotate(fake: FakeWechat, platform_keys: Any) -> str:
@@ -156,7 +156,7 @@ def test_a_new_serial_in_an_answer_fetches_certificates_within_the_same_flow(
     clock.advance(HOUR)  # well inside the interval
     serial_b = rotate(fake, platform_keys)
     result = query(ch, fake)
-    assert result.out_trade_no == "A1001"
+    assert result.out_trade_no == "A100001"
     assert fake.count(CERTS) == 2
     assert serial_b in ch.platform_serials
     assert format(SERIAL_A, "X") in ch.platform_serials  # the old one is kept
@@ -200,7 +200,7 @@ def test_a_failed_scheduled_refresh_does_not_fail_the_call(
     clock.advance(INTERVAL)
     fake.routes["GET", CERTS] = lambda request: fake.error(500, "SYSTEM_ERROR", "系统错误")
     with caplog.at_level(logging.WARNING, logger="payhub.channels.wechat"):
-        assert query(ch, fake).out_trade_no == "A1001"
+        assert query(ch, fake).out_trade_no == "A100001"
     assert "refresh failed" in caplog.text
     assert fake.count(CERTS) == 2
 
@@ -344,5 +344,5 @@ def test_public_key_mode_never_downloads(
     assert ch.notification_prerequisite(httpx.Headers(headers)) is None
     with hub_for(ch, fake) as hub:
         assert not hub.handle_notification("wechat", headers, body).accepted
-        hub.query("wechat", "A1001")
+        hub.query("wechat", "A100001")
     assert fake.count(CERTS) == 0

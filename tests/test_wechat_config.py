@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from test_wechat_support import API_V3_KEY, PUB_KEY_ID, assert_no_secret, config, secrets_of
 
-from payhub import ConfigurationError
+from payhub import ConfigurationError, ProtocolError
 from payhub.channels.wechat import WechatPayChannel, WechatPayConfig
 
 
@@ -115,10 +115,55 @@ def test_reprs_hide_secrets(merchant_keys: Any, platform_keys: Any) -> None:
 
 
 def test_base_url_keeps_a_path_prefix_and_drops_the_trailing_slash(merchant_keys: Any) -> None:
-    ch = build(merchant_keys, base_url="http://127.0.0.1:5000/wechat/")
+    ch = build(merchant_keys, base_url="http://127.0.0.1:5000/wechat/", environment="sandbox")
     assert ch.config.base_url == "http://127.0.0.1:5000/wechat"
 
 
 def test_config_object_is_accepted_as_is(merchant_keys: Any) -> None:
     settings = WechatPayConfig.from_mapping(config(merchant_keys.private))
     assert WechatPayChannel("w", settings).config is settings
+
+
+# -- environment (issue 11, point 16) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://api.mch.weixin.qq.com",
+        "http://127.0.0.1:8000",
+        "https://127.0.0.1:8000",
+        "https://localhost",
+        "https://10.1.2.3",
+        "https://169.254.169.254",
+        "https://api.mch.weixin.qq.com/sandboxnew",
+    ],
+)
+def test_production_refuses_test_and_local_endpoints(merchant_keys: Any, base_url: str) -> None:
+    settings = config(merchant_keys.private, base_url=base_url)
+    with pytest.raises(ConfigurationError, match='"environment": "sandbox"'):
+        WechatPayChannel("wechat", settings)
+    assert WechatPayConfig.from_mapping(settings | {"environment": "sandbox"}).base_url
+
+
+@pytest.mark.parametrize(
+    "base_url", ["https://api.mch.weixin.qq.com", "https://api2.mch.weixin.qq.com"]
+)
+def test_production_is_the_default_and_takes_wechats_hosts(
+    merchant_keys: Any, base_url: str
+) -> None:
+    settings = WechatPayConfig.from_mapping(config(merchant_keys.private, base_url=base_url))
+    assert settings.environment == "production"
+
+
+def test_environment_is_one_of_two_words(merchant_keys: Any) -> None:
+    with pytest.raises(ConfigurationError, match="environment"):
+        WechatPayConfig.from_mapping(config(merchant_keys.private, environment="test"))
+
+
+def test_the_bill_host_follows_the_configured_environment(merchant_keys: Any) -> None:
+    """The download_url must be on the configured API host, whatever the environment."""
+    channel = build(merchant_keys, base_url="http://127.0.0.1:8000", environment="sandbox")
+    assert str(channel._download_url("http://127.0.0.1:8000/v3/billdownload/file?token=x"))
+    with pytest.raises(ProtocolError, match="not on the API host"):
+        channel._download_url("https://api.mch.weixin.qq.com/v3/billdownload/file?token=x")

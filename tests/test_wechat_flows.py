@@ -95,7 +95,7 @@ def business(fake: FakeWechat) -> list[httpx.Request]:
 
 def payment(method: PayMethod = PayMethod.QR, **changes: Any) -> PaymentRequest:
     fields: dict[str, Any] = {
-        "out_trade_no": "A1001",
+        "out_trade_no": "A100001",
         "amount": Money(100, "CNY"),
         "subject": "游戏点卡 100 元",
         "method": method,
@@ -126,7 +126,7 @@ def test_native_pay_returns_the_code_url(setup: Any, driver: str) -> None:
         "appid": APP_ID,
         "mchid": MCH_ID,
         "description": "游戏点卡 100 元",
-        "out_trade_no": "A1001",
+        "out_trade_no": "A100001",
         "notify_url": NOTIFY_URL,
         "amount": {"total": 100, "currency": "CNY"},
     }
@@ -149,11 +149,11 @@ def test_certificate_mode_downloads_certificates_once_before_the_first_call(
     merchant_keys: Any, platform_keys: Any, clock: Clock
 ) -> None:
     ch, fake = world("certificates", merchant_keys.private, platform_keys.private, clock)
-    run_sync(ch, fake, lambda hub: [hub.pay(payment()), hub.query("wechat", "A1001")])
+    run_sync(ch, fake, lambda hub: [hub.pay(payment()), hub.query("wechat", "A100001")])
     assert [r.url.path for r in fake.requests] == [
         "/v3/certificates",
         "/v3/pay/transactions/native",
-        "/v3/pay/transactions/out-trade-no/A1001",
+        "/v3/pay/transactions/out-trade-no/A100001",
     ]
     assert "Wechatpay-Serial" not in fake.requests[1].headers
 
@@ -258,10 +258,10 @@ def test_pay_refuses_unsupported_methods_and_currencies(setup: Any) -> None:
 @pytest.mark.parametrize("driver", sorted(DRIVERS))
 def test_query_by_out_trade_no(setup: Any, driver: str) -> None:
     ch, fake = setup
-    result = DRIVERS[driver](ch, fake, lambda hub: hub.query("wechat", "A1001"))
+    result = DRIVERS[driver](ch, fake, lambda hub: hub.query("wechat", "A100001"))
     request = business(fake)[0]
     assert request.method == "GET"
-    assert request.url.raw_path == b"/v3/pay/transactions/out-trade-no/A1001?mchid=1900000109"
+    assert request.url.raw_path == b"/v3/pay/transactions/out-trade-no/A100001?mchid=1900000109"
     assert request.content == b""
     assert result.status is PaymentStatus.PAID
     assert result.amount == Money(100, "CNY")
@@ -299,10 +299,10 @@ def test_query_maps_trade_states(setup: Any, state: str, status: PaymentStatus) 
     answer = transaction_resource(trade_state=state)
     if state != "SUCCESS":
         del answer["success_time"]
-    fake.routes["GET", "/v3/pay/transactions/out-trade-no/A1001"] = (
+    fake.routes["GET", "/v3/pay/transactions/out-trade-no/A100001"] = (
         lambda request: fake.signed(200, answer)
     )
-    assert run_sync(ch, fake, lambda hub: hub.query("wechat", "A1001")).status is status
+    assert run_sync(ch, fake, lambda hub: hub.query("wechat", "A100001")).status is status
 
 
 @pytest.mark.parametrize("total", [100.0, "100", -100, True])
@@ -310,20 +310,20 @@ def test_query_refuses_an_amount_that_is_not_a_json_integer(setup: Any, total: A
     ch, fake = setup
     answer = transaction_resource()
     answer["amount"]["total"] = total
-    fake.routes["GET", "/v3/pay/transactions/out-trade-no/A1001"] = (
+    fake.routes["GET", "/v3/pay/transactions/out-trade-no/A100001"] = (
         lambda request: fake.signed(200, answer)
     )
     with pytest.raises(AmountError):
-        run_sync(ch, fake, lambda hub: hub.query("wechat", "A1001"))
+        run_sync(ch, fake, lambda hub: hub.query("wechat", "A100001"))
 
 
 def test_query_refuses_an_answer_for_another_merchant(setup: Any) -> None:
     ch, fake = setup
-    fake.routes["GET", "/v3/pay/transactions/out-trade-no/A1001"] = (
+    fake.routes["GET", "/v3/pay/transactions/out-trade-no/A100001"] = (
         lambda request: fake.signed(200, transaction_resource(mchid="1900000999"))
     )
     with pytest.raises(ProtocolError, match="another merchant"):
-        run_sync(ch, fake, lambda hub: hub.query("wechat", "A1001"))
+        run_sync(ch, fake, lambda hub: hub.query("wechat", "A100001"))
 
 
 @pytest.mark.parametrize("bad", ["../certificates", "A 1", "A1?x=1", "", "x" * 65])
@@ -339,19 +339,19 @@ def test_malformed_order_numbers_never_reach_the_path(setup: Any, bad: str) -> N
 @pytest.mark.parametrize("driver", sorted(DRIVERS))
 def test_close_accepts_a_signed_204(setup: Any, driver: str) -> None:
     ch, fake = setup
-    assert DRIVERS[driver](ch, fake, lambda hub: hub.close_trade("wechat", "A1001")) is None
+    assert DRIVERS[driver](ch, fake, lambda hub: hub.close_trade("wechat", "A100001")) is None
     request = business(fake)[0]
-    assert request.url.raw_path == b"/v3/pay/transactions/out-trade-no/A1001/close"
+    assert request.url.raw_path == b"/v3/pay/transactions/out-trade-no/A100001/close"
     assert json.loads(request.content) == {"mchid": MCH_ID}
 
 
 def test_close_refuses_an_unsigned_204(setup: Any) -> None:
     ch, fake = setup
-    fake.routes["POST", "/v3/pay/transactions/out-trade-no/A1001/close"] = (
+    fake.routes["POST", "/v3/pay/transactions/out-trade-no/A100001/close"] = (
         lambda request: httpx.Response(204)
     )
     with pytest.raises(SignatureError, match="missing"):
-        run_sync(ch, fake, lambda hub: hub.close_trade("wechat", "A1001"))
+        run_sync(ch, fake, lambda hub: hub.close_trade("wechat", "A100001"))
 
 
 # -- refunds --------------------------------------------------------------------
@@ -361,13 +361,13 @@ def test_close_refuses_an_unsigned_204(setup: Any) -> None:
 def test_refund_sends_refund_total_and_currency(setup: Any, driver: str) -> None:
     ch, fake = setup
     request = RefundRequest(
-        out_trade_no="A1001", out_refund_no="R1001", amount=Money(40), total=Money(100),
+        out_trade_no="A100001", out_refund_no="R1001", amount=Money(40), total=Money(100),
         reason="卡密失效",
     )
     result = DRIVERS[driver](ch, fake, lambda hub: hub.refund("wechat", request))
     body = json.loads(business(fake)[0].content)
     assert body == {
-        "out_trade_no": "A1001",
+        "out_trade_no": "A100001",
         "out_refund_no": "R1001",
         "reason": "卡密失效",
         "amount": {"refund": 40, "total": 100, "currency": "CNY"},
@@ -379,7 +379,7 @@ def test_refund_sends_refund_total_and_currency(setup: Any, driver: str) -> None
 
 def test_refund_needs_the_payment_total(setup: Any) -> None:
     ch, fake = setup
-    request = RefundRequest(out_trade_no="A1001", out_refund_no="R1001", amount=Money(40))
+    request = RefundRequest(out_trade_no="A100001", out_refund_no="R1001", amount=Money(40))
     with pytest.raises(InvalidRequestError, match="total"):
         run_sync(ch, fake, lambda hub: hub.refund("wechat", request))
     assert business(fake) == []
@@ -388,7 +388,7 @@ def test_refund_needs_the_payment_total(setup: Any) -> None:
 def test_refund_above_the_total_is_refused_locally(setup: Any) -> None:
     ch, fake = setup
     request = RefundRequest(
-        out_trade_no="A1001", out_refund_no="R1001", amount=Money(101), total=Money(100)
+        out_trade_no="A100001", out_refund_no="R1001", amount=Money(101), total=Money(100)
     )
     with pytest.raises(InvalidRequestError) as info:
         run_sync(ch, fake, lambda hub: hub.refund("wechat", request))
@@ -398,7 +398,7 @@ def test_refund_above_the_total_is_refused_locally(setup: Any) -> None:
 def test_refund_query(setup: Any) -> None:
     ch, fake = setup
     result = run_sync(ch, fake, lambda hub: hub.refund_query(
-        "wechat", RefundQueryRequest(out_trade_no="A1001", out_refund_no="R1001")))
+        "wechat", RefundQueryRequest(out_trade_no="A100001", out_refund_no="R1001")))
     assert business(fake)[0].url.raw_path == b"/v3/refund/domestic/refunds/R1001"
     assert result.status is RefundStatus.SUCCEEDED
     assert result.amount == Money(40)
@@ -410,7 +410,7 @@ def test_refund_query_of_an_unknown_refund_is_not_found(setup: Any) -> None:
         lambda request: fake.error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
     )
     result = run_sync(ch, fake, lambda hub: hub.refund_query(
-        "wechat", RefundQueryRequest(out_trade_no="A1001", out_refund_no="R404")))
+        "wechat", RefundQueryRequest(out_trade_no="A100001", out_refund_no="R404")))
     assert result.status is RefundStatus.NOT_FOUND
 
 

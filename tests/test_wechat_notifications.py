@@ -142,7 +142,7 @@ def test_payment_notification_sync(setup: Any) -> None:
     n = outcome.notification
     assert n.kind is NotificationKind.PAYMENT
     assert n.status is PaymentStatus.PAID
-    assert n.out_trade_no == "A1001"
+    assert n.out_trade_no == "A100001"
     assert n.channel_trade_id == "4200001234202311150000000001"
     assert n.amount == Money(100, "CNY")
     assert n.event_key == f"wechat:{MCH_ID}:EV-2018022511223320873"
@@ -359,7 +359,7 @@ def test_aes_tag_flipped(setup: Any, caplog: Any, merchant_keys: Any) -> None:
     body = notification_body(plaintext, encrypted=encrypted)
     error = rejected(ch, fake, signed(fake, body), body, SignatureError, caplog, merchant_keys,
                      "decryption")
-    assert "A1001" not in repr(error)  # no partial plaintext anywhere
+    assert "A100001" not in repr(error)  # no partial plaintext anywhere
 
 
 @pytest.mark.parametrize(
@@ -511,14 +511,21 @@ def test_api_v3_key_is_not_in_the_channel_repr(setup: Any) -> None:
         b'{"a": "\\ud800"}',
         b'\xef\xbb\xbf{"a": 1}',
         b'{"a": 1, "a": 2}',
+        b'{"a": {"b": 1, "b": 1}}',
     ],
 )
 def test_json_objects_parse_as_json_loads_does(content: bytes) -> None:
-    """The channel runs json's scanner directly (hot path): same answers, same refusals."""
+    """The channel runs json's scanner directly (hot path): same answers, same
+    refusals, plus one: a repeated key (json.loads lets the last one win)."""
     from payhub.channels.wechat._channel import _json_object
 
+    def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len(dict(pairs)) != len(pairs):
+            raise ValueError("repeated key")
+        return dict(pairs)
+
     try:
-        expected: Any = json.loads(content.decode("utf-8"))
+        expected: Any = json.loads(content.decode("utf-8"), object_pairs_hook=no_repeats)
     except ValueError:
         expected = ProtocolError
     if not isinstance(expected, dict):

@@ -136,7 +136,7 @@ def transaction_resource(**changes: Any) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "mchid": MCH_ID,
         "appid": APP_ID,
-        "out_trade_no": "A1001",
+        "out_trade_no": "A100001",
         "transaction_id": "4200001234202311150000000001",
         "trade_type": "NATIVE",
         "trade_state": "SUCCESS",
@@ -154,7 +154,7 @@ def transaction_resource(**changes: Any) -> dict[str, Any]:
 def refund_resource(**changes: Any) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "mchid": MCH_ID,
-        "out_trade_no": "A1001",
+        "out_trade_no": "A100001",
         "transaction_id": "4200001234202311150000000001",
         "out_refund_no": "R1001",
         "refund_id": "50000000382019052709732678859",
@@ -335,7 +335,7 @@ class FakeWechat:
             ))
         if request.method == "GET" and path.startswith("/v3/refund/domestic/refunds/"):
             return self.signed(
-                200, self.refund_answer("A1001", path.rsplit("/", 1)[1], 40, 100, "SUCCESS")
+                200, self.refund_answer("A100001", path.rsplit("/", 1)[1], 40, 100, "SUCCESS")
             )
         if request.method == "GET" and path == "/v3/certificates":
             return self.signed(200, self.certificate_list())

@@ -604,6 +604,7 @@ def test_wechat_notifications_take_faults(merchant_keys, platform_keys) -> None:
             "merchant_private_key": merchant_keys.private_pem,
             "merchant_serial_no": serial,
             "api_v3_key": API_V3_KEY.decode(),
+            "environment": "sandbox",
             "base_url": BASE_URL,
             "notify_url": "http://shop.test/wechat/notify",
             "wechatpay_public_key": box.wechat_public_key_pem,

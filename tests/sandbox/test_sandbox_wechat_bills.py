@@ -6,10 +6,14 @@ import gzip
 import hashlib
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import pytest
 from sandbox_support import BASE_URL
 from sandbox_wechat_client import API_V3_KEY, APPID, MCHID, V3Client, WechatEnv, wechat_env
+
+from payhub.channels.wechat._bill import parse_trade_bill
+from payhub.money import Money
 
 #: The 27 columns of the ALL bill, as WeChat Pay's documentation lists them.
 COLUMNS = [
@@ -87,21 +91,62 @@ def test_bill_hash_and_format(env: WechatEnv) -> None:
     assert first["交易状态"] == "SUCCESS"
     assert first["应结订单金额"] == "100.00"
     assert first["订单金额"] == "100.00"
-    assert first["手续费"] == "0.60"
+    assert first["手续费"] == "0.60000"
     assert first["费率"] == "0.60%"
     assert first["商户数据包"] == "cart=1"
     assert second["应结订单金额"] == "25.00"
-    assert second["手续费"] == "0.15"
+    assert second["手续费"] == "0.15000"
     assert refund["交易状态"] == "REFUND"
     assert refund["交易时间"] == "2024-03-01 10:02:00"
     assert refund["商户退款单号"] == "R-1"
     assert refund["退款金额"] == "30.00"
     assert refund["申请退款金额"] == "30.00"
     assert refund["退款状态"] == "SUCCESS"
-    assert refund["手续费"] == "-0.18"
+    assert refund["手续费"] == "-0.18000"
     assert refund["应结订单金额"] == "0.00"
     summary = [f[1:] for f in rows[-1]]
-    assert summary == ["3", "125.00", "30.00", "0.00", "0.57", "125.00", "30.00"]
+    assert summary == ["3", "125.00", "30.00", "0.00", "0.57000", "125.00", "30.00"]
+
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "wechat"
+
+
+def _real_header(name: str) -> list[str]:
+    raw = (FIXTURES / name).read_bytes()
+    text = gzip.decompress(raw) if name.endswith(".gz") else raw
+    return text.decode("utf-8-sig").splitlines()[0].split(",")
+
+
+def _bill_rows(env: WechatEnv, bill_type: str) -> list[list[str]]:
+    raw = env.sandbox.wechat_bill(MCHID, date(2024, 3, 1), bill_type)
+    return _rows(raw.decode("utf-8-sig"))
+
+
+def test_bills_have_the_columns_of_real_bills(env: WechatEnv) -> None:
+    """ALL as in WxJava's sample bill, REFUND as in a real refund bill (tests/fixtures/wechat)."""
+    _day_of_trading(env)
+    assert _bill_rows(env, "ALL")[0] == _real_header("tradebill_all_wxjava.csv")
+    refund_rows = _bill_rows(env, "REFUND")
+    real_refund_header = _real_header("tradebill_refund_2020-04-01.csv.gz")
+    assert refund_rows[0] == real_refund_header
+    assert len(refund_rows[1]) == len(real_refund_header) == 29
+    refund = dict(zip(real_refund_header, (f[1:] for f in refund_rows[1]), strict=True))
+    # A REFUND bill dates the row by its payment and gives the refund's own times.
+    assert refund["交易时间"] == "2024-03-01 10:00:00"
+    assert refund["退款申请时间"] == "2024-03-01 10:02:00"
+    assert refund["退款成功时间"].startswith("2024-03-01 10:02")
+    assert refund["手续费"] == "-0.18000"
+    success_rows = _bill_rows(env, "SUCCESS")
+    assert len(success_rows[0]) == 20
+    assert "商户退款单号" not in success_rows[0]
+
+
+def test_payhub_reads_the_sandbox_bill_as_a_real_one(env: WechatEnv) -> None:
+    """The fee's sign and scale: what payhub's parser makes of the real files holds here."""
+    _day_of_trading(env)
+    raw = env.sandbox.wechat_bill(MCHID, date(2024, 3, 1))
+    first, second, refund = parse_trade_bill(raw, channel="wechat")
+    assert (first.fee, second.fee, refund.fee) == (Money(60), Money(15), Money(-18))
 
 
 def test_without_gzip_and_by_type(env: WechatEnv) -> None:

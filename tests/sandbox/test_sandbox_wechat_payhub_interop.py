@@ -58,6 +58,7 @@ def live(request, merchant_keys, platform_keys) -> Iterator[Live]:
         "merchant_private_key": merchant_keys.private_pem,
         "merchant_serial_no": SERIAL,
         "api_v3_key": API_V3_KEY.decode(),
+        "environment": "sandbox",
         "base_url": BASE,
         "notify_url": "http://shop.test/wechat/notify",
         "refund_notify_url": "http://shop.test/wechat/refund-notify",

@@ -97,7 +97,7 @@ def _get(row: Mapping[str, str], names: Sequence[str], *, required: bool = True)
     return ""
 
 
-def _fee(text: str, currency: str) -> Money | None:
+def _fee(text: str, currency: str, max_minor: int | None) -> Money | None:
     if text == "":
         return None
     match = _FEE_RE.fullmatch(text)
@@ -107,6 +107,8 @@ def _fee(text: str, currency: str) -> Money | None:
     exponent = Money.zero(currency).exponent
     value = Decimal(f"{whole}.{fraction}").scaleb(exponent).quantize(Decimal(1), ROUND_HALF_UP)
     minor = int(value)
+    if max_minor is not None and minor > max_minor:
+        raise AmountError(f"fee {text[:24]!r} exceeds the channel limit")
     return Money(-minor if sign else minor, currency)
 
 
@@ -119,13 +121,15 @@ def _time(text: str) -> datetime | None:
         raise ProtocolError(f"wechat: malformed bill time {text[:24]!r}") from None
 
 
-def _record(row: dict[str, str], channel: str, bill_date: date | None) -> BillRecord:
+def _record(
+    row: dict[str, str], channel: str, bill_date: date | None, max_minor: int | None
+) -> BillRecord:
     currency = _get(row, _CURRENCY, required=False) or "CNY"
     is_refund = _get(row, _STATE) == "REFUND"
     if is_refund:
-        amount = -Money.parse(_get(row, _REFUND_AMOUNT), currency)
+        amount = -Money.parse(_get(row, _REFUND_AMOUNT), currency, max_minor=max_minor)
     else:
-        amount = Money.parse(_get(row, _ORDER_AMOUNT), currency)
+        amount = Money.parse(_get(row, _ORDER_AMOUNT), currency, max_minor=max_minor)
     out_refund_no = _get(row, _OUT_REFUND_NO, required=False)
     return BillRecord(
         channel=channel,
@@ -136,16 +140,21 @@ def _record(row: dict[str, str], channel: str, bill_date: date | None) -> BillRe
         out_refund_no=out_refund_no if is_refund and out_refund_no not in ("", "0") else None,
         subject=_get(row, _SUBJECT, required=False) or None,
         amount=amount,
-        fee=_fee(_get(row, _FEE, required=False), currency),
+        fee=_fee(_get(row, _FEE, required=False), currency, max_minor),
         created_at=_time(_get(row, _TIME)),
         raw=row,
     )
 
 
 def parse_trade_bill(
-    content: bytes, *, channel: str, bill_date: date | None = None
+    content: bytes, *, channel: str, bill_date: date | None = None, max_minor: int | None = None
 ) -> list[BillRecord]:
-    """Parse a decompressed trade bill into records (refunds negative)."""
+    """Parse a decompressed trade bill into records (refunds negative).
+
+    ``fee`` keeps the bill's sign: positive on payments (charged), negative on
+    refunds (the part WeChat Pay gives back). Amounts and fees above
+    ``max_minor`` (WeChat's limit, when the channel parses) are refused.
+    """
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError:
@@ -164,9 +173,14 @@ def parse_trade_bill(
                 f"the header {len(header)}"
             )
         try:
-            records.append(_record(dict(zip(header, fields, strict=True)), channel, bill_date))
+            records.append(
+                _record(dict(zip(header, fields, strict=True)), channel, bill_date, max_minor)
+            )
         except AmountError as exc:
-            raise ProtocolError(f"wechat: bill line {index + 1}: {exc.message}") from None
+            # The file matched its signed hash: fetching it again gives the same line.
+            raise ProtocolError(
+                f"wechat: bill line {index + 1}: {exc.message}", retryable=False
+            ) from None
         index += 1
     _check_summary(lines[index:])
     return records

@@ -57,6 +57,18 @@ from payhub.signing import load_public_key as _load_public_key
 from ._bill import SHANGHAI, gunzip_bill, parse_trade_bill, verify_bill_hash
 from ._config import WechatPayConfig
 from ._errors import error_from_response, shown
+from ._grammar import (
+    MAX_MINOR,
+    NOTIFICATION_ID,
+    OPENID,
+    OUT_REFUND_NO,
+    OUT_TRADE_NO,
+    REFUND_ID,
+    TRANSACTION_ID,
+    checked_id,
+    optional_id,
+    order_number_problem,
+)
 from ._keys import (
     TIMESTAMP_TOLERANCE,
     PlatformKey,
@@ -105,7 +117,6 @@ _REFUND_EVENTS: Final[Mapping[str, NotificationKind]] = {
 }
 
 _ORDER_NO_RE: Final = re.compile(r"[A-Za-z0-9_\-]{1,64}", re.ASCII)
-_TRANSACTION_ID_RE: Final = re.compile(r"[A-Za-z0-9]{1,64}", re.ASCII)
 
 
 def _token() -> str:
@@ -121,16 +132,31 @@ def _dumps(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object names one key twice."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Called by the C scanner once per object with its pairs in order: a dict
+    # shorter than the list means a repeated key, which JSON parsers resolve
+    # differently (last wins here, first elsewhere); so it is refused.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKey
+    return result
+
+
 #: json's own scanner (C where built): what json.loads runs under three Python
 #: frames and two whitespace matches; every notification is parsed twice.
 _scan_json: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scanner(  # type: ignore[attr-defined]
-    json.JSONDecoder()
+    json.JSONDecoder(object_pairs_hook=_object)
 )
 _JSON_WS: Final = re.compile(r"[ \t\n\r]*")
 
 
 def _json_object(content: bytes, what: str) -> dict[str, Any]:
-    """``json.loads`` of a UTF-8 JSON object, with the same refusals."""
+    """``json.loads`` of a UTF-8 JSON object, with the same refusals, and
+    refusing an object with a repeated key (non-retryable: it is signed)."""
     try:
         # WeChat Pay speaks UTF-8: decode as such rather than sniff the encoding.
         text = content.decode("utf-8")
@@ -138,6 +164,10 @@ def _json_object(content: bytes, what: str) -> dict[str, Any]:
         data, end = _scan_json(text, start)
         if end != len(text) and _JSON_WS.match(text, end).end() != len(text):  # type: ignore[union-attr]
             raise ValueError("data after the JSON value")
+    except _DuplicateKey:
+        raise ProtocolError(
+            f"wechat: {what} repeats a key in a JSON object", retryable=False
+        ) from None
     except (ValueError, RecursionError, StopIteration):  # UnicodeDecodeError is a ValueError
         raise ProtocolError(f"wechat: {what} is not JSON") from None
     if not isinstance(data, dict):
@@ -150,11 +180,6 @@ def _str(data: Mapping[str, Any], key: str, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ProtocolError(f"wechat: {what} has no {key}")
     return value
-
-
-def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    return value if isinstance(value, str) and value else None
 
 
 def _obj(data: Mapping[str, Any], key: str, what: str) -> dict[str, Any]:
@@ -182,6 +207,19 @@ def _currency(amount: Mapping[str, Any]) -> str:
     if not isinstance(currency, str):
         raise AmountError(f"currency must be a string, got {shown(currency)}")
     return currency
+
+
+def _fen(amount: Mapping[str, Any], key: str, currency: str, *, least: int = 0) -> Money:
+    """``amount[key]``: a JSON integer of fen from ``least`` up to WeChat's limit."""
+    money = Money.of_minor_json(amount.get(key), currency, max_minor=MAX_MINOR)
+    if money.minor < least:
+        raise AmountError(f"wechat: amount.{key} of {money.minor} fen is not a valid amount")
+    return money
+
+
+def _not_above(part: Money, whole: Money, part_name: str, whole_name: str) -> None:
+    if part > whole:
+        raise AmountError(f"wechat: amount.{part_name} is above amount.{whole_name}")
 
 
 def _order_no(value: object, what: str = "out_trade_no") -> str:
@@ -253,6 +291,14 @@ class WechatPayChannel(Channel):
     @classmethod
     def from_config(cls, name: str, config: Mapping[str, Any]) -> Self:
         return cls(name, WechatPayConfig.from_mapping(config))
+
+    def max_amount_minor(self) -> int:
+        """2**31 - 1 fen: ``amount.total`` is a 32-bit signed integer at WeChat Pay."""
+        return MAX_MINOR
+
+    def order_number_problem(self, out_trade_no: str) -> str | None:
+        """WeChat Pay's rule: 6-32 ASCII letters, digits, ``_``, ``-``, ``|`` or ``*``."""
+        return order_number_problem(out_trade_no)
 
     @property
     def platform_serials(self) -> list[str]:
@@ -421,6 +467,11 @@ class WechatPayChannel(Channel):
         amount = request.amount
         if amount.currency not in self.currencies:
             raise InvalidRequestError(f"wechat: no payments in {amount.currency}")
+        if amount.minor > MAX_MINOR:
+            raise AmountError(f"wechat: {amount} is above WeChat Pay's limit of one payment")
+        problem = order_number_problem(request.out_trade_no)
+        if problem is not None:
+            raise InvalidRequestError(f"wechat: {problem}")
         notify_url = request.notify_url or self.config.notify_url
         if notify_url is None:
             raise InvalidRequestError("wechat: a payment needs a notify_url (request or config)")
@@ -516,7 +567,7 @@ class WechatPayChannel(Channel):
 
     def query_by_transaction_id(self, transaction_id: str) -> Flow[PaymentQueryResult]:
         """Query a payment by WeChat Pay's ``transaction_id``."""
-        if _TRANSACTION_ID_RE.fullmatch(transaction_id) is None:
+        if TRANSACTION_ID.fullmatch(transaction_id) is None:
             raise InvalidRequestError(f"wechat: malformed transaction_id {shown(transaction_id)}")
         path = f"/v3/pay/transactions/id/{transaction_id}?mchid={self.config.mch_id}"
         response = yield from self._call("GET", path)
@@ -534,16 +585,22 @@ class WechatPayChannel(Channel):
         amount_data = data.get("amount")
         amount = None
         if isinstance(amount_data, dict) and "total" in amount_data:
-            amount = Money.of_minor_json(amount_data["total"], _currency(amount_data))
+            amount = _fen(amount_data, "total", _currency(amount_data), least=1)
         payer = data.get("payer")
+        what = "query answer"
         return self._model(PaymentQueryResult, {
             "channel": self.name,
-            "out_trade_no": _str(data, "out_trade_no", "query answer"),
+            "out_trade_no": checked_id(data, "out_trade_no", OUT_TRADE_NO, what, ProtocolError),
             "status": status,
             "amount": amount,
-            "channel_trade_id": _opt_str(data, "transaction_id"),
+            "channel_trade_id": optional_id(
+                data, "transaction_id", TRANSACTION_ID, what, ProtocolError
+            ),
             "paid_at": _time(data.get("success_time"), "success_time"),
-            "buyer_id": _opt_str(payer, "openid") if isinstance(payer, dict) else None,
+            "buyer_id": (
+                optional_id(payer, "openid", OPENID, what, ProtocolError)
+                if isinstance(payer, dict) else None
+            ),
             "raw": data,
         })
 
@@ -620,14 +677,17 @@ class WechatPayChannel(Channel):
         if status is None:
             raise ProtocolError(f"wechat: unknown refund status {shown(state)}")
         amount = _obj(data, "amount", "refund answer")
+        what = "refund answer"
         return self._model(RefundResult, {
             "channel": self.name,
             "out_trade_no": out_trade_no,
             "out_refund_no": out_refund_no,
             "status": status,
-            "amount": Money.of_minor_json(amount.get("refund"), _currency(amount)),
-            "channel_trade_id": _opt_str(data, "transaction_id"),
-            "channel_refund_id": _opt_str(data, "refund_id"),
+            "amount": _fen(amount, "refund", _currency(amount), least=1),
+            "channel_trade_id": optional_id(
+                data, "transaction_id", TRANSACTION_ID, what, ProtocolError
+            ),
+            "channel_refund_id": optional_id(data, "refund_id", REFUND_ID, what, ProtocolError),
             "raw": data,
         })
 
@@ -651,7 +711,9 @@ class WechatPayChannel(Channel):
         encoding = download.headers.get("Content-Encoding", "")
         content = gunzip_bill(download.content, already_decoded="gzip" in encoding.lower())
         verify_bill_hash(content, data.get("hash_type"), data.get("hash_value"))
-        return parse_trade_bill(content, channel=self.name, bill_date=bill_date)
+        return parse_trade_bill(
+            content, channel=self.name, bill_date=bill_date, max_minor=MAX_MINOR
+        )
 
     def _download_url(self, text: str) -> httpx.URL:
         try:
@@ -699,7 +761,9 @@ class WechatPayChannel(Channel):
             if found is None:
                 raise NotificationRejected(f"wechat: unsupported event_type {shown(event_type)}")
             kind = found
-        notification_id = _str(envelope, "id", "notification")
+        notification_id = checked_id(
+            envelope, "id", NOTIFICATION_ID, "notification", ProtocolError
+        )
         data = _json_object(
             self._decrypt(envelope.get("resource"), "notification"), "notification resource"
         )
@@ -712,9 +776,14 @@ class WechatPayChannel(Channel):
         amount = data.get("amount")
         if not isinstance(amount, dict):
             raise ProtocolError("wechat: notification resource has no amount object")
+        what = "notification resource"
         currency = _currency(amount)
-        out_trade_no = _str(data, "out_trade_no", "notification resource")
-        total = Money.of_minor_json(amount.get("total"), currency)
+        out_trade_no = checked_id(data, "out_trade_no", OUT_TRADE_NO, what, ProtocolError)
+        # Never zero: WeChat Pay takes no order for less than one fen.
+        total = _fen(amount, "total", currency, least=1)
+        if "payer_total" in amount:
+            # What the buyer paid after coupons: checked, not used.
+            _not_above(_fen(amount, "payer_total", currency), total, "payer_total", "total")
         refund_amount = out_refund_no = None
         if kind is NotificationKind.PAYMENT:
             if data.get("trade_state") != "SUCCESS":
@@ -724,8 +793,13 @@ class WechatPayChannel(Channel):
         else:
             succeeded = kind is NotificationKind.REFUND
             status = PaymentStatus.REFUNDED if succeeded else PaymentStatus.PAID
-            refund_amount = Money.of_minor_json(amount.get("refund"), currency)
-            out_refund_no = _str(data, "out_refund_no", "notification resource")
+            refund_amount = _fen(amount, "refund", currency, least=1)
+            if "payer_refund" in amount:
+                _not_above(
+                    _fen(amount, "payer_refund", currency), refund_amount, "payer_refund", "refund"
+                )
+            out_refund_no = checked_id(data, "out_refund_no", OUT_REFUND_NO, what, ProtocolError)
+            optional_id(data, "refund_id", REFUND_ID, what, ProtocolError)
             occurred_at = _time(
                 data.get("success_time") or envelope.get("create_time"), "refund time"
             )
@@ -736,7 +810,9 @@ class WechatPayChannel(Channel):
                 "channel": self.name,
                 "kind": kind,
                 "out_trade_no": out_trade_no,
-                "channel_trade_id": _opt_str(data, "transaction_id"),
+                "channel_trade_id": optional_id(
+                    data, "transaction_id", TRANSACTION_ID, what, ProtocolError
+                ),
                 "amount": total,
                 "status": status,
                 "event_key": f"wechat:{mchid}:{notification_id}",

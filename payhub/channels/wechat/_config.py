@@ -10,14 +10,20 @@ from typing import Any, Final, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from payhub.config import Secret
+from payhub.config import Environment, Secret, production_endpoint_problem
 from payhub.errors import ConfigurationError
+
+from ._grammar import MERCHANT_ID
 
 __all__ = ["DEFAULT_BASE_URL", "WechatPayConfig"]
 
 DEFAULT_BASE_URL: Final = "https://api.mch.weixin.qq.com"
 
-_ID_RE: Final = re.compile(r"[0-9A-Za-z_\-]{1,64}", re.ASCII)
+#: WeChat Pay has no test host for APIv3. Its only test system was APIv2's
+#: "仿真测试系统", a path on the production host; a base URL under it is no
+#: production endpoint either.
+_V2_SANDBOX_PATH: Final = "/sandboxnew"
+
 _SERIAL_RE: Final = re.compile(r"[0-9A-Fa-f]{1,64}", re.ASCII)
 _PUB_KEY_ID_RE: Final = re.compile(r"PUB_KEY_ID_[0-9A-Za-z_\-]{1,64}", re.ASCII)
 _URL_RE: Final = re.compile(r"https?://[^\s]+", re.ASCII)
@@ -54,7 +60,11 @@ class WechatPayConfig(BaseModel):
     merchant_serial_no: str
     #: The 32-byte APIv3 key: decrypts notifications and platform certificates.
     api_v3_key: Secret
-    #: Scheme, host and optional path prefix; any URL for a local sandbox.
+    #: ``"production"`` (the default) or ``"sandbox"``: in production the
+    #: ``base_url`` must be a public https endpoint.
+    environment: Environment = "production"
+    #: Scheme, host and optional path prefix; any URL for a local sandbox
+    #: (with ``environment="sandbox"``).
     base_url: str = DEFAULT_BASE_URL
     #: Default ``notify_url`` of payments; a request's own ``notify_url`` wins.
     notify_url: str | None = None
@@ -71,8 +81,9 @@ class WechatPayConfig(BaseModel):
     @field_validator("mch_id", "app_id")
     @classmethod
     def _identifier(cls, value: str) -> str:
-        if _ID_RE.fullmatch(value) is None:
-            raise ValueError("must be 1-64 ASCII letters, digits, '_' or '-'")
+        # WeChat's grammar: a notification or answer naming any other id is not ours.
+        if MERCHANT_ID.fullmatch(value) is None:
+            raise ValueError("must be 1-32 ASCII letters, digits, '_' or '-'")
         return value
 
     @field_validator("merchant_serial_no")
@@ -120,6 +131,21 @@ class WechatPayConfig(BaseModel):
         if value < timedelta(minutes=1):
             raise ValueError("must be at least one minute")
         return value
+
+    @model_validator(mode="after")
+    def _production_endpoint(self) -> WechatPayConfig:
+        if self.environment != "production":
+            return self
+        problem = production_endpoint_problem(self.base_url)
+        if problem is None and httpx.URL(self.base_url).path.startswith(_V2_SANDBOX_PATH):
+            problem = "points at WeChat Pay's APIv2 sandbox"
+        if problem is not None:
+            # Raised as is: one clear sentence (the URL itself is not repeated).
+            raise ConfigurationError(
+                f'wechat configuration: environment "production" refuses this base_url: '
+                f'it {problem}; a local sandbox needs "environment": "sandbox"'
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_mode(self) -> WechatPayConfig:
