@@ -48,9 +48,11 @@ class EpayConfig(BaseModel):
     @field_validator("key", mode="before")
     @classmethod
     def _key(cls, value: object) -> Secret:
-        secret = resolve_secret(value, "key")
-        if not secret.get().strip():
+        # A key read from a file usually ends in a newline; it is never part of the key.
+        secret = Secret(resolve_secret(value, "key").get().strip())
+        if not secret.get():
             raise ConfigurationError("key: must not be empty")
+        secret.get_text()  # the key is text: it is appended to the string to sign
         return secret
 
     @field_validator("pid", mode="before")

@@ -7,7 +7,9 @@
 >>> epay = init_app(app, EpaySimulator(clock=sandbox.clock))  # doctest: +SKIP
 >>> epay.add_merchant("1001", "merchant-key")  # doctest: +SKIP
 
-Routes under ``/epay``: ``submit.php`` (page jump to the cashier), ``mapi.php``
+Installed with payhub-sandbox, it is also a sandbox part (entry point
+``payhub_sandbox.parts``): ``payhub_sandbox.parts.install_parts(app)`` mounts
+it. Routes under ``/epay``: ``submit.php`` (page jump to the cashier), ``mapi.php``
 (API payment), ``api.php?act=order`` and ``act=refund``, ``cashier/<trade_no>``,
 and a control API under ``/epay/_control/``. Notifications (GET by default, on
 彩虹易支付's resend schedule) with delivery faults: drop, duplicate, delay,
@@ -25,7 +27,7 @@ from payhub_epay_sandbox._simulator import (
     EpaySimulator,
     php_money,
 )
-from payhub_epay_sandbox._views import EXTENSION_KEY, epay_blueprint, init_app
+from payhub_epay_sandbox._views import EXTENSION_KEY, epay_blueprint, init_app, sandbox_part
 
 __all__ = [
     "EPAY_RETRY_DELAYS",
@@ -39,4 +41,5 @@ __all__ = [
     "epay_blueprint",
     "init_app",
     "php_money",
+    "sandbox_part",
 ]

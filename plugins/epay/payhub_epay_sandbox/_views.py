@@ -9,7 +9,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, re
 
 from payhub_epay_sandbox._simulator import EpaySandboxError, EpaySimulator
 
-__all__ = ["EXTENSION_KEY", "epay_blueprint", "init_app", "simulator"]
+__all__ = ["EXTENSION_KEY", "epay_blueprint", "init_app", "sandbox_part", "simulator"]
 
 EXTENSION_KEY = "payhub_epay_sandbox"
 
@@ -29,6 +29,13 @@ def init_app(app: Flask, epay: EpaySimulator, *, url_prefix: str = "/epay") -> E
     app.extensions[EXTENSION_KEY] = epay
     app.register_blueprint(epay_blueprint, url_prefix=url_prefix)
     return epay
+
+
+def sandbox_part(app: Flask, sandbox: Any) -> EpaySimulator:
+    """The ``payhub_sandbox.parts`` entry point: an EPay provider on the sandbox's
+    clock and time factor, under ``/epay``, notifying over the network."""
+    epay = EpaySimulator(clock=sandbox.clock, time_factor=sandbox.time_factor)
+    return init_app(app, epay)
 
 
 def _fields() -> dict[str, str]:

@@ -44,9 +44,7 @@ def test_page_payment_end_to_end(shop: Shop, store: Store) -> None:
     result = shop.hub.pay(shop.request())
     assert result.kind is ResultKind.REDIRECT
     assert result.redirect_url is not None
-    assert result.redirect_url.startswith(
-        GATEWAY + "submit.php?"
-    )
+    assert result.redirect_url.startswith(GATEWAY + "submit.php?")
     sent = dict(parse_qsl(urlsplit(result.redirect_url).query))
     assert sent["money"] == "12.50"
     assert sent["pid"] == PID

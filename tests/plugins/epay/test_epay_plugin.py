@@ -158,3 +158,12 @@ def test_gateway_gets_a_trailing_slash() -> None:
         {"channels": {"e": {"type": "epay", **config(gateway=GATEWAY.rstrip("/"))}}}
     ) as hub:
         assert hub.channel("e").gateway == GATEWAY  # type: ignore[attr-defined]
+
+
+def test_a_key_file_with_a_trailing_newline_signs_like_the_key(tmp_path: Path) -> None:
+    from payhub_epay import EpayConfig
+
+    key_file = tmp_path / "epay.key"
+    key_file.write_text(KEY + "\n", encoding="utf-8")
+    loaded = EpayConfig.validated("e", config(key={"$file": str(key_file)}))
+    assert loaded.key.get() == KEY.encode()
