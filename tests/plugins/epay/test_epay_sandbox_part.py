@@ -48,3 +48,46 @@ def test_parts_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(Sandbox())
     assert install_parts(app) == []
     assert "payhub_epay_sandbox" not in app.extensions
+
+
+def test_cashier_pays_and_returns_the_buyer_with_a_return_the_channel_verifies() -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from epay_support import make_shop
+
+    from payhub import PayMethod
+
+    shop = make_shop()
+    result = shop.hub.pay(shop.request(method=PayMethod.WAP))
+    cashier = shop.http.get(result.redirect_url or "").headers["location"]
+    page = shop.http.get(f"http://epay.sandbox.test{cashier}")
+    assert "Gift card" in page.text
+    assert "12.50" in page.text
+    paid = shop.http.post(f"http://epay.sandbox.test{cashier}/pay")
+    assert paid.status_code == 302
+    back = paid.headers["location"]
+    assert back.startswith("https://shop.example/paid?")
+    info = shop.hub.verify_return("epay", dict(parse_qsl(urlsplit(back).query)))
+    assert info.out_trade_no == "ORDER-1"
+    assert info.channel_trade_id == shop.trade_no("ORDER-1")
+
+
+def test_the_control_api_drives_the_provider() -> None:
+    from epay_support import make_shop
+
+    from payhub import PayMethod
+
+    shop = make_shop()
+    http, base = shop.http, "http://epay.sandbox.test/epay/_control"
+    assert http.post(f"{base}/merchants", json={"pid": "1003", "key": "k3"}).json() == {
+        "pid": "1003"
+    }
+    assert http.post(f"{base}/faults", json={"kind": "bad_sign"}).json()["kind"] == "bad_sign"
+    shop.hub.pay(shop.request(method=PayMethod.QR))
+    trade_no = shop.trade_no("ORDER-1")
+    assert http.post(f"{base}/orders/{trade_no}/pay").json()["status"] == 1
+    first = http.post(f"{base}/deliver").json()
+    assert [(d["acknowledged"], d["effects"]) for d in first] == [(False, ["bad_sign"])]
+    assert http.delete(f"{base}/faults").json() == {"cleared": True}
+    again = http.post(f"{base}/deliver", params={"force": "1"}).json()
+    assert [d["acknowledged"] for d in again] == [True]
