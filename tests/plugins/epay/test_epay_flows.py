@@ -15,8 +15,7 @@ from payhub import PayMethod, RefundRequest, ResultKind
 from payhub.errors import ChannelError, ErrorCode, PaymentStateError
 from payhub.models import PaymentStatus
 from payhub.money import Money
-from payhub.store import PaymentState, Store
-from payhub.store._records import AnomalyKind
+from payhub.store import AnomalyKind, PaymentState, Store
 
 
 @pytest.fixture
