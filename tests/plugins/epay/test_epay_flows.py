@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from epay_support import GATEWAY, KEY, PID, Shop, make_shop
+from epay_support import GATEWAY, KEY, PID, Shop, make_shop, notification_fields, signed_body
 
 from payhub import PayMethod, RefundRequest, ResultKind
 from payhub.errors import ChannelError, ErrorCode, PaymentStateError
@@ -254,3 +254,15 @@ def test_paying_the_same_order_again_reuses_the_providers_order(shop: Shop) -> N
         for flow in (first, second)
     ]
     assert answers[0] == answers[1]
+
+
+def test_a_signed_amount_that_differs_from_the_stored_order_is_never_credited(
+    shop: Shop, store: Store
+) -> None:
+    # A provider that drops param: the store's own amount check holds the line.
+    shop.hub.pay(shop.request(method=PayMethod.QR))
+    body = signed_body(notification_fields(money="0.01", trade_no=shop.trade_no("ORDER-1")))
+    outcome = shop.hub.handle_notification("epay", {}, body)
+    assert outcome.notification is not None
+    assert store.payment("ORDER-1").status is PaymentState.REVIEW  # type: ignore[union-attr]
+    assert [a.kind for a in store.anomalies("ORDER-1")] == [AnomalyKind.AMOUNT_MISMATCH]
