@@ -42,7 +42,9 @@ class EpayConfig(BaseModel):
     notify_url: str | None = None
     return_url: str | None = None
     environment: Environment = "production"
-    late_window_hours: Decimal = Field(default=Decimal(12), gt=0, le=24 * 30)
+    late_window_hours: Decimal = Field(
+        default=Decimal(int(DEFAULT_LATE_WINDOW.total_seconds()) // 3600), gt=0, le=24 * 30
+    )
     max_amount: str = DEFAULT_MAX_AMOUNT
 
     @field_validator("key", mode="before")
