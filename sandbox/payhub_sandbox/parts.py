@@ -1,0 +1,49 @@
+"""Sandbox parts from other distributions: the one registration point for plugins.
+
+A distribution that simulates another channel (payhub-epay's EPay provider)
+declares a callable in the ``payhub_sandbox.parts`` entry-point group::
+
+    [project.entry-points."payhub_sandbox.parts"]
+    epay = "payhub_epay_sandbox:sandbox_part"
+
+Each is called as ``part(app, sandbox)`` with the Flask app and its
+:class:`~payhub_sandbox.Sandbox`; it mounts its blueprint with Flask's own
+``app.register_blueprint`` and keeps its state in ``app.extensions``.
+``PAYHUB_SANDBOX_PARTS`` (comma-separated names; empty for none) restricts
+which load, as ``PAYHUB_PLUGINS`` does for payhub's plugins.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from flask import Flask
+
+from payhub_sandbox._context import EXTENSION_KEY
+from payhub_sandbox._sandbox import Sandbox
+
+__all__ = ["PARTS_GROUP", "SandboxPart", "install_parts"]
+
+PARTS_GROUP = "payhub_sandbox.parts"
+_ENV_ALLOW = "PAYHUB_SANDBOX_PARTS"
+
+#: What a part's entry point names.
+SandboxPart = Callable[[Flask, Sandbox], object]
+
+
+def install_parts(app: Flask) -> list[str]:
+    """Mount every installed sandbox part on ``app`` (built by ``create_app``);
+    the names of those mounted, in entry-point name order."""
+    sandbox = app.extensions[EXTENSION_KEY]
+    allowed = os.environ.get(_ENV_ALLOW)
+    names = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+    mounted: list[str] = []
+    for entry in sorted(entry_points(group=PARTS_GROUP), key=lambda e: e.name):
+        if names is not None and entry.name not in names:
+            continue
+        part: SandboxPart = entry.load()
+        part(app, sandbox)
+        mounted.append(entry.name)
+    return mounted
