@@ -211,7 +211,7 @@ class AlipayConfig(BaseModel):
         app_cert = _loaded(load_certificates, app, "app_cert")[0]
         alipay_chain = _loaded(load_certificates, alipay, "alipay_cert")
         alipay_cert = alipay_chain[0]
-        roots = _loaded(load_certificates, root, "alipay_root_cert")
+        roots = _loaded(_root_bundle, root, "alipay_root_cert")
         app_key = app_cert.public_key()
         if (
             not isinstance(app_key, rsa.RSAPublicKey)
@@ -295,6 +295,12 @@ def _check_alipay_chain(chain: list[x509.Certificate], roots: list[x509.Certific
         verify_chain(leaf, path)
     except SignatureError as exc:
         raise ConfigurationError(f"alipay_cert: {exc.message}") from None
+
+
+def _root_bundle(data: bytes) -> list[x509.Certificate]:
+    """``alipayRootCert.crt``: its RSA certificates; the SM2 and ECDSA ones are
+    skipped unparsed (see :func:`payhub.signing.load_certificates`)."""
+    return load_certificates(data, rsa_only=True)
 
 
 def _loaded(loader: Callable[[bytes], T], value: Secret, name: str) -> T:
