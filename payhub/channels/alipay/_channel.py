@@ -549,16 +549,25 @@ class AlipayChannel(Channel):
         self._same_trade(method, node, out_trade_no)
 
     def download_bill(self, bill_date: date) -> Flow[list[BillRecord]]:
-        """The day's trade bill: ask for its URL, fetch the zip (a plain GET; the
-        URL lives 30 s), parse the GBK detail CSV."""
+        """The day's trade bill: ask for its URL, fetch the zip (a plain GET, over
+        https from an allowed bill host only; the URL lives 30 s), parse the GBK
+        detail CSV."""
         if not isinstance(bill_date, date) or isinstance(bill_date, datetime):
             raise InvalidRequestError("bill_date must be a date")
         method = "alipay.data.dataservice.bill.downloadurl.query"
         biz = {"bill_type": "trade", "bill_date": bill_date.isoformat()}
         node = yield from self._call(method, biz)
-        url = node.get("bill_download_url")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        text = node.get("bill_download_url")
+        if not isinstance(text, str) or not text:
             raise ProtocolError(f"alipay {method}: the response holds no bill_download_url")
+        url = self.config.bill_download_url(text)
+        if url is None:
+            # Never fetched: a URL elsewhere could reach internal addresses.
+            raise ProtocolError(
+                f"alipay {method}: the bill_download_url is not on an allowed bill host "
+                "(see bill_download_hosts)",
+                retryable=False,
+            )
         response = yield httpx.Request("GET", url)
         if not 200 <= response.status_code < 300:
             raise ProtocolError(
