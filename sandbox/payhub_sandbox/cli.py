@@ -92,6 +92,9 @@ def _run(args: argparse.Namespace) -> int:
         sandbox.base_url = url
     print(f"payhub-sandbox listening on {url}", flush=True)
     print(f"  Alipay gateway   {sandbox.base_url}/gateway.do")
+    print(
+        f'  (payhub: "environment": "sandbox", "bill_download_hosts": ["{sandbox.base_url}"])'
+    )
     print(f"  console          {sandbox.base_url}/")
     print(f"  control API      {sandbox.base_url}/_control/")
     print(
