@@ -86,6 +86,7 @@ def bench_channel(public_pem: str) -> AlipayChannel:
             ).decode(),
             "alipay_public_key": public_pem,
             "seller_id": SELLER_ID,
+            "environment": "sandbox",
             "gateway": "http://127.0.0.1:9/gateway.do",
         },
     )

@@ -178,7 +178,9 @@ def setup_alipay(control: httpx.Client, sandbox_url: str, shop_url: str) -> dict
         "app_id": APP_ID,
         "app_private_key": app_private,
         "alipay_public_key": alipay_public,
+        "environment": "sandbox",
         "gateway": f"{sandbox_url}/gateway.do",
+        "bill_download_hosts": [sandbox_url],
         "seller_id": SELLER_ID,
         "notify_url": f"{shop_url}/notify/alipay",
     }

@@ -102,7 +102,7 @@ def test_bill_rows(gbk_names: bool) -> None:
     assert payment.out_refund_no is None
     assert payment.subject == "游戏点卡 100元"
     assert payment.amount == Money(8888)
-    assert payment.fee == Money(-53)
+    assert payment.fee == Money(53)  # printed -0.53: charged to the merchant
     assert payment.created_at == datetime(2024, 1, 2, 10, 30, 58, tzinfo=shanghai)
     assert payment.finished_at == datetime(2024, 1, 2, 10, 31, 4, tzinfo=shanghai)
     assert payment.finished_at.utcoffset() is not None
@@ -111,7 +111,7 @@ def test_bill_rows(gbk_names: bool) -> None:
 
     assert refund.kind is BillRecordKind.REFUND
     assert refund.amount == Money(-1000)
-    assert refund.fee == Money(6)
+    assert refund.fee == Money(-6)  # printed 0.06: returned with the refund
     assert refund.out_refund_no == "R-1"
 
 

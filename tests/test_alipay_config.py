@@ -123,7 +123,9 @@ def test_unreadable_key(merchant_keys: Any, platform_keys: Any) -> None:
     ],
 )
 def test_gateway(merchant_keys: Any, platform_keys: Any, alias: str, url: str) -> None:
-    assert config(merchant_keys, platform_keys, gateway=alias).gateway == url
+    environment = "production" if alias == "production" else "sandbox"
+    loaded = config(merchant_keys, platform_keys, gateway=alias, environment=environment)
+    assert loaded.gateway == url
 
 
 @pytest.mark.parametrize("gateway", ["ftp://x/gateway.do", "gateway.do", "debug"])

@@ -65,6 +65,7 @@ def make_channel(
         "app_id": APP_ID,
         "app_private_key": merchant.private_pem,
         "alipay_public_key": platform.public_pem,
+        "environment": "sandbox",
         "gateway": GATEWAY,
         "seller_id": SELLER_ID,
         "notify_url": "https://shop.example/alipay/notify",
@@ -145,11 +146,15 @@ class FakeGateway:
     raw: dict[str, httpx.Response] = field(default_factory=dict)
     downloads: dict[str, bytes] = field(default_factory=dict)
     seen: list[SeenRequest] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)  #: every GET (bill download) URL
     cert_sn: str | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and str(request.url) in self.downloads:
-            return httpx.Response(200, content=self.downloads[str(request.url)])
+        if request.method == "GET":
+            self.fetched.append(str(request.url))
+            if str(request.url) in self.downloads:
+                return httpx.Response(200, content=self.downloads[str(request.url)])
+            return httpx.Response(404)
         seen = read_request(request, self.merchant_public)
         self.seen.append(seen)
         api = seen.params["method"]

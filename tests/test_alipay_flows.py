@@ -377,6 +377,7 @@ def test_from_hub_configuration(merchant_keys: Any, platform_keys: Any) -> None:
                     "app_id": APP_ID,
                     "app_private_key": merchant_keys.private_pem,
                     "alipay_public_key": platform_keys.public_base64,
+                    "environment": "sandbox",
                     "gateway": "sandbox",
                 }
             }

@@ -268,9 +268,12 @@ def channel_for_wire(merchant_keys: Any, platform_keys: Any) -> Any:
 def test_exports() -> None:
     assert alipay.__all__ == sorted(alipay.__all__)
     assert set(alipay.__all__) == {
+        "ALIPAY_BILL_HOSTS",
         "ALIPAY_ERROR_CODES",
         "ALIPAY_PRODUCTION_GATEWAY",
+        "ALIPAY_SANDBOX_BILL_HOSTS",
         "ALIPAY_SANDBOX_GATEWAY",
+        "ALIPAY_TEST_HOSTS",
         "AlipayChannel",
         "AlipayConfig",
         "register_channels",

@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from payhub.errors import SignatureError
-from payhub.signing._keys import load_certificates
+from payhub.signing._keys import RSA_SIGNATURE_OID_PREFIX, load_certificates
 
 __all__ = [
     "alipay_cert_sn",
@@ -19,16 +19,6 @@ __all__ = [
     "certificate_serial_hex",
     "verify_chain",
 ]
-
-_RSA_SIGNATURE_OIDS = {
-    x509.SignatureAlgorithmOID.RSA_WITH_SHA1,
-    x509.SignatureAlgorithmOID.RSA_WITH_SHA224,
-    x509.SignatureAlgorithmOID.RSA_WITH_SHA256,
-    x509.SignatureAlgorithmOID.RSA_WITH_SHA384,
-    x509.SignatureAlgorithmOID.RSA_WITH_SHA512,
-    x509.SignatureAlgorithmOID.RSASSA_PSS,
-}
-
 
 def _issuer_rfc2253(cert: x509.Certificate) -> str:
     return cert.issuer.rfc4514_string()
@@ -41,12 +31,22 @@ def alipay_cert_sn(cert: x509.Certificate) -> str:
 
 
 def alipay_root_cert_sn(bundle: str | bytes | Iterable[x509.Certificate]) -> str:
-    """The serials of every RSA-signed certificate of the root bundle, joined by ``_``."""
+    """The serials of every RSA-signed certificate of the root bundle, joined by ``_``.
+
+    As Alipay's SDKs do: a certificate counts when its signature algorithm is
+    of the RSA family (OID ``1.2.840.113549.1.1.*``); SM2 and ECDSA ones are
+    skipped; in a PEM bundle they are skipped unparsed (the real
+    ``alipayRootCert.crt`` holds an ECDSA block ``cryptography`` refuses).
+    """
     certs = (
-        load_certificates(bundle) if isinstance(bundle, str | bytes) else list(bundle)
+        load_certificates(bundle, rsa_only=True)
+        if isinstance(bundle, str | bytes)
+        else list(bundle)
     )
     return "_".join(
-        alipay_cert_sn(c) for c in certs if c.signature_algorithm_oid in _RSA_SIGNATURE_OIDS
+        alipay_cert_sn(c)
+        for c in certs
+        if c.signature_algorithm_oid.dotted_string.startswith(RSA_SIGNATURE_OID_PREFIX)
     )
 
 

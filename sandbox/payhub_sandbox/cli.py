@@ -126,6 +126,9 @@ def _run(args: argparse.Namespace) -> int:
     elif token is not None:
         print(f"  control token    required ({TOKEN_HEADER} or Authorization: Bearer)")
     print(f"  Alipay gateway   {sandbox.base_url}/gateway.do")
+    print(
+        f'  (payhub: "environment": "sandbox", "bill_download_hosts": ["{sandbox.base_url}"])'
+    )
     print(f"  console          {sandbox.base_url}/")
     print(f"  control API      {sandbox.base_url}/_control/")
     print(

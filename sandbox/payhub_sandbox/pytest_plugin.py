@@ -416,7 +416,9 @@ def payhub_sandbox_hub(
             "app_id": ALIPAY_APP_ID,
             "app_private_key": payhub_sandbox_keys.merchant_private_pem,
             "alipay_public_key": payhub_sandbox.alipay_public_key_pem,
+            "environment": "sandbox",
             "gateway": f"{BASE_URL}/gateway.do",
+            "bill_download_hosts": [BASE_URL],
             "seller_id": ALIPAY_SELLER_ID,
             "notify_url": ALIPAY_NOTIFY_URL,
         }

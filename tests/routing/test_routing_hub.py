@@ -159,6 +159,7 @@ def make_channels(
                 "app_id": APP[name],
                 "app_private_key": keys[name].private_pem,
                 "alipay_public_key": box.alipay_public_key_pem,
+                "environment": "sandbox",
                 "gateway": f"{gateway_root}/gateway.do",
                 "seller_id": SELLER[name],
                 "notify_url": f"http://shop.test/notify/{name}",

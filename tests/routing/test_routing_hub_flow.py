@@ -118,6 +118,7 @@ def alipay_config(merchant_keys, platform_keys, app_id: str) -> dict[str, Any]:
         "app_id": app_id,
         "app_private_key": merchant_keys.private_pem,
         "alipay_public_key": platform_keys.public_pem,
+        "environment": "sandbox",
         "gateway": "http://sandbox.test/gateway.do",
     }
 

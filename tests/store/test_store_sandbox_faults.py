@@ -144,6 +144,7 @@ def rig(store: Store, platform_keys, merchant_keys) -> Iterator[Rig]:
             "app_id": APP_ID,
             "app_private_key": merchant_keys.private_pem,
             "alipay_public_key": box.alipay_public_key_pem,
+            "environment": "sandbox",
             "gateway": "http://sandbox.test/gateway.do",
             "seller_id": SELLER_ID,
             "notify_url": NOTIFY_URL,

@@ -14,16 +14,22 @@ from payhub.channels._base import Channel
 from payhub.channels.alipay._channel import AlipayChannel
 from payhub.channels.alipay._codes import ALIPAY_ERROR_CODES
 from payhub.channels.alipay._config import (
+    ALIPAY_BILL_HOSTS,
     ALIPAY_PRODUCTION_GATEWAY,
+    ALIPAY_SANDBOX_BILL_HOSTS,
     ALIPAY_SANDBOX_GATEWAY,
+    ALIPAY_TEST_HOSTS,
     AlipayConfig,
 )
 from payhub.hookspecs import hookimpl
 
 __all__ = [
+    "ALIPAY_BILL_HOSTS",
     "ALIPAY_ERROR_CODES",
     "ALIPAY_PRODUCTION_GATEWAY",
+    "ALIPAY_SANDBOX_BILL_HOSTS",
     "ALIPAY_SANDBOX_GATEWAY",
+    "ALIPAY_TEST_HOSTS",
     "AlipayChannel",
     "AlipayConfig",
     "register_channels",

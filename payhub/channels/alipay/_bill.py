@@ -5,6 +5,8 @@ refund) and ``…_业务明细(汇总).csv`` (totals, ignored). The detail file 
 with ``#`` lines (title, account, period, a rule), then a header row of 25
 columns, the data rows, and ``#`` footer lines with totals. Ids end with a tab
 (so spreadsheets keep them as text); refund rows carry negative amounts.
+``服务费（元）`` is printed negative on trades and positive on refunds;
+:attr:`BillRecord.fee` is the opposite (positive: charged, negative: returned).
 """
 
 from __future__ import annotations
@@ -173,6 +175,9 @@ def _record(
         amount = -abs(amount)
     elif amount.minor < 0:
         raise ValueError("a trade row with a negative amount")
+    # BillRecord.fee is what Alipay charged the merchant. Alipay's bill prints
+    # it from the account's side: the fee taken on a trade negative (-0.53),
+    # the fee given back with a refund positive (0.06). Both flip here.
     fee_text = _cell(cells, "服务费（元）")
     return BillRecord(
         channel=channel,
@@ -185,7 +190,7 @@ def _record(
         else None,
         subject=_cell(cells, "商品名称") or None,
         amount=amount,
-        fee=signed_amount(fee_text, max_minor) if fee_text else None,
+        fee=-signed_amount(fee_text, max_minor) if fee_text else None,
         created_at=_time(_cell(cells, "创建时间")),
         finished_at=_time(_cell(cells, "完成时间")),
         raw=raw,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Callable, Generator, Mapping
 from datetime import date, datetime
 from html import escape
@@ -114,6 +115,17 @@ _TRACE_HEADERS: Final = ("alipay-trace-id", "trace_id", "trace-id")
 _ORDER_NO_CHARS: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 )
+#: The grammar of each identifier a notification carries, checked before the
+#: hub (and any SQL) sees it: out_trade_no is payhub's order number, trade_no
+#: Alipay's all-digit trade number; ids Alipay makes up are visible ASCII (no
+#: NUL, control characters or whitespace) of a bounded length.
+_IDENTIFIERS: Final = (
+    ("out_trade_no", re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)),
+    ("trade_no", re.compile(r"[0-9]{1,64}", re.ASCII)),
+    ("notify_id", re.compile(r"[!-~]{1,128}", re.ASCII)),
+    ("out_biz_no", re.compile(r"[!-~]{1,64}", re.ASCII)),
+    ("seller_id", re.compile(r"[0-9A-Za-z_]{1,32}", re.ASCII)),
+)
 _quote_stable = functools.lru_cache(maxsize=256)(quote)  # URLs and ids repeat across calls
 
 
@@ -202,6 +214,11 @@ class AlipayChannel(Channel):
     def from_config(cls, name: str, config: Mapping[str, Any]) -> Self:
         """Build the channel from a plain mapping (see :class:`AlipayConfig`)."""
         return cls(name, _validated(name, config))
+
+    def max_amount_minor(self) -> int:
+        """The configured ``max_amount`` (Alipay's 100,000,000.00 CNY by default):
+        requests above it are refused, and so is any amount parsed from Alipay."""
+        return self._max_minor
 
     # -- requests -----------------------------------------------------------
 
@@ -549,16 +566,25 @@ class AlipayChannel(Channel):
         self._same_trade(method, node, out_trade_no)
 
     def download_bill(self, bill_date: date) -> Flow[list[BillRecord]]:
-        """The day's trade bill: ask for its URL, fetch the zip (a plain GET; the
-        URL lives 30 s), parse the GBK detail CSV."""
+        """The day's trade bill: ask for its URL, fetch the zip (a plain GET, over
+        https from an allowed bill host only; the URL lives 30 s), parse the GBK
+        detail CSV."""
         if not isinstance(bill_date, date) or isinstance(bill_date, datetime):
             raise InvalidRequestError("bill_date must be a date")
         method = "alipay.data.dataservice.bill.downloadurl.query"
         biz = {"bill_type": "trade", "bill_date": bill_date.isoformat()}
         node = yield from self._call(method, biz)
-        url = node.get("bill_download_url")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        text = node.get("bill_download_url")
+        if not isinstance(text, str) or not text:
             raise ProtocolError(f"alipay {method}: the response holds no bill_download_url")
+        url = self.config.bill_download_url(text)
+        if url is None:
+            # Never fetched: a URL elsewhere could reach internal addresses.
+            raise ProtocolError(
+                f"alipay {method}: the bill_download_url is not on an allowed bill host "
+                "(see bill_download_hosts)",
+                retryable=False,
+            )
         response = yield httpx.Request("GET", url)
         if not 200 <= response.status_code < 300:
             raise ProtocolError(
@@ -622,6 +648,7 @@ class AlipayChannel(Channel):
                 "alipay: the notification lacks notify_id or out_trade_no",
                 code=ErrorCode.INVALID_REQUEST,
             )
+        _check_identifiers(fields, "notification")
         kinds = _NOTIFY_KINDS.get(get("trade_status", ""))
         if kinds is None:
             raise NotificationRejected(
@@ -629,6 +656,9 @@ class AlipayChannel(Channel):
                 code=ErrorCode.INVALID_REQUEST,
             )
         amount = _cny(get("total_amount", ""), self._max_minor)
+        if not amount.minor:
+            # Alipay has no trade of 0.00: a signed zero is not a payment of anything.
+            raise AmountError("alipay: the notification's total_amount is zero")
         refund_fee = get("refund_fee")
         kind, status = kinds[1 if refund_fee else 0]
         refunded_total = out_refund_no = None
@@ -699,6 +729,7 @@ class AlipayChannel(Channel):
             raise NotificationRejected(
                 "alipay: the return lacks out_trade_no", code=ErrorCode.INVALID_REQUEST
             )
+        _check_identifiers(fields, "return")
         return ReturnInfo(
             channel=self.name,
             out_trade_no=out_trade_no,
@@ -718,6 +749,18 @@ def _validated(name: str, config: Mapping[str, Any]) -> AlipayConfig:
             for error in exc.errors(include_url=False, include_input=False)
         )
         raise ConfigurationError(f"channel {name!r}: {problems}") from None
+
+
+def _check_identifiers(fields: Mapping[str, str], what: str) -> None:
+    """Refuse an identifier outside its grammar (absent or empty ones pass)."""
+    for name, grammar in _IDENTIFIERS:
+        value = fields.get(name)
+        if value and not grammar.fullmatch(value):
+            raise NotificationRejected(
+                f"alipay: the {what}'s {name} is not a valid identifier "
+                f"({len(value)} characters: {_shown(value)})",
+                code=ErrorCode.INVALID_REQUEST,
+            )
 
 
 def _text(value: object) -> str | None:

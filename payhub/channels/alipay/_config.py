@@ -15,6 +15,7 @@ Every key or certificate may also be given as ``{"$env": NAME}`` or
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Final, Literal, Self, TypeVar
@@ -31,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from payhub.config import Secret, resolve_secret
+from payhub.config import Environment, Secret, production_endpoint_problem, resolve_secret
 from payhub.errors import ConfigurationError, SignatureError
 from payhub.money import Money
 from payhub.signing import (
@@ -45,8 +46,11 @@ from payhub.signing import (
 )
 
 __all__ = [
+    "ALIPAY_BILL_HOSTS",
     "ALIPAY_PRODUCTION_GATEWAY",
+    "ALIPAY_SANDBOX_BILL_HOSTS",
     "ALIPAY_SANDBOX_GATEWAY",
+    "ALIPAY_TEST_HOSTS",
     "DEFAULT_MAX_AMOUNT",
     "AlipayConfig",
 ]
@@ -55,6 +59,15 @@ __all__ = [
 ALIPAY_PRODUCTION_GATEWAY: Final = "https://openapi.alipay.com/gateway.do"
 #: Alipay's own sandbox (not payhub's local sandbox, which is any URL you give).
 ALIPAY_SANDBOX_GATEWAY: Final = "https://openapi-sandbox.dl.alipaydev.com/gateway.do"
+
+#: Alipay's sandbox gateways, refused in production.
+ALIPAY_TEST_HOSTS: Final = frozenset({"openapi-sandbox.dl.alipaydev.com", "openapi.alipaydev.com"})
+
+#: Where Alipay's ``bill_download_url`` points, in production.
+ALIPAY_BILL_HOSTS: Final = ("dwbillcenter.alipay.com",)
+#: ... and from Alipay's sandbox (allowed in environment ``"sandbox"`` only).
+ALIPAY_SANDBOX_BILL_HOSTS: Final = ("dwbillcenter.alipaydev.com",)
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 _GATEWAY_ALIASES: Final = {
     "production": ALIPAY_PRODUCTION_GATEWAY,
@@ -78,6 +91,26 @@ _CERT_FIELDS: Final = ("app_cert", "alipay_cert", "alipay_root_cert")
 
 T = TypeVar("T")
 
+_HOST_NAME_RE: Final = re.compile(
+    r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*",
+    re.ASCII,
+)
+#: Printable ASCII but space and backslash (a URL parser may read '\\' as '/').
+_URL_CHARS_RE: Final = re.compile(r"[!-\[\]-~]{1,2048}", re.ASCII)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _shown(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 def _http_url(value: object, name: str) -> str:
     if not isinstance(value, str):
@@ -98,6 +131,7 @@ class AlipayConfig(BaseModel):
     ...     app_id="2021000000000000",
     ...     app_private_key={"$file": "/etc/shop/alipay/app_private_key.pem"},
     ...     alipay_public_key={"$env": "ALIPAY_PUBLIC_KEY"},
+    ...     environment="sandbox",
     ...     gateway="sandbox",
     ... )
     """
@@ -115,7 +149,11 @@ class AlipayConfig(BaseModel):
     alipay_cert: Secret | None = None
     #: Certificate mode: Alipay's root certificate bundle (``alipayRootCert.crt``).
     alipay_root_cert: Secret | None = None
-    #: A full gateway URL, or ``"production"`` / ``"sandbox"`` (Alipay's own sandbox).
+    #: ``"production"`` (the default) refuses sandbox, loopback and private gateways;
+    #: ``"sandbox"`` is for Alipay's sandbox and payhub's local one.
+    environment: Environment = "production"
+    #: A full gateway URL, or ``"production"`` / ``"sandbox"`` (Alipay's own sandbox,
+    #: which needs ``environment="sandbox"``).
     gateway: str = ALIPAY_PRODUCTION_GATEWAY
     #: The seller's Alipay user id (``2088…``); notifications must name it when set.
     seller_id: str | None = None
@@ -125,12 +163,19 @@ class AlipayConfig(BaseModel):
     charset: Literal["utf-8"] = "utf-8"
     #: The largest amount accepted, sent or parsed (Alipay's own limit by default).
     max_amount: Money = DEFAULT_MAX_AMOUNT
+    #: Where a ``bill_download_url`` may point. A host name is fetched over https
+    #: on the default port (an ``http://`` URL on it is fetched over https); an
+    #: origin ``scheme://host[:port]`` (payhub's local sandbox) is matched exactly.
+    #: None: Alipay's bill host, and in environment "sandbox" its sandbox's too.
+    bill_download_hosts: tuple[str, ...] | None = None
 
     _private_key: rsa.RSAPrivateKey = PrivateAttr()
     _verify_key: rsa.RSAPublicKey = PrivateAttr()
     _app_cert_sn: str | None = PrivateAttr(default=None)
     _alipay_root_cert_sn: str | None = PrivateAttr(default=None)
     _alipay_cert_sn: str | None = PrivateAttr(default=None)
+    _bill_hosts: frozenset[str] = PrivateAttr(default=frozenset())
+    _bill_origins: frozenset[tuple[str, str, int]] = PrivateAttr(default=frozenset())
 
     # -- field checks -------------------------------------------------------
 
@@ -181,6 +226,80 @@ class AlipayConfig(BaseModel):
             raise ConfigurationError("max_amount: must be a positive CNY amount")
         return value
 
+    # -- production or sandbox ------------------------------------------------
+
+    @model_validator(mode="after")
+    def _production_gateway(self) -> Self:
+        if self.environment == "production":
+            problem = production_endpoint_problem(self.gateway, test_hosts=ALIPAY_TEST_HOSTS)
+            if problem is not None:
+                raise ConfigurationError(
+                    f"gateway: {problem}; environment is 'production' (set environment "
+                    "'sandbox' for Alipay's sandbox or payhub's local sandbox)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _bill_download(self) -> Self:
+        entries = self.bill_download_hosts
+        if entries is None:
+            entries = ALIPAY_BILL_HOSTS
+            if self.environment == "sandbox":
+                entries += ALIPAY_SANDBOX_BILL_HOSTS
+        hosts: set[str] = set()
+        origins: set[tuple[str, str, int]] = set()
+        for entry in entries:
+            if "://" in entry:
+                origins.add(self._bill_origin(entry))
+            else:
+                hosts.add(self._bill_host(entry))
+        self._bill_hosts = frozenset(hosts)
+        self._bill_origins = frozenset(origins)
+        return self
+
+    def _bill_host(self, entry: str) -> str:
+        host = entry.strip().lower()
+        if not _HOST_NAME_RE.fullmatch(host) or _is_ip(host):
+            raise ConfigurationError(
+                f"bill_download_hosts: {_shown(entry)} is not a host name "
+                "(give an IP address as an origin, e.g. http://127.0.0.1:8000)"
+            )
+        return self._production_bill(f"https://{host}", host)
+
+    def _bill_origin(self, entry: str) -> tuple[str, str, int]:
+        try:
+            url = httpx.URL(entry)
+        except (httpx.InvalidURL, TypeError):
+            url = None
+        if (
+            url is None
+            or url.scheme not in _DEFAULT_PORTS
+            or not url.host
+            or url.userinfo
+            or url.path not in ("", "/")
+            or url.query
+            or url.fragment
+        ):
+            raise ConfigurationError(
+                f"bill_download_hosts: {_shown(entry)} is not a host name or an "
+                "origin scheme://host[:port]"
+            )
+        host = self._production_bill(entry, url.host.lower())
+        return url.scheme, host, url.port or _DEFAULT_PORTS[url.scheme]
+
+    def _production_bill(self, url: str, host: str) -> str:
+        if self.environment == "production":
+            problem = production_endpoint_problem(
+                url, test_hosts=(*ALIPAY_TEST_HOSTS, *ALIPAY_SANDBOX_BILL_HOSTS)
+            )
+            if problem is None and _is_ip(host):
+                problem = "is an IP address"
+            if problem is not None:
+                raise ConfigurationError(
+                    f"bill_download_hosts: {host!r} {problem}; environment is 'production'"
+                )
+        return host
+
     # -- keys: loaded once --------------------------------------------------
 
     @model_validator(mode="after")
@@ -211,7 +330,7 @@ class AlipayConfig(BaseModel):
         app_cert = _loaded(load_certificates, app, "app_cert")[0]
         alipay_chain = _loaded(load_certificates, alipay, "alipay_cert")
         alipay_cert = alipay_chain[0]
-        roots = _loaded(load_certificates, root, "alipay_root_cert")
+        roots = _loaded(_root_bundle, root, "alipay_root_cert")
         app_key = app_cert.public_key()
         if (
             not isinstance(app_key, rsa.RSAPublicKey)
@@ -248,6 +367,26 @@ class AlipayConfig(BaseModel):
     def alipay_cert_sn(self) -> str | None:
         """The serial responses must name in ``alipay_cert_sn`` (certificate mode)."""
         return self._alipay_cert_sn
+
+    def bill_download_url(self, text: object) -> httpx.URL | None:
+        """The URL to fetch for a ``bill_download_url``, or None when it is not
+        on an allowed host (see ``bill_download_hosts``): never user information,
+        another port or scheme, or a host not listed."""
+        if not isinstance(text, str) or not _URL_CHARS_RE.fullmatch(text):
+            return None
+        try:
+            url = httpx.URL(text)
+        except (httpx.InvalidURL, TypeError):
+            return None
+        if url.userinfo or url.scheme not in _DEFAULT_PORTS:
+            return None
+        host = url.host.lower()
+        port = url.port or _DEFAULT_PORTS[url.scheme]
+        if (url.scheme, host, port) in self._bill_origins:
+            return url
+        if host in self._bill_hosts and port == _DEFAULT_PORTS[url.scheme]:
+            return url.copy_with(scheme="https", port=None)
+        return None
 
     @property
     def hash_name(self) -> HashName:
@@ -295,6 +434,12 @@ def _check_alipay_chain(chain: list[x509.Certificate], roots: list[x509.Certific
         verify_chain(leaf, path)
     except SignatureError as exc:
         raise ConfigurationError(f"alipay_cert: {exc.message}") from None
+
+
+def _root_bundle(data: bytes) -> list[x509.Certificate]:
+    """``alipayRootCert.crt``: its RSA certificates; the SM2 and ECDSA ones are
+    skipped unparsed (see :func:`payhub.signing.load_certificates`)."""
+    return load_certificates(data, rsa_only=True)
 
 
 def _loaded(loader: Callable[[bytes], T], value: Secret, name: str) -> T:
