@@ -3,16 +3,16 @@
 1. Building a signed page-pay request: payhub ÷ the raw ``cryptography`` sign
    of the same canonical string, same run. Target ≤ 1.15.
 2. Verifying and parsing a notification: payhub ÷ the raw verify of the same
-   string, same run. Target ≤ 1.5. Measured two ways, both printed:
+   string, same run. Printed for information; ceiling 2.0. Measured two ways, both printed:
    - strict: the raw side is only the RSA verify of the already-built string
      to sign, with the signature already base64-decoded;
    - like-for-like: the raw side also decodes the form body and builds the
      string to sign (``parse_qsl`` + sort + join + base64), as the WeChat
      benchmark's raw side includes ``json.loads`` of the same bytes.
 
-payhub decodes UTF-8 notification forms with its optional C extension
-(``payhub._speedups``) when it was built; the line below the results says
-which decoder ran.
+Both ratios are printed for information (issue 12 removed the compiled
+decoder; about 1.7 is expected); the number users feel is the end-to-end one
+of ``bench_e2e_flask.py``.
 
 Run: ``.venv/bin/python benchmarks/bench_alipay.py``
 """
@@ -37,7 +37,6 @@ from test_alipay_fake import make_channel, notification_body, notification_field
 
 from payhub import Money, PayHub, PaymentRequest, PayMethod
 from payhub.channels import run_flow_sync
-from payhub.channels.alipay import _wire
 
 
 class _Keys:
@@ -88,6 +87,10 @@ def notification_case(merchant: _Keys, platform: _Keys) -> NotificationCase:
     )
 
 
+#: Issue 12 removed the compiled form decoder and accepted about 1.7 here.
+_ACCEPTED = 2.0
+
+
 def main() -> None:
     merchant, platform = _Keys(), _Keys()
     channel = make_channel(merchant, platform)
@@ -124,10 +127,6 @@ def main() -> None:
         message = string_to_sign(form, exclude=("sign", "sign_type")).encode()
         platform_public.verify(base64.b64decode(form["sign"]), message, pkcs1, sha256)
 
-    print(
-        "form decoder:",
-        "C (payhub._speedups)" if _wire._decode_form_c is not None else "pure Python",
-    )
     main_exit(
         [
             compare("alipay signed page-pay request", payhub_page_pay, raw_sign, target=1.15),
@@ -135,14 +134,14 @@ def main() -> None:
                 "alipay notification verify+parse via hub (strict: raw = verify only)",
                 lambda: hub.parse_notification("alipay", headers, body),
                 raw_verify,
-                target=1.5,
+                target=_ACCEPTED,
                 batch=200,
             ),
             compare(
                 "alipay notification verify+parse via hub (raw = decode + verify)",
                 lambda: hub.parse_notification("alipay", headers, body),
                 raw_decode_and_verify,
-                target=1.5,
+                target=_ACCEPTED,
                 batch=200,
             ),
         ]

@@ -39,19 +39,6 @@ from payhub.money import Money
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-@pytest.fixture(autouse=True, params=["compiled decoder", "python decoders"])
-def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs twice: with payhub._speedups, and as on a machine
-    where it could not be built (no C compiler), on the Python decoders alone."""
-    from payhub.channels.alipay import _wire
-
-    if request.param == "python decoders":
-        monkeypatch.setattr(_wire, "_decode_form_c", None)
-    else:
-        assert _wire._decode_form_c is not None, "payhub._speedups was not built"
-    return str(request.param)
-
-
 @pytest.fixture
 def channel(merchant_keys: Any, platform_keys: Any) -> AlipayChannel:
     return make_channel(merchant_keys, platform_keys)

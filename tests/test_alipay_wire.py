@@ -1,11 +1,10 @@
-"""The wire helpers behind the hot paths: each fast path equals the plain way."""
+"""Alipay's wire helpers: form decoding, the signed bytes, response members, models."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import parse_qsl, quote_plus, urlencode
 
 import pytest
 from httpx import Headers
@@ -13,15 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import payhub.channels.alipay as alipay
-from payhub.channels._trusted import trusted
 from payhub.channels.alipay import _wire
 from payhub.errors import ProtocolError
 from payhub.models import (
     Notification,
-    NotificationKind,
     PaymentResult,
-    PaymentStatus,
-    ResultKind,
 )
 from payhub.money import Money
 from payhub.plugins import channel_types, get_plugin_manager
@@ -35,11 +30,16 @@ _VALUES = st.text(alphabet="aZ9 +=&%~-_.:/\x00é点\n", max_size=8)
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.tuples(_KEYS, _VALUES), max_size=6), st.sampled_from(["utf-8", "gbk"]))
-def test_fast_decoder_agrees_with_the_general_one(
-    pairs: list[tuple[str, str]], charset: str
-) -> None:
-    body = urlencode(pairs, encoding=charset).encode()
-    _assert_same(body, charset)
+def test_decoder_reads_what_urlencode_wrote(pairs: list[tuple[str, str]], charset: str) -> None:
+    body = urlencode([*pairs, ("charset", charset)], encoding=charset).encode()
+    expected = dict([*pairs, ("charset", charset)])
+    if len(expected) != len(pairs) + 1:  # a repeated field: refused
+        with pytest.raises(ProtocolError):
+            _wire.decode_form(body)
+        return
+    fields, message = _wire.decode_form(body)
+    assert fields == expected
+    assert message == canonical_query(expected, exclude=("sign", "sign_type")).encode(charset)
 
 
 _RAW = st.lists(
@@ -69,39 +69,36 @@ _RAW = st.lists(
 
 @settings(max_examples=400, deadline=None)
 @given(_RAW)
-def test_fast_decoder_agrees_on_odd_bodies(text: str) -> None:
-    _assert_same(text.encode(), "utf-8")
-
-
-def _assert_same(body: bytes, charset: str) -> None:
+def test_decoder_agrees_with_parse_qsl_on_odd_bodies(text: str) -> None:
+    """``parse_qsl`` semantics (blanks kept), or a typed refusal: never another error."""
+    body = text.encode()
     try:
-        slow: Any = _wire._decode_form_slow(body, charset)
+        fields, message = _wire.decode_form(body)
     except ProtocolError:
-        slow = ProtocolError
-    try:
-        fast = _wire._decode_form_fast(body, charset)
-    except ProtocolError:
-        assert slow is ProtocolError
         return
-    if fast is None:
-        return  # the general decoder takes it
-    assert fast.fields == slow
-    expected = canonical_query(slow, exclude=("sign", "sign_type")).encode(charset)
-    assert _wire.signed_message(fast) == expected
+    pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    assert fields == dict(pairs)
+    assert message == canonical_query(fields, exclude=("sign", "sign_type")).encode()
 
 
-def test_fast_decoder_takes_alipay_bodies() -> None:
+def test_decoder_takes_alipay_bodies() -> None:
     fields = {"subject": "点卡 1", "sign": "ab+/==", "sign_type": "RSA2", "z": "1", "a": "2"}
-    form = _wire._decode_form_fast(urlencode(fields).encode(), "utf-8")
-    assert form is not None
-    assert form.message == b"a=2&subject=\xe7\x82\xb9\xe5\x8d\xa1 1&z=1"
-    assert form.fields == fields
-    assert _wire.decode_form(urlencode(fields).encode()) == (fields, form.message)
+    assert _wire.decode_form(urlencode(fields).encode()) == (
+        fields,
+        b"a=2&subject=\xe7\x82\xb9\xe5\x8d\xa1 1&z=1",
+    )
     gbk = urlencode(fields | {"charset": "gbk"}, encoding="gbk").encode()
     assert _wire.decode_form(gbk) == (
         fields | {"charset": "gbk"},
         "a=2&charset=gbk&subject=点卡 1&z=1".encode("gbk"),
     )
+
+
+def test_decoder_refuses_repeats_and_bad_bytes() -> None:
+    with pytest.raises(ProtocolError, match="repeats"):
+        _wire.decode_form(b"a=1&a=2")
+    with pytest.raises(ProtocolError, match="not valid utf-8"):
+        _wire.decode_form(b"a=%C3")
 
 
 def test_charset_field_is_found_raw() -> None:
@@ -178,54 +175,7 @@ def test_members_refuse_malformed(text: str) -> None:
         _wire.top_level_members(text)
 
 
-# -- models built from trusted values ---------------------------------------------------------
-
-
-def test_trusted_notification_equals_a_validated_one() -> None:
-    values: dict[str, Any] = {
-        "channel": "alipay",
-        "kind": NotificationKind.PAYMENT,
-        "out_trade_no": "A1",
-        "channel_trade_id": "T1",
-        "amount": Money(100),
-        "status": PaymentStatus.PAID,
-        "event_key": "alipay:1:n",
-        "refund_amount": None,
-        "refunded_total": None,
-        "out_refund_no": None,
-        "occurred_at": datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=8))),
-        "merchant_id": None,
-        "raw": {"a": "b"},
-        "raw_body": b"a=b",
-    }
-    assert set(values) == set(Notification.model_fields)
-    built = trusted(Notification, dict(values))
-    validated = Notification.model_validate(values)
-    assert built == validated
-    assert built.model_dump() == validated.model_dump()
-    assert built.model_fields_set == validated.model_fields_set
-    assert json.loads(built.model_dump_json())["amount"] == {"minor": 100, "currency": "CNY"}
-    assert built.model_copy(update={"out_trade_no": "A2"}).out_trade_no == "A2"
-
-
-def test_trusted_fills_defaults_like_model_construct() -> None:
-    values = {"channel": "a", "out_trade_no": "A1", "kind": ResultKind.APP}
-    partial = trusted(PaymentResult, dict(values))
-    constructed = PaymentResult.model_construct(**values)
-    assert partial == constructed == PaymentResult(**values)
-    assert partial.raw == {}
-    assert partial.channel_context == {}
-    assert partial.model_fields_set == constructed.model_fields_set == set(values)
-    assert list(partial.__dict__) == list(PaymentResult.model_fields)
-    # Defaults made by a factory are fresh each time, never shared between results.
-    assert partial.raw is not trusted(PaymentResult, dict(values)).raw
-
-
-def test_trusted_falls_back_for_unknown_or_missing_required_fields() -> None:
-    unknown = {"channel": "a", "out_trade_no": "A1", "kind": ResultKind.APP, "nope": 1}
-    assert trusted(PaymentResult, unknown) == PaymentResult.model_construct(**unknown)
-    missing = {"channel": "a", "kind": ResultKind.APP}
-    assert trusted(PaymentResult, missing) == PaymentResult.model_construct(**missing)
+# -- models built from checked values ---------------------------------------------------------
 
 
 def test_local_payment_results_name_every_field(channel_for_wire: Any) -> None:
@@ -242,8 +192,8 @@ def test_local_payment_results_name_every_field(channel_for_wire: Any) -> None:
 
 
 def test_notifications_name_every_field(channel_for_wire: Any, platform_keys: Any) -> None:
-    """The notification path builds with ``trusted(..., complete=True)``: its
-    literal must name every field, or the model would lack an attribute."""
+    """The notification path builds with ``model_construct`` (no second
+    validation): it must name every field, and give what validation gives."""
     from test_alipay_fake import notification_body, notification_fields
 
     for extra in ({}, {"refund_fee": "1.00", "out_biz_no": "R1"}, {"gmt_payment": "bad"}):

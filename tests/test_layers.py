@@ -17,8 +17,6 @@ LAYERS: dict[str, int] = {
     "payhub.errors": 1,
     "payhub.config": 1,
     "payhub.events": 1,
-    # compiled leaf functions (no imports of their own), each with a Python twin
-    "payhub._speedups": 1,
     "payhub.signing": 2,
     "payhub.channels": 3,
     # The hook markers: channels need ``hookimpl`` to register themselves, so the

@@ -190,8 +190,8 @@ def test_parse_notification_is_pure(setup: Any) -> None:
 def test_notifications_are_complete_valid_models(
     setup: Any, resource: dict[str, Any], event: str
 ) -> None:
-    """Built with ``trusted(..., complete=True)`` (no second validation): the
-    literal must name every field, and the model must be what validation gives."""
+    """Built with ``model_construct`` (no second validation): it must name every
+    field, and the model must be what validation gives."""
     ch, fake = setup
     body = notification_body(resource, event_type=event)
     n = ch.parse_notification(httpx.Headers(signed(fake, body)), body)

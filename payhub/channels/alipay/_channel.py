@@ -21,7 +21,6 @@ import httpx
 from pydantic import ValidationError
 
 from payhub.channels._base import Channel, Flow
-from payhub.channels._trusted import trusted
 from payhub.errors import (
     AmountError,
     ChannelError,
@@ -443,7 +442,7 @@ class AlipayChannel(Channel):
         }
         if not browser:
             values["app_order_string"] = self._encode(params, biz_content=True)
-            return trusted(PaymentResult, values)
+            return PaymentResult.model_construct(**values)
         query = self._encode(params, biz_content=False)
         biz_content = params["biz_content"]
         values["kind"] = ResultKind.FORM
@@ -457,7 +456,7 @@ class AlipayChannel(Channel):
             '<input type="submit" value="Alipay" style="display:none"></form>'
             '<script>document.forms["alipaysubmit"].submit();</script>'
         )
-        return trusted(PaymentResult, values)
+        return PaymentResult.model_construct(**values)
 
     def _add_expiry(self, biz: dict[str, str], expires_at: datetime, method: PayMethod) -> None:
         now = self._clock()
@@ -671,25 +670,21 @@ class AlipayChannel(Channel):
             occurred_at = parse_time(when) if when else None
         except ValueError:  # unreadable: not worth a resend loop
             occurred_at = None
-        return trusted(
-            Notification,
-            {  # every field of Notification (complete=True; a test holds them equal)
-                "channel": self.name,
-                "kind": kind,
-                "out_trade_no": out_trade_no,
-                "channel_trade_id": get("trade_no") or None,
-                "amount": amount,
-                "status": status,
-                "event_key": f"alipay:{self._app_id}:{notify_id}",
-                "refund_amount": None,
-                "refunded_total": refunded_total,
-                "out_refund_no": out_refund_no,
-                "occurred_at": occurred_at,
-                "merchant_id": get("seller_id") or None,
-                "raw": fields,
-                "raw_body": body,
-            },
-            complete=True,
+        return Notification.model_construct(
+            channel=self.name,
+            kind=kind,
+            out_trade_no=out_trade_no,
+            channel_trade_id=get("trade_no") or None,
+            amount=amount,
+            status=status,
+            event_key=f"alipay:{self._app_id}:{notify_id}",
+            refund_amount=None,
+            refunded_total=refunded_total,
+            out_refund_no=out_refund_no,
+            occurred_at=occurred_at,
+            merchant_id=get("seller_id") or None,
+            raw=fields,
+            raw_body=body,
         )
 
     def ack(self, ok: bool, message: str = "") -> Ack:

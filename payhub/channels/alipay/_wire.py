@@ -1,18 +1,13 @@
 """Alipay's wire format: times, URL encoding, response nodes, notification forms.
 
-Pure functions, written for the hot paths (a signed page-pay request, a
-verified notification): they lean on C-implemented primitives (``str.translate``,
-``binascii.a2b_qp``, the ``json`` scanner) rather than per-character Python.
+Pure functions over the standard library's public APIs.
 """
 
 from __future__ import annotations
 
-import binascii
 import codecs
 import json
 import re
-from bisect import bisect_left
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Final, NamedTuple
 from urllib.parse import unquote_to_bytes
@@ -20,12 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from payhub.errors import ProtocolError
 from payhub.signing import canonical_query
-
-_decode_form_c: Callable[[bytes], tuple[dict[str, str], bytes] | None] | None
-try:
-    from payhub._speedups import decode_form_utf8 as _decode_form_c
-except ImportError:  # pragma: no cover - built without a C compiler: the Python decoders
-    _decode_form_c = None
 
 __all__ = [
     "SHANGHAI",
@@ -123,8 +112,6 @@ def _refuse_constant(name: str) -> Any:
 
 _DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
 _WS: Final = re.compile(r"[ \t\n\r]*")
-#: json's own string scanner (C): (text, index after the quote, strict) -> (value, end)
-_scanstring: Final[Callable[[str, int, bool], tuple[str, int]]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 
 def _skip(text: str, idx: int) -> int:
@@ -160,7 +147,7 @@ def _members(text: str) -> dict[str, JsonMember]:
         while True:
             if text[idx : idx + 1] != '"':
                 raise ValueError(f"expected a key at {idx}")
-            key, idx = _scanstring(text, idx + 1, True)
+            key, idx = _DECODER.raw_decode(text, idx)
             idx = ws(text, idx)
             if text[idx : idx + 1] != ":":
                 raise ValueError(f"expected ':' at {idx}")
@@ -189,22 +176,13 @@ _CHARSET_SPELLINGS: Final = {
     for name in _CHARSETS
     for spelling in (name, name.upper(), name.replace("-", ""), name.replace("-", "").upper())
 }
-#: every byte but the ones that shape a form, for ``bytes.translate(None, delete)``
-_NOT_SHAPE: Final = bytes(b for b in range(256) if b not in b"&=%\n\r")
-#: raw '=' -> NUL (a separator no escape-free value holds), '+' -> space, '%XX' -> '=XX'
-_TO_QP: Final = bytes.maketrans(b"=+%", b"\x00 =")
 
 
 class DecodedForm(NamedTuple):
-    """A decoded form body: its fields, the charset it declared, and (when the
-    fast decoder ran) the bytes Alipay signed (see :func:`signed_message`)."""
+    """A decoded form body: its fields and the charset it declared."""
 
     fields: dict[str, str]
     charset: str
-    message: bytes | None
-
-
-_form: Final = tuple.__new__  # DecodedForm(...) without its Python-level __new__
 
 
 def form_charset(body: bytes) -> str:
@@ -236,76 +214,15 @@ def decode_form(body: bytes) -> tuple[dict[str, str], bytes]:
     """Decode an ``application/x-www-form-urlencoded`` body with its own ``charset``:
     its fields, and the bytes Alipay signed (see :func:`signed_message`).
 
-    Duplicate fields are refused (which one would the signature cover?).
-
-    The compiled decoder of ``payhub._speedups``, where it was built, takes
-    a UTF-8 body in one C call; whatever it declines (another charset, an odd
-    shape, an error) goes to the Python decoders, which give the same answers
-    and raise the typed errors.
+    ``urllib.parse.parse_qsl`` semantics with blank values kept; a field that
+    appears twice is refused (which one would the signature cover?), and so
+    is a body that is not valid in its declared charset.
     """
-    if _decode_form_c is not None:
-        native = _decode_form_c(body)
-        if native is not None:
-            return native
-    charset = form_charset(body)
-    form = _decode_form_fast(body, charset)
-    if form is None:
-        form = DecodedForm(_decode_form_slow(body, charset), charset, None)
+    form = DecodedForm(_decode_fields(body, (charset := form_charset(body))), charset)
     return form.fields, signed_message(form)
 
 
-def _decode_form_fast(body: bytes, charset: str) -> DecodedForm | None:
-    """Decode the common shape in a few C calls, or return None for the slow path.
-
-    The body qualifies when every ``&``-segment holds exactly one raw ``=`` and
-    every ``%`` starts a valid escape. The raw ``=`` become NUL and ``%XX``
-    becomes ``=XX``, so that one ``binascii.a2b_qp`` call percent-decodes the
-    whole body; if an escape decoded to a separator (``%26``, ``%00``) the
-    token count tells, and the slow path takes over.
-
-    For UTF-8 the string to sign is cut from the decoded bytes as well: the
-    ``key NUL value`` segments sorted bytewise are sorted by key (UTF-8 keeps
-    code-point order, NUL sorts first); less ``sign`` and ``sign_type``, joined,
-    NUL back to ``=``, they are :func:`payhub.signing.canonical_query` of the
-    fields, already encoded. Other charsets, and forms with empty (unsigned)
-    values, leave it to :func:`signed_message`.
-    """
-    shape = body.translate(None, _NOT_SHAPE)  # e.g. b"=&=%%%&=%%"
-    escapes = shape.count(b"%")
-    if escapes:
-        shape = shape.translate(None, b"%")
-    pairs = (len(shape) + 1) // 2
-    # one '=' per '&'-segment, and no CR/LF (quoted-printable soft line breaks)
-    if shape != b"=&" * (pairs - 1) + b"=":
-        return None
-    coded = body.translate(_TO_QP)
-    decoded = binascii.a2b_qp(coded)
-    # each valid escape shrinks by exactly two bytes; anything else by less
-    if len(coded) - len(decoded) != 2 * escapes:
-        return None
-    try:
-        tokens = decoded.replace(b"\x00", b"&").decode(charset).split("&")
-    except UnicodeDecodeError:
-        raise ProtocolError(f"alipay: the form is not valid {charset}") from None
-    if len(tokens) != 2 * pairs:
-        return None
-    it = iter(tokens)
-    fields = dict(zip(it, it, strict=True))
-    if len(fields) != pairs:
-        raise ProtocolError("alipay: the form repeats a field")
-    if charset != "utf-8" or "" in fields.values():
-        return _form(DecodedForm, (fields, charset, None))
-    segments = decoded.split(b"&")
-    segments.sort()
-    for prefix in (b"sign_type\x00", b"sign\x00"):  # sign_type sorts after sign
-        at = bisect_left(segments, prefix)
-        if at < len(segments) and segments[at].startswith(prefix):
-            del segments[at]
-    return _form(DecodedForm, (fields, charset, b"&".join(segments).replace(b"\x00", b"=")))
-
-
-def _decode_form_slow(body: bytes, charset: str) -> dict[str, str]:
-    """The general decoder (``urllib.parse.parse_qsl`` semantics, blanks kept)."""
+def _decode_fields(body: bytes, charset: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     try:
         for segment in body.split(b"&"):
@@ -324,11 +241,5 @@ def _decode_form_slow(body: bytes, charset: str) -> dict[str, str]:
 
 def signed_message(form: DecodedForm) -> bytes:
     """The bytes Alipay signed: :func:`payhub.signing.canonical_query` over the
-    fields less ``sign`` and ``sign_type``, in the form's charset.
-
-    The fast decoder cut them from the body already (the same bytes: the tests
-    hold the two to equality); otherwise they are built here.
-    """
-    if form.message is not None:
-        return form.message
+    fields less ``sign`` and ``sign_type``, in the form's charset."""
     return canonical_query(form.fields, exclude=("sign", "sign_type")).encode(form.charset)
