@@ -38,7 +38,7 @@ from payhub.models import (
     PayMethod,
 )
 from payhub.money import Money
-from payhub.store._engine import Prepared, insert_ignore
+from payhub.store._engine import insert_ignore
 from payhub.store._records import (
     AnomalyKind,
     ApplyResult,
@@ -80,40 +80,6 @@ _MAX_KEY = 191
 PAID_TIME_SKEW = timedelta(minutes=10)
 _PAID_STATUSES = frozenset({PaymentStatus.PAID, PaymentStatus.FINISHED, PaymentStatus.REFUNDED})
 _REFUND_KINDS = frozenset({NotificationKind.REFUND, NotificationKind.REFUND_FAILED})
-
-
-# The statements of the hot path (a first delivery), compiled once per dialect.
-_INBOX_COLUMNS = (
-    "channel",
-    "event_key",
-    "kind",
-    "out_trade_no",
-    "received_at",
-    "raw_body",
-    "payload",
-    "outcome",
-)
-_INSERT_INBOX = Prepared.insert(notifications, _INBOX_COLUMNS, ignore=True)
-_INBOX_OUTCOME = Prepared.update(
-    notifications, ("outcome", "processed_at"), ("channel", "event_key")
-)
-_LOCK_PAYMENT = Prepared.select(payments, ("out_trade_no",), lock=True)
-_LOCK_PAYMENT_BY_TRADE = Prepared.select(payments, ("channel", "channel_trade_id"), lock=True)
-_DEFERRED = Prepared.select(notifications, ("out_trade_no", "outcome"))
-_INSERT_AUDIT = Prepared.insert(
-    audit, ("payment_id", "from_status", "to_status", "cause", "source", "at")
-)
-_INSERT_EVENT = Prepared.insert(
-    events, ("id", "type", "out_trade_no", "payload", "created_at", "attempts"), ignore=True
-)
-_UPDATE_PAYMENT: dict[frozenset[str], Prepared] = {}
-
-
-def _update_payment(keys: frozenset[str]) -> Prepared:
-    prepared = _UPDATE_PAYMENT.get(keys)
-    if prepared is None:
-        prepared = _UPDATE_PAYMENT[keys] = Prepared.update(payments, sorted(keys), ("id",))
-    return prepared
 
 
 def _no_checkpoint(name: str, conn: Connection | None) -> None:
@@ -289,8 +255,9 @@ class Applier:
     def notification(self, notification: Notification) -> ApplyResult:
         """Inbox, then the fact; a duplicate delivery changes nothing."""
         key = inbox_key(notification.event_key)
-        inserted = _INSERT_INBOX.execute(
+        inserted = insert_ignore(
             self.conn,
+            notifications,
             {
                 "channel": notification.channel,
                 "event_key": key,
@@ -767,14 +734,29 @@ class Applier:
     # -- primitives ---------------------------------------------------------
 
     def _lock(self, out_trade_no: str) -> _Payment | None:
-        rows = _LOCK_PAYMENT.rows(self.conn, {"w_out_trade_no": out_trade_no})
-        return _Payment(rows[0]) if rows else None
+        row = (
+            self.conn.execute(
+                sa.select(payments).where(payments.c.out_trade_no == out_trade_no).with_for_update()
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else _Payment(dict(row))
 
     def _lock_by_trade(self, channel: str, channel_trade_id: str) -> _Payment | None:
-        rows = _LOCK_PAYMENT_BY_TRADE.rows(
-            self.conn, {"w_channel": channel, "w_channel_trade_id": channel_trade_id}
+        rows = (
+            self.conn.execute(
+                sa.select(payments)
+                .where(
+                    payments.c.channel == channel,
+                    payments.c.channel_trade_id == channel_trade_id,
+                )
+                .with_for_update()
+            )
+            .mappings()
+            .all()
         )
-        return _Payment(rows[0]) if len(rows) == 1 else None
+        return _Payment(dict(rows[0])) if len(rows) == 1 else None
 
     def _payment_named(self, notification: Notification) -> str:
         """The out_trade_no of the payment a notification is about (without a lock):
@@ -829,20 +811,17 @@ class Applier:
         before = payment.status
         version = int(payment.row["version"]) + 1
         changes = {**values, "status": target.value, "updated_at": self.now, "version": version}
-        _update_payment(frozenset(changes)).execute(
-            self.conn, {"w_id": payment.id, **{f"v_{k}": v for k, v in changes.items()}}
-        )
+        self.conn.execute(payments.update().where(payments.c.id == payment.id).values(**changes))
         payment.row.update(changes)
-        _INSERT_AUDIT.execute(
-            self.conn,
-            {
-                "payment_id": payment.id,
-                "from_status": before.value,
-                "to_status": target.value,
-                "cause": fact.cause.value,
-                "source": fact.source[:320],
-                "at": self.now,
-            },
+        self.conn.execute(
+            audit.insert().values(
+                payment_id=payment.id,
+                from_status=before.value,
+                to_status=target.value,
+                cause=fact.cause.value,
+                source=fact.source[:320],
+                at=self.now,
+            )
         )
         transition = Transition(
             out_trade_no=fact.out_trade_no,
@@ -886,8 +865,9 @@ class Applier:
         out_trade_no: str | None,
         payload: dict[str, Any],
     ) -> None:
-        inserted = _INSERT_EVENT.execute(
+        inserted = insert_ignore(
             self.conn,
+            events,
             {
                 "id": event_id,
                 "type": event_type.value,
@@ -901,26 +881,23 @@ class Applier:
             self.event_ids.append(event_id)
 
     def _set_inbox_outcome(self, channel: str, key: str, outcome: InboxOutcome) -> None:
-        _INBOX_OUTCOME.execute(
-            self.conn,
-            {
-                "v_outcome": outcome.value,
-                "v_processed_at": self.now,
-                "w_channel": channel,
-                "w_event_key": key,
-            },
+        self.conn.execute(
+            notifications.update()
+            .where(notifications.c.channel == channel, notifications.c.event_key == key)
+            .values(outcome=outcome.value, processed_at=self.now)
         )
 
     def _apply_deferred(self, payment: _Payment) -> None:
         """Refund notifications that came before the payment: apply them now, in order."""
-        rows = _DEFERRED.rows(
-            self.conn,
-            {
-                "w_out_trade_no": payment.row["out_trade_no"],
-                "w_outcome": InboxOutcome.DEFERRED.value,
-            },
-        )
-        for row in sorted(rows, key=lambda r: int(r["id"])):
+        rows = self.conn.execute(
+            sa.select(notifications)
+            .where(
+                notifications.c.out_trade_no == payment.row["out_trade_no"],
+                notifications.c.outcome == InboxOutcome.DEFERRED.value,
+            )
+            .order_by(notifications.c.id)
+        ).mappings()
+        for row in rows.all():
             deferred = Notification.model_validate({**row["payload"], "raw_body": b""})
             fact = Fact.of_notification(deferred)
             outcome, _ = self._refund(payment, fact)

@@ -22,22 +22,19 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from payhub.errors import ConfigurationError
 
 __all__ = [
-    "Prepared",
     "Timeouts",
     "create_store_engine",
     "insert_ignore",
@@ -342,151 +339,3 @@ def is_value_error(exc: BaseException) -> bool:
     if args and isinstance(args[0], int) and not isinstance(orig, sqlite3.Error):
         return args[0] in _MYSQL_VALUE
     return isinstance(exc, sa.exc.DataError)
-
-
-class Prepared:
-    """A statement of the hot path, compiled once per dialect, run on the DBAPI cursor.
-
-    A first delivery of a notification runs six statements; compiled once and
-    executed on the transaction's own DBAPI connection they skip SQLAlchemy's
-    per-execution work (statement building, cache keys, result metadata),
-    which otherwise costs as much as the durable commit itself on SQLite.
-    Values still go through each column type's bind and result processors, so
-    rows are stored and read exactly as Core stores and reads them, and driver
-    errors are raised as Core's ``DBAPIError`` (a lost connection invalidated).
-    These statements bypass engine events (``echo`` does not show them).
-    """
-
-    def __init__(
-        self,
-        build: Callable[[str], sa.ClauseElement],
-        *,
-        returns: bool = False,
-        columns: Sequence[sa.Column[Any]] = (),
-    ) -> None:
-        self._build = build
-        self._returns = returns
-        self._columns = tuple(columns)
-        # Keyed by dialect, driver and paramstyle: what the compiled SQL depends on.
-        self._entries: dict[tuple[str, str, str], tuple[str, bool, list[tuple[str, Any]]]] = {}
-        self._results: dict[tuple[str, str, str], list[tuple[str, Any]]] = {}
-
-    @classmethod
-    def insert(cls, table: sa.Table, keys: Sequence[str], *, ignore: bool = False) -> Prepared:
-        """``INSERT`` of ``keys``; with ``ignore`` a duplicate key inserts nothing
-        (as :func:`insert_ignore`: only a duplicate key, never a bad value)."""
-        values = {key: sa.bindparam(key, type_=table.c[key].type) for key in keys}
-
-        def build(dialect: str) -> sa.ClauseElement:
-            if not ignore:
-                return sa.insert(table).values(values)
-            if dialect == "postgresql":
-                stmt = postgresql.insert(table).values(values).on_conflict_do_nothing()
-                return stmt.returning(sa.literal_column("1"))
-            if dialect == "sqlite":
-                return sqlite.insert(table).values(values).on_conflict_do_nothing()
-            return sa.insert(table).values(values)  # a duplicate key is caught in execute
-
-        return cls(build, returns=ignore)
-
-    @classmethod
-    def update(cls, table: sa.Table, keys: Sequence[str], where: Sequence[str]) -> Prepared:
-        """``UPDATE table SET keys WHERE where-columns = :w_<column>``."""
-        values = {key: sa.bindparam(f"v_{key}", type_=table.c[key].type) for key in keys}
-        criteria = [
-            table.c[col] == sa.bindparam(f"w_{col}", type_=table.c[col].type) for col in where
-        ]
-        return cls(lambda _: sa.update(table).where(*criteria).values(values))
-
-    @classmethod
-    def select(cls, table: sa.Table, where: Sequence[str], *, lock: bool = False) -> Prepared:
-        """``SELECT * FROM table WHERE where-columns = :w_<column>`` [FOR UPDATE]."""
-        criteria = [
-            table.c[col] == sa.bindparam(f"w_{col}", type_=table.c[col].type) for col in where
-        ]
-        stmt = sa.select(table).where(*criteria)
-        if lock:
-            stmt = stmt.with_for_update()
-        return cls(lambda _: stmt, columns=list(table.c))
-
-    def _prepare(self, dialect: Dialect) -> tuple[str, bool, list[tuple[str, Any]]]:
-        compiled = cast(SQLCompiler, self._build(dialect.name).compile(dialect=dialect))
-        names = list(compiled.positiontup or ()) if dialect.positional else list(compiled.binds)
-        binds = [
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in names
-        ]
-        return compiled.string, bool(dialect.positional), binds
-
-    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Run a select; its rows as dicts, each value as the column type gives it."""
-        dialect = conn.dialect
-        key = (dialect.name, dialect.driver, dialect.paramstyle)
-        processors = self._results.get(key)
-        if processors is None:
-            processors = self._results[key] = [
-                (col.key, col.type.dialect_impl(dialect).result_processor(dialect, None))
-                for col in self._columns
-            ]
-        cursor = self._execute(conn, params)
-        try:
-            fetched = cursor.fetchall()
-        finally:
-            cursor.close()
-        return [
-            {
-                key: proc(value) if proc else value
-                for (key, proc), value in zip(processors, row, strict=True)
-            }
-            for row in fetched
-        ]
-
-    def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
-        """Run it; the number of rows inserted or updated."""
-        try:
-            cursor = self._execute(conn, params)
-        except IntegrityError as exc:
-            if self._returns and is_duplicate_key(exc):
-                return 0  # an insert-or-skip that found its key taken
-            raise
-        try:
-            if self._returns and conn.dialect.name == "postgresql":
-                return 1 if cursor.fetchone() is not None else 0
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
-
-    def _execute(self, conn: Connection, params: Mapping[str, Any]) -> Any:
-        """Execute on the transaction's own DBAPI connection, errors wrapped as Core's."""
-        dialect = conn.dialect
-        key = (dialect.name, dialect.driver, dialect.paramstyle)
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._entries[key] = self._prepare(dialect)
-        sql, positional, binds = entry
-        args: Any
-        if positional:
-            args = tuple(proc(params[n]) if proc else params[n] for n, proc in binds)
-        else:
-            args = {n: proc(params[n]) if proc else params[n] for n, proc in binds}
-        dbapi_connection = conn.connection.dbapi_connection
-        assert dbapi_connection is not None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(sql, args)
-        except dialect.loaded_dbapi.Error as exc:
-            lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
-            with suppress(Exception):  # a lost connection cannot close its cursor
-                cursor.close()
-            if lost:
-                conn.invalidate(exc)
-            raise DBAPIError.instance(
-                sql,
-                args,
-                exc,
-                dialect.loaded_dbapi.Error,
-                hide_parameters=True,
-                connection_invalidated=lost,
-                dialect=dialect,
-            ) from exc
-        return cursor
