@@ -1,4 +1,4 @@
-"""The four distributions' names and the dependencies between them (issue 11 point 26).
+"""The distributions' names and the dependencies between them (issue 11 point 26).
 
 ``payhub`` on the package index is an unrelated project, so the core is
 ``payhub-cn`` (import name ``payhub``), and nothing may tell a user to
@@ -19,6 +19,7 @@ PROJECTS = {
     "sandbox": "payhub-sandbox",
     "contrib/flask": "flask-payhub",
     "contrib/django": "payhub-django",
+    "plugins/epay": "payhub-epay",
 }
 #: "payhub" as a requirement: bare, with extras, or with a version (not payhub-cn).
 BARE_REQUIREMENT = re.compile(r"^payhub\s*(?:\[|[<>=!~;]|$)")
@@ -38,7 +39,7 @@ def test_distribution_names(folder: str, name: str) -> None:
         assert not BARE_REQUIREMENT.match(requirement), requirement
 
 
-@pytest.mark.parametrize("folder", ["sandbox", "contrib/flask", "contrib/django"])
+@pytest.mark.parametrize("folder", ["sandbox", "contrib/flask", "contrib/django", "plugins/epay"])
 def test_the_other_distributions_depend_on_payhub_cn(folder: str) -> None:
     assert any(r.startswith("payhub-cn") for r in _project(folder)["dependencies"])
 
@@ -55,7 +56,7 @@ def test_the_core_keeps_its_import_name_extras_and_plugin_group() -> None:
 
 def _texts() -> list[Path]:
     found = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-    for package in ("payhub", "sandbox", "contrib", "scripts", "examples"):
+    for package in ("payhub", "sandbox", "contrib", "plugins", "scripts", "examples"):
         found += sorted(p for p in (ROOT / package).rglob("*") if p.suffix in {".py", ".md", ""})
     return [p for p in found if p.is_file()]
 
