@@ -775,3 +775,48 @@ def test_expired_platform_certificate_on_an_answer(gateway: FakeGateway) -> None
         moments.append(NOW + timedelta(hours=2))  # cached, but now expired
         with pytest.raises(SignatureError, match="validity"):
             hub.query("unionpay", ORDER)
+
+
+# -- request constraints (routing and failover ask these) ------------------------------
+
+
+def test_max_amount_is_twelve_digits_of_fen(channel: UnionPayChannel) -> None:
+    assert channel.max_amount_minor() == 999_999_999_999
+    assert channel.request_problem(pay_request()) is None
+    big = PaymentRequest(out_trade_no=ORDER, amount=Money(10**12), subject="Gift card",
+                         method=PayMethod.PAGE)
+    problem = channel.request_problem(big)
+    assert problem is not None
+    assert "limit" in problem
+
+
+@pytest.mark.parametrize(
+    ("order", "ok"),
+    [
+        ("ORDER001", True),
+        ("A" * 40, True),
+        ("ORDER01", False),  # 7 characters
+        ("A" * 41, False),
+        ("ORDER-20250601", False),
+        ("ORDER_20250601", False),
+    ],
+)
+def test_order_number_problem_follows_acp_order_id(
+    channel: UnionPayChannel, order: str, ok: bool
+) -> None:
+    problem = channel.order_number_problem(order)
+    assert (problem is None) is ok
+    request = PaymentRequest(out_trade_no=order, amount=Money(1), subject="x",
+                             method=PayMethod.PAGE)
+    assert (channel.request_problem(request) is None) is ok
+    if not ok:
+        assert problem is not None
+        assert "8-40" in problem
+
+
+def test_answer_with_a_query_id_outside_acp_grammar_is_refused(
+    hub: PayHub, gateway: FakeGateway
+) -> None:
+    gateway.answer("queryTrans.do", {"queryId": "Q" * 22})
+    with pytest.raises(ProtocolError, match="queryId"):
+        hub.query("unionpay", ORDER)

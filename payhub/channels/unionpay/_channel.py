@@ -673,6 +673,9 @@ class UnionPayChannel(Channel):
             raise ProtocolError(f"unionpay {what}: the answer names another merchant")
         if fields.get("orderId", sent["orderId"]) != sent["orderId"]:
             raise ProtocolError(f"unionpay {what}: the answer names another orderId")
+        for name in ("queryId", "origQryId"):
+            if fields.get(name):  # what the hub stores as the trade's or refund's id
+                _identifier(fields, name, _QUERY_ID_RE)
         return fields
 
     def _error(self, answer: Mapping[str, str], what: str) -> ChannelError:
