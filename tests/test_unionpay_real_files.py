@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from payhub import Money, NotificationKind, PayHub, PaymentStatus, SignatureError
 from payhub.channels.unionpay import UnionPayChannel
 from payhub.channels.unionpay._crypto import CHAIN_ALGORITHMS
-from payhub.signing import load_certificate, verify_chain
+from payhub.signing import load_certificate, load_pkcs12, verify_chain
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "unionpay"
 #: The moment the real return was made (2022-09-08 13:22:06 in Shanghai).
@@ -62,7 +62,8 @@ def real_channel(environment: str = "test", *, when: datetime = WHEN) -> UnionPa
 def test_every_real_unionpay_chain_certificate_is_sha1_with_rsa() -> None:
     """The finding behind CHAIN_ALGORITHMS: test and production, root to leaf."""
     for name in ("acp_test_root.cer", "acp_test_middle.cer", "unipayCertPublicKey.cer",
-                 "verify_test.cer", "acp_prod_root.cer", "acp_prod_middle.cer"):
+                 "verify_test.cer", "acp_test_enc.cer", "acp_prod_root.cer",
+                 "acp_prod_middle.cer"):
         real = cert(name)
         assert real.signature_algorithm_oid == SHA1_RSA, name
         assert isinstance(real.public_key(), rsa.RSAPublicKey), name
@@ -76,6 +77,13 @@ def test_real_test_chain_verifies_link_by_link() -> None:
     verify_chain(middle, [root], at=WHEN, algorithms=CHAIN_ALGORITHMS)
     old = cert("verify_test.cer")  # the 00040000:SIGN certificate of 2017-2020
     verify_chain(old, [middle, root], at=datetime(2019, 1, 1, tzinfo=UTC),
+                 algorithms=CHAIN_ALGORITHMS)
+    enc = cert("acp_test_enc.cer")  # 00040000:SIGN too, 2015-2017
+    verify_chain(enc, [middle, root], at=datetime(2016, 6, 1, tzinfo=UTC),
+                 algorithms=CHAIN_ALGORITHMS)
+    _, merchant, _ = load_pkcs12((FIXTURES / "acp_test_sign.pfx").read_bytes(), b"000000")
+    assert merchant.signature_algorithm_oid == SHA1_RSA
+    verify_chain(merchant, [middle, root], at=datetime(2017, 1, 1, tzinfo=UTC),
                  algorithms=CHAIN_ALGORITHMS)
 
 
