@@ -57,10 +57,7 @@ def certificate_serial_hex(cert: x509.Certificate) -> str:
     return format(cert.serial_number, "X")
 
 
-#: Certificate-link signature algorithms :func:`verify_chain` accepts by default:
-#: RSA PKCS#1 v1.5 and ECDSA with SHA-256, SHA-384 or SHA-512. SHA-1 is not in
-#: it: a channel whose real chain needs it (UnionPay) passes its own set, and
-#: SHA-1 is never accepted for message signatures.
+#: The hash of each certificate-link signature algorithm :func:`verify_chain` knows.
 _LINK_HASHES: Mapping[x509.ObjectIdentifier, hashes.HashAlgorithm] = {
     x509.SignatureAlgorithmOID.RSA_WITH_SHA1: hashes.SHA1(),  # noqa: S303
     x509.SignatureAlgorithmOID.RSA_WITH_SHA256: hashes.SHA256(),
@@ -70,6 +67,10 @@ _LINK_HASHES: Mapping[x509.ObjectIdentifier, hashes.HashAlgorithm] = {
     x509.SignatureAlgorithmOID.ECDSA_WITH_SHA384: hashes.SHA384(),
     x509.SignatureAlgorithmOID.ECDSA_WITH_SHA512: hashes.SHA512(),
 }
+#: Certificate-link signature algorithms :func:`verify_chain` accepts by default:
+#: RSA PKCS#1 v1.5 and ECDSA with SHA-256, SHA-384 or SHA-512. SHA-1 is not in
+#: it: a channel whose real chain needs it (UnionPay) passes its own set, and
+#: SHA-1 is never accepted for message signatures.
 DEFAULT_LINK_ALGORITHMS: frozenset[x509.ObjectIdentifier] = frozenset(
     {
         x509.SignatureAlgorithmOID.RSA_WITH_SHA256,
