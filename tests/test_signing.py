@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
@@ -41,6 +41,7 @@ from payhub.signing import (
     rsa_verify,
     verify_chain,
 )
+from payhub.signing._certs import DEFAULT_LINK_ALGORITHMS
 
 if TYPE_CHECKING:
     from conftest import KeyPair
@@ -732,6 +733,38 @@ def test_verify_chain_checks_every_link_validity(pki: Pki) -> None:
     after_root_expiry = NOW + timedelta(days=366)
     with pytest.raises(SignatureError, match="validity"):
         verify_chain(pki.leaf.cert, [pki.middle.cert, pki.root.cert], at=after_root_expiry)
+
+
+def test_verify_chain_accepts_only_the_algorithms_asked_for(pki: Pki) -> None:
+    """Each link is checked with the certificate's own algorithm, which must be one the
+    caller accepts: SHA-1 only where a channel's real chain needs it."""
+    chain = [pki.middle.cert, pki.root.cert]
+    sha1_only = {x509.SignatureAlgorithmOID.RSA_WITH_SHA1}
+    with pytest.raises(SignatureError, match="not accepted"):
+        verify_chain(pki.leaf.cert, chain, at=NOW, algorithms=sha1_only)
+    assert x509.SignatureAlgorithmOID.RSA_WITH_SHA1 not in DEFAULT_LINK_ALGORITHMS
+    verify_chain(
+        pki.leaf.cert,
+        chain,
+        at=NOW,
+        algorithms={x509.SignatureAlgorithmOID.RSA_WITH_SHA256},
+    )
+
+
+def test_verify_chain_refuses_a_leaf_that_is_its_own_issuer(pki: Pki) -> None:
+    with pytest.raises(SignatureError, match="self-issued"):
+        verify_chain(pki.root.cert, [pki.root.cert], at=NOW)
+
+
+def test_verify_chain_turns_a_damaged_certificate_into_a_signature_error(pki: Pki) -> None:
+    """cryptography parses names lazily: a flipped byte surfaces as ValueError deep in
+    the chain check unless verify_chain translates it."""
+    der = bytearray(pki.leaf.cert.public_bytes(serialization.Encoding.DER))
+    at = der.index(b"Test Middle CA")
+    der[at - 2] ^= 0xFF  # the tag of the issuer's CN string
+    damaged = x509.load_der_x509_certificate(bytes(der))
+    with pytest.raises(SignatureError):
+        verify_chain(damaged, [pki.middle.cert, pki.root.cert], at=NOW)
 
 
 # -- constant-time comparison ---------------------------------------------------------

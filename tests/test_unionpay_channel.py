@@ -149,9 +149,13 @@ def test_environment_is_required() -> None:
         UnionPayChannel(settings)
 
 
-def test_environment_is_test_or_production() -> None:
+def test_environment_is_test_sandbox_or_production() -> None:
     with pytest.raises(ConfigurationError, match="environment"):
-        UnionPayChannel(config(environment="sandbox"))
+        UnionPayChannel(config(environment="staging"))
+    sandbox = UnionPayChannel(config(environment="sandbox"))  # payhub's name for "test"
+    assert sandbox.config.is_test
+    assert sandbox.config.gateway == "https://gateway.test.95516.com"
+    assert sandbox.config.expected_cn == UnionPayChannel(config()).config.expected_cn
 
 
 def test_unknown_settings_are_refused() -> None:
@@ -161,16 +165,44 @@ def test_unknown_settings_are_refused() -> None:
 
 def test_default_gateways_follow_the_environment() -> None:
     assert UnionPayChannel(config()).config.gateway == "https://gateway.test.95516.com"
-    prod = UnionPayChannel(config(environment="production"))
+    prod = UnionPayChannel(config(environment="production", mer_id="898111448161234"))
     assert prod.config.gateway == "https://gateway.95516.com"
-    assert prod.config.expected_cn == "中国银联股份有限公司"
+    assert prod.config.expected_cn == {"中国银联股份有限公司"}
     local = UnionPayChannel(config(gateway_url="http://127.0.0.1:5000/"))
     assert local.config.gateway == "http://127.0.0.1:5000"
 
 
 def test_production_gateway_must_be_https() -> None:
     with pytest.raises(ConfigurationError, match="https"):
-        UnionPayChannel(config(environment="production", gateway_url="http://gw.example"))
+        UnionPayChannel(config(environment="production", mer_id="898111448161234",
+                               gateway_url="http://gw.example"))
+
+
+@pytest.mark.parametrize(
+    ("gateway_url", "match"),
+    [
+        ("https://gateway.test.95516.com", "test host"),
+        ("https://GATEWAY.TEST.95516.COM./", "test host"),
+        ("https://101.231.204.80", "test host"),
+        ("https://127.0.0.1:5000", "non-public"),
+        ("https://localhost:5000", "localhost"),
+        ("https://10.1.2.3", "non-public"),
+        ("https://169.254.169.254", "non-public"),
+    ],
+)
+def test_production_refuses_test_and_local_gateways(gateway_url: str, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        UnionPayChannel(config(environment="production", mer_id="898111448161234",
+                               gateway_url=gateway_url))
+    # The same gateway is fine for the test environment (UnionPay's, or a local sandbox).
+    assert UnionPayChannel(config(environment="sandbox", gateway_url=gateway_url))
+
+
+@pytest.mark.parametrize("mer_id", ["777290058110048", "777290058167151", "700000000000001"])
+def test_production_refuses_public_test_merchant_numbers(mer_id: str) -> None:
+    with pytest.raises(ConfigurationError, match="public UnionPay test merchant number"):
+        UnionPayChannel(config(environment="production", mer_id=mer_id))
+    assert UnionPayChannel(config(environment="test", mer_id=mer_id))
 
 
 def test_wrong_pfx_password_names_no_secret() -> None:
@@ -743,3 +775,48 @@ def test_expired_platform_certificate_on_an_answer(gateway: FakeGateway) -> None
         moments.append(NOW + timedelta(hours=2))  # cached, but now expired
         with pytest.raises(SignatureError, match="validity"):
             hub.query("unionpay", ORDER)
+
+
+# -- request constraints (routing and failover ask these) ------------------------------
+
+
+def test_max_amount_is_twelve_digits_of_fen(channel: UnionPayChannel) -> None:
+    assert channel.max_amount_minor() == 999_999_999_999
+    assert channel.request_problem(pay_request()) is None
+    big = PaymentRequest(out_trade_no=ORDER, amount=Money(10**12), subject="Gift card",
+                         method=PayMethod.PAGE)
+    problem = channel.request_problem(big)
+    assert problem is not None
+    assert "limit" in problem
+
+
+@pytest.mark.parametrize(
+    ("order", "ok"),
+    [
+        ("ORDER001", True),
+        ("A" * 40, True),
+        ("ORDER01", False),  # 7 characters
+        ("A" * 41, False),
+        ("ORDER-20250601", False),
+        ("ORDER_20250601", False),
+    ],
+)
+def test_order_number_problem_follows_acp_order_id(
+    channel: UnionPayChannel, order: str, ok: bool
+) -> None:
+    problem = channel.order_number_problem(order)
+    assert (problem is None) is ok
+    request = PaymentRequest(out_trade_no=order, amount=Money(1), subject="x",
+                             method=PayMethod.PAGE)
+    assert (channel.request_problem(request) is None) is ok
+    if not ok:
+        assert problem is not None
+        assert "8-40" in problem
+
+
+def test_answer_with_a_query_id_outside_acp_grammar_is_refused(
+    hub: PayHub, gateway: FakeGateway
+) -> None:
+    gateway.answer("queryTrans.do", {"queryId": "Q" * 22})
+    with pytest.raises(ProtocolError, match="queryId"):
+        hub.query("unionpay", ORDER)

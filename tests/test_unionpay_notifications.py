@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from flask import Flask
+from flask_payhub import PayHubExtension
 from test_unionpay_pki import (
     MER_ID,
     NOW,
@@ -33,11 +37,15 @@ from payhub import (
     NotificationRejected,
     PayHub,
     PayhubError,
+    PaymentRequest,
+    PaymentState,
     PaymentStatus,
+    PayMethod,
     ProtocolError,
     SignatureError,
 )
 from payhub.channels.unionpay import RESP_CODES, UnionPayChannel
+from payhub.store import Store
 
 HEADERS = {"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"}
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "channels" / "unionpay.md"
@@ -178,12 +186,28 @@ def without(field: str) -> bytes:
 
 BAD_INPUT: dict[str, tuple[Any, type[PayhubError], str]] = {
     "self-signed signPubKeyCert": (lambda: forged_by(pki().self_signed), SignatureError,
-                                   "not issued by the configured chain"),
+                                   "self-issued|not issued by the configured chain"),
     "expired signPubKeyCert": (lambda: forged_by(pki().expired), SignatureError, "validity"),
     "signPubKeyCert from another chain": (lambda: forged_by(pki().foreign), SignatureError,
                                           "does not verify against its issuer"),
-    "production CN in test mode": (lambda: forged_by(pki().production), SignatureError,
-                                   "CN mismatch"),
+    "another company's CN": (lambda: forged_by(other_company()), SignatureError,
+                             "CN mismatch"),
+    "corrupt signPubKeyCert (issuer byte flipped)": (
+        lambda: form_body(platform_signed(notification(), cert_pem=flipped_issuer_pem())),
+        SignatureError, "readable|parsed|not issued"),
+    "empty field added after signing": (
+        lambda: form_body(platform_signed(notification()) | {"reqReserved": ""}),
+        SignatureError, "does not verify"),
+    "txnAmt 0": (lambda: body(txnAmt="0"), ProtocolError, "txnAmt is 0"),
+    "txnAmt of 13 digits": (lambda: body(txnAmt="1000000000000"), AmountError, "limit"),
+    "orderId with NUL": (lambda: body(orderId="ORDER2025\x000601"), ProtocolError, "orderId"),
+    "orderId of 100,000 characters": (lambda: body(orderId="A" * 100_000), ProtocolError,
+                                      "orderId"),
+    "orderId with '-'": (lambda: body(orderId="ORDER-20250601"), ProtocolError, "orderId"),
+    "queryId of 22 characters": (lambda: body(queryId="5" * 22), ProtocolError, "queryId"),
+    "origQryId with a space": (
+        lambda: body(txnType="04", txnSubType="00", orderId="REFUND20250601",
+                     origQryId="512506011000001234567 "), ProtocolError, "origQryId"),
     "signature over a different txnAmt": (over_other_amount, SignatureError,
                                           "does not verify"),
     "txnAmt 1.00": (lambda: body(txnAmt="1.00"), AmountError, "malformed"),
@@ -213,6 +237,22 @@ BAD_INPUT: dict[str, tuple[Any, type[PayhubError], str]] = {
 }
 
 
+def other_company() -> Any:
+    """Chains to the configured root, but belongs to someone other than UnionPay."""
+    p = pki()
+    return issue("041@Z12@Some Shop Ltd@00000009", p.platform_key.public_key(),
+                 issuer=p.middle.subject, issuer_key=p.middle_key, serial=1006)
+
+
+def flipped_issuer_pem() -> str:
+    """The platform certificate with one byte of its issuer name flipped."""
+    der = bytearray(pki().platform.public_bytes(serialization.Encoding.DER))
+    at = der.index(b"UnionPay Test Middle")
+    der[at - 2] ^= 0xFF  # the tag byte of the issuer's CN string
+    body = base64.encodebytes(bytes(der)).decode("ascii")
+    return f"-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n"
+
+
 def without_signed(field: str) -> bytes:
     fields = notification()
     del fields[field]
@@ -237,13 +277,32 @@ def test_bad_input_is_rejected(hub: PayHub, channel: UnionPayChannel, case: str)
         assert channel.verifier.cached == cached_before
 
 
+PRODUCTION_MER_ID = "898111448161234"
+
+
+def production_config() -> dict[str, Any]:
+    return config(environment="production", mer_id=PRODUCTION_MER_ID)
+
+
 def test_test_cn_in_production_mode_is_rejected() -> None:
-    channel = UnionPayChannel(config(environment="production"), clock=clock)
+    channel = UnionPayChannel(production_config(), clock=clock)
     with pytest.raises(SignatureError, match="CN mismatch"):
-        channel.parse_notification(httpx.Headers(HEADERS), body())
-    production = form_body(platform_signed(notification(), cert=pki().production))
+        channel.parse_notification(httpx.Headers(HEADERS), body(merId=PRODUCTION_MER_ID))
+    production = form_body(
+        platform_signed(notification(merId=PRODUCTION_MER_ID), cert=pki().production)
+    )
     assert channel.parse_notification(httpx.Headers(HEADERS), production).amount == Money(1234)
     assert PRODUCTION_CN.split("@")[2] == "中国银联股份有限公司"
+
+
+@pytest.mark.parametrize("environment", ["test", "sandbox"])
+def test_test_mode_accepts_both_test_cns(environment: str) -> None:
+    """Since 2020 the test platform certificate's CN carries 中国银联股份有限公司 too;
+    older test certificates carry 00040000:SIGN. UnionPay's SDKs accept either."""
+    channel = UnionPayChannel(config(environment=environment), clock=clock)
+    for cert in (pki().platform, pki().production):
+        raw = form_body(platform_signed(notification(), cert=cert))
+        assert channel.parse_notification(httpx.Headers(HEADERS), raw).amount == Money(1234)
 
 
 # -- the certificate cache ----------------------------------------------------------
@@ -291,10 +350,10 @@ def test_cached_certificate_is_rechecked_against_the_clock() -> None:
 def test_cache_is_per_trust_configuration() -> None:
     """A certificate verified for the test environment is not trusted in production."""
     test_mode = UnionPayChannel(config(), clock=clock)
-    production = UnionPayChannel(config(environment="production"), clock=clock)
+    production = UnionPayChannel(production_config(), clock=clock)
     test_mode.parse_notification(httpx.Headers(HEADERS), body())
     with pytest.raises(SignatureError):
-        production.parse_notification(httpx.Headers(HEADERS), body())
+        production.parse_notification(httpx.Headers(HEADERS), body(merId=PRODUCTION_MER_ID))
 
 
 # -- documentation -----------------------------------------------------------------
@@ -307,3 +366,40 @@ def test_docs_list_every_resp_code() -> None:
     table = {code: (row.error.name if row.error else "success") for code, row in
              RESP_CODES.items()}
     assert documented == table
+
+
+# -- through a hub with a store, and the Flask adapter ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["corrupt signPubKeyCert", "txnAmt 0", "orderId with NUL", "orderId of 100,000 characters"],
+)
+def test_bad_notification_through_flask_is_a_failure_ack_and_writes_nothing(
+    tmp_path: Path, bad: str
+) -> None:
+    """Never a ValueError or a 500 from the framework, never a retryable store error:
+    the channel's failure ack, and the store untouched."""
+    make = BAD_INPUT.get(bad) or BAD_INPUT["corrupt signPubKeyCert (issuer byte flipped)"]
+    raw = make[0]()
+    store = Store(f"sqlite:///{tmp_path / 'payhub.db'}")
+    store.upgrade()
+    http = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(599)))
+    channel = UnionPayChannel(config(), clock=clock)
+    with store, http, PayHub(channels=[channel], store=store, http_client=http) as hub:
+        hub.pay(PaymentRequest(out_trade_no="ORDER20250601", amount=Money(1234),
+                               subject="Gift card", method=PayMethod.PAGE))
+        app = Flask(__name__)
+        PayHubExtension(app, hub=hub)
+        client = app.test_client()
+        response = client.post("/payhub/notify/unionpay", data=raw, headers=HEADERS)
+        assert (response.status_code, response.data) == (500, b"fail")
+        assert store.inbox() == []
+        record = store.payment("ORDER20250601")
+        assert record is not None
+        assert record.status is PaymentState.PENDING
+        assert record.channel_trade_id is None
+        # The genuine notification still goes through afterwards.
+        good = client.post("/payhub/notify/unionpay", data=body(), headers=HEADERS)
+        assert (good.status_code, good.data) == (200, b"ok")
+        assert store.payment("ORDER20250601").status is PaymentState.PAID  # type: ignore[union-attr]

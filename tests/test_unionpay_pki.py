@@ -195,15 +195,22 @@ def assert_no_secret(*texts: object) -> None:
 # -- signing, independently ----------------------------------------------------
 
 
-def string_to_sign(fields: Mapping[str, str]) -> bytes:
+def string_to_sign(fields: Mapping[str, str], *, keep_empty: bool = False) -> bytes:
+    """Merchants sign their non-empty fields; a received message's signature covers
+    every field it carries, empty ones as ``k=`` (UnionPay's SDKs' ``validate``)."""
     joined = "&".join(
-        f"{k}={fields[k]}" for k in sorted(fields) if k != "signature" and fields[k] != ""
+        f"{k}={fields[k]}"
+        for k in sorted(fields)
+        if k != "signature" and (keep_empty or fields[k] != "")
     )
     return hashlib.sha256(joined.encode("utf-8")).hexdigest().encode("ascii")
 
 
-def acp_sign(fields: Mapping[str, str], key: rsa.RSAPrivateKey) -> str:
-    raw = key.sign(string_to_sign(fields), padding.PKCS1v15(), hashes.SHA256())
+def acp_sign(
+    fields: Mapping[str, str], key: rsa.RSAPrivateKey, *, keep_empty: bool = True
+) -> str:
+    raw = key.sign(string_to_sign(fields, keep_empty=keep_empty), padding.PKCS1v15(),
+                   hashes.SHA256())
     return base64.b64encode(raw).decode("ascii")
 
 

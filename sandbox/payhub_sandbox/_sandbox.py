@@ -289,7 +289,7 @@ class Sandbox:
 
     def unionpay_fault(self, kind: str | None) -> str | None:
         """From now on sign UnionPay answers and notifications with a faulty certificate:
-        ``other_chain``, ``expired``, ``self_signed``, ``production_cn``, ``wrong_key``
+        ``other_chain``, ``expired``, ``self_signed``, ``foreign_cn``, ``wrong_key``
         or ``unsigned``; None goes back to the good one."""
         return self._unionpay.set_fault(kind)
 

@@ -37,8 +37,8 @@ from payhub_sandbox._errors import InvalidInputError
 
 __all__ = [
     "FAULT_KINDS",
+    "FOREIGN_SIGN_CN",
     "PKI_FILES",
-    "PRODUCTION_SIGN_CN",
     "TEST_SIGN_CN",
     "FaultKind",
     "PlatformSigner",
@@ -51,11 +51,13 @@ __all__ = [
 
 #: The platform signing certificate's CN in UnionPay's test environment.
 TEST_SIGN_CN: Final = "041@Z12@00040000:SIGN@00000062"
-#: The same shape with the production third field (for the ``production_cn`` fault).
-PRODUCTION_SIGN_CN: Final = "041@Z12@中国银联股份有限公司@00000062"
+#: The same shape naming a company other than UnionPay (the ``foreign_cn`` fault):
+#: refused in every environment. (UnionPay's own third field, 中国银联股份有限公司,
+#: is no fault: its test environment has signed with it since 2020.)
+FOREIGN_SIGN_CN: Final = "041@Z12@Some Shop Ltd@00000062"
 
 FaultKind = Literal[
-    "other_chain", "expired", "self_signed", "production_cn", "wrong_key", "unsigned"
+    "other_chain", "expired", "self_signed", "foreign_cn", "wrong_key", "unsigned"
 ]
 #: What :meth:`UnionPayPKI.fault_signer` can make the platform sign with.
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
@@ -459,9 +461,9 @@ class UnionPayPKI:
                 ca=False,
                 serial=_cert_id_serial(),
             )
-        elif kind == "production_cn":
+        elif kind == "foreign_cn":
             cert = _certificate(
-                subject=_name(PRODUCTION_SIGN_CN, ou="中国银联股份有限公司"),
+                subject=_name(FOREIGN_SIGN_CN, ou="Some Shop Ltd"),
                 issuer=self.middle_cert.subject,
                 public_key=key.public_key(),
                 issuer_key=self._middle_key,

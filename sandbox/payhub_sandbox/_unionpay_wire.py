@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from payhub.errors import SignatureError
 from payhub.money import Money
-from payhub.signing import canonical_query, rsa_sign, rsa_verify, sha256_hex
+from payhub.signing import rsa_sign, rsa_verify, sha256_hex
 from payhub_sandbox._clock import CHINA_TZ
 from payhub_sandbox._unionpay_pki import PlatformSigner
 
@@ -50,9 +50,12 @@ _CUTOFF_SHIFT: Final = timedelta(hours=1)
 
 
 def string_to_sign(fields: Mapping[str, str]) -> str:
-    """Every field but ``signature``, empty values dropped, keys sorted, ``k=v``
-    joined by ``&``, values raw (no URL-encoding)."""
-    return canonical_query(fields, exclude=("signature",))
+    """Every field but ``signature``, keys sorted, ``k=v`` joined by ``&``, values
+    raw (no URL-encoding). Empty values are kept as ``k=``: UnionPay's SDKs verify
+    a received message over every field it carries (``SDKUtil.coverMap2String``),
+    and signers leave empty fields out of the message itself (:func:`sign_fields`).
+    """
+    return "&".join(f"{k}={fields[k]}" for k in sorted(fields) if k != "signature")
 
 
 def digest_to_sign(fields: Mapping[str, str]) -> bytes:

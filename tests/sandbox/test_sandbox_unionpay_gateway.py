@@ -227,15 +227,23 @@ def test_signature_checks(env: Env, other_keys) -> None:
     assert _raw_answer(env, "appTransReq.do", fields)["respCode"] == "00"
 
 
-def test_the_signed_string_drops_empty_values_and_is_not_url_encoded(env: Env) -> None:
+def test_the_signed_string_is_not_url_encoded_and_keeps_received_empty_fields(
+    env: Env,
+) -> None:
     fields = env.client.consume_fields(
         "ENCODING01", channelType="08", reqReserved="{a b&c=d+e/f%20}", riskRateInfo=""
     )
-    signed = env.client.sign(fields)
-    signed["riskRateInfo"] = ""  # sent empty, not signed
+    signed = env.client.sign(fields)  # signing leaves the empty field out
     answer = _raw_answer(env, "appTransReq.do", signed)
     assert answer["respCode"] == "00", answer["respMsg"]
     assert answer["reqReserved"] == "{a b&c=d+e/f%20}"  # echoed raw, as received
+    # A field received empty is part of what the signature must cover, as in
+    # UnionPay's SDKs' verification (SDKUtil.coverMap2String keeps "k="): adding
+    # one after signing breaks the signature.
+    again = env.client.sign(env.client.consume_fields("ENCODING02", channelType="08"))
+    again["riskRateInfo"] = ""
+    refused = _raw_answer(env, "appTransReq.do", again)
+    assert refused["respCode"] != "00"
 
 
 def test_not_a_form(env: Env) -> None:

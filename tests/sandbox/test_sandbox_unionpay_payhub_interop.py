@@ -187,7 +187,7 @@ def test_app_consume_and_undo(live: Live) -> None:
 
 
 @pytest.mark.parametrize(
-    "kind", ["other_chain", "expired", "self_signed", "production_cn", "wrong_key", "unsigned"]
+    "kind", ["other_chain", "expired", "self_signed", "foreign_cn", "wrong_key", "unsigned"]
 )
 def test_payhub_refuses_a_faulty_platform_signature(live: Live, kind: str) -> None:
     live.hub.pay(_request("INTEROP0003", "app"))

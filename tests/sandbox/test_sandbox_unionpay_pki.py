@@ -177,7 +177,7 @@ def _platform_answer(env: Env, order_id: str) -> dict[str, str]:
         ("other_chain", "not in the chain"),
         ("self_signed", "not in the chain"),
         ("expired", "outside validity"),
-        ("production_cn", "CN"),
+        ("foreign_cn", "CN"),
         ("wrong_key", "signature"),
         ("unsigned", "no signature"),
     ],
@@ -189,9 +189,6 @@ def test_faults_make_a_correct_client_refuse(env: Env, kind: str, reason: str) -
     assert answer["respCode"] == "00"  # the trade happened; only the signing is wrong
     with pytest.raises(VerifyError, match=reason):
         verify_message(answer, env.client.trust, env.clock.now())
-    if kind == "production_cn":
-        production = Trust(env.client.trust.root, env.client.trust.middle, "中国银联股份有限公司")
-        verify_message(answer, production, env.clock.now())  # a production client accepts it
     env.sandbox.unionpay_fault(None)
     assert env.client.app_consume("FAULTY002")["respCode"] == "00"
 

@@ -74,7 +74,10 @@ PATH_APP: Final = "/gateway/api/appTransReq.do"
 PATH_BACK: Final = "/gateway/api/backTransReq.do"
 PATH_QUERY: Final = "/gateway/api/queryTrans.do"
 
+#: ACP ``orderId``: 8-40 ASCII letters or digits (no ``-`` or ``_``).
 _ORDER_ID_RE: Final = re.compile(r"[0-9A-Za-z]{8,40}", re.ASCII)
+#: ACP ``queryId`` / ``origQryId``: UnionPay's trade number, up to 21 letters or digits.
+_QUERY_ID_RE: Final = re.compile(r"[0-9A-Za-z]{1,21}", re.ASCII)
 _TXN_TIME_RE: Final = re.compile(r"[0-9]{14}", re.ASCII)
 _TXN_TIME_FORMAT: Final = "%Y%m%d%H%M%S"
 _MAX_TXN_AMT: Final = 999_999_999_999  # txnAmt is at most 12 digits of fen
@@ -130,6 +133,19 @@ class UnionPayChannel(Channel):
     @classmethod
     def from_config(cls, name: str, config: Mapping[str, Any]) -> Self:
         return cls(validate_config(config), name=name)
+
+    def max_amount_minor(self) -> int:
+        """``txnAmt`` is at most 12 digits of fen: 999,999,999,999."""
+        return _MAX_TXN_AMT
+
+    def order_number_problem(self, out_trade_no: str) -> str | None:
+        """ACP's ``orderId`` rule: 8-40 ASCII letters or digits, no ``-`` or ``_``."""
+        if _ORDER_ID_RE.fullmatch(out_trade_no) is None:
+            return (
+                f"{self.name!r} needs an order number (orderId) of 8-40 ASCII letters "
+                "or digits, without '-' or '_'"
+            )
+        return None
 
     @property
     def cert_id(self) -> str:
@@ -489,10 +505,16 @@ class UnionPayChannel(Channel):
 
     def _notification(self, fields: dict[str, str], body: bytes) -> Notification:
         txn_type, code = _required(fields, "txnType"), _required(fields, "respCode")
-        order_id, query_id = _required(fields, "orderId"), _required(fields, "queryId")
+        order_id = _identifier(fields, "orderId", _ORDER_ID_RE)
+        query_id = _identifier(fields, "queryId", _QUERY_ID_RE)
+        if "origQryId" in fields:
+            _identifier(fields, "origQryId", _QUERY_ID_RE)
         if fields.get("currencyCode", CURRENCY_CODE) != CURRENCY_CODE:
             raise NotificationRejected("unionpay notification: currency is not CNY (156)")
         amount = _money(_required(fields, "txnAmt"))
+        if amount.minor == 0:
+            # ACP amounts are 1 fen or more: a zero payment or refund proves nothing.
+            raise ProtocolError("unionpay notification: txnAmt is 0; no trade is for nothing")
         occurred_at = _parse_txn_time(_required(fields, "txnTime"))
         if txn_type not in ("01", "04", "31"):
             raise NotificationRejected(f"unionpay notification: txnType {txn_type!r} not handled")
@@ -651,6 +673,9 @@ class UnionPayChannel(Channel):
             raise ProtocolError(f"unionpay {what}: the answer names another merchant")
         if fields.get("orderId", sent["orderId"]) != sent["orderId"]:
             raise ProtocolError(f"unionpay {what}: the answer names another orderId")
+        for name in ("queryId", "origQryId"):
+            if fields.get(name):  # what the hub stores as the trade's or refund's id
+                _identifier(fields, name, _QUERY_ID_RE)
         return fields
 
     def _error(self, answer: Mapping[str, str], what: str) -> ChannelError:
@@ -716,6 +741,14 @@ def _parse_txn_time(text: str) -> datetime:
         )
     except ValueError:
         raise ProtocolError("unionpay: txnTime is not a valid date and time") from None
+
+
+def _identifier(fields: Mapping[str, str], name: str, grammar: re.Pattern[str]) -> str:
+    """A required identifier, checked against ACP's grammar before it goes anywhere."""
+    value = _required(fields, name)
+    if grammar.fullmatch(value) is None:
+        raise ProtocolError(f"unionpay: {name} does not follow ACP's grammar")
+    return value
 
 
 def _required(fields: Mapping[str, str], name: str) -> str:

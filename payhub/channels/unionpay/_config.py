@@ -17,29 +17,48 @@ from pydantic import (
     model_validator,
 )
 
-from payhub.config import Secret, resolve_secret
+from payhub.config import Secret, production_endpoint_problem, resolve_secret
 from payhub.errors import ConfigurationError
 
 __all__ = [
     "EXPECTED_CN",
     "GATEWAYS",
+    "PUBLIC_TEST_MER_IDS",
+    "TEST_HOSTS",
     "Environment",
     "UnionPayConfig",
     "validate_config",
 ]
 
-Environment = Literal["test", "production"]
+#: ``"sandbox"`` is payhub's name for a test system, ``"test"`` UnionPay's:
+#: both mean UnionPay's test environment (or payhub's local sandbox).
+Environment = Literal["test", "sandbox", "production"]
 
-#: The third ``@``-separated field of the platform signing certificate's CN.
-EXPECTED_CN: Final[Mapping[Environment, str]] = {
-    "production": "中国银联股份有限公司",
-    "test": "00040000:SIGN",
+_UNIONPAY = "中国银联股份有限公司"
+#: The third ``@``-separated field of the platform signing certificate's CN, as
+#: UnionPay's own SDKs check it (``CertUtil.verifyCertificate``): production
+#: only ``中国银联股份有限公司``; the test environment signs with that too since
+#: 2020 (``041@8310000000083040@中国银联股份有限公司@00016495``), and with
+#: ``00040000:SIGN`` on older test certificates.
+EXPECTED_CN: Final[Mapping[Environment, frozenset[str]]] = {
+    "production": frozenset({_UNIONPAY}),
+    "test": frozenset({_UNIONPAY, "00040000:SIGN"}),
+    "sandbox": frozenset({_UNIONPAY, "00040000:SIGN"}),
 }
 
 GATEWAYS: Final[Mapping[Environment, str]] = {
     "production": "https://gateway.95516.com",
     "test": "https://gateway.test.95516.com",
+    "sandbox": "https://gateway.test.95516.com",
 }
+
+#: Hosts of UnionPay's test environment, refused as a production gateway.
+TEST_HOSTS: Final = frozenset(
+    {"gateway.test.95516.com", "filedownload.test.95516.com", "101.231.204.80"}
+)
+#: Merchant numbers UnionPay and public SDKs publish for the test environment;
+#: a production configuration naming one is a copied test configuration.
+PUBLIC_TEST_MER_IDS: Final = frozenset({"777290058110048", "777290058167151", "700000000000001"})
 
 _MER_ID_RE: Final = re.compile(r"[0-9A-Za-z]{1,32}", re.ASCII)
 _URL_RE: Final = re.compile(r"https?://[^\s]+", re.ASCII)
@@ -98,9 +117,17 @@ class UnionPayConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _production_is_https(self) -> UnionPayConfig:
-        if self.environment == "production" and not self.gateway.startswith("https://"):
-            raise ValueError("the production gateway must be https")
+    def _production_is_real(self) -> UnionPayConfig:
+        if self.environment != "production":
+            return self
+        problem = production_endpoint_problem(self.gateway, test_hosts=TEST_HOSTS)
+        if problem is not None:
+            raise ValueError(f"the production gateway {problem}")
+        if self.mer_id in PUBLIC_TEST_MER_IDS:
+            raise ValueError(
+                f"mer_id {self.mer_id} is a public UnionPay test merchant number, not a "
+                "production merchant (set environment to 'sandbox' or 'test' to use it)"
+            )
         return self
 
     @property
@@ -109,7 +136,13 @@ class UnionPayConfig(BaseModel):
         return (self.gateway_url or GATEWAYS[self.environment]).rstrip("/")
 
     @property
-    def expected_cn(self) -> str:
+    def is_test(self) -> bool:
+        """True for UnionPay's test environment (``"test"`` or ``"sandbox"``)."""
+        return self.environment != "production"
+
+    @property
+    def expected_cn(self) -> frozenset[str]:
+        """The accepted third CN fields of the platform signing certificate."""
         return EXPECTED_CN[self.environment]
 
 

@@ -1,17 +1,24 @@
 """ACP ``signMethod=01`` signatures and the platform-certificate check.
 
-String to sign: every field but ``signature``, empty values dropped, keys
-sorted, ``k=v`` joined with ``&``, values raw. The RSA signature (SHA256withRSA,
-PKCS#1 v1.5) is over the ASCII of the *lowercase hex SHA-256* of that string.
+String to sign: every field but ``signature``, keys sorted, ``k=v`` joined
+with ``&``, values raw. The RSA signature (SHA256withRSA, PKCS#1 v1.5) is over
+the ASCII of the *lowercase hex SHA-256* of that string. Signing first drops the
+empty values from the message (they are not sent at all); verifying a received
+message keeps every field it carries, empty ones as ``k=``, as UnionPay's own
+SDKs do (Java ``SDKUtil.coverMap2String``, Python ``SDKUtil.createLinkString``):
+a field added to a signed message, even an empty one, breaks the signature.
 
 Responses and notifications carry their signing certificate
 (``signPubKeyCert``). It is trusted only if it chains to the configured middle
-and root certificates, every link is within its validity, and the third
-``@``-separated field of its subject CN is the one expected for the configured
-environment. The chain check costs two RSA verifications and a certificate
-parse, several times the signature check itself, so certificates that passed
-are cached by the SHA-256 fingerprint of the bytes received (bounded, LRU), and
-their validity window is checked again against the clock at every use.
+and root certificates (links signed ``sha1WithRSAEncryption``, as every real
+UnionPay root, middle and signing certificate is, or ``sha256WithRSAEncryption``;
+SHA-1 never for message signatures), every link is within its validity, and the
+third ``@``-separated field of its subject CN is one accepted for the configured
+environment. Any parsing failure of the certificate is a :class:`SignatureError`.
+The chain check costs two RSA verifications and a certificate parse, several
+times the signature check itself, so certificates that passed are cached by the
+SHA-256 fingerprint of the bytes received (bounded, LRU), and their validity
+window is checked again against the clock at every use.
 """
 
 from __future__ import annotations
@@ -19,11 +26,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
@@ -37,14 +45,37 @@ from payhub.signing import (
     verify_chain,
 )
 
-__all__ = ["AcpSigner", "AcpVerifier", "string_to_sign"]
+__all__ = [
+    "CHAIN_ALGORITHMS",
+    "AcpSigner",
+    "AcpVerifier",
+    "string_to_sign",
+    "string_to_verify",
+]
 
 SIGN_METHOD_RSA = "01"
 
+#: Signature algorithms accepted on the links of the platform certificate chain.
+#: UnionPay's published roots and middles (test ``CFCA TEST CS CA``/``CFCA TEST
+#: OCA1``, production ``CFCA CS CA``/``CFCA OCA1``) and its test signing
+#: certificates are all ``sha1WithRSAEncryption``; SHA-256 is the one CFCA
+#: alternative. Never used for message signatures.
+CHAIN_ALGORITHMS: frozenset[x509.ObjectIdentifier] = frozenset(
+    {x509.SignatureAlgorithmOID.RSA_WITH_SHA1, x509.SignatureAlgorithmOID.RSA_WITH_SHA256}
+)
+
 
 def string_to_sign(fields: Mapping[str, str]) -> bytes:
-    """The bytes RSA signs: the ASCII lowercase hex SHA-256 of the canonical query."""
+    """What the merchant's RSA key signs: the ASCII lowercase hex SHA-256 of the
+    canonical query of the non-empty fields."""
     canonical = canonical_query(fields, exclude=("signature",))
+    return sha256_hex(canonical.encode("utf-8")).encode("ascii")
+
+
+def string_to_verify(fields: Mapping[str, str]) -> bytes:
+    """What a received message's signature covers: as :func:`string_to_sign`, but
+    every field but ``signature`` is kept, an empty one as ``k=``."""
+    canonical = "&".join(f"{k}={fields[k]}" for k in sorted(fields) if k != "signature")
     return sha256_hex(canonical.encode("utf-8")).encode("ascii")
 
 
@@ -84,18 +115,19 @@ class AcpVerifier:
         *,
         root: x509.Certificate,
         middle: x509.Certificate,
-        expected_cn: str,
+        expected_cn: str | Collection[str],
         clock: Callable[[], datetime],
         cache_size: int = 64,
     ) -> None:
         self._chain = (middle, root)
-        self._expected_cn = expected_cn
+        accepted = {expected_cn} if isinstance(expected_cn, str) else expected_cn
+        self._expected_cn = frozenset(accepted)
         self._clock = clock
         self._cache_size = cache_size
         self._cache: OrderedDict[bytes, _Trusted] = OrderedDict()
         self._lock = threading.Lock()
         try:
-            verify_chain(middle, [root], at=clock())
+            verify_chain(middle, [root], at=clock(), algorithms=CHAIN_ALGORITHMS)
         except SignatureError as exc:
             raise ConfigurationError(
                 f"unionpay: the middle certificate does not chain to the root ({exc.message})"
@@ -118,7 +150,7 @@ class AcpVerifier:
         if not pem:
             raise SignatureError("UnionPay message: signPubKeyCert is missing")
         trusted, fingerprint = self._trusted(pem)
-        rsa_verify(trusted.key, string_to_sign(fields), signature)
+        rsa_verify(trusted.key, string_to_verify(fields), signature)
         if fingerprint is not None:  # learn a certificate only from a message that verified
             self._remember(fingerprint, trusted)
 
@@ -140,15 +172,16 @@ class AcpVerifier:
     def _check(self, raw: bytes, now: datetime) -> _Trusted:
         try:
             cert = load_certificate(raw)
-        except ConfigurationError:
+            verify_chain(cert, self._chain, at=now, algorithms=CHAIN_ALGORITHMS)
+            if _cn_field(cert, 2) not in self._expected_cn:
+                raise SignatureError(
+                    "signPubKeyCert is not a UnionPay signing certificate of the configured "
+                    "environment (CN mismatch)"
+                )
+            key = cert.public_key()
+        except (ConfigurationError, ValueError, TypeError, UnsupportedAlgorithm):
+            # cryptography parses lazily: a damaged certificate may load and fail later.
             raise SignatureError("signPubKeyCert is not a readable certificate") from None
-        verify_chain(cert, self._chain, at=now)
-        if _cn_field(cert, 2) != self._expected_cn:
-            raise SignatureError(
-                "signPubKeyCert is not a UnionPay signing certificate of the configured "
-                "environment (CN mismatch)"
-            )
-        key = cert.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise SignatureError("signPubKeyCert does not hold an RSA key")
         links = (cert, *self._chain)
