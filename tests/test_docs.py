@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import runpy
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,44 @@ def test_the_guide_lists_every_refund_request_field(page: Path) -> None:
     names = {name for pair in listed for name in pair if name}
     assert names == set(RefundRequest.model_fields)
 
+
+
+@pytest.mark.parametrize("page", OWN_PAGES[1::2], ids=lambda p: str(p.relative_to(DOCS)))
+def test_the_guide_flask_shop_starts_with_its_handler_path(
+    page: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    merchant_keys: Any,
+    platform_keys: Any,
+) -> None:
+    """The guide's Flask app, its configuration and `module:function` handler are real."""
+    blocks = python_blocks(page)
+    app_block = next(b for b in blocks if "PayHubExtension(app)" in b)
+    delivery_block = next(b for b in blocks if b.startswith("# shop/delivery.py"))
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "alipay-app-private.pem").write_text(merchant_keys.private_pem)
+    (tmp_path / "keys" / "alipay-public.pem").write_text(platform_keys.public_pem)
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "__init__.py").write_text("")
+    (tmp_path / "shop" / "delivery.py").write_text(delivery_block)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "shop", raising=False)
+    monkeypatch.delitem(sys.modules, "shop.delivery", raising=False)
+    monkeypatch.setenv("PAYHUB_DATABASE_URL", f"sqlite:///{tmp_path / 'shop.db'}")
+    namespace: dict[str, Any] = {"__name__": "shop_app"}
+    exec(compile(app_block, str(page), "exec"), namespace)
+    app = namespace["app"]
+    rules = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules()}
+    assert rules["/payhub/notify/<channel>"] == "payhub.notify"
+    assert rules["/buy/<sku>"] == "buy"
+    from flask import url_for
+    from flask_payhub import current_hub
+
+    with app.test_request_context():
+        assert url_for("payhub.notify", channel="alipay", _external=True) == (
+            "http://localhost/payhub/notify/alipay"
+        )
+        assert list(current_hub().channels) == ["alipay"]
+    # the handler named "shop.delivery:deliver_card" was imported from the shop's module
+    assert sys.modules["shop.delivery"].__file__ == str(tmp_path / "shop" / "delivery.py")
