@@ -1,21 +1,29 @@
-"""Generate docs/errors.md from the tables the code itself uses.
+"""Generate docs/errors.md and the troubleshooting manual from the code's own tables.
 
-``python scripts/gen_error_docs.py`` rewrites the manual; ``--check`` exits 1
-if the committed manual differs from what the tables say (a test runs it).
+``python scripts/gen_error_docs.py`` rewrites docs/errors.md (the code tables),
+docs/troubleshooting.md and docs/zh/troubleshooting.md (the tables joined with the
+hand-written guidance in docs/_troubleshooting.toml); ``--check`` exits 1 if a
+committed page differs from what the tables say (a test does the same).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from payhub.channels.alipay import ALIPAY_ERROR_CODES
 from payhub.channels.unionpay import RESP_CODES
 from payhub.channels.wechat import WECHAT_ERROR_CODES
 from payhub.errors import ErrorCode
 
-MANUAL = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+MANUAL = DOCS / "errors.md"
+GUIDANCE = DOCS / "_troubleshooting.toml"
+TROUBLESHOOTING = {"en": DOCS / "troubleshooting.md", "zh": DOCS / "zh" / "troubleshooting.md"}
 
 
 def _cell(text: object) -> str:
@@ -81,19 +89,200 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- the troubleshooting manual (常见报错代码排查手册) ---------------------------------------
+
+LANGS = ("en", "zh")
+#: The fields every entry has once a channel code has inherited its unified code's.
+FIELDS = ("money", "retry", "who", "steps", "buyer")
+SHARED = ("money", "retry", "who")  #: the same in every language
+MONEY = ("no", "maybe", "yes")
+RETRY = ("yes", "same-number", "query-first", "no")
+WHO = ("developer", "operator", "channel", "buyer")
+CHANNELS = ("alipay", "wechat", "unionpay")
+
+Row = tuple[ErrorCode | None, bool, str | None]
+
+
+def load_guidance(path: Path = GUIDANCE) -> dict[str, Any]:
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def channel_codes() -> dict[str, dict[str, Row]]:
+    """Every channel code payhub maps: (unified code, retryable, the table's English meaning)."""
+    return {
+        "alipay": {k: (v, v.retryable, None) for k, v in ALIPAY_ERROR_CODES.items()},
+        "wechat": {k: (r.error, r.retryable, r.meaning) for k, r in WECHAT_ERROR_CODES.items()},
+        "unionpay": {k: (r.error, r.retryable, r.meaning) for k, r in RESP_CODES.items()},
+    }
+
+
+def anchor(section: str, code: str) -> str:
+    """The heading id of a code: ``alipay-isv-invalid-any`` for ``isv.invalid-*``."""
+    slug = "".join(c if c.isalnum() else "-" for c in code.lower().replace("*", "any"))
+    return f"{section}-{slug}"
+
+
+def _key(field: str, lang: str) -> str:
+    return field if field in SHARED else f"{field}_{lang}"
+
+
+def entry(guidance: Mapping[str, Any], section: str, code: str, lang: str) -> dict[str, Any]:
+    """One code's guidance in ``lang``; a channel code's own fields over its unified code's."""
+    if section == "unified":
+        sources = [guidance["unified"].get(code, {})]
+    else:
+        unified = channel_codes()[section][code][0]
+        base = guidance["unified"].get(unified.name, {}) if unified is not None else {}
+        sources = [guidance[section].get(code, {}), base]
+    merged: dict[str, Any] = {}
+    for field in FIELDS:
+        for source in sources:
+            if _key(field, lang) in source:
+                merged[field] = source[_key(field, lang)]
+                break
+    return merged
+
+
+def problems(guidance: Mapping[str, Any]) -> list[str]:
+    """What the guidance lacks or gets wrong against the code's tables (empty: complete)."""
+    found: list[str] = []
+    tables = channel_codes()
+    expected: dict[str, dict[str, Row]] = {
+        "unified": {c.name: (c, c.retryable, c.description) for c in ErrorCode}, **tables
+    }
+    for section, codes in expected.items():
+        entries = guidance.get(section, {})
+        for code, (_unified, retryable, meaning) in codes.items():
+            where = f"{section}.{code}"
+            own = entries.get(code)
+            if own is None:
+                found.append(f"{where}: no entry")
+                continue
+            needed = ["meaning_zh"] + (["meaning_en"] if meaning is None else [])
+            found += [f"{where}: no {key}" for key in needed if key not in own]
+            for lang in LANGS:
+                merged = entry(guidance, section, code, lang)
+                found += [f"{where}: no {f} ({lang})" for f in FIELDS if f not in merged]
+            if any(k.startswith(("story_", "lesson_")) for k in own):
+                found += [f"{where}: a story needs {f}_{lang}" for f in ("story", "lesson")
+                          for lang in LANGS if f"{f}_{lang}" not in own]
+            if not retryable and own.get("retry") == "yes":
+                found.append(f"{where}: retry 'yes' but the code is not retryable")
+            found += _enum_problems(where, own)
+        found += [f"{section}.{c}: not in payhub's tables" for c in entries if c not in codes]
+    anchors = [anchor(s, c) for s, codes in expected.items() for c in codes]
+    found += [f"two headings share the id {a}" for a in sorted(set(anchors))
+              if anchors.count(a) > 1]
+    found += [f"text.{lang}: missing" for lang in LANGS if lang not in guidance.get("text", {})]
+    return found
+
+
+def _enum_problems(where: str, item: Mapping[str, Any]) -> list[str]:
+    found = []
+    if item.get("money", "no") not in MONEY:
+        found.append(f"{where}: money must be one of {MONEY}")
+    if item.get("retry", "no") not in RETRY:
+        found.append(f"{where}: retry must be one of {RETRY}")
+    if any(w not in WHO for w in item.get("who", [])):
+        found.append(f"{where}: who must be among {WHO}")
+    return found
+
+
+def _quoted(text: str, lang: str) -> str:
+    return f"“{text}”" if lang == "zh" else f'"{text}"'
+
+
+def _guidance_lines(item: Mapping[str, Any], t: Mapping[str, str], lang: str) -> list[str]:
+    who = t["list_sep"].join(t[f"who.{w}"] for w in item["who"]) or t["who.none"]
+    lines = [
+        f"- **{t['money']}**{t['q_sep']}{t['money.' + item['money']]}",
+        f"- **{t['retry']}**{t['q_sep']}{t['retry.' + item['retry']]}",
+        f"- **{t['who']}**{t['sep']}{who}",
+        f"- **{t['steps']}**{t['sep'].rstrip()}",
+        "",
+    ]
+    lines += [f"    {n}. {step}" for n, step in enumerate(item["steps"], 1)]
+    return [*lines, "", f"- **{t['buyer']}**{t['sep']}{_quoted(item['buyer'], lang)}"]
+
+
+def _retryable(t: Mapping[str, str], retryable: bool) -> str:
+    return f"{t['retryable']}{t['sep']}{t['yes'] if retryable else t['no']}"
+
+
+def render_troubleshooting(lang: str, guidance: Mapping[str, Any] | None = None) -> str:
+    """docs/troubleshooting.md (``"en"``) or docs/zh/troubleshooting.md (``"zh"``)."""
+    g = load_guidance() if guidance is None else guidance
+    t: Mapping[str, str] = g["text"][lang]
+    codes = channel_codes()
+    lines = [f"# {t['title']}", ""]
+    for part in ("generated", "intro", "read", "read_body", "rule", "legend", "legend_body"):
+        lines += [t[part], ""]
+    lines += [t["stories"], ""]
+    for section in CHANNELS:
+        for code, own in g[section].items():
+            if f"lesson_{lang}" in own:
+                lines.append(f"- [`{code}`](#{anchor(section, code)})"
+                             f"{t['name_open']}{t['name.' + section]}{t['name_close']}"
+                             f"{own[f'lesson_{lang}']}")
+    lines += ["", t["unified"], ""]
+    for code in ErrorCode:
+        meaning = code.description if lang == "en" else g["unified"][code.name]["meaning_zh"]
+        lines += [f"### `{code.name}` {{#{anchor('unified', code.name)}}}", "",
+                  f"{meaning}{t['paren_open']}{_retryable(t, code.retryable)}{t['paren_close']}",
+                  ""]
+        lines += _guidance_lines(entry(g, "unified", code.name, lang), t, lang)
+        mapped = [f"[`{c}`](#{anchor(s, c)})" for s in CHANNELS for c, row in codes[s].items()
+                  if row[0] is code]
+        if mapped:
+            lines += ["", f"{t['channel_codes']}{t['sep']}{', '.join(mapped)}"]
+        lines.append("")
+    for section in CHANNELS:
+        lines += [t[section], ""]
+        if section == "alipay":
+            lines += [t["alipay_note"], ""]
+        for code, (unified, retryable, table_meaning) in codes[section].items():
+            own = g[section][code]
+            meaning = own.get(f"meaning_{lang}") or table_meaning or ""
+            target = "-" if unified is None else (
+                f"[`{unified.name}`](#{anchor('unified', unified.name)})")
+            lines += [f"### `{code}` {{#{anchor(section, code)}}}", "",
+                      f"{meaning} · {t['maps']} {target} · {_retryable(t, retryable)}", ""]
+            lines += _guidance_lines(entry(g, section, code, lang), t, lang)
+            if f"story_{lang}" in own:
+                lines += ["", f"> **{t['story']}**{t['story_sep']}{own[f'story_{lang}']}"]
+            lines.append("")
+    lines += [t["sources"], "", t["sources_note"], ""]
+    lines += [f"- [{s[f'title_{lang}']}]({s['url']})" for s in g.get("sources", [])]
+    return "\n".join(lines) + "\n"
+
+
+def outputs() -> dict[Path, str]:
+    """Every generated page and what it must contain."""
+    guidance = load_guidance()
+    pages = {MANUAL: render()}
+    for lang, path in TROUBLESHOOTING.items():
+        pages[path] = render_troubleshooting(lang, guidance)
+    return pages
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail if docs/errors.md is stale")
+    parser.add_argument("--check", action="store_true", help="fail if a generated page is stale")
     args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = MANUAL.read_text(encoding="utf-8") if MANUAL.exists() else ""
-        if current != text:
-            print("docs/errors.md is stale: run python scripts/gen_error_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    MANUAL.write_text(text, encoding="utf-8")
-    return 0
+    missing = problems(load_guidance())
+    if missing:
+        print("docs/_troubleshooting.toml is incomplete:", *missing, sep="\n  ", file=sys.stderr)
+        return 1
+    stale = 0
+    for path, text in outputs().items():
+        if not args.check:
+            path.write_text(text, encoding="utf-8")
+        elif (path.read_text(encoding="utf-8") if path.exists() else "") != text:
+            name = path.relative_to(DOCS.parent)
+            print(f"{name} is stale: run python scripts/gen_error_docs.py", file=sys.stderr)
+            stale = 1
+    return stale
 
 
 if __name__ == "__main__":
