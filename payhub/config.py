@@ -12,14 +12,24 @@ import ipaddress
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ValidationError
 from pydantic_core import core_schema
 
-from payhub.errors import ConfigurationError
+from payhub.errors import ConfigurationError, PayhubError
 
-__all__ = ["Environment", "Secret", "production_endpoint_problem", "resolve_secret"]
+__all__ = [
+    "Environment",
+    "Secret",
+    "describe_validation_error",
+    "production_endpoint_problem",
+    "resolve_secret",
+    "validated",
+]
+
+M = TypeVar("M", bound=BaseModel)
 
 #: Where a channel account talks to: the real channel, or a test system (the
 #: channel's own sandbox or test environment, or payhub's local sandbox).
@@ -126,3 +136,28 @@ def production_endpoint_problem(url: str, *, test_hosts: Collection[str] = ()) -
     ):
         return f"points at the non-public address {host}"
     return None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Each failing setting and why, ``a.b: reason; c: reason``: never the input
+    (a value may be a secret), never pydantic's documentation URL."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    )
+
+
+def validated(model: type[M], value: object, what: str) -> M:
+    """``model.model_validate(value)``, or one :class:`ConfigurationError` saying
+    ``"<what>: <setting>: <reason>; ..."``; the one way configuration models are
+    checked. A mapping is copied first (the caller's stays as it was); a payhub
+    error raised by a validator becomes a ConfigurationError, ``"<what>: <message>"``.
+    """
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(dict(value) if isinstance(value, Mapping) else value)
+    except ValidationError as exc:
+        raise ConfigurationError(f"{what}: {describe_validation_error(exc)}") from None
+    except PayhubError as exc:
+        raise ConfigurationError(f"{what}: {exc.message}") from None

@@ -16,6 +16,7 @@ LAYERS: dict[str, int] = {
     "payhub.models": 1,
     "payhub.errors": 1,
     "payhub.config": 1,
+    "payhub.tz": 1,
     "payhub.events": 1,
     "payhub.signing": 2,
     "payhub.channels": 3,

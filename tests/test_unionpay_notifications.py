@@ -390,7 +390,9 @@ def test_bad_notification_through_flask_is_a_failure_ack_and_writes_nothing(
         hub.pay(PaymentRequest(out_trade_no="ORDER20250601", amount=Money(1234),
                                subject="Gift card", method=PayMethod.PAGE))
         app = Flask(__name__)
-        PayHubExtension(app, hub=hub)
+        # A cap above the 100,000-character body, so the channel's own check is what refuses it
+        # (under the default 64 KiB cap the adapter answers 413 before reading it).
+        PayHubExtension(app, hub=hub, max_notification_bytes=1024 * 1024)
         client = app.test_client()
         response = client.post("/payhub/notify/unionpay", data=raw, headers=HEADERS)
         assert (response.status_code, response.data) == (500, b"fail")

@@ -28,9 +28,10 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, NamedTuple, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from payhub.channels._base import Channel
+from payhub.config import validated
 from payhub.errors import (
     AmountError,
     ConfigurationError,
@@ -38,7 +39,6 @@ from payhub.errors import (
     InvalidRequestError,
     NetworkError,
     NoEligibleChannel,
-    PayhubError,
     UnknownChannelError,
 )
 from payhub.fees import FeeRule
@@ -565,14 +565,7 @@ _M = TypeVar("_M", bound=BaseModel)
 
 
 def _validated(model: type[_M], value: object, path: str) -> _M:
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigurationError(f"{path}{'.' + where if where else ''}: {first['msg']}") from None
-    except PayhubError as exc:
-        raise ConfigurationError(f"{path}: {exc.message}") from None
+    return validated(model, value, path)
 
 
 def _compute_fee(rule: FeeRule, amount: Money, monthly: Money | None) -> Money | None:

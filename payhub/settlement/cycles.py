@@ -51,6 +51,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from payhub.errors import ConfigurationError, InvalidRequestError
 from payhub.settlement.calendars import ChineseCalendar, WorkingDays
+from payhub.tz import SHANGHAI
 
 __all__ = [
     "DEFAULT_CALENDAR",
@@ -65,8 +66,6 @@ __all__ = [
     "supported_range",
 ]
 
-#: The time zone the Chinese channels speak, and the default of every cycle.
-SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
 _MIDNIGHT: Final = time(0)
 _MAX_DAYS: Final = 366
 _ONE_DAY: Final = timedelta(days=1)
@@ -401,8 +400,9 @@ def parse_cycle(
     (None: :data:`DEFAULT_CALENDAR`; see :func:`calendar_from_config`).
     Anything else raises :class:`ConfigurationError`.
 
-    >>> parse_cycle("T+1")
-    WorkingDayCycle(tz=zoneinfo.ZoneInfo(key='Asia/Shanghai'), cutoff=datetime.time(0, 0), days=1)
+    >>> cycle = parse_cycle("T+1")
+    >>> cycle.days, cycle.tz is payhub.tz.SHANGHAI, cycle.cutoff
+    (1, True, datetime.time(0, 0))
     """
     if not isinstance(text, str):
         raise ConfigurationError(f"a settlement cycle is a string such as 'T+1', not {text!r}")
@@ -428,6 +428,8 @@ def _zone(tz: tzinfo | str) -> tzinfo:
         return tz
     if not isinstance(tz, str):
         raise ConfigurationError(f"tz must be a tzinfo or an IANA zone name, not {tz!r}")
+    if tz == "Asia/Shanghai":
+        return SHANGHAI  # the one constant (payhub.tz), so cycles compare equal
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):

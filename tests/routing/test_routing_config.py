@@ -156,9 +156,9 @@ def test_router_from_empty_config() -> None:
     [
         ({"stratgy": "priority"}, "unknown keys"),
         ({"strategy": "cheapest"}, "unknown routing strategy"),
-        ({"accounts": {"a": {"priority": "high"}}}, r"routing\.accounts\.a\.priority"),
+        ({"accounts": {"a": {"priority": "high"}}}, r"routing\.accounts\.a: priority"),
         ({"accounts": {"a": {"fee": {"type": "percent"}}}}, r"routing\.accounts\.a: fee\.type"),
-        ({"rules": [{"name": "r", "action": "pin"}]}, r"routing\.rules\[0\]\.accounts"),
+        ({"rules": [{"name": "r", "action": "pin"}]}, r"routing\.rules\[0\]: accounts"),
         ({"breaker": {"cool_down": 0}}, r"routing\.breaker: cool_down"),
     ],
 )

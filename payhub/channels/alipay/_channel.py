@@ -18,9 +18,9 @@ from html import escape
 from typing import Any, ClassVar, Final, Self
 
 import httpx
-from pydantic import ValidationError
 
 from payhub.channels._base import Channel, Flow
+from payhub.config import validated
 from payhub.errors import (
     AmountError,
     ChannelError,
@@ -47,6 +47,7 @@ from payhub.models import (
     RefundStatus,
     ResultKind,
     ReturnInfo,
+    order_number_problem,
 )
 from payhub.money import Money
 from payhub.signing import canonical_query, rsa_sign, rsa_verify
@@ -111,9 +112,6 @@ _FORM_HEADERS: Final = {
     "Accept": "application/json",
 }
 _TRACE_HEADERS: Final = ("alipay-trace-id", "trace_id", "trace-id")
-_ORDER_NO_CHARS: Final = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-)
 #: The grammar of each identifier a notification carries, checked before the
 #: hub (and any SQL) sees it: out_trade_no is payhub's order number, trade_no
 #: Alipay's all-digit trade number; ids Alipay makes up are visible ASCII (no
@@ -146,8 +144,10 @@ def _shown(value: object) -> str:
 
 
 def _order_no(value: object, name: str = "out_trade_no") -> str:
-    if not (isinstance(value, str) and 0 < len(value) <= 64 and _ORDER_NO_CHARS.issuperset(value)):
-        raise InvalidRequestError(f"{name}: must be 1-64 ASCII letters, digits, '_' or '-'")
+    problem = order_number_problem(value)
+    if problem is not None:
+        raise InvalidRequestError(f"{name}: {problem}")
+    assert isinstance(value, str)  # order_number_problem refuses anything else
     return value
 
 
@@ -736,14 +736,7 @@ class AlipayChannel(Channel):
 
 def _validated(name: str, config: Mapping[str, Any]) -> AlipayConfig:
     """An AlipayConfig, or a ConfigurationError naming settings (never their values)."""
-    try:
-        return AlipayConfig.model_validate(dict(config))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)
-        )
-        raise ConfigurationError(f"channel {name!r}: {problems}") from None
+    return validated(AlipayConfig, config, f"channel {name!r}")
 
 
 def _check_identifiers(fields: Mapping[str, str], what: str) -> None:

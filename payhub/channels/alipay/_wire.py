@@ -8,13 +8,13 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime
 from typing import Any, Final, NamedTuple
 from urllib.parse import unquote_to_bytes
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from payhub.errors import ProtocolError
 from payhub.signing import canonical_query
+from payhub.tz import SHANGHAI as _SHANGHAI
 
 __all__ = [
     "SHANGHAI",
@@ -31,15 +31,9 @@ __all__ = [
 ]
 
 
-def _shanghai() -> tzinfo:
-    try:
-        return ZoneInfo("Asia/Shanghai")
-    except ZoneInfoNotFoundError:  # pragma: no cover - no tz database (bare Windows)
-        return timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991
-
-
-#: Alipay's time zone: every time on its wire is Asia/Shanghai wall-clock time.
-SHANGHAI: Final = _shanghai()
+#: Alipay's time zone (:data:`payhub.tz.SHANGHAI`): every time on its wire is
+#: Asia/Shanghai wall-clock time.
+SHANGHAI: Final = _SHANGHAI
 
 # -- times -------------------------------------------------------------------
 

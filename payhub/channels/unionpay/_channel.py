@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Self, TypeVar
 from urllib.parse import unquote_plus, urlencode
 
@@ -57,13 +57,12 @@ from payhub.models import (
 )
 from payhub.money import Money
 from payhub.signing import load_certificate, load_pkcs12
+from payhub.tz import SHANGHAI
 
 __all__ = ["QUERY_BACKOFF", "SHANGHAI", "UnionPayChannel"]
 
 logger = logging.getLogger("payhub.channels.unionpay")
 
-#: China Standard Time; China has kept UTC+8 without daylight saving since 1991.
-SHANGHAI: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
 #: Seconds to wait before each repeated query while the state is unknown (ACP's advice).
 QUERY_BACKOFF: Final[tuple[float, ...]] = (1, 2, 4, 8, 16, 32)
 

@@ -11,14 +11,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from payhub.config import Secret, production_endpoint_problem, resolve_secret
-from payhub.errors import ConfigurationError
+from payhub.config import Secret, production_endpoint_problem, resolve_secret, validated
 
 __all__ = [
     "EXPECTED_CN",
@@ -148,13 +146,4 @@ class UnionPayConfig(BaseModel):
 
 def validate_config(config: UnionPayConfig | Mapping[str, Any]) -> UnionPayConfig:
     """Validate a plain mapping; errors name the settings, never their values."""
-    if isinstance(config, UnionPayConfig):
-        return config
-    try:
-        return UnionPayConfig.model_validate(dict(config))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}"
-            for err in exc.errors(include_input=False, include_url=False)
-        )
-        raise ConfigurationError(f"unionpay configuration: {problems}") from None
+    return validated(UnionPayConfig, config, "unionpay configuration")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
@@ -24,10 +24,10 @@ from payhub.errors import AmountError, ProtocolError, SignatureError
 from payhub.models import BillRecord, BillRecordKind
 from payhub.money import Money
 from payhub.signing import constant_time_equals, sha1_hex
+from payhub.tz import SHANGHAI
 
 __all__ = ["MAX_BILL_BYTES", "SHANGHAI", "gunzip_bill", "parse_trade_bill", "verify_bill_hash"]
 
-SHANGHAI: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
 #: A decompressed bill larger than this is refused (a gzip bomb, not a bill).
 MAX_BILL_BYTES: Final = 512 * 1024 * 1024
 

@@ -49,6 +49,7 @@ from payhub.models import (
     RefundStatus,
     ResultKind,
 )
+from payhub.models import order_number_problem as payhub_number_problem
 from payhub.money import Money
 from payhub.signing import certificate_serial_hex, load_certificate, load_private_key, rsa_sign
 from payhub.signing import load_public_key as _load_public_key
@@ -115,7 +116,6 @@ _REFUND_EVENTS: Final[Mapping[str, NotificationKind]] = {
     "REFUND.CLOSED": NotificationKind.REFUND_FAILED,
 }
 
-_ORDER_NO_RE: Final = re.compile(r"[A-Za-z0-9_\-]{1,64}", re.ASCII)
 
 
 def _token() -> str:
@@ -220,10 +220,10 @@ def _not_above(part: Money, whole: Money, part_name: str, whole_name: str) -> No
 
 
 def _order_no(value: object, what: str = "out_trade_no") -> str:
-    if not isinstance(value, str) or _ORDER_NO_RE.fullmatch(value) is None:
-        raise InvalidRequestError(
-            f"wechat: {what} must be 1-64 ASCII letters, digits, '_' or '-', got {shown(value)}"
-        )
+    problem = payhub_number_problem(value)
+    if problem is not None:
+        raise InvalidRequestError(f"wechat: {what} {problem}, got {shown(value)}")
+    assert isinstance(value, str)  # payhub_number_problem refuses anything else
     return value
 
 

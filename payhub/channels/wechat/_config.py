@@ -8,9 +8,9 @@ from datetime import timedelta
 from typing import Any, Final, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from payhub.config import Environment, Secret, production_endpoint_problem
+from payhub.config import Environment, Secret, production_endpoint_problem, validated
 from payhub.errors import ConfigurationError
 
 from ._grammar import MERCHANT_ID
@@ -164,13 +164,4 @@ class WechatPayConfig(BaseModel):
     @classmethod
     def from_mapping(cls, config: WechatPayConfig | Mapping[str, Any]) -> WechatPayConfig:
         """Validate a plain mapping; errors name the settings, never their values."""
-        if isinstance(config, WechatPayConfig):
-            return config
-        try:
-            return cls.model_validate(dict(config))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}"
-                for err in exc.errors(include_input=False, include_url=False)
-            )
-            raise ConfigurationError(f"wechat configuration: {problems}") from None
+        return validated(cls, config, "wechat configuration")
