@@ -13,6 +13,10 @@ is made here, so both adapters behave the same:
    headers as the bytes on the wire (see :func:`wire_headers`).
 3. **The channel's exact acknowledgement** as a status, headers and body
    (:func:`ack_response`).
+4. **GET notifications.** Some channels (EPay, 易支付 and its clones) notify
+   with a GET whose query string is the signed form; its raw bytes are the
+   body (:func:`handle_query_notification`), capped the same way. The
+   signature is the proof either way: a GET is verified exactly like a POST.
 
 >>> from io import BytesIO
 >>> read_capped("3", BytesIO(b"abc").read, limit=8)
@@ -42,6 +46,7 @@ __all__ = [
     "ack_response",
     "check_max_notification_bytes",
     "handle_notification",
+    "handle_query_notification",
     "read_capped",
     "wire_headers",
 ]
@@ -162,4 +167,20 @@ def handle_notification(
     if body is None:
         return TOO_LARGE
     outcome = hub.handle_notification(channel, wire_headers(headers), body)
+    return ack_response(outcome.ack)
+
+
+def handle_query_notification(
+    hub: PayHub,
+    channel: str,
+    headers: Iterable[tuple[str, str]],
+    query: bytes,
+    *,
+    limit: int = DEFAULT_MAX_NOTIFICATION_BYTES,
+) -> WebResponse:
+    """A notification sent as a GET: the raw query string (without ``?``) is its
+    form body, verified by the channel as it would verify a POSTed form."""
+    if len(query) > limit:
+        return TOO_LARGE
+    outcome = hub.handle_notification(channel, wire_headers(headers), query)
     return ack_response(outcome.ack)

@@ -204,11 +204,19 @@ def test_notifications_are_csrf_exempt(hub: PayHub) -> None:
     assert (response.status_code, response.content) == (200, b"toy-ok")
 
 
-def test_get_is_not_allowed(client: Client, toy: ToyChannel) -> None:
-    response = client.get(notify_url("toy"))
-    assert response.status_code == 405
-    assert response["Allow"] == "POST"
-    assert toy.received == []
+def test_a_get_notification_is_its_raw_query_string_verified_like_a_body(
+    client: Client, toy: ToyChannel
+) -> None:
+    """EPay (易支付) notifies with a GET: the signed form is the query string."""
+    query = b"out_trade_no=A1&name=VIP+%E4%BC%9A%E5%91%98&money=1.00"
+    response = client.get(notify_url("toy") + "?" + query.decode(), headers=signed(query))
+    assert (response.status_code, response.content) == (200, b"toy-ok")
+    assert toy.received[-1].body == query  # byte for byte, '+' and escapes kept
+    forged = client.get(notify_url("toy") + "?" + query.decode(), headers=signed(b"other"))
+    assert (forged.status_code, forged.content) == (400, b"toy-fail")
+    refused = client.put(notify_url("toy"))
+    assert refused.status_code == 405
+    assert refused["Allow"] == "GET, POST"
 
 
 def test_unknown_channel_is_404_not_500(client: Client, toy: ToyChannel) -> None:

@@ -153,8 +153,17 @@ def test_every_header_reaches_the_channel_repeats_included(
     assert seen["Content-Length"] == "2"
 
 
-def test_get_is_not_allowed(client: FlaskClient) -> None:
-    assert client.get("/payhub/notify/toy").status_code == 405
+def test_a_get_notification_is_its_raw_query_string_verified_like_a_body(
+    client: FlaskClient, toy: ToyChannel
+) -> None:
+    """EPay (易支付) notifies with a GET: the signed form is the query string."""
+    query = b"out_trade_no=A1&name=VIP+%E4%BC%9A%E5%91%98&money=1.00"
+    response = client.get("/payhub/notify/toy?" + query.decode(), headers=signed(query))
+    assert (response.status_code, response.data) == (200, b"toy-ok")
+    assert toy.received[-1].body == query  # byte for byte, '+' and escapes kept
+    forged = client.get("/payhub/notify/toy?" + query.decode(), headers=signed(b"other"))
+    assert (forged.status_code, forged.data) == (400, b"toy-fail")
+    assert client.put("/payhub/notify/toy").status_code == 405
 
 
 def test_unknown_channel_is_404_not_500(client: FlaskClient, toy: ToyChannel) -> None:

@@ -1,6 +1,7 @@
 """The payhub endpoints: ``path("payhub/", include("payhub_django.urls"))``.
 
-``notify/<channel>/`` takes the channel's notifications (POST, CSRF-exempt);
+``notify/<channel>/`` takes the channel's notifications (POST, or GET with the
+signed form in the query string as EPay sends them; CSRF-exempt);
 ``return/<channel>/`` the buyer's browser return (GET, or POST for UnionPay).
 Reverse them as ``payhub:notify`` and ``payhub:return``.
 """

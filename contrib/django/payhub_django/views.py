@@ -53,13 +53,26 @@ def _csrf_exempt(view: V) -> V:
 def notify(request: HttpRequest, channel: str) -> HttpResponse:
     """A channel's notification, answered with the channel's exact acknowledgement.
 
-    CSRF-exempt (a channel has no token; the signature is the proof). The body
+    CSRF-exempt (a channel has no token; the signature is the proof). A GET
+    (EPay's notifications) carries its signed form in the query string. The body
     is read from the request stream, byte for byte (never form-parsed first),
     and only up to ``settings.PAYHUB_MAX_NOTIFICATION_BYTES`` (default 64 KiB):
     a larger one is answered 413 before it is read.
     """
+    if request.method == "GET":  # EPay and its clones notify with a signed query string
+        # WSGI hands the query string over as ISO-8859-1 text: encoding it back gives the bytes.
+        query = request.META.get("QUERY_STRING", "").encode("latin-1", "surrogateescape")
+        return to_response(
+            web.handle_query_notification(
+                _hub_with(channel),
+                channel,
+                request.headers.items(),
+                query,
+                limit=max_notification_bytes(),
+            )
+        )
     if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+        return HttpResponseNotAllowed(["GET", "POST"])
     hub = _hub_with(channel)
     answer = web.handle_notification(
         hub,

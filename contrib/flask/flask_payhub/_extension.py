@@ -97,7 +97,8 @@ class PayHubExtension:
     The blueprint (named ``payhub``) is mounted at ``url_prefix``
     (``PAYHUB_URL_PREFIX``, default ``/payhub``):
 
-    - ``POST <prefix>/notify/<channel>``: the channel's notification, answered
+    - ``POST|GET <prefix>/notify/<channel>``: the channel's notification (a GET,
+      as EPay sends, carries its signed form in the query string), answered
       with the channel's exact acknowledgement; a body over
       ``max_notification_bytes`` (``PAYHUB_MAX_NOTIFICATION_BYTES``, default
       64 KiB) is answered 413 before it is read;
@@ -196,9 +197,15 @@ def _blueprint(on_return: ReturnHandler, max_body: int) -> Blueprint:
     """A new blueprint per app, so each app keeps its own return handler and body cap."""
     blueprint = Blueprint("payhub", __name__)
 
-    @blueprint.post("/notify/<channel>")
+    @blueprint.route("/notify/<channel>", methods=["GET", "POST"])
     def notify(channel: str) -> Response:
         hub = _hub_with(channel)
+        if request.method == "GET":  # EPay and its clones notify with a signed query string
+            return to_response(
+                web.handle_query_notification(
+                    hub, channel, request.headers.items(), request.query_string, limit=max_body
+                )
+            )
         answer = web.handle_notification(
             hub,
             channel,
