@@ -27,8 +27,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from payhub.client import PayHub, SyncReport
 from payhub.errors import ConfigurationError, PayhubError
+from payhub.hub import PayHub, SyncReport
 from payhub.store import Store
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "app", "main", "parse_duration"]

@@ -1,4 +1,5 @@
-"""Plugin discovery and the registry of channel types.
+"""Plugin discovery and what the hooks register: channel types, event
+handlers and transition hooks.
 
 Calendar providers (``register_calendars``) are collected by
 :func:`payhub.settlement.calendars.calendar_providers`.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -17,8 +19,15 @@ from payhub.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from payhub.channels._base import Channel
+    from payhub.events import Event
 
-__all__ = ["BUILTIN_PLUGINS", "channel_types", "get_plugin_manager"]
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "channel_types",
+    "event_handlers",
+    "get_plugin_manager",
+    "transition_hooks",
+]
 
 #: Built-in plugin modules: the channels, under the same names as their entry
 #: points, and the default working-day calendar provider.
@@ -72,3 +81,27 @@ def channel_types(pm: pluggy.PluginManager) -> dict[str, type[Channel]]:
     return found
 
 
+def event_handlers(pm: pluggy.PluginManager) -> list[tuple[str, Callable[[Event], Any]]]:
+    """Every ``(event_type, handler)`` registered through ``register_event_handlers``."""
+    found: list[tuple[str, Callable[[Event], Any]]] = []
+
+    def register(event_type: str, handler: Callable[[Event], Any]) -> None:
+        if not callable(handler):
+            raise ConfigurationError(f"event handler for {event_type!r} is not callable")
+        found.append((str(event_type), handler))
+
+    pm.hook.register_event_handlers(register=register)
+    return found
+
+
+def transition_hooks(pm: pluggy.PluginManager) -> list[Callable[..., None]]:
+    """Every transition hook registered through ``register_transition_hooks``."""
+    found: list[Callable[..., None]] = []
+
+    def register(hook: Callable[..., None]) -> None:
+        if not callable(hook):
+            raise ConfigurationError(f"transition hook {hook!r} is not callable")
+        found.append(hook)
+
+    pm.hook.register_transition_hooks(register=register)
+    return found

@@ -34,8 +34,8 @@ from payhub.channels.alipay import (
     AlipayChannel,
     AlipayConfig,
 )
-from payhub.client import PayHub
 from payhub.errors import ConfigurationError, SignatureError
+from payhub.hub import PayHub
 from payhub.models import PaymentRequest, PayMethod
 from payhub.money import Money
 

@@ -15,8 +15,8 @@ from payhub.channels.alipay import (
     ALIPAY_SANDBOX_GATEWAY,
     AlipayConfig,
 )
-from payhub.client import PayHub
 from payhub.errors import ConfigurationError, ProtocolError
+from payhub.hub import PayHub
 from payhub.money import Money
 
 

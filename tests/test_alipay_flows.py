@@ -31,8 +31,8 @@ from test_alipay_fake import (
 )
 
 from payhub.channels.alipay import AlipayChannel
-from payhub.client import AsyncPayHub, PayHub
 from payhub.errors import AmountError, InvalidRequestError, ProtocolError
+from payhub.hub import AsyncPayHub, PayHub
 from payhub.models import (
     PaymentRequest,
     PaymentStatus,

@@ -12,8 +12,8 @@ import pytest
 from test_alipay_fake import FORM, make_channel, notification_body, notification_fields
 
 from payhub.channels.alipay import AlipayChannel
-from payhub.client import PayHub
 from payhub.errors import AmountError, ErrorCode, NotificationRejected
+from payhub.hub import PayHub
 from payhub.models import PaymentRequest, PayMethod
 from payhub.money import Money
 from payhub.store import PaymentState, Store

@@ -25,7 +25,6 @@ from test_alipay_fake import (
 )
 
 from payhub.channels.alipay import AlipayChannel
-from payhub.client import PayHub
 from payhub.errors import (
     AmountError,
     NotificationRejected,
@@ -33,6 +32,7 @@ from payhub.errors import (
     ProtocolError,
     SignatureError,
 )
+from payhub.hub import PayHub
 from payhub.models import Ack, NotificationKind, PaymentStatus
 from payhub.money import Money
 

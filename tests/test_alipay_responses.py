@@ -10,7 +10,6 @@ from test_alipay_fake import FakeGateway, failure, make_channel, response_body, 
 
 from payhub.channels.alipay import ALIPAY_ERROR_CODES, AlipayChannel
 from payhub.channels.alipay._codes import map_error_code
-from payhub.client import PayHub
 from payhub.errors import (
     AmountError,
     ChannelError,
@@ -18,6 +17,7 @@ from payhub.errors import (
     ProtocolError,
     SignatureError,
 )
+from payhub.hub import PayHub
 from payhub.models import PaymentStatus
 
 QUERY = "alipay.trade.query"

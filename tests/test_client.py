@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from payhub.channels import Channel, Flow
-from payhub.client import AsyncPayHub, PayHub
 from payhub.errors import (
     ChannelTimeout,
     ConfigurationError,
@@ -22,6 +21,7 @@ from payhub.errors import (
     SignatureError,
     UnknownChannelError,
 )
+from payhub.hub import AsyncPayHub, PayHub
 from payhub.models import (
     Ack,
     Notification,
@@ -334,3 +334,15 @@ def test_context_managers_close_only_owned_clients() -> None:
             assert not http.is_closed
 
     asyncio.run(main())
+
+
+def test_payhub_client_is_a_shim_over_payhub_hub() -> None:
+    """Old imports keep working, without a warning (filterwarnings=error)."""
+    import payhub.client
+    import payhub.hub
+
+    for name in payhub.client.__all__:
+        assert getattr(payhub.client, name) is getattr(payhub.hub, name), name
+    assert {"AsyncPayHub", "PayHub", "NotificationOutcome", "SyncReport"} <= set(
+        payhub.client.__all__
+    )

@@ -10,6 +10,7 @@ PACKAGES = [
     "payhub",
     "payhub.channels",
     "payhub.fees",
+    "payhub.hub",
     "payhub.routing",
     "payhub.settlement",
     "payhub.signing",

@@ -29,6 +29,8 @@ LAYERS: dict[str, int] = {
     "payhub.splits": 5,
     "payhub.settlement": 5,
     "payhub.store": 6,
+    # the facade: the hub package (one module per job) and its old import path
+    "payhub.hub": 7,
     "payhub.client": 7,
     "payhub.cli": 7,
     "payhub": 7,
@@ -78,3 +80,13 @@ def test_lower_layers_never_import_higher_ones(path: Path) -> None:
         assert imported.split(".")[0] not in FORBIDDEN, f"{module} imports {imported}"
         if imported == "payhub" or imported.startswith("payhub."):
             assert _layer(imported) <= mine, f"{module} (layer {mine}) imports {imported}"
+
+
+def test_the_hub_package_is_the_facade() -> None:
+    """payhub.hub sits at the facade layer; payhub.client is only a shim over it."""
+    assert _layer("payhub.hub._paying") == _layer("payhub") == max(LAYERS.values())
+    shim = PAYHUB / "client.py"
+    assert all(name.startswith("payhub.hub.") for name in _imports(shim))
+    assert len(shim.read_text(encoding="utf-8").splitlines()) < 40
+    for path in (PAYHUB / "hub").glob("*.py"):
+        assert "payhub.client" not in _imports(path), path

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from payhub.client import AsyncPayHub, PayHub
 from payhub.errors import ConfigurationError
+from payhub.hub import AsyncPayHub, PayHub
 from payhub.models import PaymentRequest, PaymentResult, PayMethod, ResultKind
 from payhub.money import Money
 from payhub.plugins import channel_types, get_plugin_manager

@@ -60,8 +60,8 @@ from payhub.channels.unionpay import (
     UnionPayChannel,
     UnionPayConfig,
 )
-from payhub.client import build_channels
 from payhub.hookspecs import PROJECT_NAME
+from payhub.hub import build_channels
 from payhub.plugins import channel_types
 
 ORDER = "ORDER20250601"

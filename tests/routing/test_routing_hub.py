@@ -30,9 +30,9 @@ from routing_fakes import FakeChannel, ManualClock
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from payhub.channels.alipay import AlipayChannel
-from payhub.client import AsyncPayHub, PayHub
 from payhub.errors import ChannelError, ErrorCode, NoEligibleChannel, PayhubError
 from payhub.fees import PercentageFee
+from payhub.hub import AsyncPayHub, PayHub
 from payhub.models import AttemptOutcome, PaymentRequest, PaymentResult, PayMethod
 from payhub.money import Money
 from payhub.routing import BreakerConfig, ChannelAccountPolicy, HealthStore, Router

@@ -17,13 +17,13 @@ from routing_fakes import FakeChannel, ManualClock
 from payhub import FailoverPolicy as TopLevelFailoverPolicy
 from payhub import Router as TopLevelRouter
 from payhub.channels import Flow
-from payhub.client import DEFAULT_TIMEOUT, AsyncPayHub, PayHub
 from payhub.errors import (
     ChannelTimeout,
     ConfigurationError,
     NoEligibleChannel,
     ProtocolError,
 )
+from payhub.hub import DEFAULT_TIMEOUT, AsyncPayHub, PayHub
 from payhub.models import (
     AttemptOutcome,
     PaymentRequest,

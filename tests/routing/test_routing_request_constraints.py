@@ -14,13 +14,13 @@ import pytest
 from routing_fakes import ManualClock
 from test_routing_hub_flow import Bank, Toy, priority_router, request
 
-from payhub.client import PayHub
 from payhub.errors import (
     AmountError,
     InvalidRequestError,
     NoEligibleChannel,
     ProtocolError,
 )
+from payhub.hub import PayHub
 from payhub.models import AttemptOutcome, PayMethod
 from payhub.money import Money
 from payhub.routing import Router

@@ -22,9 +22,9 @@ import pytest
 from payhub_sandbox import DeliveryStatus, ManualClock, Sandbox, create_app
 
 from payhub import PayHub, Store, models
-from payhub.client import NotificationOutcome
 from payhub.errors import ChannelTimeout, ErrorCode, NetworkError
 from payhub.events import Event
+from payhub.hub import NotificationOutcome
 from payhub.money import Money
 from payhub.store import InboxOutcome, PaymentState, RefundState
 
