@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
-import pydantic
 
 from payhub.channels._base import Channel
-from payhub.errors import ConfigurationError, PayhubError
+from payhub.config import validated
+from payhub.errors import ConfigurationError
 from payhub.events import Event
 from payhub.plugins import channel_types, get_plugin_manager
 from payhub.routing import FailoverPolicy, Router
@@ -83,16 +83,7 @@ def routing_options(section: object) -> dict[str, Any]:
     options: dict[str, Any] = {}
     failover = rest.pop("failover", None)
     if failover is not None:
-        try:
-            options["failover"] = FailoverPolicy.model_validate(failover)
-        except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ConfigurationError(
-                f"routing.failover{'.' + where if where else ''}: {first['msg']}"
-            ) from None
-        except PayhubError as exc:
-            raise ConfigurationError(f"routing.failover: {exc.message}") from None
+        options["failover"] = validated(FailoverPolicy, failover, "routing.failover")
     if "attempt_timeout" in rest:
         options["attempt_timeout"] = rest.pop("attempt_timeout")
     options["router"] = Router.from_config(rest)

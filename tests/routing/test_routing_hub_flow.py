@@ -156,7 +156,7 @@ def test_from_config_reads_the_routing_section(merchant_keys, platform_keys) -> 
 @pytest.mark.parametrize(
     ("routing", "message"),
     [
-        ({"failover": {"max_attempts": 0}}, "routing.failover.max_attempts"),
+        ({"failover": {"max_attempts": 0}}, "routing.failover: max_attempts"),
         ({"failover": {"deadline": 0}}, "routing.failover: deadline must be positive"),
         ({"attempt_timeout": 0}, "attempt_timeout must be a positive number"),
         ({"attempt_timeout": "5"}, "attempt_timeout must be a positive number"),
