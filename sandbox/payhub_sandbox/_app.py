@@ -6,19 +6,19 @@ from collections.abc import Iterable
 
 from flask import Flask
 
-from payhub_sandbox._alipay_views import alipay_blueprint
 from payhub_sandbox._console import console_blueprint
 from payhub_sandbox._console_actions import console_actions_blueprint
 from payhub_sandbox._context import EXTENSION_KEY
 from payhub_sandbox._control import control_blueprint
 from payhub_sandbox._control_guard import ControlGuard, install_guard
-from payhub_sandbox._delivery_control import delivery_control_blueprint
 from payhub_sandbox._fault_views import faults_blueprint
 from payhub_sandbox._sandbox import Sandbox
-from payhub_sandbox._unionpay_control import unionpay_control_blueprint
-from payhub_sandbox._unionpay_views import unionpay_blueprint
-from payhub_sandbox._wechat_control import wechat_control_blueprint
-from payhub_sandbox._wechat_views import wechat_blueprint
+from payhub_sandbox.alipay._views import alipay_blueprint
+from payhub_sandbox.delivery._control import delivery_control_blueprint
+from payhub_sandbox.unionpay._control import unionpay_control_blueprint
+from payhub_sandbox.unionpay._views import unionpay_blueprint
+from payhub_sandbox.wechat._control import wechat_control_blueprint
+from payhub_sandbox.wechat._views import wechat_blueprint
 
 __all__ = ["create_app"]
 

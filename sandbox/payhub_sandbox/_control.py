@@ -10,13 +10,13 @@ from typing import Any, Literal
 
 from flask import Blueprint, Response, jsonify, request
 
-from payhub_sandbox._alipay import DEFAULT_BUYER_ID, alipay_trade_status
 from payhub_sandbox._clock import ManualClock
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
 from payhub_sandbox._state import Trade
-from payhub_sandbox._unionpay import unionpay_orig_resp_code
-from payhub_sandbox._wechat import wechat_trade_state
+from payhub_sandbox.alipay._simulator import DEFAULT_BUYER_ID, alipay_trade_status
+from payhub_sandbox.unionpay._simulator import unionpay_orig_resp_code
+from payhub_sandbox.wechat._simulator import wechat_trade_state
 
 __all__ = ["control_blueprint", "trade_json"]
 

@@ -17,31 +17,35 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from payhub.errors import AmountError, ConfigurationError
 from payhub.money import Money
 from payhub.signing import load_private_key
-from payhub_sandbox._alipay import (
+from payhub_sandbox._clock import Clock, SystemClock
+from payhub_sandbox._errors import InvalidInputError
+from payhub_sandbox._faults import FaultMode, GatewayFault, GatewayFaults
+from payhub_sandbox._state import Refund, Trade, TradeStore
+from payhub_sandbox.alipay._simulator import (
     DEFAULT_BUYER_ID,
     DEFAULT_FEE_RATE,
     AlipayMerchant,
     AlipaySimulator,
     make_merchant,
 )
-from payhub_sandbox._clock import Clock, SystemClock
-from payhub_sandbox._delivery import DeliveryAttempt, DeliveryScheduler, OutboundNotification
-from payhub_sandbox._delivery_faults import DeliveryFault, DeliveryFaultOptions
-from payhub_sandbox._errors import InvalidInputError
-from payhub_sandbox._faults import FaultMode, GatewayFault, GatewayFaults
-from payhub_sandbox._state import Refund, Trade, TradeStore
-from payhub_sandbox._unionpay import UnionPayMerchant, UnionPaySimulator
-from payhub_sandbox._unionpay_pki import UnionPayPKI
-from payhub_sandbox._wechat import (
+from payhub_sandbox.delivery._faults import DeliveryFault, DeliveryFaultOptions
+from payhub_sandbox.delivery._scheduler import (
+    DeliveryAttempt,
+    DeliveryScheduler,
+    OutboundNotification,
+)
+from payhub_sandbox.unionpay._pki import UnionPayPKI
+from payhub_sandbox.unionpay._simulator import UnionPayMerchant, UnionPaySimulator
+from payhub_sandbox.wechat._notify import ResigningTransport
+from payhub_sandbox.wechat._simulator import (
     DEFAULT_FEE_RATE as WECHAT_DEFAULT_FEE_RATE,
 )
-from payhub_sandbox._wechat import (
+from payhub_sandbox.wechat._simulator import (
     RefundOutcome,
     WechatMerchant,
     WechatSimulator,
     make_wechat_merchant,
 )
-from payhub_sandbox._wechat_notify import ResigningTransport
 
 __all__ = ["Sandbox"]
 

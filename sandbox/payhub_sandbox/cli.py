@@ -33,7 +33,7 @@ from payhub_sandbox._app import create_app
 from payhub_sandbox._config import SandboxConfig, build_sandbox, load_config
 from payhub_sandbox._control_guard import TOKEN_HEADER, is_loopback_host
 from payhub_sandbox._errors import SandboxError
-from payhub_sandbox._unionpay_cli import UNIONPAY_HANDLERS, add_unionpay_commands
+from payhub_sandbox.unionpay._cli import UNIONPAY_HANDLERS, add_unionpay_commands
 
 __all__ = ["main"]
 
@@ -126,9 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     elif token is not None:
         print(f"  control token    required ({TOKEN_HEADER} or Authorization: Bearer)")
     print(f"  Alipay gateway   {sandbox.base_url}/gateway.do")
-    print(
-        f'  (payhub: "environment": "sandbox", "bill_download_hosts": ["{sandbox.base_url}"])'
-    )
+    print(f'  (payhub: "environment": "sandbox", "bill_download_hosts": ["{sandbox.base_url}"])')
     print(f"  console          {sandbox.base_url}/")
     print(f"  control API      {sandbox.base_url}/_control/")
     print(

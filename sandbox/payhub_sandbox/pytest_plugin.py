@@ -57,10 +57,10 @@ from flask import Flask
 
 from payhub_sandbox._app import create_app
 from payhub_sandbox._console_actions import CHANNEL_ACTIONS
-from payhub_sandbox._delivery import DeliveryAttempt, event_type_of
 from payhub_sandbox._errors import InvalidInputError, TradeNotFoundError
 from payhub_sandbox._sandbox import Sandbox
 from payhub_sandbox._state import Trade
+from payhub_sandbox.delivery._scheduler import DeliveryAttempt, event_type_of
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

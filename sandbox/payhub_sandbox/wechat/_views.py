@@ -12,7 +12,7 @@ from payhub_sandbox._errors import SandboxError, TradeNotFoundError
 from payhub_sandbox._fault_views import MERCHANT_IDS, SYSTEM_ERROR_RESPONDERS
 from payhub_sandbox._faults import GatewayFault
 from payhub_sandbox._state import Trade
-from payhub_sandbox._wechat import DEFAULT_OPENID, WechatReply, wechat_trade_state
+from payhub_sandbox.wechat._simulator import DEFAULT_OPENID, WechatReply, wechat_trade_state
 
 __all__ = ["wechat_blueprint"]
 

@@ -19,8 +19,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from payhub_sandbox._context import current_sandbox
-from payhub_sandbox._delivery_faults import fault_options_from_json
 from payhub_sandbox._errors import InvalidInputError, SandboxError
+from payhub_sandbox.delivery._faults import fault_options_from_json
 
 __all__ = ["delivery_control_blueprint"]
 

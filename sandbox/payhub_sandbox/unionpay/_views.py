@@ -10,7 +10,7 @@ from payhub_sandbox._errors import SandboxError, TradeNotFoundError
 from payhub_sandbox._fault_views import SYSTEM_ERROR_RESPONDERS
 from payhub_sandbox._faults import GatewayFault
 from payhub_sandbox._state import Trade
-from payhub_sandbox._unionpay import ENDPOINTS, unionpay_orig_resp_code
+from payhub_sandbox.unionpay._simulator import ENDPOINTS, unionpay_orig_resp_code
 
 __all__ = ["unionpay_blueprint"]
 

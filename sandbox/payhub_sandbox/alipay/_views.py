@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from payhub_sandbox._alipay import DEFAULT_BUYER_ID, alipay_trade_status
-from payhub_sandbox._alipay_wire import merge_params, parse_pairs
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import SandboxError, TradeNotFoundError
 from payhub_sandbox._state import Trade
+from payhub_sandbox.alipay._simulator import DEFAULT_BUYER_ID, alipay_trade_status
+from payhub_sandbox.alipay._wire import merge_params, parse_pairs
 
 __all__ = ["alipay_blueprint", "gateway_params", "gateway_response"]
 

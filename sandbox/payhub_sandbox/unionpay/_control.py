@@ -14,8 +14,8 @@ from flask import Blueprint, Response, jsonify, request
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
 from payhub_sandbox._state import Trade
-from payhub_sandbox._unionpay import unionpay_orig_resp_code
-from payhub_sandbox._unionpay_pki import FAULT_KINDS, certificate_pem
+from payhub_sandbox.unionpay._pki import FAULT_KINDS, certificate_pem
+from payhub_sandbox.unionpay._simulator import unionpay_orig_resp_code
 
 __all__ = ["unionpay_control_blueprint", "unionpay_trade_json"]
 

@@ -3,7 +3,7 @@
 :class:`UnionPaySimulator` holds no Flask: the views hand it the raw request
 body of ``/gateway/api/<endpoint>.do`` and send back the :class:`UnionPayReply`
 it returns. The wire format is built here and in
-:mod:`payhub_sandbox._unionpay_wire` from PROTOCOLS.md, never through
+:mod:`payhub_sandbox.unionpay._wire` from PROTOCOLS.md, never through
 ``payhub.channels``.
 
 Transactions are identified as ACP does: by ``merId`` + ``orderId`` (+ the
@@ -31,7 +31,6 @@ from payhub.errors import ConfigurationError
 from payhub.money import Money
 from payhub.signing import load_certificate
 from payhub_sandbox._clock import CHINA_TZ, Clock
-from payhub_sandbox._delivery import DeliveryScheduler, OutboundNotification, scaled
 from payhub_sandbox._errors import (
     InvalidInputError,
     TradeNotFoundError,
@@ -39,14 +38,15 @@ from payhub_sandbox._errors import (
     UnknownMerchantError,
 )
 from payhub_sandbox._state import Refund, Trade, TradeState, TradeStore
-from payhub_sandbox._unionpay_pki import (
+from payhub_sandbox.delivery._scheduler import DeliveryScheduler, OutboundNotification, scaled
+from payhub_sandbox.unionpay._pki import (
     PlatformSigner,
     UnionPayPKI,
     certificate_pem,
     merchant_pfx,
     new_rsa_key,
 )
-from payhub_sandbox._unionpay_wire import (
+from payhub_sandbox.unionpay._wire import (
     SIGN_METHOD,
     VERSION,
     amount_text,

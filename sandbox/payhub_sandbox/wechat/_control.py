@@ -14,9 +14,9 @@ from flask import Blueprint, Response, jsonify, request
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
 from payhub_sandbox._state import Trade
-from payhub_sandbox._wechat import wechat_trade_state
-from payhub_sandbox._wechat_pki import PlatformCertificate
-from payhub_sandbox._wechat_wire import format_time
+from payhub_sandbox.wechat._pki import PlatformCertificate
+from payhub_sandbox.wechat._simulator import wechat_trade_state
+from payhub_sandbox.wechat._wire import format_time
 
 __all__ = ["wechat_control_blueprint"]
 
