@@ -86,11 +86,11 @@ def resend_notification(notification_id: str) -> Response:
 @delivery_control_blueprint.post("/alipay/trades/<out_trade_no>/refund")
 def refund_alipay_trade(out_trade_no: str) -> tuple[Response, int]:
     data = _body()
-    refund = current_sandbox().refund_alipay(
+    refund = current_sandbox().alipay.refund(
         _text(data, "app_id") or "",
         out_trade_no,
         _text(data, "amount") or "",
-        out_request_no=_text(data, "out_request_no", required=False),
+        out_refund_no=_text(data, "out_request_no", required=False),
         reason=_text(data, "reason", required=False) or "",
     )
     return jsonify(refund.to_json()), 201

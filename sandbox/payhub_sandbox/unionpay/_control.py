@@ -90,13 +90,13 @@ def list_merchants() -> Response:
 def certs() -> Response:
     """The trust anchors a client configures, and the platform certificate in use."""
     sandbox = current_sandbox()
-    pki = sandbox.unionpay.pki
+    pki = sandbox.unionpay.engine.pki
     return jsonify(
         {
             "root_cert": pki.root_cert_pem,
             "middle_cert": pki.middle_cert_pem,
             "sign_cert": pki.sign_cert_pem,
-            "fault": sandbox.unionpay.fault,
+            "fault": sandbox.unionpay.engine.fault,
         }
     )
 
@@ -126,4 +126,4 @@ def get_trade(order_id: str) -> Response:
 
 @unionpay_control_blueprint.post("/trades/<order_id>/pay")
 def pay_trade(order_id: str) -> Response:
-    return jsonify(unionpay_trade_json(current_sandbox().pay_unionpay(_mer_id(), order_id)))
+    return jsonify(unionpay_trade_json(current_sandbox().unionpay.pay(_mer_id(), order_id)))
