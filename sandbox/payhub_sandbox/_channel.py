@@ -23,11 +23,12 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from datetime import date
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 from payhub.errors import AmountError
 from payhub.money import Money
 from payhub_sandbox._errors import InvalidInputError, SandboxError, TradeStateError
+from payhub_sandbox._faults import FaultMode, GatewayFaults
 from payhub_sandbox._state import Refund, Trade
 from payhub_sandbox.delivery._records import DeliveryAttempt
 from payhub_sandbox.delivery._scheduler import DeliveryScheduler
@@ -61,7 +62,18 @@ def parse_amount(amount: Money | str) -> Money:
         raise InvalidInputError(f"amount: {amount!r} is not an amount") from None
 
 
-class SandboxChannel(ABC):
+class _Engine(Protocol):
+    """What the facade needs of a channel's simulator."""
+
+    def merchant(self, merchant_id: str, /) -> object: ...
+
+    def trade(self, merchant_id: str, out_trade_no: str, /) -> Trade: ...
+
+
+EngineT = TypeVar("EngineT", bound=_Engine)
+
+
+class SandboxChannel(ABC, Generic[EngineT]):
     """One channel as a test or a person drives it: the common verbs.
 
     ``merchant_id`` is the channel's merchant number (an Alipay ``app_id``, a
@@ -74,20 +86,25 @@ class SandboxChannel(ABC):
     #: The verbs this channel answers with :class:`UnsupportedVerbError`.
     unsupported: frozenset[str] = frozenset()
 
-    def __init__(self, scheduler: DeliveryScheduler) -> None:
+    def __init__(
+        self, engine: EngineT, scheduler: DeliveryScheduler, gateway_faults: GatewayFaults
+    ) -> None:
+        self._engine = engine
         self._scheduler = scheduler
+        self._gateway_faults = gateway_faults
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
     @property
-    @abstractmethod
-    def engine(self) -> object:
+    def engine(self) -> EngineT:
         """The simulator behind the channel's gateway (its views use it)."""
+        return self._engine
 
-    @abstractmethod
     def trade(self, merchant_id: str, out_trade_no: str) -> Trade:
-        """The trade of an order (:class:`TradeNotFoundError` if none)."""
+        """The trade of an order (:class:`UnknownMerchantError`, :class:`TradeNotFoundError`)."""
+        self._engine.merchant(merchant_id)
+        return self._engine.trade(merchant_id, out_trade_no)
 
     @abstractmethod
     def pay(self, merchant_id: str, out_trade_no: str, *, buyer_id: str | None = None) -> Trade:
@@ -141,6 +158,12 @@ class SandboxChannel(ABC):
     def supports(self, verb: str) -> bool:
         """Whether ``verb`` (one of :data:`VERBS`) does something on this channel."""
         return verb in VERBS and verb not in self.unsupported
+
+    def _busy(self, code: str | None, times: int, merchant_id: str | None) -> None:
+        """The channel's "system busy" gateway fault, for the next ``times`` requests."""
+        self._gateway_faults.set(
+            self.name, FaultMode.SYSTEM_ERROR, app_id=merchant_id, count=times, code=code
+        )
 
     def _unsupported(self, verb: str, instead: str) -> UnsupportedVerbError:
         return UnsupportedVerbError(self.name, verb, instead)

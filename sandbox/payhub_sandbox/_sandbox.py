@@ -9,7 +9,7 @@ import warnings
 from datetime import date
 from decimal import Decimal
 from types import TracebackType
-from typing import Literal, Self, Unpack
+from typing import Any, Literal, Self, Unpack
 
 import httpx
 from cryptography import x509
@@ -156,7 +156,7 @@ class Sandbox:
         self._unionpay_channel = UnionPayChannel(
             self._unionpay, self._scheduler, self.gateway_faults
         )
-        self._wechat_channel = WechatChannel(self._wechat, self._scheduler)
+        self._wechat_channel = WechatChannel(self._wechat, self._scheduler, self.gateway_faults)
 
     def __repr__(self) -> str:
         return (
@@ -457,7 +457,7 @@ class Sandbox:
     # -- every channel ------------------------------------------------------
 
     @property
-    def channels(self) -> dict[str, SandboxChannel]:
+    def channels(self) -> dict[str, SandboxChannel[Any]]:
         """Every channel's verbs by name: ``alipay``, ``unionpay``, ``wechat``."""
         return {
             "alipay": self._alipay_channel,
@@ -465,7 +465,7 @@ class Sandbox:
             "wechat": self._wechat_channel,
         }
 
-    def channel(self, name: str) -> SandboxChannel:
+    def channel(self, name: str) -> SandboxChannel[Any]:
         """A channel's verbs by its name (:class:`InvalidInputError` for another name)."""
         try:
             return self.channels[name]

@@ -7,33 +7,16 @@ from typing import Literal
 
 from payhub.money import Money
 from payhub_sandbox._channel import SandboxChannel, parse_amount
-from payhub_sandbox._faults import FaultMode, GatewayFaults
 from payhub_sandbox._state import Refund, Trade
 from payhub_sandbox.alipay._simulator import DEFAULT_BUYER_ID, AlipaySimulator
-from payhub_sandbox.delivery._scheduler import DeliveryScheduler
 
 __all__ = ["AlipayChannel"]
 
 
-class AlipayChannel(SandboxChannel):
+class AlipayChannel(SandboxChannel[AlipaySimulator]):
     """Alipay's verbs; ``merchant_id`` is the ``app_id``. Every verb is supported."""
 
     name = "alipay"
-
-    def __init__(
-        self, engine: AlipaySimulator, scheduler: DeliveryScheduler, faults: GatewayFaults
-    ) -> None:
-        super().__init__(scheduler)
-        self._engine = engine
-        self._faults = faults
-
-    @property
-    def engine(self) -> AlipaySimulator:
-        return self._engine
-
-    def trade(self, merchant_id: str, out_trade_no: str) -> Trade:
-        self._engine.merchant(merchant_id)
-        return self._engine.trade(merchant_id, out_trade_no)
 
     def pay(self, merchant_id: str, out_trade_no: str, *, buyer_id: str | None = None) -> Trade:
         """``WAIT_BUYER_PAY`` → ``TRADE_SUCCESS``; the notification is scheduled."""
@@ -49,9 +32,7 @@ class AlipayChannel(SandboxChannel):
     ) -> None:
         """``gateway.do`` answers its signed "system busy" (``20000`` isp.unknow-error or
         ``40004`` ACQ.SYSTEM_ERROR) to the next ``times`` calls."""
-        self._faults.set(
-            self.name, FaultMode.SYSTEM_ERROR, app_id=merchant_id, count=times, code=code
-        )
+        self._busy(code, times, merchant_id)
 
     def refund(
         self,

@@ -10,35 +10,18 @@ from datetime import date
 
 from payhub.money import Money
 from payhub_sandbox._channel import SandboxChannel, parse_amount
-from payhub_sandbox._faults import FaultMode, GatewayFaults
 from payhub_sandbox._state import Refund, Trade
-from payhub_sandbox.delivery._scheduler import DeliveryScheduler
 from payhub_sandbox.unionpay._simulator import UnionPaySimulator
 
 __all__ = ["UnionPayChannel"]
 
 
-class UnionPayChannel(SandboxChannel):
+class UnionPayChannel(SandboxChannel[UnionPaySimulator]):
     """UnionPay's verbs; ``merchant_id`` is the ``merId``, ``out_trade_no`` the consume's
     ``orderId``."""
 
     name = "unionpay"
     unsupported = frozenset({"close", "bill"})
-
-    def __init__(
-        self, engine: UnionPaySimulator, scheduler: DeliveryScheduler, faults: GatewayFaults
-    ) -> None:
-        super().__init__(scheduler)
-        self._engine = engine
-        self._faults = faults
-
-    @property
-    def engine(self) -> UnionPaySimulator:
-        return self._engine
-
-    def trade(self, merchant_id: str, out_trade_no: str) -> Trade:
-        self._engine.merchant(merchant_id)
-        return self._engine.trade(merchant_id, out_trade_no)
 
     def pay(self, merchant_id: str, out_trade_no: str, *, buyer_id: str | None = None) -> Trade:
         """The cardholder pays the consume; its notification is scheduled. ``buyer_id`` is
@@ -50,9 +33,7 @@ class UnionPayChannel(SandboxChannel):
     ) -> None:
         """``/gateway/api/`` answers its signed "system busy" (``03`` 交易通讯超时 or ``01``)
         to the next ``times`` requests."""
-        self._faults.set(
-            self.name, FaultMode.SYSTEM_ERROR, app_id=merchant_id, count=times, code=code
-        )
+        self._busy(code, times, merchant_id)
 
     def refund(
         self,

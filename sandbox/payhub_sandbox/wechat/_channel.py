@@ -7,28 +7,15 @@ from datetime import date
 from payhub.money import Money
 from payhub_sandbox._channel import SandboxChannel, parse_amount
 from payhub_sandbox._state import Refund, Trade
-from payhub_sandbox.delivery._scheduler import DeliveryScheduler
 from payhub_sandbox.wechat._simulator import RefundOutcome, WechatSimulator
 
 __all__ = ["WechatChannel"]
 
 
-class WechatChannel(SandboxChannel):
+class WechatChannel(SandboxChannel[WechatSimulator]):
     """WeChat Pay's verbs; ``merchant_id`` is the ``mchid``. Every verb is supported."""
 
     name = "wechat"
-
-    def __init__(self, engine: WechatSimulator, scheduler: DeliveryScheduler) -> None:
-        super().__init__(scheduler)
-        self._engine = engine
-
-    @property
-    def engine(self) -> WechatSimulator:
-        return self._engine
-
-    def trade(self, merchant_id: str, out_trade_no: str) -> Trade:
-        self._engine.merchant(merchant_id)
-        return self._engine.trade(merchant_id, out_trade_no)
 
     def pay(self, merchant_id: str, out_trade_no: str, *, buyer_id: str | None = None) -> Trade:
         """The buyer (``buyer_id`` is the ``openid``) pays: ``NOTPAY`` → ``SUCCESS``;
