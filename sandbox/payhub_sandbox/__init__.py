@@ -8,41 +8,17 @@ Alipay's ``gateway.do`` with its cashier, notifications on Alipay's retry
 schedule, bill downloads; WeChat Pay APIv3 under ``/v3/`` (signed answers in
 public-key or platform-certificate mode, encrypted notifications on WeChat's
 schedule, trade bills); a JSON control API under ``/_control/`` and a web
-console at ``/``. See ``docs/sandbox.md``.
+console at ``/``. Every channel offers the same verbs through the facade:
+``sandbox.alipay.pay(...)``, ``sandbox.wechat.refund(...)``,
+``sandbox.unionpay.notify(...)`` (see :class:`SandboxChannel`). See ``docs/sandbox.md``.
 """
 
 from contextlib import suppress as _suppress
 
-from payhub_sandbox._alipay import (
-    ALIPAY_RETRY_DELAYS,
-    DEFAULT_BUYER_ID,
-    AlipayMerchant,
-    AlipaySimulator,
-    alipay_trade_status,
-)
 from payhub_sandbox._app import create_app
-from payhub_sandbox._bills import (
-    ALIPAY_BILL_COLUMNS,
-    alipay_bill_csvs,
-    alipay_bill_filename,
-    build_alipay_bill_zip,
-)
+from payhub_sandbox._channel import VERBS, SandboxChannel, UnsupportedVerbError
 from payhub_sandbox._clock import CHINA_TZ, Clock, ManualClock, SystemClock
 from payhub_sandbox._config import SandboxConfig, build_sandbox, load_config
-from payhub_sandbox._delivery import (
-    DeliveryAttempt,
-    DeliveryStatus,
-    OutboundNotification,
-    event_type_of,
-)
-from payhub_sandbox._delivery_faults import (
-    DeliveryFault,
-    DeliveryFaultOptions,
-    FormTamperer,
-    HeaderSignatureTamperer,
-    Tamperer,
-    register_tamperer,
-)
 from payhub_sandbox._errors import (
     InvalidInputError,
     SandboxError,
@@ -53,25 +29,55 @@ from payhub_sandbox._errors import (
 from payhub_sandbox._faults import FaultMode, GatewayFault, GatewayFaults
 from payhub_sandbox._sandbox import Sandbox
 from payhub_sandbox._state import Refund, Trade, TradeState
-from payhub_sandbox._unionpay import (
+from payhub_sandbox.alipay._bills import (
+    ALIPAY_BILL_COLUMNS,
+    alipay_bill_csvs,
+    alipay_bill_filename,
+    build_alipay_bill_zip,
+)
+from payhub_sandbox.alipay._channel import AlipayChannel
+from payhub_sandbox.alipay._simulator import (
+    ALIPAY_RETRY_DELAYS,
+    DEFAULT_BUYER_ID,
+    AlipayMerchant,
+    AlipaySimulator,
+    alipay_trade_status,
+)
+from payhub_sandbox.delivery._faults import (
+    DeliveryFault,
+    DeliveryFaultOptions,
+    FormTamperer,
+    HeaderSignatureTamperer,
+    Tamperer,
+    register_tamperer,
+)
+from payhub_sandbox.delivery._scheduler import (
+    DeliveryAttempt,
+    DeliveryStatus,
+    OutboundNotification,
+    event_type_of,
+)
+from payhub_sandbox.unionpay._channel import UnionPayChannel
+from payhub_sandbox.unionpay._pki import FAULT_KINDS as UNIONPAY_FAULT_KINDS
+from payhub_sandbox.unionpay._pki import UnionPayPKI
+from payhub_sandbox.unionpay._simulator import (
     UNIONPAY_RETRY_DELAYS,
     UnionPayMerchant,
     UnionPaySimulator,
     unionpay_orig_resp_code,
 )
-from payhub_sandbox._unionpay_pki import FAULT_KINDS as UNIONPAY_FAULT_KINDS
-from payhub_sandbox._unionpay_pki import UnionPayPKI
-from payhub_sandbox._wechat import (
+from payhub_sandbox.wechat._bills import (
+    WECHAT_BILL_COLUMNS,
+    WECHAT_BILL_SUMMARY_COLUMNS,
+    wechat_bill_csv,
+)
+from payhub_sandbox.wechat._channel import WechatChannel
+from payhub_sandbox.wechat._simulator import (
     DEFAULT_OPENID,
     WECHAT_RETRY_DELAYS,
     WechatMerchant,
     WechatSimulator,
     wechat_trade_state,
-)
-from payhub_sandbox._wechat_bills import (
-    WECHAT_BILL_COLUMNS,
-    WECHAT_BILL_SUMMARY_COLUMNS,
-    wechat_bill_csv,
 )
 
 __all__ = [
@@ -82,9 +88,11 @@ __all__ = [
     "DEFAULT_OPENID",
     "UNIONPAY_FAULT_KINDS",
     "UNIONPAY_RETRY_DELAYS",
+    "VERBS",
     "WECHAT_BILL_COLUMNS",
     "WECHAT_BILL_SUMMARY_COLUMNS",
     "WECHAT_RETRY_DELAYS",
+    "AlipayChannel",
     "AlipayMerchant",
     "AlipaySimulator",
     "Clock",
@@ -102,6 +110,7 @@ __all__ = [
     "OutboundNotification",
     "Refund",
     "Sandbox",
+    "SandboxChannel",
     "SandboxConfig",
     "SandboxError",
     "SystemClock",
@@ -110,10 +119,13 @@ __all__ = [
     "TradeNotFoundError",
     "TradeState",
     "TradeStateError",
+    "UnionPayChannel",
     "UnionPayMerchant",
     "UnionPayPKI",
     "UnionPaySimulator",
     "UnknownMerchantError",
+    "UnsupportedVerbError",
+    "WechatChannel",
     "WechatMerchant",
     "WechatSimulator",
     "alipay_bill_csvs",

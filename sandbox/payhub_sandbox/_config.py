@@ -33,12 +33,12 @@ import httpx
 from payhub_sandbox._clock import Clock
 from payhub_sandbox._errors import InvalidInputError
 from payhub_sandbox._sandbox import Sandbox
-from payhub_sandbox._unionpay_config import (
+from payhub_sandbox.unionpay._config import (
     configure_unionpay,
     load_unionpay_pki,
     read_unionpay_section,
 )
-from payhub_sandbox._wechat_config import WechatSection, configure_wechat, read_wechat_section
+from payhub_sandbox.wechat._config import WechatSection, configure_wechat, read_wechat_section
 
 __all__ = ["SandboxConfig", "build_sandbox", "load_config"]
 

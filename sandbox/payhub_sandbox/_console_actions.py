@@ -33,22 +33,22 @@ from payhub_sandbox._errors import InvalidInputError, SandboxError, TradeNotFoun
 from payhub_sandbox._sandbox import Sandbox
 from payhub_sandbox._state import Trade, TradeState
 
-__all__ = ["CHANNEL_ACTIONS", "console_actions_blueprint", "trade_actions"]
+__all__ = ["CONSOLE_VERBS", "console_actions_blueprint", "trade_actions"]
 
 console_actions_blueprint = Blueprint("console_actions", __name__, url_prefix="/_console")
 
-#: action → channel → the Sandbox method, called ``(merchant_id, out_trade_no, ...)``.
-CHANNEL_ACTIONS: Final[Mapping[str, Mapping[str, str]]] = {
-    "pay": {"alipay": "pay_alipay", "wechat": "pay_wechat", "unionpay": "pay_unionpay"},
-    "fail": {"alipay": "close_alipay", "wechat": "close_wechat"},
-    "refund": {"alipay": "refund_alipay"},
-}
+#: button → the channel verb it calls ``(merchant_id, out_trade_no, ...)``: the buyer
+#: failing to pay closes the trade. A channel gets the buttons whose verb it supports.
+CONSOLE_VERBS: Final[Mapping[str, str]] = {"pay": "pay", "fail": "close", "refund": "refund"}
 
 
 def _method(sandbox: Sandbox, action: str, channel: str) -> Callable[..., Any] | None:
-    name = CHANNEL_ACTIONS.get(action, {}).get(channel)
-    method = getattr(sandbox, name, None) if name else None
-    return method if callable(method) else None
+    verb = CONSOLE_VERBS.get(action)
+    facade = sandbox.channels.get(channel)
+    if verb is None or facade is None or not facade.supports(verb):
+        return None
+    method: Callable[..., Any] = getattr(facade, verb)
+    return method
 
 
 def trade_actions(sandbox: Sandbox, channel: str, state: str) -> list[str]:

@@ -10,13 +10,13 @@ from typing import Any, Literal
 
 from flask import Blueprint, Response, jsonify, request
 
-from payhub_sandbox._alipay import DEFAULT_BUYER_ID, alipay_trade_status
 from payhub_sandbox._clock import ManualClock
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
 from payhub_sandbox._state import Trade
-from payhub_sandbox._unionpay import unionpay_orig_resp_code
-from payhub_sandbox._wechat import wechat_trade_state
+from payhub_sandbox.alipay._simulator import DEFAULT_BUYER_ID, alipay_trade_status
+from payhub_sandbox.unionpay._simulator import unionpay_orig_resp_code
+from payhub_sandbox.wechat._simulator import wechat_trade_state
 
 __all__ = ["control_blueprint", "trade_json"]
 
@@ -113,7 +113,7 @@ def get_alipay_trade(out_trade_no: str) -> Response:
 @control_blueprint.post("/alipay/trades/<out_trade_no>/pay")
 def pay_alipay_trade(out_trade_no: str) -> Response:
     data = _body()
-    trade = current_sandbox().pay_alipay(
+    trade = current_sandbox().alipay.pay(
         _string(data, "app_id"), out_trade_no, buyer_id=_string(data, "buyer_id", DEFAULT_BUYER_ID)
     )
     return jsonify(trade_json(trade))
@@ -121,7 +121,7 @@ def pay_alipay_trade(out_trade_no: str) -> Response:
 
 @control_blueprint.post("/alipay/trades/<out_trade_no>/finish")
 def finish_alipay_trade(out_trade_no: str) -> Response:
-    return jsonify(trade_json(current_sandbox().finish_alipay(_app_id(), out_trade_no)))
+    return jsonify(trade_json(current_sandbox().alipay.finish(_app_id(), out_trade_no)))
 
 
 @control_blueprint.post("/alipay/trades/<out_trade_no>/close")
@@ -131,7 +131,7 @@ def close_alipay_trade(out_trade_no: str) -> Response:
     if reason not in ("timeout", "merchant"):
         raise InvalidInputError("reason must be 'timeout' or 'merchant'")
     kind: Literal["timeout", "merchant"] = "timeout" if reason == "timeout" else "merchant"
-    trade = current_sandbox().close_alipay(_string(data, "app_id"), out_trade_no, reason=kind)
+    trade = current_sandbox().alipay.close(_string(data, "app_id"), out_trade_no, reason=kind)
     return jsonify(trade_json(trade))
 
 
@@ -141,7 +141,7 @@ def alipay_bill(app_id: str, bill_date: str) -> Response:
         day = date.fromisoformat(bill_date)
     except ValueError:
         raise InvalidInputError("bill date must be yyyy-MM-dd") from None
-    filename, data = current_sandbox().alipay.bill(app_id, day)
+    filename, data = current_sandbox().alipay.engine.bill(app_id, day)
     return Response(
         data,
         content_type="application/zip",

@@ -22,10 +22,10 @@ from typing import Any, Final
 from flask import Blueprint, Request, Response, jsonify, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from payhub_sandbox._alipay_views import gateway_params, gateway_response
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
 from payhub_sandbox._faults import GATEWAY_PATHS, FaultMode, GatewayFault
+from payhub_sandbox.alipay._views import gateway_params, gateway_response
 
 __all__ = [
     "HTML_ERROR_PAGE",

@@ -5,47 +5,64 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import warnings
 from datetime import date
 from decimal import Decimal
 from types import TracebackType
-from typing import Literal, Self, Unpack
+from typing import Any, Literal, Self, Unpack
 
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from payhub.errors import AmountError, ConfigurationError
+from payhub.errors import ConfigurationError
 from payhub.money import Money
 from payhub.signing import load_private_key
-from payhub_sandbox._alipay import (
+from payhub_sandbox._channel import SandboxChannel
+from payhub_sandbox._clock import Clock, SystemClock
+from payhub_sandbox._errors import InvalidInputError
+from payhub_sandbox._faults import FaultMode, GatewayFault, GatewayFaults
+from payhub_sandbox._state import Refund, Trade, TradeStore
+from payhub_sandbox.alipay._channel import AlipayChannel
+from payhub_sandbox.alipay._simulator import (
     DEFAULT_BUYER_ID,
     DEFAULT_FEE_RATE,
     AlipayMerchant,
     AlipaySimulator,
     make_merchant,
 )
-from payhub_sandbox._clock import Clock, SystemClock
-from payhub_sandbox._delivery import DeliveryAttempt, DeliveryScheduler, OutboundNotification
-from payhub_sandbox._delivery_faults import DeliveryFault, DeliveryFaultOptions
-from payhub_sandbox._errors import InvalidInputError
-from payhub_sandbox._faults import FaultMode, GatewayFault, GatewayFaults
-from payhub_sandbox._state import Refund, Trade, TradeStore
-from payhub_sandbox._unionpay import UnionPayMerchant, UnionPaySimulator
-from payhub_sandbox._unionpay_pki import UnionPayPKI
-from payhub_sandbox._wechat import (
+from payhub_sandbox.delivery._faults import DeliveryFault, DeliveryFaultOptions
+from payhub_sandbox.delivery._scheduler import (
+    DeliveryAttempt,
+    DeliveryScheduler,
+    OutboundNotification,
+)
+from payhub_sandbox.unionpay._channel import UnionPayChannel
+from payhub_sandbox.unionpay._pki import UnionPayPKI
+from payhub_sandbox.unionpay._simulator import UnionPayMerchant, UnionPaySimulator
+from payhub_sandbox.wechat._channel import WechatChannel
+from payhub_sandbox.wechat._notify import ResigningTransport
+from payhub_sandbox.wechat._simulator import (
     DEFAULT_FEE_RATE as WECHAT_DEFAULT_FEE_RATE,
 )
-from payhub_sandbox._wechat import (
+from payhub_sandbox.wechat._simulator import (
     RefundOutcome,
     WechatMerchant,
     WechatSimulator,
     make_wechat_merchant,
 )
-from payhub_sandbox._wechat_notify import ResigningTransport
 
 __all__ = ["Sandbox"]
 
 logger = logging.getLogger("payhub_sandbox")
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"Sandbox.{old}() is deprecated and goes in payhub-sandbox 0.3: use sandbox.{new}()",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def _platform_key(key: rsa.RSAPrivateKey | str | bytes | None) -> rsa.RSAPrivateKey:
@@ -135,6 +152,11 @@ class Sandbox:
         self._stopping = threading.Event()
         #: Faults injected into the channels' gateways (see :meth:`set_fault`).
         self.gateway_faults = GatewayFaults()
+        self._alipay_channel = AlipayChannel(self._alipay, self._scheduler, self.gateway_faults)
+        self._unionpay_channel = UnionPayChannel(
+            self._unionpay, self._scheduler, self.gateway_faults
+        )
+        self._wechat_channel = WechatChannel(self._wechat, self._scheduler, self.gateway_faults)
 
     def __repr__(self) -> str:
         return (
@@ -145,9 +167,10 @@ class Sandbox:
     # -- Alipay -----------------------------------------------------------
 
     @property
-    def alipay(self) -> AlipaySimulator:
-        """The Alipay engine behind the gateway (for views and advanced tests)."""
-        return self._alipay
+    def alipay(self) -> AlipayChannel:
+        """Alipay's verbs (``sandbox.alipay.pay/fail/refund/close/notify/bill``); its
+        ``engine`` is the simulator behind the gateway."""
+        return self._alipay_channel
 
     @property
     def alipay_public_key_pem(self) -> str:
@@ -192,14 +215,14 @@ class Sandbox:
     def pay_alipay(
         self, app_id: str, out_trade_no: str, *, buyer_id: str = DEFAULT_BUYER_ID
     ) -> Trade:
-        """The buyer pays: ``WAIT_BUYER_PAY`` → ``TRADE_SUCCESS``; the notification is scheduled."""
-        self._alipay.merchant(app_id)
-        return self._alipay.pay(self._alipay.trade(app_id, out_trade_no), buyer_id=buyer_id)
+        """Deprecated: ``sandbox.alipay.pay(app_id, out_trade_no, buyer_id=...)``."""
+        _deprecated("pay_alipay", "alipay.pay")
+        return self.alipay.pay(app_id, out_trade_no, buyer_id=buyer_id)
 
     def finish_alipay(self, app_id: str, out_trade_no: str) -> Trade:
-        """``TRADE_SUCCESS`` → ``TRADE_FINISHED``, notified."""
-        self._alipay.merchant(app_id)
-        return self._alipay.finish(self._alipay.trade(app_id, out_trade_no))
+        """Deprecated: ``sandbox.alipay.finish(app_id, out_trade_no)``."""
+        _deprecated("finish_alipay", "alipay.finish")
+        return self.alipay.finish(app_id, out_trade_no)
 
     def close_alipay(
         self,
@@ -208,9 +231,9 @@ class Sandbox:
         *,
         reason: Literal["timeout", "merchant"] = "timeout",
     ) -> Trade:
-        """Close an unpaid trade as a timeout would (notified) or as the merchant."""
-        self._alipay.merchant(app_id)
-        return self._alipay.close(self._alipay.trade(app_id, out_trade_no), reason=reason)
+        """Deprecated: ``sandbox.alipay.close(app_id, out_trade_no, reason=...)``."""
+        _deprecated("close_alipay", "alipay.close")
+        return self.alipay.close(app_id, out_trade_no, reason=reason)
 
     def refund_alipay(
         self,
@@ -221,32 +244,25 @@ class Sandbox:
         out_request_no: str | None = None,
         reason: str = "",
     ) -> Refund:
-        """Refund (part of) a paid trade as the merchant's portal would (not through
-        the gateway): the gateway's rules, notified. ``out_request_no`` (None: a new
-        one) makes it idempotent."""
-        self._alipay.merchant(app_id)
-        if isinstance(amount, str):
-            try:
-                amount = Money.parse(amount, "CNY")
-            except AmountError:
-                raise InvalidInputError(f"amount: {amount!r} is not an amount") from None
-        return self._alipay.refund(
-            self._alipay.trade(app_id, out_trade_no),
-            amount,
-            out_request_no=out_request_no,
-            reason=reason,
+        """Deprecated: ``sandbox.alipay.refund(app_id, out_trade_no, amount,
+        out_refund_no=...)``."""
+        _deprecated("refund_alipay", "alipay.refund")
+        return self.alipay.refund(
+            app_id, out_trade_no, amount, out_refund_no=out_request_no, reason=reason
         )
 
     def alipay_bill(self, app_id: str, bill_date: date) -> bytes:
-        """The day's bill zip of an app, as its download link would serve it."""
-        return self._alipay.bill(app_id, bill_date)[1]
+        """Deprecated: ``sandbox.alipay.bill(app_id, bill_date)``."""
+        _deprecated("alipay_bill", "alipay.bill")
+        return self.alipay.bill(app_id, bill_date)
 
     # -- UnionPay -------------------------------------------------------------
 
     @property
-    def unionpay(self) -> UnionPaySimulator:
-        """The UnionPay engine behind ``/gateway/api/`` (for views and advanced tests)."""
-        return self._unionpay
+    def unionpay(self) -> UnionPayChannel:
+        """UnionPay's verbs (``sandbox.unionpay.pay/fail/refund/notify``; no close, no
+        bill); its ``engine`` is the simulator behind ``/gateway/api/``."""
+        return self._unionpay_channel
 
     @property
     def unionpay_root_cert_pem(self) -> str:
@@ -283,9 +299,9 @@ class Sandbox:
         return self._unionpay.trade(mer_id, order_id)
 
     def pay_unionpay(self, mer_id: str, order_id: str) -> Trade:
-        """The cardholder pays the consume ``order_id``; its notification is scheduled."""
-        self._unionpay.merchant(mer_id)
-        return self._unionpay.pay(self._unionpay.trade(mer_id, order_id))
+        """Deprecated: ``sandbox.unionpay.pay(mer_id, order_id)``."""
+        _deprecated("pay_unionpay", "unionpay.pay")
+        return self.unionpay.pay(mer_id, order_id)
 
     def unionpay_fault(self, kind: str | None) -> str | None:
         """From now on sign UnionPay answers and notifications with a faulty certificate:
@@ -296,9 +312,10 @@ class Sandbox:
     # -- WeChat Pay -----------------------------------------------------------
 
     @property
-    def wechat(self) -> WechatSimulator:
-        """The WeChat Pay engine behind ``/v3/...`` (for views and advanced tests)."""
-        return self._wechat
+    def wechat(self) -> WechatChannel:
+        """WeChat Pay's verbs (``sandbox.wechat.pay/fail/refund/close/notify/bill``); its
+        ``engine`` is the simulator behind ``/v3/``."""
+        return self._wechat_channel
 
     @property
     def wechat_public_key_pem(self) -> str:
@@ -379,11 +396,9 @@ class Sandbox:
         openid: str | None = None,
         buyer_id: str | None = None,
     ) -> Trade:
-        """The buyer (``openid``; ``buyer_id`` is the channel-neutral name of the same)
-        pays: ``NOTPAY`` → ``SUCCESS``; ``TRANSACTION.SUCCESS`` is scheduled."""
-        self._wechat.merchant(mch_id)
-        trade = self._wechat.trade(mch_id, out_trade_no)
-        return self._wechat.pay(trade, openid=openid or buyer_id)
+        """Deprecated: ``sandbox.wechat.pay(mch_id, out_trade_no, buyer_id=openid)``."""
+        _deprecated("pay_wechat", "wechat.pay")
+        return self.wechat.pay(mch_id, out_trade_no, buyer_id=openid or buyer_id)
 
     def refund_wechat(
         self,
@@ -395,16 +410,9 @@ class Sandbox:
         reason: str = "",
         notify_url: str | None = None,
     ) -> Refund:
-        """Refund (part of) a paid trade as the merchant platform would (not through
-        the API): the API's rules; ``PROCESSING`` until it settles. ``amount`` is
-        Money or yuan (``"12.34"``); ``out_refund_no`` (None: a new one) makes it
-        idempotent; ``REFUND.*`` is notified only with a ``notify_url``."""
-        if isinstance(amount, str):
-            try:
-                amount = Money.parse(amount, "CNY")
-            except AmountError:
-                raise InvalidInputError(f"amount: {amount!r} is not an amount") from None
-        return self._wechat.portal_refund(
+        """Deprecated: ``sandbox.wechat.refund(mch_id, out_trade_no, amount, ...)``."""
+        _deprecated("refund_wechat", "wechat.refund")
+        return self.wechat.refund(
             mch_id,
             out_trade_no,
             amount,
@@ -414,9 +422,9 @@ class Sandbox:
         )
 
     def close_wechat(self, mch_id: str, out_trade_no: str) -> Trade:
-        """Close an unpaid trade (WeChat notifies nothing)."""
-        self._wechat.merchant(mch_id)
-        return self._wechat.close(self._wechat.trade(mch_id, out_trade_no))
+        """Deprecated: ``sandbox.wechat.close(mch_id, out_trade_no)``."""
+        _deprecated("close_wechat", "wechat.close")
+        return self.wechat.close(mch_id, out_trade_no)
 
     def wechat_refund(self, mch_id: str, out_refund_no: str) -> Refund:
         return self._wechat.refund(mch_id, out_refund_no)
@@ -424,13 +432,14 @@ class Sandbox:
     def settle_wechat_refund(
         self, mch_id: str, out_refund_no: str, status: RefundOutcome | str = "SUCCESS"
     ) -> Refund:
-        """End a ``PROCESSING`` refund now as ``SUCCESS``, ``ABNORMAL`` or ``CLOSED``
-        (notified with ``REFUND.*`` if the refund request had a ``notify_url``)."""
-        return self._wechat.settle_refund(mch_id, out_refund_no, status)
+        """Deprecated: ``sandbox.wechat.settle_refund(mch_id, out_refund_no, status)``."""
+        _deprecated("settle_wechat_refund", "wechat.settle_refund")
+        return self.wechat.settle_refund(mch_id, out_refund_no, status)
 
     def wechat_bill(self, mch_id: str, bill_date: date, bill_type: str = "ALL") -> bytes:
-        """A day's trade bill file, uncompressed, as its download would serve it."""
-        return self._wechat.bill(mch_id, bill_date, bill_type)
+        """Deprecated: ``sandbox.wechat.bill(mch_id, bill_date, bill_type)``."""
+        _deprecated("wechat_bill", "wechat.bill")
+        return self.wechat.bill(mch_id, bill_date, bill_type)
 
     def fail_wechat_next(
         self,
@@ -441,12 +450,27 @@ class Sandbox:
         mch_id: str | None = None,
         message: str | None = None,
     ) -> None:
-        """Answer the next ``times`` authenticated ``/v3/`` requests (to paths starting
-        with ``path``, of ``mch_id``) with the WeChat error ``code`` and its HTTP status
-        (``SYSTEM_ERROR`` 500, ``FREQUENCY_LIMITED`` 429, ``ORDERPAID`` 403, …), signed."""
-        self._wechat.add_fault(code, times=times, path=path, mch_id=mch_id, message=message)
+        """Deprecated: ``sandbox.wechat.fail(code, times=..., merchant_id=..., path=...)``."""
+        _deprecated("fail_wechat_next", "wechat.fail")
+        self.wechat.fail(code, times=times, merchant_id=mch_id, path=path, message=message)
 
     # -- every channel ------------------------------------------------------
+
+    @property
+    def channels(self) -> dict[str, SandboxChannel[Any]]:
+        """Every channel's verbs by name: ``alipay``, ``unionpay``, ``wechat``."""
+        return {
+            "alipay": self._alipay_channel,
+            "unionpay": self._unionpay_channel,
+            "wechat": self._wechat_channel,
+        }
+
+    def channel(self, name: str) -> SandboxChannel[Any]:
+        """A channel's verbs by its name (:class:`InvalidInputError` for another name)."""
+        try:
+            return self.channels[name]
+        except KeyError:
+            raise InvalidInputError(f"the sandbox has no channel {name!r}") from None
 
     @property
     def trades(self) -> list[Trade]:

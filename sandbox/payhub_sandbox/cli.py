@@ -33,7 +33,8 @@ from payhub_sandbox._app import create_app
 from payhub_sandbox._config import SandboxConfig, build_sandbox, load_config
 from payhub_sandbox._control_guard import TOKEN_HEADER, is_loopback_host
 from payhub_sandbox._errors import SandboxError
-from payhub_sandbox._unionpay_cli import UNIONPAY_HANDLERS, add_unionpay_commands
+from payhub_sandbox.parts import MOUNTED_KEY
+from payhub_sandbox.unionpay._cli import UNIONPAY_HANDLERS, add_unionpay_commands
 
 __all__ = ["main"]
 
@@ -126,9 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     elif token is not None:
         print(f"  control token    required ({TOKEN_HEADER} or Authorization: Bearer)")
     print(f"  Alipay gateway   {sandbox.base_url}/gateway.do")
-    print(
-        f'  (payhub: "environment": "sandbox", "bill_download_hosts": ["{sandbox.base_url}"])'
-    )
+    print(f'  (payhub: "environment": "sandbox", "bill_download_hosts": ["{sandbox.base_url}"])')
     print(f"  console          {sandbox.base_url}/")
     print(f"  control API      {sandbox.base_url}/_control/")
     print(
@@ -140,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         "GET /_control/wechat/public-key; platform certificates: /v3/certificates)"
     )
     print(f"  time factor      {sandbox.time_factor:g}")
+    print(f"  sandbox parts    {', '.join(app.extensions.get(MOUNTED_KEY, [])) or '-'}")
     print(f"  Alipay merchants {', '.join(m.app_id for m in sandbox.alipay_merchants) or '-'}")
     if config.alipay_platform_key is None:
         print("  platform key     generated for this run (see platform_private_key_file)")

@@ -11,6 +11,9 @@ Each is called as ``part(app, sandbox)`` with the Flask app and its
 ``app.register_blueprint`` and keeps its state in ``app.extensions``.
 ``PAYHUB_SANDBOX_PARTS`` (comma-separated names; empty for none) restricts
 which load, as ``PAYHUB_PLUGINS`` does for payhub's plugins.
+
+:func:`~payhub_sandbox.create_app` (and so ``payhub-sandbox run``) calls
+:func:`install_parts`: an installed part is live without further code.
 """
 
 from __future__ import annotations
@@ -24,26 +27,29 @@ from flask import Flask
 from payhub_sandbox._context import EXTENSION_KEY
 from payhub_sandbox._sandbox import Sandbox
 
-__all__ = ["PARTS_GROUP", "SandboxPart", "install_parts"]
+__all__ = ["MOUNTED_KEY", "PARTS_GROUP", "SandboxPart", "install_parts"]
 
 PARTS_GROUP = "payhub_sandbox.parts"
 _ENV_ALLOW = "PAYHUB_SANDBOX_PARTS"
+#: Where an app records the parts mounted on it (names, in mounting order).
+MOUNTED_KEY = "payhub_sandbox.parts"
 
 #: What a part's entry point names.
 SandboxPart = Callable[[Flask, Sandbox], object]
 
 
 def install_parts(app: Flask) -> list[str]:
-    """Mount every installed sandbox part on ``app`` (built by ``create_app``);
-    the names of those mounted, in entry-point name order."""
+    """Mount every installed sandbox part on ``app`` (built by ``create_app``), once:
+    the names of the parts mounted on it, in entry-point name order. Calling it
+    again mounts only parts installed since."""
     sandbox = app.extensions[EXTENSION_KEY]
     allowed = os.environ.get(_ENV_ALLOW)
     names = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
-    mounted: list[str] = []
+    mounted: list[str] = app.extensions.setdefault(MOUNTED_KEY, [])
     for entry in sorted(entry_points(group=PARTS_GROUP), key=lambda e: e.name):
-        if names is not None and entry.name not in names:
+        if (names is not None and entry.name not in names) or entry.name in mounted:
             continue
         part: SandboxPart = entry.load()
         part(app, sandbox)
         mounted.append(entry.name)
-    return mounted
+    return list(mounted)

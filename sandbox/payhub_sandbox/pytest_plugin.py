@@ -56,11 +56,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 
 from payhub_sandbox._app import create_app
-from payhub_sandbox._console_actions import CHANNEL_ACTIONS
-from payhub_sandbox._delivery import DeliveryAttempt, event_type_of
 from payhub_sandbox._errors import InvalidInputError, TradeNotFoundError
 from payhub_sandbox._sandbox import Sandbox
 from payhub_sandbox._state import Trade
+from payhub_sandbox.delivery._scheduler import DeliveryAttempt, event_type_of
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -130,12 +129,7 @@ def pay_as_buyer(
             f"{len(found)} trades are numbered {out_trade_no!r}: name merchant_id or channel"
         )
     trade = found[0]
-    name = CHANNEL_ACTIONS["pay"].get(trade.channel)
-    method = getattr(sandbox, name, None) if name else None
-    if not callable(method):
-        raise InvalidInputError(f"the sandbox cannot pay a {trade.channel} trade")
-    paid: Trade = method(trade.merchant_id, trade.out_trade_no)
-    return paid
+    return sandbox.channel(trade.channel).pay(trade.merchant_id, trade.out_trade_no)
 
 
 def deliver(sandbox: Sandbox, *, force: bool = False) -> list[DeliveryAttempt]:

@@ -366,7 +366,7 @@ def test_a_business_error_is_raised_at_once(
     in_process_hub: PayHub, box: Sandbox, router: Router
 ) -> None:
     assert in_process_hub.pay(request("B1")).channel == A
-    box.pay_alipay(APP[A], "B1")
+    box.alipay.pay(APP[A], "B1")
     with pytest.raises(ChannelError) as caught:
         in_process_hub.pay(request("B1"))  # already paid at A: ACQ.TRADE_HAS_SUCCESS
     assert caught.value.code is ErrorCode.TRADE_ALREADY_PAID
@@ -437,8 +437,8 @@ def test_a_timed_out_attempt_is_stored_and_its_late_payment_flagged(
     # buyer pays both. B's notification pays the payment; A's is a duplicate.
     box.clear_faults()
     wait_for(lambda: has_trade(box, A, "S1"))
-    box.pay_alipay(APP[B], "S1")
-    box.pay_alipay(APP[A], "S1")
+    box.alipay.pay(APP[B], "S1")
+    box.alipay.pay(APP[A], "S1")
     box.deliver_due()
     by_account = {str(req.url).rsplit("/", 1)[1]: req for req in shop.received}
     with PayHub(

@@ -263,7 +263,7 @@ class WechatEnv:
         return verify_platform(response.headers, response.content, self.platform_keys())
 
     def pay(self, out_trade_no: str) -> None:
-        self.sandbox.pay_wechat(MCHID, out_trade_no)
+        self.sandbox.wechat.pay(MCHID, out_trade_no)
 
 
 def wechat_env(

@@ -30,9 +30,9 @@ def day_of_trading(alipay: AlipayWireClient, sandbox: Sandbox, clock: ManualCloc
     """Two payments and a partial refund on 2024-03-01, a payment on 2024-03-02."""
     new_trade(alipay, "T1", "100.00", "Gift card, 100")
     new_trade(alipay, "T2", "50.00", "点卡")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     clock.advance(60)
-    sandbox.pay_alipay(APP_ID, "T2")
+    sandbox.alipay.pay(APP_ID, "T2")
     clock.advance(60)
     alipay.call(
         "alipay.trade.refund",
@@ -40,7 +40,7 @@ def day_of_trading(alipay: AlipayWireClient, sandbox: Sandbox, clock: ManualCloc
     )
     clock.set(datetime(2024, 3, 1, 16, 30, tzinfo=UTC))  # 00:30 on 03-02 in Shanghai
     new_trade(alipay, "T3", "1.00")
-    sandbox.pay_alipay(APP_ID, "T3")
+    sandbox.alipay.pay(APP_ID, "T3")
     clock.set(datetime(2024, 3, 2, 1, 0, tzinfo=UTC))  # 09:00 on 03-02: the bill is ready
 
 
@@ -149,12 +149,12 @@ def test_bills_ready_immediately(platform_keys, merchant_keys, clock) -> None:
         alipay_platform_key=platform_keys.private, clock=clock, bills_ready_immediately=True
     )
     box.add_alipay_merchant(APP_ID, merchant_keys.public_pem, SELLER_ID)
-    assert box.alipay._bill_ready(date(2024, 3, 1))
-    assert not box.alipay._bill_ready(date(2024, 3, 2))
+    assert box.alipay.engine._bill_ready(date(2024, 3, 1))
+    assert not box.alipay.engine._bill_ready(date(2024, 3, 2))
 
 
 def test_empty_day(sandbox: Sandbox) -> None:
-    files = _read(sandbox.alipay_bill(APP_ID, date(2024, 1, 1)))
+    files = _read(sandbox.alipay.bill(APP_ID, date(2024, 1, 1)))
     lines = files[f"{SELLER_ID}_20240101_业务明细.csv"].split("\r\n")
     assert lines[4].split(",") == list(ALIPAY_BILL_COLUMNS)
     assert lines[5].startswith("#---")
@@ -163,7 +163,7 @@ def test_empty_day(sandbox: Sandbox) -> None:
 
 def test_builder_function(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     new_trade(alipay, "T1", "10.00")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     archive = build_alipay_bill_zip(
         seller_id="2088X",
         bill_date=date(2024, 3, 1),

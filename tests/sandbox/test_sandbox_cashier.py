@@ -117,7 +117,7 @@ def test_closed_trade_cannot_be_paid_at_the_cashier(
     app: Flask, alipay: AlipayWireClient, sandbox: Sandbox
 ) -> None:
     path = _page_pay(alipay, "C4")
-    sandbox.close_alipay(APP_ID, "C4")
+    sandbox.alipay.close(APP_ID, "C4")
     browser = app.test_client()
     assert "TRADE_CLOSED" in browser.get(path).get_data(as_text=True)
     assert browser.post(path).status_code == 409

@@ -41,8 +41,8 @@ def test_lists_merchants_trades_refunds_notifications_and_attempts(
     client: FlaskClient, alipay, sandbox: Sandbox, shop: Shop
 ) -> None:
     trade_no = new_trade(alipay, "C1", "12.50")
-    sandbox.pay_alipay(APP_ID, "C1")
-    sandbox.refund_alipay(APP_ID, "C1", "2.50", out_request_no="RF-C1")
+    sandbox.alipay.pay(APP_ID, "C1")
+    sandbox.alipay.refund(APP_ID, "C1", "2.50", out_refund_no="RF-C1")
     shop.answers = ["<b>nope</b>"]
     sandbox.deliver_due()
     html = _page(client)
@@ -90,7 +90,7 @@ def test_pay_and_fail_buttons(client: FlaskClient, alipay, sandbox: Sandbox, sho
 
 def test_refund_button(client: FlaskClient, alipay, sandbox: Sandbox, shop: Shop) -> None:
     trade_no = new_trade(alipay, "C1", "10.00")
-    sandbox.pay_alipay(APP_ID, "C1")
+    sandbox.alipay.pay(APP_ID, "C1")
     _act(client, f"/_console/trades/{trade_no}/refund", amount="4.00")
     (refund,) = sandbox.refunds
     assert refund.amount.to_decimal_string() == "4.00"
@@ -107,7 +107,7 @@ def test_resend_and_deliver_buttons(
     client: FlaskClient, alipay, sandbox: Sandbox, shop: Shop
 ) -> None:
     new_trade(alipay, "C1")
-    sandbox.pay_alipay(APP_ID, "C1")
+    sandbox.alipay.pay(APP_ID, "C1")
     shop.answers = [500]
     delivered = _act(client, "/_console/deliver")
     assert delivered["msg"] == ["delivered: 1 attempt(s)"]

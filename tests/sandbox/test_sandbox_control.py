@@ -153,7 +153,7 @@ def test_close_expired_endpoint(http: httpx.Client, alipay: AlipayWireClient, cl
 
 def test_bill_endpoint(http: httpx.Client, alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     new_trade(alipay, "T1")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     response = http.get(f"/_control/alipay/bills/{APP_ID}/2024-03-01")
     assert response.status_code == 200
     with zipfile.ZipFile(io.BytesIO(response.content), metadata_encoding="gbk") as zf:
@@ -165,7 +165,7 @@ def test_console_lists_everything(
     http: httpx.Client, alipay: AlipayWireClient, sandbox: Sandbox
 ) -> None:
     trade_no = new_trade(alipay, "T1", subject="控制台")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     alipay.call(
         "alipay.trade.refund",
         {"out_trade_no": "T1", "refund_amount": "1.00", "out_request_no": "R-console"},

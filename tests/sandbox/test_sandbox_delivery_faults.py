@@ -28,7 +28,7 @@ MINUTE = 60 / 60  # one minute of Alipay time at time factor 60
 
 def _paid(alipay: AlipayWireClient, sandbox: Sandbox, out_trade_no: str = "T1") -> str:
     trade_no = new_trade(alipay, out_trade_no, "100.00")
-    sandbox.pay_alipay(APP_ID, out_trade_no)
+    sandbox.alipay.pay(APP_ID, out_trade_no)
     return trade_no
 
 
@@ -68,7 +68,7 @@ def test_random_delay_is_drawn_from_the_seeded_rng(platform_keys, merchant_keys)
         )
         for n in range(4):
             new_trade(client, f"D{n}", "1.00")
-            box.pay_alipay(APP_ID, f"D{n}")
+            box.alipay.pay(APP_ID, f"D{n}")
         http.close()
         box.stop()
         return [(n.next_at - START).total_seconds() for n in box.notifications]
@@ -128,7 +128,7 @@ def test_concurrent_duplicates_are_in_flight_together(
             http, app_id=APP_ID, private_key=merchant_keys.private, now=clock.now
         )
         new_trade(client, "C1")
-        box.pay_alipay(APP_ID, "C1")
+        box.alipay.pay(APP_ID, "C1")
     attempts = box.deliver_due()
     box.stop()
     assert len(attempts) == copies
@@ -160,7 +160,7 @@ def test_reorder_holds_the_payment_until_the_refund_is_sent(
     assert held.next_at is None
     assert event_type_of(held) == "payment"
     assert sandbox.deliver_due(force=True) == []
-    sandbox.refund_alipay(APP_ID, "T1", "30.00", out_request_no="RF1")
+    sandbox.alipay.refund(APP_ID, "T1", "30.00", out_refund_no="RF1")
     attempts = sandbox.deliver_due()
     assert [a.kind for a in attempts] == ["TRADE_SUCCESS (refund)", "TRADE_SUCCESS"]
     forms = shop.forms()
@@ -371,7 +371,7 @@ def test_the_most_specific_fault_wins_and_limit_counts(alipay, sandbox: Sandbox)
     other = sandbox.add_delivery_fault(merchant_id="2021000000000999", duplicates=7)
     _paid(alipay, sandbox, "T1")
     _paid(alipay, sandbox, "T2")
-    sandbox.refund_alipay(APP_ID, "T2", "1.00")
+    sandbox.alipay.refund(APP_ID, "T2", "1.00")
     assert [n.fault_id for n in sandbox.notifications] == [merchant.id, trade.id, merchant.id]
     assert sandbox.delivery_fault(trade.id).matched == 1
     assert sandbox.delivery_fault(everyone.id).matched == 0
@@ -381,7 +381,7 @@ def test_the_most_specific_fault_wins_and_limit_counts(alipay, sandbox: Sandbox)
 def test_event_types_narrow_a_fault(alipay, sandbox: Sandbox, shop: Shop) -> None:
     sandbox.add_delivery_fault(event_types=["refund"], duplicates=2)
     _paid(alipay, sandbox)
-    sandbox.refund_alipay(APP_ID, "T1", "1.00")
+    sandbox.alipay.refund(APP_ID, "T1", "1.00")
     payment, refund = sandbox.notifications
     assert (payment.fault_id, refund.fault_id) == (None, "F0001")
 
@@ -423,7 +423,7 @@ def test_resend_an_acknowledged_and_a_pending_notification(
 
     shop.answers = ["fail"]
     new_trade(alipay, "T2")
-    sandbox.pay_alipay(APP_ID, "T2")
+    sandbox.alipay.pay(APP_ID, "T2")
     (failed,) = sandbox.deliver_due()
     assert not failed.acknowledged
     (now,) = sandbox.resend_notification(failed.notification_id)
@@ -481,15 +481,15 @@ def test_control_api_refund_and_resend(http: httpx.Client, alipay, sandbox: Sand
 def test_merchant_refund_rules(alipay, sandbox: Sandbox) -> None:
     new_trade(alipay, "T9")
     with pytest.raises(Exception, match="cannot be refunded"):
-        sandbox.refund_alipay(APP_ID, "T9", "1.00")
-    sandbox.pay_alipay(APP_ID, "T9")
-    first = sandbox.refund_alipay(APP_ID, "T9", "1.00", out_request_no="X")
-    assert sandbox.refund_alipay(APP_ID, "T9", "1.00", out_request_no="X") == first
+        sandbox.alipay.refund(APP_ID, "T9", "1.00")
+    sandbox.alipay.pay(APP_ID, "T9")
+    first = sandbox.alipay.refund(APP_ID, "T9", "1.00", out_refund_no="X")
+    assert sandbox.alipay.refund(APP_ID, "T9", "1.00", out_refund_no="X") == first
     with pytest.raises(InvalidInputError, match="another amount"):
-        sandbox.refund_alipay(APP_ID, "T9", "2.00", out_request_no="X")
+        sandbox.alipay.refund(APP_ID, "T9", "2.00", out_refund_no="X")
     with pytest.raises(InvalidInputError, match="not an amount"):
-        sandbox.refund_alipay(APP_ID, "T9", "-1")
-    full = sandbox.refund_alipay(APP_ID, "T9", "99.00")
+        sandbox.alipay.refund(APP_ID, "T9", "-1")
+    full = sandbox.alipay.refund(APP_ID, "T9", "99.00")
     assert full.full
     assert full.out_refund_no.startswith("R2-")
 
@@ -564,7 +564,7 @@ def test_unionpay_notifications_take_faults(merchant_keys, tamper: str) -> None:
     action, fields = parse_html_form(result.form_html)
     assert http.post(action, data=fields).status_code == 200
     box.add_delivery_fault(channel="unionpay", merchant_id=MER_ID, tamper=tamper, duplicates=2)
-    box.pay_unionpay(MER_ID, "UPFAULT001")
+    box.unionpay.pay(MER_ID, "UPFAULT001")
     _settle(box)
     http.close()
     box.stop()
@@ -625,12 +625,13 @@ def test_wechat_notifications_take_faults(merchant_keys, platform_keys) -> None:
     trade_no = box.wechat_trade(MCHID, "WXFAULT1").trade_no
     console = create_app(box).test_client()
     assert f"/_console/trades/{trade_no}/pay" in console.get("/").get_data(as_text=True)
-    box.pay_wechat(MCHID, "WXFAULT1")
+    box.wechat.pay(MCHID, "WXFAULT1")
     _settle(box)
     page = console.get("/").get_data(as_text=True)
     assert "WXFAULT1" in page
     assert "tampered-signature, duplicate" in page
-    assert f"/_console/trades/{trade_no}/refund" not in page  # no merchant-side refund
+    # every channel refunds from the merchant side now (sandbox.wechat.refund)
+    assert f"/_console/trades/{trade_no}/refund" in page
     http.close()
     box.stop()
     effects = [a.effects for a in box.deliveries]

@@ -23,7 +23,7 @@ def test_pay_notification(
 ) -> None:
     trade_no = new_trade(alipay, "T1", "88.80")
     assert sandbox.deliver_due() == []  # creating a trade notifies nothing
-    sandbox.pay_alipay(APP_ID, "T1", buyer_id="2088102000001234")
+    sandbox.alipay.pay(APP_ID, "T1", buyer_id="2088102000001234")
     attempts = sandbox.deliver_due()
     assert len(attempts) == 1
     attempt = attempts[0]
@@ -74,7 +74,7 @@ def test_forged_or_altered_fields_do_not_verify(
     alipay: AlipayWireClient, sandbox: Sandbox, shop: Shop, platform_keys, other_keys
 ) -> None:
     new_trade(alipay, "T1")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     sandbox.deliver_due()
     form = shop.forms()[0]
     assert not notification_verifies(form, other_keys.public)
@@ -88,7 +88,7 @@ def test_no_notify_url_no_notification(alipay: AlipayWireClient, sandbox: Sandbo
         "alipay.trade.precreate",
         {"out_trade_no": "T1", "total_amount": "1.00", "subject": "s"},
     )
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     assert sandbox.deliver_due(force=True) == []
     assert sandbox.notifications == []
 
@@ -97,7 +97,7 @@ def test_resent_on_alipays_schedule_until_success(
     alipay: AlipayWireClient, sandbox: Sandbox, shop: Shop, clock: ManualClock
 ) -> None:
     new_trade(alipay, "T1")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     shop.answers = ["fail", 500, "SUCCESS", "success\n", httpx.ConnectError("refused")]
     assert len(sandbox.deliver_due()) == 1  # attempt 1 at once
 
@@ -130,7 +130,7 @@ def test_gives_up_after_eight_attempts(
     alipay: AlipayWireClient, sandbox: Sandbox, shop: Shop, clock: ManualClock
 ) -> None:
     new_trade(alipay, "T1")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     shop.answers = ["fail"] * 20
     times = []
     for _ in range(1500):  # 25 minutes of sandbox time: 25 hours of Alipay's
@@ -158,7 +158,7 @@ def test_time_factor_one_is_real_time(
             client, app_id=APP_ID, private_key=merchant_keys.private, now=clock.now
         )
         new_trade(wire, "T1")
-    box.pay_alipay(APP_ID, "T1")
+    box.alipay.pay(APP_ID, "T1")
     shop.answers = ["fail"]
     box.deliver_due()
     clock.advance(239)
@@ -172,7 +172,7 @@ def test_new_notify_id_per_event(
     alipay: AlipayWireClient, sandbox: Sandbox, shop: Shop, platform_keys
 ) -> None:
     new_trade(alipay, "T1", "100.00")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     alipay.call(
         "alipay.trade.refund",
         {"out_trade_no": "T1", "refund_amount": "25.50", "out_request_no": "R1"},
@@ -204,7 +204,7 @@ def test_idempotent_refund_notifies_once(
     alipay: AlipayWireClient, sandbox: Sandbox, shop: Shop
 ) -> None:
     new_trade(alipay, "T1")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     biz = {"out_trade_no": "T1", "refund_amount": "1.00", "out_request_no": "R1"}
     alipay.call("alipay.trade.refund", biz)
     alipay.call("alipay.trade.refund", biz)
@@ -218,7 +218,7 @@ def test_close_notifications(
     new_trade(alipay, "BY-MERCHANT")
     alipay.call("alipay.trade.close", {"out_trade_no": "BY-MERCHANT"})
     new_trade(alipay, "BY-TIMEOUT")
-    sandbox.close_alipay(APP_ID, "BY-TIMEOUT")
+    sandbox.alipay.close(APP_ID, "BY-TIMEOUT")
     sandbox.deliver_due()
     (form,) = shop.forms()  # a merchant's close is not notified by default
     assert form["out_trade_no"] == "BY-TIMEOUT"
@@ -237,8 +237,8 @@ def test_close_notifications(
 
 def test_finish_notification(alipay: AlipayWireClient, sandbox: Sandbox, shop: Shop) -> None:
     new_trade(alipay, "T1")
-    sandbox.pay_alipay(APP_ID, "T1")
-    sandbox.finish_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
+    sandbox.alipay.finish(APP_ID, "T1")
     sandbox.deliver_due()
     assert [f["trade_status"] for f in shop.forms()] == ["TRADE_SUCCESS", "TRADE_FINISHED"]
     assert shop.forms()[1]["gmt_close"] == "2024-03-01 10:00:00"
@@ -252,7 +252,7 @@ def test_gbk_merchant(
         APP_ID, merchant_keys.public_pem, SELLER_ID, charset="gbk", lie_content_type=lie
     )
     new_trade(alipay, "T1", subject="点卡 礼品卡")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     sandbox.deliver_due()
     (sent,) = shop.requests
     declared = "utf-8" if lie else "gbk"
@@ -282,7 +282,7 @@ def test_rsa_merchant_notifications_are_sha1(
         sign_type="RSA",
     )
     new_trade(legacy, "T1")
-    sandbox.pay_alipay("2021000000000002", "T1")
+    sandbox.alipay.pay("2021000000000002", "T1")
     sandbox.deliver_due()
     form = shop.forms()[0]
     assert form["sign_type"] == "RSA"
@@ -319,7 +319,7 @@ def test_delivery_to_an_in_process_shop_app(platform_keys, merchant_keys, clock)
             client, app_id=APP_ID, private_key=merchant_keys.private, now=clock.now
         )
         new_trade(wire, "T1", notify_url="http://shop.test/notify")
-        box.pay_alipay(APP_ID, "T1")
+        box.alipay.pay(APP_ID, "T1")
         (attempt,) = box.deliver_due()
     box.stop()
     assert attempt.acknowledged
@@ -330,7 +330,7 @@ def test_shop_exception_is_a_failed_attempt(
     alipay: AlipayWireClient, sandbox: Sandbox, shop: Shop
 ) -> None:
     new_trade(alipay, "T1")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     shop.answers = [RuntimeError("boom")]
     (attempt,) = sandbox.deliver_due()
     assert not attempt.acknowledged
@@ -356,7 +356,7 @@ def test_delivery_thread(platform_keys, merchant_keys, shop: Shop, http) -> None
     box.start_delivery_thread(interval=0.02)
     box.start_delivery_thread(interval=0.02)  # idempotent
     try:
-        box.pay_alipay(APP_ID, "T1")
+        box.alipay.pay(APP_ID, "T1")
         deadline = time.monotonic() + 5
         while not box.deliveries and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -72,7 +72,7 @@ def test_qr_pay_query_notify_refund(live) -> None:
     assert result.qr_code.startswith("http://sandbox.test/alipay/cashier/")
     assert hub.query("alipay", "I1").status == models.PaymentStatus.PENDING
 
-    box.pay_alipay(APP_ID, "I1")
+    box.alipay.pay(APP_ID, "I1")
     paid = hub.query("alipay", "I1")
     assert paid.status == models.PaymentStatus.PAID
     assert paid.amount == Money(1000)
@@ -127,7 +127,7 @@ def test_gbk_notification_with_lying_content_type(live, merchant_keys) -> None:
         APP_ID, merchant_keys.public_pem, SELLER_ID, charset="gbk", lie_content_type=True
     )
     hub.pay(_request("I3", "qr"))
-    box.pay_alipay(APP_ID, "I3")
+    box.alipay.pay(APP_ID, "I3")
     box.deliver_due()
     (sent,) = shop.requests
     outcome = hub.handle_notification("alipay", sent.headers, sent.content)
@@ -137,7 +137,7 @@ def test_gbk_notification_with_lying_content_type(live, merchant_keys) -> None:
 def test_bill(live) -> None:
     box, _, hub, _ = live
     hub.pay(_request("I4", "qr", 2500))
-    paid = box.pay_alipay(APP_ID, "I4")
+    paid = box.alipay.pay(APP_ID, "I4")
     assert paid.paid_at is not None
     (record,) = hub.download_bill("alipay", paid.paid_at.astimezone(CHINA_TZ).date())
     assert record.out_trade_no == "I4"

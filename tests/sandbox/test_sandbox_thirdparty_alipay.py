@@ -125,7 +125,7 @@ def test_precreate_pay_query_notify_refund(live: Live) -> None:
     assert waiting["code"] == "10000", waiting
     assert waiting["trade_status"] == "WAIT_BUYER_PAY"
 
-    box.pay_alipay(APP_ID, "TP-A1")
+    box.alipay.pay(APP_ID, "TP-A1")
     paid = client.api_alipay_trade_query(out_trade_no="TP-A1")
     assert paid["code"] == "10000", paid
     assert paid["trade_status"] == "TRADE_SUCCESS"

@@ -139,7 +139,7 @@ def test_native_pay_query_notify_refund(live: Live) -> None:
     assert code == 200, text
     assert json.loads(text)["trade_state"] == "NOTPAY"
 
-    box.pay_wechat(MCHID, "TPWX-001")
+    box.wechat.pay(MCHID, "TPWX-001")
     code, text = client.query(out_trade_no="TPWX-001")
     assert code == 200, text
     paid = json.loads(text)
@@ -276,7 +276,7 @@ def test_certificate_rotation_is_followed_by_the_sdk(live: Live) -> None:
     assert json.loads(text)["trade_state"] == "NOTPAY"
     stored = (live.cert_dir / f"{new_serial}.pem").read_text(encoding="utf-8")
     assert stored.strip() == live.box.wechat_platform_certificates_pem[-1].strip()
-    live.box.pay_wechat(MCHID, "TPWX-005")
+    live.box.wechat.pay(MCHID, "TPWX-005")
     live.box.deliver_due()
     (sent,) = live.shop.requests
     assert sent.headers["Wechatpay-Serial"] == new_serial

@@ -106,7 +106,7 @@ def test_paid_or_closed_order_cannot_be_created_again(
     alipay: AlipayWireClient, sandbox: Sandbox
 ) -> None:
     new_trade(alipay, "PAID")
-    sandbox.pay_alipay(APP_ID, "PAID")
+    sandbox.alipay.pay(APP_ID, "PAID")
     reply = alipay.call(
         "alipay.trade.precreate",
         {"out_trade_no": "PAID", "total_amount": "100.00", "subject": "Gift card 礼品卡"},
@@ -168,7 +168,7 @@ def test_query_unpaid_then_paid(alipay: AlipayWireClient, sandbox: Sandbox) -> N
     assert node["total_amount"] == "12.30"
     assert node["buyer_pay_amount"] == "0.00"
     assert "send_pay_date" not in node
-    sandbox.pay_alipay(APP_ID, "T1", buyer_id="2088102000009999")
+    sandbox.alipay.pay(APP_ID, "T1", buyer_id="2088102000009999")
     node = alipay.call(QUERY, {"trade_no": trade_no}).node
     assert node == {
         "code": "10000",
@@ -223,7 +223,7 @@ def test_trades_are_scoped_to_their_app(
 
 def test_partial_then_full_refund(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     trade_no = new_trade(alipay, "T1", "100.00")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     first = alipay.call(
         REFUND, {"out_trade_no": "T1", "refund_amount": "30.00", "out_request_no": "R1"}
     ).node
@@ -248,7 +248,7 @@ def test_refund_is_idempotent_per_request_number(
     alipay: AlipayWireClient, sandbox: Sandbox, clock: ManualClock
 ) -> None:
     new_trade(alipay, "T1", "100.00")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     biz = {"out_trade_no": "T1", "refund_amount": "40.00", "out_request_no": "R1"}
     first = alipay.call(REFUND, biz).node
     clock.advance(60)
@@ -265,7 +265,7 @@ def test_refund_is_idempotent_per_request_number(
 
 def test_refunds_cannot_exceed_the_total(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     new_trade(alipay, "T1", "100.00")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     alipay.call(REFUND, {"out_trade_no": "T1", "refund_amount": "60.00", "out_request_no": "R1"})
     reply = alipay.call(
         REFUND, {"out_trade_no": "T1", "refund_amount": "40.01", "out_request_no": "R2"}
@@ -292,7 +292,7 @@ def test_refund_without_request_number_is_one_full_request(
     alipay: AlipayWireClient, sandbox: Sandbox
 ) -> None:
     new_trade(alipay, "T1", "5.00")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     node = alipay.call(REFUND, {"out_trade_no": "T1", "refund_amount": "5.00"}).node
     assert node["fund_change"] == "Y"
     assert (
@@ -315,8 +315,8 @@ def test_refund_of_closed_or_finished_trade(alipay: AlipayWireClient, sandbox: S
         "ACQ.TRADE_STATUS_ERROR",
     )
     new_trade(alipay, "DONE")
-    sandbox.pay_alipay(APP_ID, "DONE")
-    sandbox.finish_alipay(APP_ID, "DONE")
+    sandbox.alipay.pay(APP_ID, "DONE")
+    sandbox.alipay.finish(APP_ID, "DONE")
     _business(
         alipay.call(REFUND, {"out_trade_no": "DONE", "refund_amount": "1.00"}),
         "ACQ.TRADE_HAS_FINISHED",
@@ -326,14 +326,14 @@ def test_refund_of_closed_or_finished_trade(alipay: AlipayWireClient, sandbox: S
 @pytest.mark.parametrize("amount", ["0", "0.00", "-1", "1.005", "abc", ""])
 def test_refund_amount_strict(alipay: AlipayWireClient, sandbox: Sandbox, amount) -> None:
     new_trade(alipay, "T1")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     reply = alipay.call(REFUND, {"out_trade_no": "T1", "refund_amount": amount})
     _business(reply, "ACQ.INVALID_PARAMETER")
 
 
 def test_refund_query(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     trade_no = new_trade(alipay, "T1", "50.00")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     alipay.call(REFUND, {"out_trade_no": "T1", "refund_amount": "20.00", "out_request_no": "R1"})
     node = alipay.call(REFUND_QUERY, {"out_trade_no": "T1", "out_request_no": "R1"}).node
     assert node == {
@@ -368,12 +368,12 @@ def test_close_unpaid(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     assert alipay.call(QUERY, {"out_trade_no": "T1"}).node["trade_status"] == "TRADE_CLOSED"
     _business(alipay.call(CLOSE, {"trade_no": trade_no}), "ACQ.TRADE_STATUS_ERROR")
     with pytest.raises(TradeStateError):
-        sandbox.pay_alipay(APP_ID, "T1")
+        sandbox.alipay.pay(APP_ID, "T1")
 
 
 def test_close_paid_is_refused(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     new_trade(alipay, "T1")
-    sandbox.pay_alipay(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
     _business(alipay.call(CLOSE, {"out_trade_no": "T1"}), "ACQ.TRADE_STATUS_ERROR")
     _business(alipay.call(CLOSE, {"out_trade_no": "T9"}), "ACQ.TRADE_NOT_EXIST")
 
@@ -414,7 +414,7 @@ def test_time_expire_is_absolute(
     # the gateway closes expired trades before answering
     assert alipay.call(QUERY, {"out_trade_no": "T1"}).node["trade_status"] == "TRADE_CLOSED"
     with pytest.raises(TradeStateError):
-        sandbox.pay_alipay(APP_ID, "T1")
+        sandbox.alipay.pay(APP_ID, "T1")
 
 
 # -- Python API -------------------------------------------------------------------------
@@ -425,23 +425,23 @@ def test_pay_rules(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
 
     new_trade(alipay, "T1")
     with pytest.raises(TradeStateError, match="BUYER_SELLER_EQUAL"):
-        sandbox.pay_alipay(APP_ID, "T1", buyer_id="2088000000000001")
-    paid = sandbox.pay_alipay(APP_ID, "T1")
+        sandbox.alipay.pay(APP_ID, "T1", buyer_id="2088000000000001")
+    paid = sandbox.alipay.pay(APP_ID, "T1")
     assert paid.state is TradeState.PAID
     assert paid.fee.minor == 60  # 0.6 % of 100.00
     with pytest.raises(TradeStateError):
-        sandbox.pay_alipay(APP_ID, "T1")
+        sandbox.alipay.pay(APP_ID, "T1")
     with pytest.raises(TradeNotFoundError):
-        sandbox.pay_alipay(APP_ID, "T9")
+        sandbox.alipay.pay(APP_ID, "T9")
     with pytest.raises(UnknownMerchantError):
-        sandbox.pay_alipay("2021999", "T1")
+        sandbox.alipay.pay("2021999", "T1")
 
 
 def test_finish(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     new_trade(alipay, "T1")
     with pytest.raises(TradeStateError):
-        sandbox.finish_alipay(APP_ID, "T1")
-    sandbox.pay_alipay(APP_ID, "T1")
-    sandbox.finish_alipay(APP_ID, "T1")
+        sandbox.alipay.finish(APP_ID, "T1")
+    sandbox.alipay.pay(APP_ID, "T1")
+    sandbox.alipay.finish(APP_ID, "T1")
     assert alipay.call(QUERY, {"out_trade_no": "T1"}).node["trade_status"] == "TRADE_FINISHED"
     assert sandbox.trades[0].state is TradeState.FINISHED

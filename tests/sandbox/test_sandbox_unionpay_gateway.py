@@ -37,7 +37,7 @@ def _raw_answer(env: Env, endpoint: str, fields: dict[str, str]) -> dict[str, st
 def _paid(env: Env, order_id: str = "PAIDORDER1", amount: str = "1000") -> dict[str, str]:
     """An app consume, paid; its query answer."""
     answer = env.client.app_consume(order_id, amount)
-    env.sandbox.pay_unionpay(MER_ID, order_id)
+    env.sandbox.unionpay.pay(MER_ID, order_id)
     return env.client.query(order_id, answer["txnTime"])
 
 
@@ -67,7 +67,7 @@ def test_query_follows_the_trade(env: Env) -> None:
     pending = env.client.query("QUERYORD01", created["txnTime"])
     assert (pending["respCode"], pending["origRespCode"]) == ("00", "05")
     env.clock.advance(30)
-    env.sandbox.pay_unionpay(MER_ID, "QUERYORD01")
+    env.sandbox.unionpay.pay(MER_ID, "QUERYORD01")
     paid = env.client.query("QUERYORD01", created["txnTime"])
     assert (paid["respCode"], paid["origRespCode"]) == ("00", "00")
     assert paid["txnAmt"] == "500"

@@ -27,7 +27,7 @@ def env(merchant_keys) -> Iterator[Env]:
 
 def _pay(env: Env, order_id: str = "NOTIFY0001", amount: str = "1999") -> dict[str, str]:
     created = env.client.app_consume(order_id, amount, reqReserved="{shop=1&x=y}")
-    env.sandbox.pay_unionpay(MER_ID, order_id)
+    env.sandbox.unionpay.pay(MER_ID, order_id)
     return created
 
 
@@ -130,7 +130,7 @@ def test_a_fault_signs_new_notifications_but_resends_keep_their_bytes(env: Env) 
     env.sandbox.deliver_due()
     env.client.app_consume("NOTIFY0005")
     env.sandbox.unionpay_fault("other_chain")
-    env.sandbox.pay_unionpay(MER_ID, "NOTIFY0005")
+    env.sandbox.unionpay.pay(MER_ID, "NOTIFY0005")
     env.clock.advance(1)
     env.sandbox.deliver_due()
     first, faulty, resent = env.shop.requests  # the new one was due first

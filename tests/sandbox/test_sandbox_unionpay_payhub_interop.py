@@ -172,7 +172,7 @@ def test_app_consume_and_undo(live: Live) -> None:
     tn = result.app_params["tn"]
     trade = live.sandbox.unionpay_trade(MER_ID, "INTEROP0002")
     assert trade.extra["tn"] == tn
-    live.sandbox.pay_unionpay(MER_ID, "INTEROP0002")
+    live.sandbox.unionpay.pay(MER_ID, "INTEROP0002")
     assert live.notify().accepted
     undo = live.run(
         live.channel.undo(  # type: ignore[attr-defined]
@@ -194,7 +194,7 @@ def test_payhub_refuses_a_faulty_platform_signature(live: Live, kind: str) -> No
     live.sandbox.unionpay_fault(kind)
     with pytest.raises(SignatureError):
         live.hub.query("unionpay", "INTEROP0003")
-    live.sandbox.pay_unionpay(MER_ID, "INTEROP0003")
+    live.sandbox.unionpay.pay(MER_ID, "INTEROP0003")
     outcome = live.notify()
     assert not outcome.accepted
     assert outcome.ack.status_code != 200  # so UnionPay sends it again
@@ -209,7 +209,7 @@ def test_refund_notification_with_a_store(restartable: Restartable) -> None:
         seen: list[str] = []
         live.hub.subscribe("*", lambda event: seen.append(event.type))
         live.hub.pay(_request("INTEROP0004", "app"))
-        box.pay_unionpay(MER_ID, "INTEROP0004")
+        box.unionpay.pay(MER_ID, "INTEROP0004")
         assert live.notify().accepted
         live.hub.refund(
             "unionpay",
@@ -310,7 +310,7 @@ def _paid_then_refund_lost(
     from payhub.errors import ChannelTimeout
 
     live.hub.pay(_request(out_trade_no, "app", minor=1000))
-    live.sandbox.pay_unionpay(MER_ID, out_trade_no)
+    live.sandbox.unionpay.pay(MER_ID, out_trade_no)
     assert live.notify().accepted
     link.lose = True
     with pytest.raises(ChannelTimeout):

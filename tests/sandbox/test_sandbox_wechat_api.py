@@ -75,7 +75,7 @@ def test_jsapi_app_and_h5(env: WechatEnv) -> None:
     assert h5.status_code == 200, h5.text
     assert h5.json()["h5_url"].startswith(f"{BASE_URL}/wechat/pay/")
 
-    env.sandbox.pay_wechat(MCHID, "ORDER-JSAPI-1")
+    env.sandbox.wechat.pay(MCHID, "ORDER-JSAPI-1")
     query = env.client.query("ORDER-JSAPI-1").json()
     assert query["trade_type"] == "JSAPI"
     assert query["payer"] == {"openid": "o-jsapi"}
@@ -148,7 +148,7 @@ def test_same_out_trade_no_again(env: WechatEnv) -> None:
     env.pay("ORDER-0001")
     _error(env.client.native("ORDER-0001"), 403, "ORDERPAID")
     env.client.native("ORDER-0002")
-    env.sandbox.close_wechat(MCHID, "ORDER-0002")
+    env.sandbox.wechat.close(MCHID, "ORDER-0002")
     _error(env.client.native("ORDER-0002"), 400, "ORDER_CLOSED")
     assert len(env.sandbox.trades) == 2
 
@@ -241,7 +241,7 @@ def test_time_expire_closes_the_order(env: WechatEnv) -> None:
     [("SYSTEM_ERROR", 500), ("FREQUENCY_LIMITED", 429), ("BANK_ERROR", 500), ("NO_AUTH", 403)],
 )
 def test_forced_errors_are_signed_and_used_up(env: WechatEnv, code: str, status: int) -> None:
-    env.sandbox.fail_wechat_next(code, path="/v3/pay/transactions/native")
+    env.sandbox.wechat.fail(code, path="/v3/pay/transactions/native")
     failed = env.client.native("ORDER-0001")
     _error(failed, status, code)
     env.verify(failed)

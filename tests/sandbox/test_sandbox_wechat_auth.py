@@ -181,7 +181,7 @@ def test_certificate_mode_signs_with_the_platform_certificate(cert_env: WechatEn
     assert format(cert.serial_number, "X") == serial
     assert verify_platform(response.headers, response.content, env.platform_keys()) == serial
     # The certificate is issued by the sandbox's CA.
-    ca = x509.load_pem_x509_certificate(env.sandbox.wechat.ca_certificate_pem.encode())
+    ca = x509.load_pem_x509_certificate(env.sandbox.wechat.engine.ca_certificate_pem.encode())
     cert.verify_directly_issued_by(ca)
 
 

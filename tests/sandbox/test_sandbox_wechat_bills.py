@@ -118,7 +118,7 @@ def _real_header(name: str) -> list[str]:
 
 
 def _bill_rows(env: WechatEnv, bill_type: str) -> list[list[str]]:
-    raw = env.sandbox.wechat_bill(MCHID, date(2024, 3, 1), bill_type)
+    raw = env.sandbox.wechat.bill(MCHID, date(2024, 3, 1), bill_type)
     return _rows(raw.decode("utf-8-sig"))
 
 
@@ -144,7 +144,7 @@ def test_bills_have_the_columns_of_real_bills(env: WechatEnv) -> None:
 def test_payhub_reads_the_sandbox_bill_as_a_real_one(env: WechatEnv) -> None:
     """The fee's sign and scale: what payhub's parser makes of the real files holds here."""
     _day_of_trading(env)
-    raw = env.sandbox.wechat_bill(MCHID, date(2024, 3, 1))
+    raw = env.sandbox.wechat.bill(MCHID, date(2024, 3, 1))
     first, second, refund = parse_trade_bill(raw, channel="wechat")
     assert (first.fee, second.fee, refund.fee) == (Money(60), Money(15), Money(-18))
 
@@ -162,7 +162,7 @@ def test_without_gzip_and_by_type(env: WechatEnv) -> None:
     # The control API serves the same file, whatever the time.
     control = env.http.get(f"/_control/wechat/bills/{MCHID}/2024-03-01")
     assert control.status_code == 200
-    assert control.content == env.sandbox.wechat_bill(MCHID, date(2024, 3, 1))
+    assert control.content == env.sandbox.wechat.bill(MCHID, date(2024, 3, 1))
 
 
 def test_the_download_needs_a_signed_get_of_the_same_merchant(env: WechatEnv, other_keys) -> None:

@@ -176,13 +176,13 @@ def test_portal_refund_and_console_buttons(env: WechatEnv) -> None:
     )
     assert paid.status_code == 303, page.text
     assert env.sandbox.wechat_trade(MCHID, "ORDER-0001").buyer_id == "o-console"
-    refund = env.sandbox.refund_wechat(MCHID, "ORDER-0001", "0.40", out_refund_no="P-1")
+    refund = env.sandbox.wechat.refund(MCHID, "ORDER-0001", "0.40", out_refund_no="P-1")
     assert refund.status == "PROCESSING"
-    assert env.sandbox.refund_wechat(MCHID, "ORDER-0001", "0.40", out_refund_no="P-1") == refund
+    assert env.sandbox.wechat.refund(MCHID, "ORDER-0001", "0.40", out_refund_no="P-1") == refund
     with pytest.raises(ValueError, match="another"):
-        env.sandbox.refund_wechat(MCHID, "ORDER-0001", "0.41", out_refund_no="P-1")
+        env.sandbox.wechat.refund(MCHID, "ORDER-0001", "0.41", out_refund_no="P-1")
     with pytest.raises(Exception, match="INVALID_REQUEST"):
-        env.sandbox.refund_wechat(MCHID, "ORDER-0001", "0.61")
+        env.sandbox.wechat.refund(MCHID, "ORDER-0001", "0.61")
     env.sandbox.deliver_due()
     assert env.client.get("/v3/refund/domestic/refunds/P-1").json()["status"] == "SUCCESS"
 

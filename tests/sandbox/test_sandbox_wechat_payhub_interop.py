@@ -90,7 +90,7 @@ def test_native_pay_notify_query_refund_bill(live: Live) -> None:
     assert live.http.get(result.qr_code).status_code == 200
     assert hub.query("wechat", "WX-INTEROP-1").status == models.PaymentStatus.PENDING
 
-    box.pay_wechat(MCHID, "WX-INTEROP-1")
+    box.wechat.pay(MCHID, "WX-INTEROP-1")
     box.deliver_due()
     (sent,) = shop.requests
     outcome = hub.handle_notification("wechat", sent.headers, sent.content)
@@ -141,7 +141,7 @@ def test_rotation_is_followed(live: Live) -> None:
     hub.pay(_request("WX-INTEROP-2"))
     box.rotate_wechat_platform_certificate()
     assert hub.query("wechat", "WX-INTEROP-2").status == models.PaymentStatus.PENDING
-    box.pay_wechat(MCHID, "WX-INTEROP-2")
+    box.wechat.pay(MCHID, "WX-INTEROP-2")
     box.deliver_due()
     outcome = hub.handle_notification(
         "wechat", live.shop.requests[-1].headers, live.shop.requests[-1].content
@@ -152,12 +152,12 @@ def test_rotation_is_followed(live: Live) -> None:
 def test_business_errors_map(live: Live) -> None:
     box, hub = live.box, live.hub
     hub.pay(_request("WX-INTEROP-3"))
-    box.pay_wechat(MCHID, "WX-INTEROP-3")
+    box.wechat.pay(MCHID, "WX-INTEROP-3")
     with pytest.raises(ChannelError) as paid:
         hub.pay(_request("WX-INTEROP-3"))
     assert paid.value.code is ErrorCode.TRADE_ALREADY_PAID
     assert not paid.value.retryable
-    box.fail_wechat_next("SYSTEM_ERROR")
+    box.wechat.fail("SYSTEM_ERROR")
     with pytest.raises(ChannelError) as busy:
         hub.query("wechat", "WX-INTEROP-3")
     assert busy.value.retryable
@@ -175,7 +175,7 @@ def test_refund_limits_close_and_other_methods(live: Live, merchant_keys) -> Non
         refund_delay=60,
     )
     hub.pay(_request("WX-INTEROP-4"))
-    box.pay_wechat(MCHID, "WX-INTEROP-4")
+    box.wechat.pay(MCHID, "WX-INTEROP-4")
     first = hub.refund(
         "wechat",
         models.RefundRequest(
@@ -247,7 +247,7 @@ def test_refund_whose_notification_was_lost_is_recovered_by_sync(live: Live, tmp
         store.upgrade()
         hub = PayHub(channels=list(live.hub.channels.values()), http_client=live.http, store=store)
         hub.pay(_request("WX-INTEROP-6"))
-        box.pay_wechat(MCHID, "WX-INTEROP-6")
+        box.wechat.pay(MCHID, "WX-INTEROP-6")
         box.deliver_due()
         (sent,) = shop.requests
         assert hub.handle_notification("wechat", sent.headers, sent.content).accepted

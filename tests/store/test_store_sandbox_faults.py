@@ -187,7 +187,7 @@ def _paid_once(rig: Rig, out_trade_no: str) -> None:
 def test_ten_concurrent_duplicates(rig: Rig) -> None:
     rig.order("F1")
     rig.box.add_delivery_fault(out_trade_no="F1", duplicates=10, concurrent=True)
-    rig.box.pay_alipay(APP_ID, "F1")
+    rig.box.alipay.pay(APP_ID, "F1")
     rig.drive()
     attempts = rig.box.deliveries
     assert len(attempts) == 10
@@ -203,7 +203,7 @@ def test_ten_concurrent_duplicates(rig: Rig) -> None:
 def test_random_delay(rig: Rig) -> None:
     rig.order("F2")
     fault = rig.box.add_delivery_fault(merchant_id=APP_ID, delay=(2.0, 9.0), seed=42)
-    rig.box.pay_alipay(APP_ID, "F2")
+    rig.box.alipay.pay(APP_ID, "F2")
     (note,) = rig.box.notifications
     assert rig.box.deliver_due() == []
     assert rig.store.payment("F2").status is PaymentState.PENDING
@@ -219,11 +219,11 @@ def test_random_delay(rig: Rig) -> None:
 def test_refund_before_payment_is_deferred_then_applied(rig: Rig) -> None:
     rig.order("F3")
     rig.box.add_delivery_fault(out_trade_no="F3", reorder=True)
-    rig.box.pay_alipay(APP_ID, "F3")
+    rig.box.alipay.pay(APP_ID, "F3")
     rig.drive()  # the payment is held: nothing goes out
     assert rig.box.deliveries == []
     # The merchant refunds from Alipay's portal before payhub heard of the payment.
-    rig.box.refund_alipay(APP_ID, "F3", "30.00", out_request_no="RF3")
+    rig.box.alipay.refund(APP_ID, "F3", "30.00", out_refund_no="RF3")
     rig.drive()
     refund, payment = rig.box.deliveries
     assert (refund.kind, payment.kind) == ("TRADE_SUCCESS (refund)", "TRADE_SUCCESS")
@@ -249,7 +249,7 @@ def test_refund_before_payment_is_deferred_then_applied(rig: Rig) -> None:
 def test_first_three_attempts_dropped(rig: Rig) -> None:
     rig.order("F4")
     rig.box.add_delivery_fault(out_trade_no="F4", drop_first=3)
-    rig.box.pay_alipay(APP_ID, "F4")
+    rig.box.alipay.pay(APP_ID, "F4")
     start = rig.clock.now()
     rig.drive()
     attempts = rig.box.deliveries
@@ -264,7 +264,7 @@ def test_first_three_attempts_dropped(rig: Rig) -> None:
 def test_replay_after_acknowledgement(rig: Rig) -> None:
     rig.order("F5")
     rig.box.add_delivery_fault(out_trade_no="F5", replay_after=120, replays=2)
-    rig.box.pay_alipay(APP_ID, "F5")
+    rig.box.alipay.pay(APP_ID, "F5")
     rig.drive()
     _paid_once(rig, "F5")
     for _ in range(2):
@@ -289,7 +289,7 @@ def test_tampered_notification_is_refused_then_the_genuine_resend_applies(
     if tamper == "amount":
         options["tamper_amount"] = "0.01"  # pay a cent for a 100-yuan card
     rig.box.add_delivery_fault(out_trade_no="F6", **options)
-    rig.box.pay_alipay(APP_ID, "F6")
+    rig.box.alipay.pay(APP_ID, "F6")
     (forged,) = rig.box.deliver_due()
     assert forged.effects == (f"tampered-{tamper}",)
     assert (forged.acknowledged, forged.response_body) == (False, "fail")
@@ -307,7 +307,7 @@ def test_tampered_notification_is_refused_then_the_genuine_resend_applies(
 
 def test_a_refund_whose_answer_was_lost_is_completed_once(rig: Rig) -> None:
     rig.order("F7")
-    rig.box.pay_alipay(APP_ID, "F7")
+    rig.box.alipay.pay(APP_ID, "F7")
     rig.drive()
     rig.link.lose.add("alipay.trade.refund")  # Alipay refunds; its answer never arrives
     request = models.RefundRequest(out_trade_no="F7", out_refund_no="RF7", amount=Money(2500))
@@ -339,7 +339,7 @@ def test_a_refund_whose_answer_was_lost_is_completed_once(rig: Rig) -> None:
 
 def test_a_refund_alipay_never_got_stays_reserved(rig: Rig) -> None:
     rig.order("F8")
-    rig.box.pay_alipay(APP_ID, "F8")
+    rig.box.alipay.pay(APP_ID, "F8")
     rig.drive()
     rig.link.drop.add("alipay.trade.refund")  # the request never reaches Alipay
     request = models.RefundRequest(out_trade_no="F8", out_refund_no="RF8", amount=Money(10_000))
@@ -363,7 +363,7 @@ def test_a_refund_retried_after_a_lost_answer_is_settled_at_once(rig: Rig) -> No
     """Alipay answers a repeated out_request_no with fund_change N ("no money moved
     by this call") and advises a refund query: the hub asks at once."""
     rig.order("F9")
-    rig.box.pay_alipay(APP_ID, "F9")
+    rig.box.alipay.pay(APP_ID, "F9")
     rig.drive()
     rig.link.lose.add("alipay.trade.refund")
     request = models.RefundRequest(out_trade_no="F9", out_refund_no="RF9", amount=Money(4000))
@@ -383,11 +383,11 @@ def test_console_refunds_held_for_review_carry_their_amounts(rig: Rig) -> None:
     """Refunds made in Alipay's merchant console: each notification's refund_fee is
     the trade's running total; the held refund carries its own amount (point 22)."""
     rig.order("F9")
-    rig.box.pay_alipay(APP_ID, "F9")
+    rig.box.alipay.pay(APP_ID, "F9")
     rig.drive()
-    rig.box.refund_alipay(APP_ID, "F9", "30.00", out_request_no="RF9a")
+    rig.box.alipay.refund(APP_ID, "F9", "30.00", out_refund_no="RF9a")
     rig.drive()
-    rig.box.refund_alipay(APP_ID, "F9", "20.00", out_request_no="RF9b")
+    rig.box.alipay.refund(APP_ID, "F9", "20.00", out_refund_no="RF9b")
     rig.drive()
     assert all(d.acknowledged for d in rig.box.deliveries)
     held = rig.store.anomalies("F9")
@@ -409,7 +409,7 @@ def test_a_gateway_clock_hours_ahead_is_flagged_and_the_payment_credited(rig: Ri
     with a paid_time anomaly and a payment.time_anomaly event (point 11)."""
     rig.order("F10")
     rig.clock.advance(2 * 3600)
-    rig.box.pay_alipay(APP_ID, "F10")
+    rig.box.alipay.pay(APP_ID, "F10")
     rig.drive()
     [outcome] = rig.outcomes
     assert outcome.ack.ok

@@ -8,8 +8,9 @@
 >>> epay.add_merchant("1001", "merchant-key")  # doctest: +SKIP
 
 Installed with payhub-sandbox, it is also a sandbox part (entry point
-``payhub_sandbox.parts``): ``payhub_sandbox.parts.install_parts(app)`` mounts
-it. Routes under ``/epay``: ``submit.php`` (page jump to the cashier), ``mapi.php``
+``payhub_sandbox.parts``): the sandbox's ``create_app`` mounts it (through
+``payhub_sandbox.parts.install_parts(app)``); ``init_app`` then swaps in another
+simulator. Routes under ``/epay``: ``submit.php`` (page jump to the cashier), ``mapi.php``
 (API payment), ``api.php?act=order`` and ``act=refund``, ``cashier/<trade_no>``,
 and a control API under ``/epay/_control/``. Notifications (GET by default, on
 彩虹易支付's resend schedule) with delivery faults: drop, duplicate, delay,

@@ -25,9 +25,11 @@ def simulator() -> EpaySimulator:
 def init_app(app: Flask, epay: EpaySimulator, *, url_prefix: str = "/epay") -> EpaySimulator:
     """Mount the EPay provider on ``app`` (the sandbox's ``create_app()``, or any
     Flask app) under ``url_prefix``: the channel's ``gateway`` is then
-    ``<sandbox URL><url_prefix>/``."""
+    ``<sandbox URL><url_prefix>/``. On an app where the provider is mounted already
+    (``create_app()`` mounts the installed sandbox part), it swaps in ``epay``."""
     app.extensions[EXTENSION_KEY] = epay
-    app.register_blueprint(epay_blueprint, url_prefix=url_prefix)
+    if epay_blueprint.name not in app.blueprints:
+        app.register_blueprint(epay_blueprint, url_prefix=url_prefix)
     return epay
 
 

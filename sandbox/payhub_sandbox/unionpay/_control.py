@@ -14,8 +14,8 @@ from flask import Blueprint, Response, jsonify, request
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
 from payhub_sandbox._state import Trade
-from payhub_sandbox._unionpay import unionpay_orig_resp_code
-from payhub_sandbox._unionpay_pki import FAULT_KINDS, certificate_pem
+from payhub_sandbox.unionpay._pki import FAULT_KINDS, certificate_pem
+from payhub_sandbox.unionpay._simulator import unionpay_orig_resp_code
 
 __all__ = ["unionpay_control_blueprint", "unionpay_trade_json"]
 
@@ -90,13 +90,13 @@ def list_merchants() -> Response:
 def certs() -> Response:
     """The trust anchors a client configures, and the platform certificate in use."""
     sandbox = current_sandbox()
-    pki = sandbox.unionpay.pki
+    pki = sandbox.unionpay.engine.pki
     return jsonify(
         {
             "root_cert": pki.root_cert_pem,
             "middle_cert": pki.middle_cert_pem,
             "sign_cert": pki.sign_cert_pem,
-            "fault": sandbox.unionpay.fault,
+            "fault": sandbox.unionpay.engine.fault,
         }
     )
 
@@ -126,4 +126,4 @@ def get_trade(order_id: str) -> Response:
 
 @unionpay_control_blueprint.post("/trades/<order_id>/pay")
 def pay_trade(order_id: str) -> Response:
-    return jsonify(unionpay_trade_json(current_sandbox().pay_unionpay(_mer_id(), order_id)))
+    return jsonify(unionpay_trade_json(current_sandbox().unionpay.pay(_mer_id(), order_id)))

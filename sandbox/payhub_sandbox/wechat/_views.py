@@ -12,7 +12,7 @@ from payhub_sandbox._errors import SandboxError, TradeNotFoundError
 from payhub_sandbox._fault_views import MERCHANT_IDS, SYSTEM_ERROR_RESPONDERS
 from payhub_sandbox._faults import GatewayFault
 from payhub_sandbox._state import Trade
-from payhub_sandbox._wechat import DEFAULT_OPENID, WechatReply, wechat_trade_state
+from payhub_sandbox.wechat._simulator import DEFAULT_OPENID, WechatReply, wechat_trade_state
 
 __all__ = ["wechat_blueprint"]
 
@@ -59,7 +59,7 @@ def _response(reply: WechatReply) -> Response:
 @wechat_blueprint.route("/v3/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def v3(rest: str) -> Response:
     sandbox = current_sandbox()
-    reply = sandbox.wechat.handle(
+    reply = sandbox.wechat.engine.handle(
         method=request.method,
         path=request.path,
         targets=_targets(),
@@ -74,7 +74,9 @@ def v3(rest: str) -> Response:
 def _system_error(fault: GatewayFault) -> BaseResponse:
     """A gateway fault's "system busy": signed, as WeChat Pay's own 500s are."""
     mch_id = MERCHANT_IDS["wechat"](request)
-    return _response(current_sandbox().wechat.error_reply(fault.code or "SYSTEM_ERROR", mch_id))
+    return _response(
+        current_sandbox().wechat.engine.error_reply(fault.code or "SYSTEM_ERROR", mch_id)
+    )
 
 
 SYSTEM_ERROR_RESPONDERS["wechat"] = _system_error
@@ -88,7 +90,7 @@ def _pay_page(trade: Trade, *, error: str | None = None, status: int = 200) -> R
         merchant=sandbox.wechat_merchant(trade.merchant_id),
         trade_state=wechat_trade_state(trade),
         amount=trade.amount.to_decimal_string(),
-        qr_content=sandbox.wechat.pay_url(trade, sandbox.base_url or request.url_root),
+        qr_content=sandbox.wechat.engine.pay_url(trade, sandbox.base_url or request.url_root),
         openid=trade.buyer_id or DEFAULT_OPENID,
         error=error,
     )
@@ -99,16 +101,16 @@ def _pay_page(trade: Trade, *, error: str | None = None, status: int = 200) -> R
 def pay_page(token: str) -> BaseResponse:
     sandbox = current_sandbox()
     try:
-        trade = sandbox.wechat.trade_by_token(token)
+        trade = sandbox.wechat.engine.trade_by_token(token)
     except TradeNotFoundError:
         abort(404)
     if request.method == "GET":
         return _pay_page(trade)
     openid = request.form.get("openid", "").strip() or None
     try:
-        paid = sandbox.wechat.pay(trade, openid=openid)
+        paid = sandbox.wechat.engine.pay(trade, openid=openid)
     except SandboxError as exc:
-        return _pay_page(sandbox.wechat.trade_by_token(token), error=exc.message, status=409)
+        return _pay_page(sandbox.wechat.engine.trade_by_token(token), error=exc.message, status=409)
     return _pay_page(paid)
 
 
@@ -123,8 +125,8 @@ def wechat_console() -> Response:
         now=sandbox.clock.now(),
         merchants=sandbox.wechat_merchants,
         public_key_id=sandbox.wechat_public_key_id,
-        certificates=sandbox.wechat.certificates(),
-        trades=[(t, wechat_trade_state(t), sandbox.wechat.pay_url(t, base)) for t in trades],
+        certificates=sandbox.wechat.engine.certificates(),
+        trades=[(t, wechat_trade_state(t), sandbox.wechat.engine.pay_url(t, base)) for t in trades],
         refunds=[r for r in sandbox.refunds if r.channel == "wechat"],
     )
     return Response(html, content_type="text/html; charset=utf-8")

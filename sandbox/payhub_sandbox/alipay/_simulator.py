@@ -3,7 +3,7 @@ browser returns and bill links.
 
 :class:`AlipaySimulator` holds no Flask: the gateway view hands it the merged
 request parameters and sends back the :class:`GatewayReply` it returns. The
-wire format is built here and in :mod:`payhub_sandbox._alipay_wire` from
+wire format is built here and in :mod:`payhub_sandbox.alipay._wire` from
 PROTOCOLS.md, never through ``payhub.channels``.
 """
 
@@ -26,7 +26,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from payhub.errors import AmountError, ConfigurationError, SignatureError
 from payhub.money import Money
 from payhub.signing import load_public_key, rsa_verify
-from payhub_sandbox._alipay_wire import (
+from payhub_sandbox._clock import CHINA_TZ, Clock
+from payhub_sandbox._errors import (
+    InvalidInputError,
+    TradeNotFoundError,
+    TradeStateError,
+    UnknownMerchantError,
+    parse_fee_rate,
+)
+from payhub_sandbox._state import Refund, Trade, TradeState, TradeStore
+from payhub_sandbox.alipay._bills import alipay_bill_filename, build_alipay_bill_zip
+from payhub_sandbox.alipay._wire import (
     SIGN_HASHES,
     amount_text,
     encode_form,
@@ -39,17 +49,7 @@ from payhub_sandbox._alipay_wire import (
     string_to_sign,
     transcode,
 )
-from payhub_sandbox._bills import alipay_bill_filename, build_alipay_bill_zip
-from payhub_sandbox._clock import CHINA_TZ, Clock
-from payhub_sandbox._delivery import DeliveryScheduler, OutboundNotification, scaled
-from payhub_sandbox._errors import (
-    InvalidInputError,
-    TradeNotFoundError,
-    TradeStateError,
-    UnknownMerchantError,
-    parse_fee_rate,
-)
-from payhub_sandbox._state import Refund, Trade, TradeState, TradeStore
+from payhub_sandbox.delivery._scheduler import DeliveryScheduler, OutboundNotification, scaled
 
 __all__ = [
     "ALIPAY_RETRY_DELAYS",

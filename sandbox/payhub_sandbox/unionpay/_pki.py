@@ -10,7 +10,7 @@ Misbehaving platform certificates for clients' negative tests (another chain,
 expired, self-signed, the production CN, a key that does not match, no
 signature at all) are made on demand by :meth:`UnionPayPKI.fault_signer`.
 
-Nothing here knows HTTP or the ACP messages; :mod:`payhub_sandbox._unionpay`
+Nothing here knows HTTP or the ACP messages; :mod:`payhub_sandbox.unionpay._simulator`
 signs with what this module holds.
 """
 
@@ -56,9 +56,7 @@ TEST_SIGN_CN: Final = "041@Z12@00040000:SIGN@00000062"
 #: is no fault: its test environment has signed with it since 2020.)
 FOREIGN_SIGN_CN: Final = "041@Z12@Some Shop Ltd@00000062"
 
-FaultKind = Literal[
-    "other_chain", "expired", "self_signed", "foreign_cn", "wrong_key", "unsigned"
-]
+FaultKind = Literal["other_chain", "expired", "self_signed", "foreign_cn", "wrong_key", "unsigned"]
 #: What :meth:`UnionPayPKI.fault_signer` can make the platform sign with.
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 

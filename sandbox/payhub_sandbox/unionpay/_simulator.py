@@ -3,7 +3,7 @@
 :class:`UnionPaySimulator` holds no Flask: the views hand it the raw request
 body of ``/gateway/api/<endpoint>.do`` and send back the :class:`UnionPayReply`
 it returns. The wire format is built here and in
-:mod:`payhub_sandbox._unionpay_wire` from PROTOCOLS.md, never through
+:mod:`payhub_sandbox.unionpay._wire` from PROTOCOLS.md, never through
 ``payhub.channels``.
 
 Transactions are identified as ACP does: by ``merId`` + ``orderId`` (+ the
@@ -31,7 +31,6 @@ from payhub.errors import ConfigurationError
 from payhub.money import Money
 from payhub.signing import load_certificate
 from payhub_sandbox._clock import CHINA_TZ, Clock
-from payhub_sandbox._delivery import DeliveryScheduler, OutboundNotification, scaled
 from payhub_sandbox._errors import (
     InvalidInputError,
     TradeNotFoundError,
@@ -39,14 +38,15 @@ from payhub_sandbox._errors import (
     UnknownMerchantError,
 )
 from payhub_sandbox._state import Refund, Trade, TradeState, TradeStore
-from payhub_sandbox._unionpay_pki import (
+from payhub_sandbox.delivery._scheduler import DeliveryScheduler, OutboundNotification, scaled
+from payhub_sandbox.unionpay._pki import (
     PlatformSigner,
     UnionPayPKI,
     certificate_pem,
     merchant_pfx,
     new_rsa_key,
 )
-from payhub_sandbox._unionpay_wire import (
+from payhub_sandbox.unionpay._wire import (
     SIGN_METHOD,
     VERSION,
     amount_text,
@@ -686,6 +686,48 @@ class UnionPaySimulator:
             trade=changed,
         )
         return txn
+
+    def portal_refund(
+        self, mer_id: str, order_id: str, amount: Money, *, out_refund_no: str | None = None
+    ) -> Refund:
+        """A refund (``04``) made outside the gateway (the merchant's portal), with the
+        gateway's rules, notified to the consume's ``backUrl``. ``out_refund_no`` is the
+        refund's own ``orderId`` (None: a new one); the same one and amount returns the
+        earlier refund unchanged."""
+        with self._lock:
+            self.merchant(mer_id)
+            trade = self.trade(mer_id, order_id)
+            if amount.is_zero() or amount.minor < 0:
+                raise InvalidInputError("the refund amount must be positive")
+            if out_refund_no is None:
+                done = sum(1 for r in self._store.refunds(CHANNEL) if r.trade_no == trade.trade_no)
+                out_refund_no = f"R{done + 1:02d}{trade.trade_no}"[:40]
+            if _ORDER_ID_RE.fullmatch(out_refund_no) is None:
+                raise InvalidInputError("out_refund_no: orderId须为8-40位字母或数字")
+            earlier = self._store.find_refund(CHANNEL, mer_id, trade.trade_no, out_refund_no)
+            if earlier is not None:
+                if earlier.amount != amount:
+                    raise InvalidInputError(f"refund {out_refund_no} was made for another amount")
+                return earlier
+            fields = {
+                "orderId": out_refund_no,
+                "origQryId": trade.trade_no,
+                "txnTime": f"{self._clock.now().astimezone(CHINA_TZ):%Y%m%d%H%M%S}",
+                "txnType": "04",
+                "txnSubType": "00",
+                "bizType": "000201",
+                "accessType": "0",
+                "txnAmt": amount_text(amount),
+                "backUrl": trade.notify_url or "",
+                "encoding": trade.extra.get("encoding", "UTF-8"),
+            }
+            try:
+                txn = self._back(fields, self.merchant(mer_id))
+            except AcpFailure as exc:
+                raise TradeStateError(f"UnionPay refuses the refund: {exc.message}") from None
+            found = self._store.find_refund(CHANNEL, mer_id, trade.trade_no, out_refund_no)
+            assert found is not None, txn  # just added
+            return found
 
     # -- what the buyer, the control API and the Python API do -----------------------------
 

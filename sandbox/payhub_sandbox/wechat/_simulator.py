@@ -4,7 +4,7 @@ endpoints, notifications and bills.
 :class:`WechatSimulator` holds no Flask: the view hands it the method, the
 path, the request target as sent, the ``Authorization`` headers and the exact
 body bytes, and sends back the :class:`WechatReply` it returns. The wire format
-is built here and in :mod:`payhub_sandbox._wechat_wire` from PROTOCOLS.md,
+is built here and in :mod:`payhub_sandbox.wechat._wire` from PROTOCOLS.md,
 never through ``payhub.channels``.
 """
 
@@ -37,7 +37,6 @@ from payhub.signing import (
     rsa_verify,
 )
 from payhub_sandbox._clock import CHINA_TZ, Clock
-from payhub_sandbox._delivery import DeliveryScheduler, OutboundNotification, scaled
 from payhub_sandbox._errors import (
     InvalidInputError,
     TradeNotFoundError,
@@ -46,16 +45,17 @@ from payhub_sandbox._errors import (
     parse_fee_rate,
 )
 from payhub_sandbox._state import Refund, Trade, TradeState, TradeStore
-from payhub_sandbox._wechat_bills import WECHAT_BILL_TYPES, wechat_bill_csv
-from payhub_sandbox._wechat_notify import RESIGN_HEADER, ResigningTransport
-from payhub_sandbox._wechat_pki import (
+from payhub_sandbox.delivery._scheduler import DeliveryScheduler, OutboundNotification, scaled
+from payhub_sandbox.wechat._bills import WECHAT_BILL_TYPES, wechat_bill_csv
+from payhub_sandbox.wechat._notify import RESIGN_HEADER, ResigningTransport
+from payhub_sandbox.wechat._pki import (
     PlatformCertificate,
     issue_platform_certificate,
     public_key_id,
     public_key_pem,
     sandbox_ca,
 )
-from payhub_sandbox._wechat_wire import (
+from payhub_sandbox.wechat._wire import (
     DEFAULT_MESSAGES,
     ERROR_STATUS,
     TIMESTAMP_TOLERANCE,

@@ -19,7 +19,7 @@ from payhub.errors import SignatureError
 from payhub.money import Money
 from payhub.signing import rsa_sign, rsa_verify, sha256_hex
 from payhub_sandbox._clock import CHINA_TZ
-from payhub_sandbox._unionpay_pki import PlatformSigner
+from payhub_sandbox.unionpay._pki import PlatformSigner
 
 __all__ = [
     "SIGN_METHOD",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from payhub_sandbox._alipay import DEFAULT_BUYER_ID, alipay_trade_status
-from payhub_sandbox._alipay_wire import merge_params, parse_pairs
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import SandboxError, TradeNotFoundError
 from payhub_sandbox._state import Trade
+from payhub_sandbox.alipay._simulator import DEFAULT_BUYER_ID, alipay_trade_status
+from payhub_sandbox.alipay._wire import merge_params, parse_pairs
 
 __all__ = ["alipay_blueprint", "gateway_params", "gateway_response"]
 
@@ -46,7 +46,7 @@ def gateway_response(system_error: str | None = None) -> BaseResponse:
     """Answer the current ``gateway.do`` request (``system_error``: see
     :meth:`AlipaySimulator.handle`)."""
     sandbox = current_sandbox()
-    reply = sandbox.alipay.handle(
+    reply = sandbox.alipay.engine.handle(
         gateway_params(),
         base_url=sandbox.base_url or request.url_root,
         system_error=system_error,
@@ -81,17 +81,19 @@ def _cashier_page(trade: Trade, *, error: str | None = None, status: int = 200) 
 def cashier(trade_no: str) -> BaseResponse:
     sandbox = current_sandbox()
     try:
-        trade = sandbox.alipay.trade_by_no(trade_no)
+        trade = sandbox.alipay.engine.trade_by_no(trade_no)
     except TradeNotFoundError:
         abort(404)
     if request.method == "GET":
         return _cashier_page(trade)
     buyer_id = request.form.get("buyer_id", "").strip() or DEFAULT_BUYER_ID
     try:
-        paid = sandbox.alipay.pay(trade, buyer_id=buyer_id)
+        paid = sandbox.alipay.engine.pay(trade, buyer_id=buyer_id)
     except SandboxError as exc:
-        return _cashier_page(sandbox.alipay.trade_by_no(trade_no), error=exc.message, status=409)
-    back = sandbox.alipay.return_url(paid)
+        return _cashier_page(
+            sandbox.alipay.engine.trade_by_no(trade_no), error=exc.message, status=409
+        )
+    back = sandbox.alipay.engine.return_url(paid)
     if back is not None:
         return redirect(back, code=302)
     return _cashier_page(paid)
@@ -99,7 +101,7 @@ def cashier(trade_no: str) -> BaseResponse:
 
 @alipay_blueprint.route("/_bills/alipay/<token>")
 def bill_download(token: str) -> Response:
-    found = current_sandbox().alipay.bill_archive(token)
+    found = current_sandbox().alipay.engine.bill_archive(token)
     if found is None:
         return Response(
             "bill link unknown or expired (links are valid for 30 s)\n",

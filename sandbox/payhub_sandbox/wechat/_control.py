@@ -14,9 +14,9 @@ from flask import Blueprint, Response, jsonify, request
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
 from payhub_sandbox._state import Trade
-from payhub_sandbox._wechat import wechat_trade_state
-from payhub_sandbox._wechat_pki import PlatformCertificate
-from payhub_sandbox._wechat_wire import format_time
+from payhub_sandbox.wechat._pki import PlatformCertificate
+from payhub_sandbox.wechat._simulator import wechat_trade_state
+from payhub_sandbox.wechat._wire import format_time
 
 __all__ = ["wechat_control_blueprint"]
 
@@ -109,8 +109,8 @@ def certificates() -> Response:
     sandbox = current_sandbox()
     return jsonify(
         {
-            "certificates": [_certificate_json(c) for c in sandbox.wechat.certificates()],
-            "ca_certificate": sandbox.wechat.ca_certificate_pem,
+            "certificates": [_certificate_json(c) for c in sandbox.wechat.engine.certificates()],
+            "ca_certificate": sandbox.wechat.engine.ca_certificate_pem,
         }
     )
 
@@ -119,7 +119,7 @@ def certificates() -> Response:
 def rotate_certificate() -> tuple[Response, int]:
     sandbox = current_sandbox()
     serial = sandbox.rotate_wechat_platform_certificate()
-    (cert,) = [c for c in sandbox.wechat.certificates() if c.serial_no == serial]
+    (cert,) = [c for c in sandbox.wechat.engine.certificates() if c.serial_no == serial]
     return jsonify(_certificate_json(cert)), 201
 
 
@@ -127,7 +127,7 @@ def rotate_certificate() -> tuple[Response, int]:
 def retire_certificate(serial_no: str) -> Response:
     sandbox = current_sandbox()
     sandbox.retire_wechat_platform_certificate(serial_no)
-    return jsonify([_certificate_json(c) for c in sandbox.wechat.certificates()])
+    return jsonify([_certificate_json(c) for c in sandbox.wechat.engine.certificates()])
 
 
 @wechat_control_blueprint.get("/trades/<out_trade_no>")
@@ -141,13 +141,13 @@ def pay_trade(out_trade_no: str) -> Response:
     openid = data.get("openid")
     if openid is not None and not isinstance(openid, str):
         raise InvalidInputError("openid must be a string")
-    trade = current_sandbox().pay_wechat(_string(data, "mch_id"), out_trade_no, openid=openid)
+    trade = current_sandbox().wechat.pay(_string(data, "mch_id"), out_trade_no, buyer_id=openid)
     return jsonify(_trade_json(trade))
 
 
 @wechat_control_blueprint.post("/trades/<out_trade_no>/close")
 def close_trade(out_trade_no: str) -> Response:
-    return jsonify(_trade_json(current_sandbox().close_wechat(_mch_id(), out_trade_no)))
+    return jsonify(_trade_json(current_sandbox().wechat.close(_mch_id(), out_trade_no)))
 
 
 @wechat_control_blueprint.get("/refunds/<out_refund_no>")
@@ -158,7 +158,7 @@ def get_refund(out_refund_no: str) -> Response:
 @wechat_control_blueprint.post("/refunds/<out_refund_no>/settle")
 def settle_refund(out_refund_no: str) -> Response:
     data = _body()
-    refund = current_sandbox().settle_wechat_refund(
+    refund = current_sandbox().wechat.settle_refund(
         _string(data, "mch_id"), out_refund_no, _string(data, "status", "SUCCESS")
     )
     return jsonify(refund.to_json())
@@ -171,7 +171,7 @@ def bill(mch_id: str, bill_date: str) -> Response:
     except ValueError:
         raise InvalidInputError("bill date must be yyyy-MM-dd") from None
     bill_type = request.args.get("bill_type", "ALL")
-    data = current_sandbox().wechat_bill(mch_id, day, bill_type)
+    data = current_sandbox().wechat.bill(mch_id, day, bill_type)
     return Response(
         data,
         content_type="text/csv; charset=utf-8",
@@ -193,12 +193,12 @@ def add_fault() -> tuple[Response, int]:
     for name, value in (("path", path), ("mch_id", mch_id), ("message", message)):
         if value is not None and not isinstance(value, str):
             raise InvalidInputError(f"{name} must be a string")
-    current_sandbox().fail_wechat_next(
-        _string(data, "code"), times=times, path=path, mch_id=mch_id, message=message
+    current_sandbox().wechat.fail(
+        _string(data, "code"), times=times, merchant_id=mch_id, path=path, message=message
     )
-    return jsonify(current_sandbox().wechat.faults()), 201
+    return jsonify(current_sandbox().wechat.engine.faults()), 201
 
 
 @wechat_control_blueprint.get("/faults")
 def list_faults() -> Response:
-    return jsonify(current_sandbox().wechat.faults())
+    return jsonify(current_sandbox().wechat.engine.faults())

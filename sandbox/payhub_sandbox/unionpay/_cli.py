@@ -32,7 +32,7 @@ import httpx
 
 from payhub_sandbox._config import load_config
 from payhub_sandbox._errors import InvalidInputError, SandboxError
-from payhub_sandbox._unionpay_pki import (
+from payhub_sandbox.unionpay._pki import (
     UnionPayPKI,
     certificate_pem,
     merchant_pfx,

@@ -10,7 +10,7 @@ from payhub_sandbox._errors import SandboxError, TradeNotFoundError
 from payhub_sandbox._fault_views import SYSTEM_ERROR_RESPONDERS
 from payhub_sandbox._faults import GatewayFault
 from payhub_sandbox._state import Trade
-from payhub_sandbox._unionpay import ENDPOINTS, unionpay_orig_resp_code
+from payhub_sandbox.unionpay._simulator import ENDPOINTS, unionpay_orig_resp_code
 
 __all__ = ["unionpay_blueprint"]
 
@@ -24,7 +24,7 @@ def gateway(endpoint: str) -> Response:
     role = ENDPOINTS.get(endpoint)
     if role is None:
         abort(404)
-    reply = current_sandbox().unionpay.handle(role, request.get_data(cache=True))
+    reply = current_sandbox().unionpay.engine.handle(role, request.get_data(cache=True))
     if reply.kind == "page_error":
         html = render_template("unionpay_error.html", fields=reply.fields)
         return Response(html, status=200, content_type=_HTML)
@@ -49,7 +49,7 @@ def _cashier_page(trade: Trade, *, error: str | None = None, status: int = 200) 
 def cashier(trade_no: str) -> Response:
     """The card page. POST pays; the browser then posts the front notification to
     ``frontUrl`` (an auto-submitting form), or sees the paid page without one."""
-    simulator = current_sandbox().unionpay
+    simulator = current_sandbox().unionpay.engine
     try:
         trade = simulator.trade_by_no(trade_no)
     except TradeNotFoundError:
@@ -84,7 +84,7 @@ def _attribute(value: str) -> Markup:
 def _system_error(fault: GatewayFault) -> Response:
     """A ``system_error`` gateway fault, answered as UnionPay does: a signed ``k=v&…``
     body with ``respCode`` 03 (or the fault's code); a browser consume sees the error page."""
-    simulator = current_sandbox().unionpay
+    simulator = current_sandbox().unionpay.engine
     # The fault hook has parsed the form already (to find merId): read it from there.
     fields = simulator.system_error(fault.code or "03", request.form.to_dict(flat=True))
     if request.path.endswith("/frontTransReq.do"):

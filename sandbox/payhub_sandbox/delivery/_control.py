@@ -19,8 +19,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from payhub_sandbox._context import current_sandbox
-from payhub_sandbox._delivery_faults import fault_options_from_json
 from payhub_sandbox._errors import InvalidInputError, SandboxError
+from payhub_sandbox.delivery._faults import fault_options_from_json
 
 __all__ = ["delivery_control_blueprint"]
 
@@ -86,11 +86,11 @@ def resend_notification(notification_id: str) -> Response:
 @delivery_control_blueprint.post("/alipay/trades/<out_trade_no>/refund")
 def refund_alipay_trade(out_trade_no: str) -> tuple[Response, int]:
     data = _body()
-    refund = current_sandbox().refund_alipay(
+    refund = current_sandbox().alipay.refund(
         _text(data, "app_id") or "",
         out_trade_no,
         _text(data, "amount") or "",
-        out_request_no=_text(data, "out_request_no", required=False),
+        out_refund_no=_text(data, "out_request_no", required=False),
         reason=_text(data, "reason", required=False) or "",
     )
     return jsonify(refund.to_json()), 201

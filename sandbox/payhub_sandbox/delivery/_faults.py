@@ -40,15 +40,13 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypedDict
+from typing import Any, Final, Literal, Protocol, TypedDict
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from payhub.errors import AmountError
 from payhub.money import Money
 from payhub_sandbox._errors import InvalidInputError, SandboxError
-
-if TYPE_CHECKING:
-    from payhub_sandbox._delivery import OutboundNotification
+from payhub_sandbox.delivery._records import OutboundNotification
 
 __all__ = [
     "EVENT_TYPES",

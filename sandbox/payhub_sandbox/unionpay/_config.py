@@ -23,7 +23,7 @@ from typing import Any
 
 from payhub_sandbox._errors import InvalidInputError
 from payhub_sandbox._sandbox import Sandbox
-from payhub_sandbox._unionpay_pki import UnionPayPKI
+from payhub_sandbox.unionpay._pki import UnionPayPKI
 
 __all__ = [
     "UnionPaySection",

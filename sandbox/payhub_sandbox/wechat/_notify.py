@@ -6,7 +6,7 @@ carries the same body (same ``id``, same encrypted resource) but a new
 receiver that rejects timestamps older than 300 s (as it must) still accepts
 the resend an hour later.
 
-The shared :class:`~payhub_sandbox._delivery.DeliveryScheduler` posts the same
+The shared :class:`~payhub_sandbox.delivery._scheduler.DeliveryScheduler` posts the same
 headers on every attempt; :class:`ResigningTransport` sits under its HTTP
 client and, for a request marked with :data:`RESIGN_HEADER`, lets the
 channel's signer replace the signature headers with new ones just before the
