@@ -527,7 +527,7 @@ def test_unionpay_notifications_take_faults(merchant_keys, tamper: str) -> None:
     from sandbox_unionpay_client import MER_ID, parse_html_form, session_alipay_key, session_pki
 
     from payhub import PaymentRequest
-    from payhub.client import PayHub
+    from payhub import PayHub
 
     shop = _HubShop("unionpay")
     box = Sandbox(
@@ -580,7 +580,7 @@ def test_wechat_notifications_take_faults(merchant_keys, platform_keys) -> None:
     from sandbox_wechat_client import API_V3_KEY, APPID, MCHID, spare_key
 
     from payhub import PaymentRequest
-    from payhub.client import PayHub
+    from payhub import PayHub
 
     shop = _HubShop("wechat")
     box = Sandbox(

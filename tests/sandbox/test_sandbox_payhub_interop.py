@@ -15,7 +15,7 @@ from payhub_sandbox import CHINA_TZ, Sandbox, create_app
 from sandbox_support import APP_ID, SELLER_ID, Shop
 
 from payhub import models
-from payhub.client import PayHub
+from payhub import PayHub
 from payhub.errors import ChannelError, ErrorCode
 from payhub.money import Money
 

@@ -17,7 +17,7 @@ from sandbox_support import Shop
 from sandbox_wechat_client import API_V3_KEY, APPID, MCHID, spare_key
 
 from payhub import models
-from payhub.client import PayHub
+from payhub import PayHub
 from payhub.errors import ChannelError, ErrorCode
 from payhub.money import Money
 
