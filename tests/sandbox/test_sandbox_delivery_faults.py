@@ -526,8 +526,7 @@ def test_unionpay_notifications_take_faults(merchant_keys, tamper: str) -> None:
     unionpay = pytest.importorskip("payhub.channels.unionpay")
     from sandbox_unionpay_client import MER_ID, parse_html_form, session_alipay_key, session_pki
 
-    from payhub import PaymentRequest
-    from payhub import PayHub
+    from payhub import PayHub, PaymentRequest
 
     shop = _HubShop("unionpay")
     box = Sandbox(
@@ -579,8 +578,7 @@ def test_wechat_notifications_take_faults(merchant_keys, platform_keys) -> None:
     wechat = pytest.importorskip("payhub.channels.wechat")
     from sandbox_wechat_client import API_V3_KEY, APPID, MCHID, spare_key
 
-    from payhub import PaymentRequest
-    from payhub import PayHub
+    from payhub import PayHub, PaymentRequest
 
     shop = _HubShop("wechat")
     box = Sandbox(

@@ -14,8 +14,7 @@ import pytest
 from payhub_sandbox import CHINA_TZ, Sandbox, create_app
 from sandbox_support import APP_ID, SELLER_ID, Shop
 
-from payhub import models
-from payhub import PayHub
+from payhub import PayHub, models
 from payhub.errors import ChannelError, ErrorCode
 from payhub.money import Money
 

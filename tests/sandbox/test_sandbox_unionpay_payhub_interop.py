@@ -21,8 +21,7 @@ from payhub_sandbox import Sandbox, create_app
 from sandbox_support import Shop
 from sandbox_unionpay_client import MER_ID, parse_html_form, session_alipay_key, session_pki
 
-from payhub import models
-from payhub import PayHub
+from payhub import PayHub, models
 from payhub.errors import ChannelError, ErrorCode, SignatureError
 from payhub.money import Money
 

@@ -16,8 +16,7 @@ from payhub_sandbox import CHINA_TZ, Sandbox, create_app
 from sandbox_support import Shop
 from sandbox_wechat_client import API_V3_KEY, APPID, MCHID, spare_key
 
-from payhub import models
-from payhub import PayHub
+from payhub import PayHub, models
 from payhub.errors import ChannelError, ErrorCode
 from payhub.money import Money
 
