@@ -301,8 +301,9 @@ TABLE: tuple[Row, ...] = (
     # -- a payment: notification, or a query answering paid ------------------
     _row(_S.PENDING, PAYS, "no amount", _O.IGNORED,
          "the answer gives no amount: not proof of payment"),
-    _row(_S.PENDING, PAYS, "after deadline", _O.REVIEW,
-         "paid after the payment's deadline", anomaly=_A.LATE_PAYMENT),
+    # closed, so that a later query answering "paid" is a late payment too
+    _row(_S.PENDING, PAYS, "after deadline", _O.REVIEW, "paid after the payment's deadline",
+         target=_S.CLOSED, event=_E.PAYMENT_CLOSED, anomaly=_A.LATE_PAYMENT),
     _row(_S.PENDING, PAYS, "amount differs", _O.REVIEW, _MISMATCH,
          target=_S.REVIEW, anomaly=_A.AMOUNT_MISMATCH, effect=_X.HOLD),
     _row(_S.PENDING, PAYS, "paid time implausible", _O.APPLIED, "{paid_time_problem}",
