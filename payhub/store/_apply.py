@@ -53,12 +53,12 @@ from payhub.models import (
     PayMethod,
 )
 from payhub.money import Money
+from payhub.store._audit import write_audit
 from payhub.store._engine import insert_ignore
 from payhub.store._records import ApplyResult, PaymentRecord
 from payhub.store._schema import (
     anomalies,
     attempts,
-    audit,
     events,
     notifications,
     payments,
@@ -271,7 +271,9 @@ class Applier:
                 "out_trade_no": notification.out_trade_no,
                 "received_at": self.now,
                 "raw_body": notification.raw_body,
-                "payload": notification.model_dump(mode="json", exclude={"raw_body"}),
+                # the parsed copy only if it is deferred (below): nothing built
+                # for the duplicates this insert discards
+                "payload": None,
                 "outcome": InboxOutcome.APPLIED.value,  # provisional, set below
             },
         )
@@ -285,11 +287,18 @@ class Applier:
             )
         self.checkpoint("after_inbox_insert", self.conn)
         result = self.fact(Fact.of_notification(notification))
-        if result.outcome is not InboxOutcome.APPLIED:
+        if result.outcome is InboxOutcome.DEFERRED:
+            # read again when its payment is paid (_apply_deferred)
+            parsed = notification.model_dump(mode="json", exclude={"raw_body"})
+            self._set_inbox_outcome(notification.channel, key, result.outcome, parsed)
+        elif result.outcome is not InboxOutcome.APPLIED:
             self._set_inbox_outcome(notification.channel, key, result.outcome)
         return result
 
     def fact(self, fact: Fact) -> ApplyResult:
+        paid = self._pay_if_pending(fact)
+        if paid is not None:
+            return paid
         payment = self._lock(fact.out_trade_no)
         if payment is None and fact.kind in _REFUND_KINDS and fact.channel_trade_id:
             # Some channels (UnionPay) name a refund by its own order number and
@@ -304,13 +313,70 @@ class Applier:
             )
         return self._apply(payment, fact)
 
-    # -- gather, decide, carry out ------------------------------------------
+    def _pay_if_pending(self, fact: Fact) -> ApplyResult | None:
+        """The common case in one statement: a pending payment paid as stored.
 
-    def _apply(self, payment: _Payment, fact: Fact) -> ApplyResult:
-        before = payment.status
-        situation, extra = self._situation(payment, fact)
-        decision = decide(situation)
-        self._carry_out(payment, fact, decision, extra)
+        The store predicts the situation (pending, the stored amount, a
+        plausible paid time, not late), asks the lifecycle, and carries a
+        credit out as one conditional UPDATE whose WHERE clause checks the
+        prediction (and locks the row). No row: the prediction was wrong, and
+        the usual path locks, looks up, decides. Needs UPDATE … RETURNING
+        (PostgreSQL, SQLite, MariaDB); MySQL takes the usual path.
+        """
+        amount, paid = fact.amount, fact.occurred_at
+        if (
+            fact.kind not in _PAY_KINDS
+            or amount is None
+            or fact.after_deadline
+            or not self.conn.dialect.update_returning
+            or (paid is not None and paid > self.now + self.paid_time_skew)
+        ):
+            return None
+        predicted = Situation(
+            state=PaymentState.PENDING,
+            kind=fact.kind,
+            cause=fact.cause,
+            stored=amount,
+            reported=amount,
+        )
+        decision = decide(predicted)
+        if decision.effect is not Effect.CREDIT or decision.anomaly is not None:
+            return None  # pragma: no cover - the table says so today
+        target = decision.target
+        assert target is not None
+        where = [
+            payments.c.out_trade_no == fact.out_trade_no,
+            payments.c.status == PaymentState.PENDING.value,
+            payments.c.amount_minor == amount.minor,
+            payments.c.currency == amount.currency,
+        ]
+        if paid is not None:
+            where.append(payments.c.created_at <= paid + self.paid_time_skew)
+        changes = {
+            "status": target.value,
+            "channel": fact.channel,
+            "channel_trade_id": fact.channel_trade_id,
+            "paid_at": paid or self.now,
+            "updated_at": self.now,
+            "version": payments.c.version + 1,
+        }
+        row = (
+            self.conn.execute(
+                payments.update().where(*where).values(**changes).returning(*payments.c)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        payment = _Payment(dict(row))
+        self._recorded(payment, PaymentState.PENDING, fact, decision.event)
+        self._apply_deferred(payment)
+        return self._result(payment, fact, decision, PaymentState.PENDING)
+
+    def _result(
+        self, payment: _Payment, fact: Fact, decision: Decision, before: PaymentState
+    ) -> ApplyResult:
         after = payment.status
         return ApplyResult.model_construct(
             outcome=decision.outcome,
@@ -320,6 +386,15 @@ class Applier:
             event_ids=tuple(self.event_ids),
             reason=decision.reason,
         )
+
+    # -- gather, decide, carry out ------------------------------------------
+
+    def _apply(self, payment: _Payment, fact: Fact) -> ApplyResult:
+        before = payment.status
+        situation, extra = self._situation(payment, fact)
+        decision = decide(situation)
+        self._carry_out(payment, fact, decision, extra)
+        return self._result(payment, fact, decision, before)
 
     def _situation(self, payment: _Payment, fact: Fact) -> tuple[Situation, Any]:
         """Look up what the lifecycle needs to decide this fact (and only that).
@@ -387,6 +462,11 @@ class Applier:
 
     def _carry_out(self, payment: _Payment, fact: Fact, decision: Decision, row: Any) -> None:
         effect = decision.effect
+        if decision.outcome is InboxOutcome.DEFERRED and not payment.row.get("deferred_refunds"):
+            self.conn.execute(
+                payments.update().where(payments.c.id == payment.id).values(deferred_refunds=True)
+            )
+            payment.row["deferred_refunds"] = True
         if effect is Effect.RESOLVE_DUPLICATE:
             self._resolve_duplicate(fact, row)
         elif effect is Effect.FAIL_REFUND:
@@ -757,15 +837,31 @@ class Applier:
         changes = {**values, "status": target.value, "updated_at": self.now, "version": version}
         self.conn.execute(payments.update().where(payments.c.id == payment.id).values(**changes))
         payment.row.update(changes)
-        self.conn.execute(
-            audit.insert().values(
-                payment_id=payment.id,
-                from_status=before.value,
-                to_status=target.value,
-                cause=fact.cause.value,
-                source=fact.source[:320],
-                at=self.now,
-            )
+        self._recorded(
+            payment, before, fact, event_type, event_source=event_source, extra=extra
+        )
+
+    def _recorded(
+        self,
+        payment: _Payment,
+        before: PaymentState,
+        fact: Fact,
+        event_type: EventType | None,
+        *,
+        event_source: tuple[str, ...] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """After a state change: the audit row, the transition hooks, the event."""
+        target = payment.status
+        version = int(payment.row["version"])
+        write_audit(
+            self.conn,
+            payment.id,
+            before=before,
+            after=target,
+            cause=fact.cause,
+            source=fact.source,
+            at=self.now,
         )
         transition = Transition(
             out_trade_no=fact.out_trade_no,
@@ -824,15 +920,32 @@ class Applier:
         if inserted:
             self.event_ids.append(event_id)
 
-    def _set_inbox_outcome(self, channel: str, key: str, outcome: InboxOutcome) -> None:
+    def _set_inbox_outcome(
+        self,
+        channel: str,
+        key: str,
+        outcome: InboxOutcome,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"outcome": outcome.value, "processed_at": self.now}
+        if payload is not None:
+            values["payload"] = payload
         self.conn.execute(
             notifications.update()
             .where(notifications.c.channel == channel, notifications.c.event_key == key)
-            .values(outcome=outcome.value, processed_at=self.now)
+            .values(**values)
         )
 
     def _apply_deferred(self, payment: _Payment) -> None:
-        """Refund notifications that came before the payment: apply them now, in order."""
+        """Refund notifications that came before the payment: apply them now, in order.
+
+        Looked for only if the payment is flagged as having some."""
+        if not payment.row.get("deferred_refunds"):
+            return
+        self.conn.execute(
+            payments.update().where(payments.c.id == payment.id).values(deferred_refunds=False)
+        )
+        payment.row["deferred_refunds"] = False
         rows = self.conn.execute(
             sa.select(notifications)
             .where(
