@@ -85,6 +85,35 @@ _PAY_KINDS = frozenset({NotificationKind.PAYMENT, NotificationKind.FINISHED})
 _REFUND_KINDS = frozenset({NotificationKind.REFUND, NotificationKind.REFUND_FAILED})
 
 
+def _pay_if_pending_statement(check_paid_time: bool) -> sa.Update:
+    """``_pay_if_pending``'s UPDATE, built once; the values come as parameters."""
+    where = [
+        payments.c.out_trade_no == sa.bindparam("p_out_trade_no"),
+        payments.c.status == PaymentState.PENDING.value,
+        payments.c.amount_minor == sa.bindparam("p_amount_minor"),
+        payments.c.currency == sa.bindparam("p_currency"),
+    ]
+    if check_paid_time:  # paid no earlier than created, give or take the skew
+        where.append(payments.c.created_at <= sa.bindparam("p_created_by"))
+    return (
+        payments.update()
+        .where(*where)
+        .values(
+            status=sa.bindparam("p_status"),
+            channel=sa.bindparam("p_channel"),
+            channel_trade_id=sa.bindparam("p_channel_trade_id"),
+            paid_at=sa.bindparam("p_paid_at"),
+            updated_at=sa.bindparam("p_now"),
+            version=payments.c.version + 1,
+        )
+        .returning(*payments.c)
+    )
+
+
+#: by whether the fact gives a paid time to check against the creation time
+_PAY_IF_PENDING = (_pay_if_pending_statement(False), _pay_if_pending_statement(True))
+
+
 def _no_checkpoint(name: str, conn: Connection | None) -> None:
     return None
 
@@ -321,7 +350,7 @@ class Applier:
         credit out as one conditional UPDATE whose WHERE clause checks the
         prediction (and locks the row). No row: the prediction was wrong, and
         the usual path locks, looks up, decides. Needs UPDATE … RETURNING
-        (PostgreSQL, SQLite, MariaDB); MySQL takes the usual path.
+        (PostgreSQL, SQLite); MySQL and MariaDB take the usual path.
         """
         amount, paid = fact.amount, fact.occurred_at
         if (
@@ -344,28 +373,20 @@ class Applier:
             return None  # pragma: no cover - the table says so today
         target = decision.target
         assert target is not None
-        where = [
-            payments.c.out_trade_no == fact.out_trade_no,
-            payments.c.status == PaymentState.PENDING.value,
-            payments.c.amount_minor == amount.minor,
-            payments.c.currency == amount.currency,
-        ]
-        if paid is not None:
-            where.append(payments.c.created_at <= paid + self.paid_time_skew)
-        changes = {
-            "status": target.value,
-            "channel": fact.channel,
-            "channel_trade_id": fact.channel_trade_id,
-            "paid_at": paid or self.now,
-            "updated_at": self.now,
-            "version": payments.c.version + 1,
+        params = {
+            "p_out_trade_no": fact.out_trade_no,
+            "p_amount_minor": amount.minor,
+            "p_currency": amount.currency,
+            "p_status": target.value,
+            "p_channel": fact.channel,
+            "p_channel_trade_id": fact.channel_trade_id,
+            "p_paid_at": paid or self.now,
+            "p_now": self.now,
         }
+        if paid is not None:
+            params["p_created_by"] = paid + self.paid_time_skew
         row = (
-            self.conn.execute(
-                payments.update().where(*where).values(**changes).returning(*payments.c)
-            )
-            .mappings()
-            .first()
+            self.conn.execute(_PAY_IF_PENDING[paid is not None], params).mappings().first()
         )
         if row is None:
             return None

@@ -16,6 +16,7 @@ from payhub.store._schema import audit
 __all__ = ["write_audit"]
 
 _SOURCE = 320  #: the column's size
+_INSERT = audit.insert()
 
 
 def write_audit(
@@ -30,12 +31,13 @@ def write_audit(
 ) -> None:
     """Record that payment ``payment_id`` went from ``before`` to ``after``, and why."""
     conn.execute(
-        audit.insert().values(
-            payment_id=payment_id,
-            from_status=None if before is None else before.value,
-            to_status=after.value,
-            cause=cause.value,
-            source=source[:_SOURCE],
-            at=at,
-        )
+        _INSERT,
+        {
+            "payment_id": payment_id,
+            "from_status": None if before is None else before.value,
+            "to_status": after.value,
+            "cause": cause.value,
+            "source": source[:_SOURCE],
+            "at": at,
+        },
     )
