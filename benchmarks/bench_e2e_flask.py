@@ -38,8 +38,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
@@ -59,6 +61,7 @@ UNIQUE = 400  #: payments per round; each is notified twice
 CLIENTS = 8  #: concurrent connections of the load generator
 WORKERS = 2  #: gunicorn workers per server
 TARGET = 0.8
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _pem_private(key: rsa.RSAPrivateKey) -> bytes:
@@ -73,11 +76,18 @@ def _pem_public(key: rsa.RSAPrivateKey) -> bytes:
     )
 
 
+def _now_text() -> str:
+    return datetime.now(_SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _body(private: rsa.RSAPrivateKey, out_trade_no: str) -> bytes:
     params = {
         "app_id": APP_ID,
         "notify_id": uuid.uuid4().hex,
-        "notify_time": "2026-11-01 12:00:00",
+        # paid now (Asia/Shanghai, as Alipay writes it): a fixed past date is a
+        # paid time before the payment was created, i.e. a paid_time anomaly
+        # on every delivery, work the raw side does not do
+        "notify_time": _now_text(),
         "notify_type": "trade_status_sync",
         "out_trade_no": out_trade_no,
         "total_amount": "10.00",
@@ -85,8 +95,8 @@ def _body(private: rsa.RSAPrivateKey, out_trade_no: str) -> bytes:
         "trade_status": "TRADE_SUCCESS",
         "seller_id": SELLER_ID,
         "buyer_id": "2088102177846880",
-        "gmt_create": "2026-11-01 11:59:30",
-        "gmt_payment": "2026-11-01 12:00:00",
+        "gmt_create": _now_text(),
+        "gmt_payment": _now_text(),
         "subject": "Steam 礼品卡 30 元",
         "charset": "utf-8",
         "sign_type": "RSA2",

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+from zoneinfo import ZoneInfo
 
 import psycopg
 import sqlalchemy as sa
@@ -92,19 +93,29 @@ def bench_channel(public_pem: str) -> AlipayChannel:
     )
 
 
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _now_text() -> str:
+    return datetime.now(_SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def make_body(private: rsa.RSAPrivateKey, out_trade_no: str) -> bytes:
     params = {
         "app_id": APP_ID,
         "notify_id": uuid.uuid4().hex,
-        "notify_time": "2026-11-01 12:00:00",
+        # paid now (Asia/Shanghai, as Alipay writes it): a fixed past date is a
+        # paid time before the payment was created, i.e. a paid_time anomaly
+        # on every delivery, work the raw side does not do
+        "notify_time": _now_text(),
         "notify_type": "trade_status_sync",
         "out_trade_no": out_trade_no,
         "total_amount": "10.00",
-        "trade_no": f"2026110122{out_trade_no}",
+        "trade_no": f"20261101220{abs(hash(out_trade_no)) % 10**12:012d}",  # digits only
         "trade_status": "TRADE_SUCCESS",
         "seller_id": SELLER_ID,
         "buyer_id": "2088102177846880",
-        "gmt_payment": "2026-11-01 12:00:00",
+        "gmt_payment": _now_text(),
         "subject": "Steam 礼品卡 30 元",
         "charset": "utf-8",
         "sign_type": "RSA2",

@@ -300,6 +300,10 @@ class Notification(BaseModel):
     out_refund_no: str | None = None
     occurred_at: AwareDatetime | None = None
     merchant_id: str | None = None
+    #: The channel's signed data proves the payment came after the order's
+    #: payment deadline: recorded as a late payment (an anomaly and a
+    #: ``payment.late`` event), never credited, acknowledged as received.
+    after_deadline: bool = False
     raw: dict[str, Any]
     raw_body: bytes = b""
 

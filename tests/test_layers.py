@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "payhub.plugins": 4,
     "payhub.routing": 5,
     "payhub.fees": 5,
+    "payhub.lifecycle": 5,
     "payhub.splits": 5,
     "payhub.settlement": 5,
     "payhub.store": 6,

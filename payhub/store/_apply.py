@@ -22,14 +22,29 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from payhub import lifecycle
 from payhub.errors import ErrorCode, NotificationRejected
 from payhub.events import EventType, stable_event_id
+from payhub.lifecycle import (
+    ANOMALY_EVENTS,
+    PAID_TIME_SKEW,
+    AnomalyKind,
+    Decision,
+    Effect,
+    InboxOutcome,
+    PaymentState,
+    RefundRow,
+    RefundState,
+    Situation,
+    TransitionCause,
+    decide,
+)
 from payhub.models import (
     Notification,
     NotificationKind,
@@ -38,20 +53,12 @@ from payhub.models import (
     PayMethod,
 )
 from payhub.money import Money
+from payhub.store._audit import write_audit
 from payhub.store._engine import insert_ignore
-from payhub.store._records import (
-    AnomalyKind,
-    ApplyResult,
-    InboxOutcome,
-    PaymentRecord,
-    PaymentState,
-    RefundState,
-    TransitionCause,
-)
+from payhub.store._records import ApplyResult, PaymentRecord
 from payhub.store._schema import (
     anomalies,
     attempts,
-    audit,
     events,
     notifications,
     payments,
@@ -73,13 +80,38 @@ __all__ = [
 Checkpoint = Callable[[str, Connection | None], None]
 
 _MAX_KEY = 191
-#: How far a channel's paid time may lie before the payment's creation, or after
-#: now, before it is flagged (clocks of two machines disagree by seconds; this
-#: leaves room for minutes). Beyond it: a ``paid_time`` anomaly and a
-#: ``payment.time_anomaly`` event; the payment is still credited.
-PAID_TIME_SKEW = timedelta(minutes=10)
 _PAID_STATUSES = frozenset({PaymentStatus.PAID, PaymentStatus.FINISHED, PaymentStatus.REFUNDED})
+_PAY_KINDS = frozenset({NotificationKind.PAYMENT, NotificationKind.FINISHED})
 _REFUND_KINDS = frozenset({NotificationKind.REFUND, NotificationKind.REFUND_FAILED})
+
+
+def _pay_if_pending_statement(check_paid_time: bool) -> sa.Update:
+    """``_pay_if_pending``'s UPDATE, built once; the values come as parameters."""
+    where = [
+        payments.c.out_trade_no == sa.bindparam("p_out_trade_no"),
+        payments.c.status == PaymentState.PENDING.value,
+        payments.c.amount_minor == sa.bindparam("p_amount_minor"),
+        payments.c.currency == sa.bindparam("p_currency"),
+    ]
+    if check_paid_time:  # paid no earlier than created, give or take the skew
+        where.append(payments.c.created_at <= sa.bindparam("p_created_by"))
+    return (
+        payments.update()
+        .where(*where)
+        .values(
+            status=sa.bindparam("p_status"),
+            channel=sa.bindparam("p_channel"),
+            channel_trade_id=sa.bindparam("p_channel_trade_id"),
+            paid_at=sa.bindparam("p_paid_at"),
+            updated_at=sa.bindparam("p_now"),
+            version=payments.c.version + 1,
+        )
+        .returning(*payments.c)
+    )
+
+
+#: by whether the fact gives a paid time to check against the creation time
+_PAY_IF_PENDING = (_pay_if_pending_statement(False), _pay_if_pending_statement(True))
 
 
 def _no_checkpoint(name: str, conn: Connection | None) -> None:
@@ -116,6 +148,8 @@ class Fact:
     out_refund_no: str | None = None
     occurred_at: datetime | None = None
     channel_refund_id: str | None = None
+    #: the channel's signed data proves it was paid after the payment deadline
+    after_deadline: bool = False
 
     @classmethod
     def of_notification(cls, notification: Notification) -> Fact:
@@ -131,6 +165,7 @@ class Fact:
             refunded_total=notification.refunded_total,
             out_refund_no=notification.out_refund_no,
             occurred_at=notification.occurred_at,
+            after_deadline=notification.after_deadline,
         )
 
     @classmethod
@@ -265,7 +300,9 @@ class Applier:
                 "out_trade_no": notification.out_trade_no,
                 "received_at": self.now,
                 "raw_body": notification.raw_body,
-                "payload": notification.model_dump(mode="json", exclude={"raw_body"}),
+                # the parsed copy only if it is deferred (below): nothing built
+                # for the duplicates this insert discards
+                "payload": None,
                 "outcome": InboxOutcome.APPLIED.value,  # provisional, set below
             },
         )
@@ -279,11 +316,18 @@ class Applier:
             )
         self.checkpoint("after_inbox_insert", self.conn)
         result = self.fact(Fact.of_notification(notification))
-        if result.outcome is not InboxOutcome.APPLIED:
+        if result.outcome is InboxOutcome.DEFERRED:
+            # read again when its payment is paid (_apply_deferred)
+            parsed = notification.model_dump(mode="json", exclude={"raw_body"})
+            self._set_inbox_outcome(notification.channel, key, result.outcome, parsed)
+        elif result.outcome is not InboxOutcome.APPLIED:
             self._set_inbox_outcome(notification.channel, key, result.outcome)
         return result
 
     def fact(self, fact: Fact) -> ApplyResult:
+        paid = self._pay_if_pending(fact)
+        if paid is not None:
+            return paid
         payment = self._lock(fact.out_trade_no)
         if payment is None and fact.kind in _REFUND_KINDS and fact.channel_trade_id:
             # Some channels (UnionPay) name a refund by its own order number and
@@ -298,128 +342,198 @@ class Applier:
             )
         return self._apply(payment, fact)
 
-    # -- dispatch by kind ---------------------------------------------------
+    def _pay_if_pending(self, fact: Fact) -> ApplyResult | None:
+        """The common case in one statement: a pending payment paid as stored.
 
-    def _apply(self, payment: _Payment, fact: Fact) -> ApplyResult:
-        before = payment.status
-        if fact.kind in (NotificationKind.PAYMENT, NotificationKind.FINISHED):
-            outcome, reason = self._paid(payment, fact)
-        elif fact.kind in _REFUND_KINDS:
-            outcome, reason = self._refund(payment, fact)
-        elif fact.kind is NotificationKind.CLOSED:
-            outcome, reason = self._closed(payment, fact)
-        else:
-            outcome, reason = InboxOutcome.IGNORED, f"{fact.kind.value} is informational"
+        The store predicts the situation (pending, the stored amount, a
+        plausible paid time, not late), asks the lifecycle, and carries a
+        credit out as one conditional UPDATE whose WHERE clause checks the
+        prediction (and locks the row). No row: the prediction was wrong, and
+        the usual path locks, looks up, decides. Needs UPDATE … RETURNING
+        (PostgreSQL, SQLite); MySQL and MariaDB take the usual path.
+        """
+        amount, paid = fact.amount, fact.occurred_at
+        if (
+            fact.kind not in _PAY_KINDS
+            or amount is None
+            or fact.after_deadline
+            or not self.conn.dialect.update_returning
+            or (paid is not None and paid > self.now + self.paid_time_skew)
+        ):
+            return None
+        predicted = Situation(
+            state=PaymentState.PENDING,
+            kind=fact.kind,
+            cause=fact.cause,
+            stored=amount,
+            reported=amount,
+        )
+        decision = decide(predicted)
+        if decision.effect is not Effect.CREDIT or decision.anomaly is not None:
+            return None  # pragma: no cover - the table says so today
+        target = decision.target
+        assert target is not None
+        params = {
+            "p_out_trade_no": fact.out_trade_no,
+            "p_amount_minor": amount.minor,
+            "p_currency": amount.currency,
+            "p_status": target.value,
+            "p_channel": fact.channel,
+            "p_channel_trade_id": fact.channel_trade_id,
+            "p_paid_at": paid or self.now,
+            "p_now": self.now,
+        }
+        if paid is not None:
+            params["p_created_by"] = paid + self.paid_time_skew
+        row = (
+            self.conn.execute(_PAY_IF_PENDING[paid is not None], params).mappings().first()
+        )
+        if row is None:
+            return None
+        payment = _Payment(dict(row))
+        self._recorded(payment, PaymentState.PENDING, fact, decision.event)
+        self._apply_deferred(payment)
+        return self._result(payment, fact, decision, PaymentState.PENDING)
+
+    def _result(
+        self, payment: _Payment, fact: Fact, decision: Decision, before: PaymentState
+    ) -> ApplyResult:
         after = payment.status
         return ApplyResult.model_construct(
-            outcome=outcome,
+            outcome=decision.outcome,
             out_trade_no=fact.out_trade_no,
             transition=(before, after) if after is not before else None,
             payment=payment_record(payment.row),
             event_ids=tuple(self.event_ids),
-            reason=reason,
+            reason=decision.reason,
         )
 
-    def _paid(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
+    # -- gather, decide, carry out ------------------------------------------
+
+    def _apply(self, payment: _Payment, fact: Fact) -> ApplyResult:
+        before = payment.status
+        situation, extra = self._situation(payment, fact)
+        decision = decide(situation)
+        self._carry_out(payment, fact, decision, extra)
+        return self._result(payment, fact, decision, before)
+
+    def _situation(self, payment: _Payment, fact: Fact) -> tuple[Situation, Any]:
+        """Look up what the lifecycle needs to decide this fact (and only that).
+
+        Returns the situation and, for a refund, the stored refund row."""
         state = payment.status
-        if state is PaymentState.PENDING:
-            if fact.amount is None:
-                return InboxOutcome.IGNORED, "the answer gives no amount: not proof of payment"
-            if fact.amount != payment.amount:
-                return self._mismatch(payment, fact, to_review=True)
-            odd_time = self._paid_time_problem(payment, fact)
-            self._transition(
-                payment,
-                PaymentState.PAID,
-                fact,
-                {
-                    "channel": fact.channel,
-                    "channel_trade_id": fact.channel_trade_id,
-                    # An implausible time is kept in the anomaly, not as paid_at
-                    # (settlement dates count from it): the time we learnt it.
-                    "paid_at": self.now if odd_time else (fact.occurred_at or self.now),
-                },
-                EventType.PAYMENT_SUCCEEDED,
+        base = Situation(
+            state=state,
+            kind=fact.kind,
+            cause=fact.cause,
+            stored=payment.amount,
+            reported=fact.amount,
+            same_trade=payment.same_trade(fact),
+        )
+        if fact.kind in _PAY_KINDS:
+            if state is not PaymentState.PENDING:
+                return base, None
+            problem = lifecycle.paid_time_problem(
+                fact.occurred_at, payment.row["created_at"], self.now, self.paid_time_skew
             )
-            if odd_time:
-                kind, event = AnomalyKind.PAID_TIME, EventType.PAYMENT_TIME_ANOMALY
-                self._anomaly(payment, fact, kind, event, why=odd_time)
-            self._apply_deferred(payment)
-            return InboxOutcome.APPLIED, odd_time
-        if state is PaymentState.CLOSED:
-            self._anomaly(payment, fact, AnomalyKind.LATE_PAYMENT, EventType.PAYMENT_LATE)
-            return InboxOutcome.REVIEW, "paid after the payment was closed"
-        if not payment.same_trade(fact):
-            self._anomaly(payment, fact, AnomalyKind.DUPLICATE_PAYMENT, EventType.PAYMENT_DUPLICATE)
-            return InboxOutcome.REVIEW, "paid twice: the payment was taken by another trade"
-        if fact.amount is not None and fact.amount != payment.amount:
-            return self._mismatch(payment, fact, to_review=False)
-        if state is PaymentState.REVIEW:
-            return InboxOutcome.REVIEW, "the payment is held for review"
-        return InboxOutcome.DUPLICATE, "already paid by this trade"
-
-    def _paid_time_problem(self, payment: _Payment, fact: Fact) -> str | None:
-        """Why the channel's paid time cannot be right, or None (see PAID_TIME_SKEW)."""
-        paid = fact.occurred_at
-        if paid is None:
-            return None
-        created: datetime = payment.row["created_at"]
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
-        skew = self.paid_time_skew
-        if paid < created - skew:
-            return (
-                f"the channel's paid time {paid.isoformat()} is before the payment was "
-                f"created ({created.isoformat()}), beyond the allowed clock skew of {skew}"
+            late = fact.after_deadline
+            return replace(base, after_deadline=late, paid_time_problem=problem), None
+        if fact.kind is NotificationKind.CLOSED:
+            if state is not PaymentState.PENDING:
+                return base, None
+            other = payment.channel is not None and payment.channel != fact.channel
+            live = payment.channel is None and bool(self._live_channels(payment) - {fact.channel})
+            return replace(base, other_channel=other, other_live_channels=live), None
+        if fact.kind not in _REFUND_KINDS or state is PaymentState.PENDING:
+            return base, None
+        credited = state.is_paid and base.same_trade
+        if not credited:
+            duplicates = (
+                self._duplicates_of(payment, fact)
+                if fact.kind is NotificationKind.REFUND and fact.channel_trade_id is not None
+                else []
             )
-        if paid > self.now + skew:
-            return (
-                f"the channel's paid time {paid.isoformat()} is in the future "
-                f"(now {self.now.isoformat()}), beyond the allowed clock skew of {skew}"
-            )
-        return None
-
-    def _refund(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
-        state = payment.status
-        if state is PaymentState.PENDING:
-            if fact.cause is TransitionCause.NOTIFICATION:
-                return InboxOutcome.DEFERRED, "refund before its payment: applied when paid"
-            return InboxOutcome.IGNORED, "the payment is not paid"
-        if fact.amount is not None and fact.amount != payment.amount:
-            return self._mismatch(payment, fact, to_review=False)
-        if not state.is_paid or not payment.same_trade(fact):
-            if self._resolve_duplicate(payment, fact):
-                return InboxOutcome.IGNORED, "refund of a duplicate or late payment"
-            return self._orphan(payment, fact, "refund of a trade that was never credited")
-        if fact.out_refund_no is None or (
-            fact.refund_amount is None and fact.refunded_total is None
-        ):
-            return self._orphan(payment, fact, "refund without out_refund_no or amount")
-        if fact.kind is NotificationKind.REFUND_FAILED:
-            return self._refund_failed(payment, fact)
-        return self._refund_succeeded(payment, fact)
-
-    def _refund_succeeded(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
+            return replace(base, refunds_duplicate=bool(duplicates)), duplicates
+        identified = fact.out_refund_no is not None and (
+            fact.refund_amount is not None or fact.refunded_total is not None
+        )
+        if not identified:
+            return replace(base, refund_identified=False), None
         assert fact.out_refund_no is not None
         row = self._refund_row(fact.out_refund_no)
-        if row is not None and row["payment_id"] != payment.id:
-            return self._orphan(payment, fact, "out_refund_no belongs to another payment")
-        if row is not None and row["status"] == RefundState.SUCCEEDED.value:
-            return InboxOutcome.DUPLICATE, "refund already applied"
-        if row is None and not self.external_refunds:
-            return self._orphan(payment, fact, "a refund payhub did not ask for")
-        amount = self._refund_amount_of(payment, fact, row)
-        if amount is None:
-            return self._orphan(payment, fact, "running refund total below what is applied")
-        if row is not None and (row["amount_minor"], row["currency"]) != (
-            amount.minor,
-            amount.currency,
-        ):
-            return self._orphan(payment, fact, "refund amount differs from the one asked")
-        if amount.currency != payment.amount.currency or (
-            payment.refunded + amount > payment.amount
-        ):
-            return self._orphan(payment, fact, "refunds would exceed the amount paid")
+        if row is None:
+            found = RefundRow.NONE
+        elif row["payment_id"] != payment.id:
+            found = RefundRow.OTHER_PAYMENT
+        else:
+            found = RefundRow(row["status"])
+        asked = None if row is None else Money(int(row["amount_minor"]), str(row["currency"]))
+        amount = lifecycle.refund_amount_of(
+            payment.amount, payment.refunded, fact.refund_amount, fact.refunded_total, asked
+        )
+        situation = replace(
+            base,
+            refund_row=found,
+            external_refunds=self.external_refunds,
+            refund_amount=amount,
+            refund_differs=asked is not None and amount is not None and asked != amount,
+            refunded=payment.refunded,
+        )
+        return situation, row
+
+    def _carry_out(self, payment: _Payment, fact: Fact, decision: Decision, row: Any) -> None:
+        effect = decision.effect
+        if decision.outcome is InboxOutcome.DEFERRED and not payment.row.get("deferred_refunds"):
+            self.conn.execute(
+                payments.update().where(payments.c.id == payment.id).values(deferred_refunds=True)
+            )
+            payment.row["deferred_refunds"] = True
+        if effect is Effect.RESOLVE_DUPLICATE:
+            self._resolve_duplicate(fact, row)
+        elif effect is Effect.FAIL_REFUND:
+            self.mark_refund_failed(row, str(payment.row["out_trade_no"]), fact.source)
+        elif decision.target is not None:
+            self._carry_out_transition(payment, fact, decision, row)
+        if decision.anomaly is not None:
+            explained = (AnomalyKind.PAID_TIME, AnomalyKind.ORPHAN_REFUND)
+            why = decision.reason if decision.anomaly in explained or fact.after_deadline else None
+            self._anomaly(payment, fact, decision.anomaly, why=why)
+        if effect is Effect.CREDIT:
+            self._apply_deferred(payment)
+
+    def _carry_out_transition(
+        self, payment: _Payment, fact: Fact, decision: Decision, row: Any
+    ) -> None:
+        target = decision.target
+        assert target is not None
+        if decision.effect is Effect.CREDIT:
+            odd_time = decision.anomaly is AnomalyKind.PAID_TIME
+            values: dict[str, Any] = {
+                "channel": fact.channel,
+                "channel_trade_id": fact.channel_trade_id,
+                # An implausible time is kept in the anomaly, not as paid_at
+                # (settlement dates count from it): the time we learnt it.
+                "paid_at": self.now if odd_time else (fact.occurred_at or self.now),
+            }
+            self._transition(payment, target, fact, values, decision.event)
+        elif decision.effect is Effect.HOLD:
+            values = {"channel": fact.channel, "channel_trade_id": fact.channel_trade_id}
+            self._transition(payment, target, fact, values, decision.event)
+        elif decision.effect is Effect.REFUND:
+            self._refund_succeeded(payment, fact, decision, row)
+        else:
+            self._transition(payment, target, fact, {}, decision.event)
+
+    def _refund_succeeded(
+        self, payment: _Payment, fact: Fact, decision: Decision, row: Any
+    ) -> None:
+        assert fact.out_refund_no is not None
+        assert decision.target is not None
+        asked = None if row is None else Money(int(row["amount_minor"]), str(row["currency"]))
+        amount = lifecycle.refund_amount_of(
+            payment.amount, payment.refunded, fact.refund_amount, fact.refunded_total, asked
+        )
+        assert amount is not None
         values = {
             "status": RefundState.SUCCEEDED.value,
             "updated_at": self.now,
@@ -443,15 +557,12 @@ class Applier:
                 del values["channel_refund_id"]
             self.conn.execute(refunds.update().where(refunds.c.id == row["id"]).values(**values))
         refunded = payment.refunded + amount
-        target = (
-            PaymentState.REFUNDED if refunded == payment.amount else PaymentState.PARTIALLY_REFUNDED
-        )
         self._transition(
             payment,
-            target,
+            decision.target,
             fact,
             {"refunded_minor": refunded.minor},
-            EventType.PAYMENT_REFUNDED,
+            decision.event,
             event_source=("refund", fact.out_refund_no),
             extra={
                 "out_refund_no": fact.out_refund_no,
@@ -459,39 +570,6 @@ class Applier:
                 "refunded": _money_json(refunded),
             },
         )
-        return InboxOutcome.APPLIED, None
-
-    @staticmethod
-    def _refund_amount_of(payment: _Payment, fact: Fact, row: Any) -> Money | None:
-        """This refund's amount: as the channel says it, else derived from a running total.
-
-        With a running total (Alipay's ``refund_fee``) the refund we asked for
-        keeps its own amount, provided the total covers it; a refund made
-        elsewhere (the merchant console) is what the total adds to what is
-        already applied. A total that adds nothing cannot be a new refund.
-        """
-        if fact.refund_amount is not None:
-            return fact.refund_amount
-        assert fact.refunded_total is not None
-        if fact.refunded_total.currency != payment.amount.currency:
-            return None
-        if row is not None:
-            asked = Money(int(row["amount_minor"]), str(row["currency"]))
-            return asked if payment.refunded + asked <= fact.refunded_total else None
-        added = fact.refunded_total - payment.refunded
-        return added if added.minor > 0 else None
-
-    def _refund_failed(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
-        assert fact.out_refund_no is not None
-        row = self._refund_row(fact.out_refund_no)
-        if row is None or row["payment_id"] != payment.id:
-            return InboxOutcome.IGNORED, "failure of a refund payhub does not know"
-        if row["status"] == RefundState.FAILED.value:
-            return InboxOutcome.DUPLICATE, "refund failure already recorded"
-        if row["status"] == RefundState.SUCCEEDED.value:
-            return self._orphan(payment, fact, "a refund reported failed after it succeeded")
-        self.mark_refund_failed(row, str(payment.row["out_trade_no"]), fact.source)
-        return InboxOutcome.APPLIED, None
 
     def mark_refund_failed(self, row: Any, out_trade_no: str, source: str) -> None:
         """A pending refund failed: release its reservation, tell the shop."""
@@ -513,51 +591,18 @@ class Applier:
             },
         )
 
-    def _closed(self, payment: _Payment, fact: Fact) -> tuple[InboxOutcome, str | None]:
-        state = payment.status
-        if state is PaymentState.CLOSED:
-            return InboxOutcome.DUPLICATE, "already closed"
-        if state is not PaymentState.PENDING:
-            return InboxOutcome.IGNORED, f"a {state.value} payment is not closed by this"
-        if payment.channel is not None and payment.channel != fact.channel:
-            return InboxOutcome.IGNORED, "another channel's trade closed; this one may be paid"
-        if payment.channel is None and self._live_channels(payment) - {fact.channel}:
-            return InboxOutcome.IGNORED, "another channel's trade may still be paid"
-        self._transition(payment, PaymentState.CLOSED, fact, {}, EventType.PAYMENT_CLOSED)
-        return InboxOutcome.APPLIED, None
-
     # -- anomalies ----------------------------------------------------------
-
-    def _mismatch(
-        self, payment: _Payment, fact: Fact, *, to_review: bool
-    ) -> tuple[InboxOutcome, str | None]:
-        if to_review:
-            self._transition(
-                payment,
-                PaymentState.REVIEW,
-                fact,
-                {"channel": fact.channel, "channel_trade_id": fact.channel_trade_id},
-                None,
-            )
-        self._anomaly(payment, fact, AnomalyKind.AMOUNT_MISMATCH, EventType.PAYMENT_AMOUNT_MISMATCH)
-        return InboxOutcome.REVIEW, (
-            f"amount mismatch: stored {payment.amount}, channel says {fact.amount}"
-        )
-
-    def _orphan(self, payment: _Payment, fact: Fact, why: str) -> tuple[InboxOutcome, str | None]:
-        self._anomaly(payment, fact, AnomalyKind.ORPHAN_REFUND, EventType.REFUND_REVIEW, why=why)
-        return InboxOutcome.REVIEW, why
 
     def _anomaly(
         self,
         payment: _Payment,
         fact: Fact,
         kind: AnomalyKind,
-        event_type: EventType,
         *,
         why: str | None = None,
     ) -> None:
         """Record it once (per kind, channel and trade) and raise an alert event."""
+        event_type = ANOMALY_EVENTS[kind]
         trade = fact.channel_trade_id or fact.source
         if kind is AnomalyKind.ORPHAN_REFUND:
             trade = f"{trade}:{fact.out_refund_no or fact.source}"
@@ -635,13 +680,10 @@ class Applier:
         added = total.minor - seen
         return Money(added, total.currency) if added > 0 else None
 
-    def _resolve_duplicate(self, payment: _Payment, fact: Fact) -> bool:
-        """A refund of a recorded duplicate/late payment closes that anomaly (and
-        completes the ``hub.refund_duplicate`` refund it names, if any)."""
-        if fact.kind is not NotificationKind.REFUND or fact.channel_trade_id is None:
-            return False
+    def _duplicates_of(self, payment: _Payment, fact: Fact) -> list[Any]:
+        """The recorded duplicate/late payments of the trade a refund names (locked)."""
         kinds = (AnomalyKind.DUPLICATE_PAYMENT.value, AnomalyKind.LATE_PAYMENT.value)
-        rows = (
+        return list(
             self.conn.execute(
                 sa.select(anomalies)
                 .where(
@@ -655,6 +697,10 @@ class Applier:
             .mappings()
             .all()
         )
+
+    def _resolve_duplicate(self, fact: Fact, rows: list[Any]) -> None:
+        """A refund of a recorded duplicate/late payment closes that anomaly (and
+        completes the ``hub.refund_duplicate`` refund it names, if any)."""
         for row in rows:
             refund = self._refund_row(fact.out_refund_no) if fact.out_refund_no else None
             if (
@@ -667,7 +713,6 @@ class Applier:
                 self.resolve_anomaly(
                     row, "payhub", f"the channel reports a refund of this trade ({fact.source})"
                 )
-        return bool(rows)
 
     def complete_duplicate_refund(
         self, refund: Any, anomaly: Any, channel_refund_id: str | None
@@ -813,15 +858,31 @@ class Applier:
         changes = {**values, "status": target.value, "updated_at": self.now, "version": version}
         self.conn.execute(payments.update().where(payments.c.id == payment.id).values(**changes))
         payment.row.update(changes)
-        self.conn.execute(
-            audit.insert().values(
-                payment_id=payment.id,
-                from_status=before.value,
-                to_status=target.value,
-                cause=fact.cause.value,
-                source=fact.source[:320],
-                at=self.now,
-            )
+        self._recorded(
+            payment, before, fact, event_type, event_source=event_source, extra=extra
+        )
+
+    def _recorded(
+        self,
+        payment: _Payment,
+        before: PaymentState,
+        fact: Fact,
+        event_type: EventType | None,
+        *,
+        event_source: tuple[str, ...] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """After a state change: the audit row, the transition hooks, the event."""
+        target = payment.status
+        version = int(payment.row["version"])
+        write_audit(
+            self.conn,
+            payment.id,
+            before=before,
+            after=target,
+            cause=fact.cause,
+            source=fact.source,
+            at=self.now,
         )
         transition = Transition(
             out_trade_no=fact.out_trade_no,
@@ -880,15 +941,32 @@ class Applier:
         if inserted:
             self.event_ids.append(event_id)
 
-    def _set_inbox_outcome(self, channel: str, key: str, outcome: InboxOutcome) -> None:
+    def _set_inbox_outcome(
+        self,
+        channel: str,
+        key: str,
+        outcome: InboxOutcome,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"outcome": outcome.value, "processed_at": self.now}
+        if payload is not None:
+            values["payload"] = payload
         self.conn.execute(
             notifications.update()
             .where(notifications.c.channel == channel, notifications.c.event_key == key)
-            .values(outcome=outcome.value, processed_at=self.now)
+            .values(**values)
         )
 
     def _apply_deferred(self, payment: _Payment) -> None:
-        """Refund notifications that came before the payment: apply them now, in order."""
+        """Refund notifications that came before the payment: apply them now, in order.
+
+        Looked for only if the payment is flagged as having some."""
+        if not payment.row.get("deferred_refunds"):
+            return
+        self.conn.execute(
+            payments.update().where(payments.c.id == payment.id).values(deferred_refunds=False)
+        )
+        payment.row["deferred_refunds"] = False
         rows = self.conn.execute(
             sa.select(notifications)
             .where(
@@ -900,5 +978,7 @@ class Applier:
         for row in rows.all():
             deferred = Notification.model_validate({**row["payload"], "raw_body": b""})
             fact = Fact.of_notification(deferred)
-            outcome, _ = self._refund(payment, fact)
-            self._set_inbox_outcome(row["channel"], row["event_key"], outcome)
+            situation, found = self._situation(payment, fact)
+            decision = decide(situation)
+            self._carry_out(payment, fact, decision, found)
+            self._set_inbox_outcome(row["channel"], row["event_key"], decision.outcome)

@@ -20,6 +20,7 @@ whose duplicate-key error is caught (MySQL rolls back only that statement).
 
 from __future__ import annotations
 
+import functools
 import math
 import sqlite3
 from collections.abc import Callable
@@ -273,27 +274,34 @@ def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> 
     every database.
     """
     name = conn.dialect.name
-    stmt: sa.Insert
-    if name == "postgresql":
-        # Explicit RETURNING: with the implicit one (for the primary key) psycopg
-        # reports no rowcount.
-        stmt = postgresql.insert(table).values(values).on_conflict_do_nothing()
-        return conn.execute(stmt.returning(sa.literal_column("1"))).first() is not None
-    if name == "sqlite":
-        stmt = sqlite.insert(table).values(values).on_conflict_do_nothing()
-        return conn.execute(stmt).rowcount == 1
     if name in ("mysql", "mariadb"):
         # Not INSERT IGNORE (it turns every error into a warning: out-of-range
         # values are clamped, long ones cut), and not ON DUPLICATE KEY UPDATE
         # (with the FOUND_ROWS flag SQLAlchemy sets, a duplicate also counts 1).
         try:
-            conn.execute(sa.insert(table).values(values))
+            conn.execute(table.insert(), values)
         except IntegrityError as exc:
             if is_duplicate_key(exc):
                 return False
             raise
         return True
-    raise ConfigurationError(f"store: no insert-or-ignore for {name}")  # pragma: no cover
+    stmt = _insert_or_skip(name, table)
+    if name == "postgresql":
+        return conn.execute(stmt, values).first() is not None
+    return conn.execute(stmt, values).rowcount == 1
+
+
+@functools.cache
+def _insert_or_skip(dialect: str, table: sa.Table) -> sa.Insert:
+    """One statement per table, built once; the values come as parameters."""
+    if dialect == "postgresql":
+        # Explicit RETURNING: with the implicit one (for the primary key) psycopg
+        # reports no rowcount.
+        insert = postgresql.insert(table).on_conflict_do_nothing()
+        return insert.returning(sa.literal_column("1"))
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise ConfigurationError(f"store: no insert-or-ignore for {dialect}")  # pragma: no cover
 
 
 def is_duplicate_key(exc: DBAPIError) -> bool:

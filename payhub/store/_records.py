@@ -8,6 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from payhub.lifecycle import (
+    AnomalyKind,
+    InboxOutcome,
+    PaymentState,
+    RefundState,
+    TransitionCause,
+)
 from payhub.models import AttemptOutcome, PayMethod
 from payhub.money import Money
 
@@ -28,65 +35,6 @@ __all__ = [
 ]
 
 _RECORD = ConfigDict(extra="forbid", frozen=True)
-
-
-class PaymentState(enum.StrEnum):
-    """The life of a stored payment.
-
-    ::
-
-        pending ──► paid ──► partially_refunded ──► refunded
-           │  │                     (refunds)
-           │  └──► review     amount mismatch: never credited, a person decides
-           └─────► closed     closed unpaid; a later payment is a *late payment*
-    """
-
-    PENDING = "pending"
-    PAID = "paid"
-    PARTIALLY_REFUNDED = "partially_refunded"
-    REFUNDED = "refunded"
-    CLOSED = "closed"
-    REVIEW = "review"
-
-    @property
-    def is_paid(self) -> bool:
-        """Money was taken (refunds may have followed)."""
-        return self in (PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED, PaymentState.REFUNDED)
-
-
-class RefundState(enum.StrEnum):
-    PENDING = "pending"  #: reserved: counts against what may still be refunded
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class InboxOutcome(enum.StrEnum):
-    """What the first delivery of a notification did (later deliveries change nothing)."""
-
-    APPLIED = "applied"  #: a state transition was applied
-    DUPLICATE = "duplicate"  #: the state it reports was already applied (sync, return)
-    REVIEW = "review"  #: recorded as an anomaly for refund or review, never credited
-    DEFERRED = "deferred"  #: a refund before its payment: applied when the payment arrives
-    IGNORED = "ignored"  #: informational (trade created), or about another channel's trade
-
-
-class AnomalyKind(enum.StrEnum):
-    DUPLICATE_PAYMENT = "duplicate_payment"  #: paid twice, through two channels
-    LATE_PAYMENT = "late_payment"  #: paid after the payment was closed
-    AMOUNT_MISMATCH = "amount_mismatch"  #: the channel reports another amount or currency
-    ORPHAN_REFUND = "orphan_refund"  #: a refund that cannot be applied to the payment
-    #: the channel's paid time is before the payment was created, or in the
-    #: future, beyond the clock skew allowed (``Store(paid_time_skew=...)``)
-    PAID_TIME = "paid_time"
-
-
-class TransitionCause(enum.StrEnum):
-    PAY = "pay"
-    NOTIFICATION = "notification"
-    SYNC = "sync"
-    RETURN = "return"
-    REFUND = "refund"
-    CLOSE = "close"
 
 
 class PaymentRecord(BaseModel):

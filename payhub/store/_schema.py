@@ -68,6 +68,8 @@ payments = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    #: refund notifications wait for this payment to be paid (migration 0007)
+    sa.Column("deferred_refunds", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index(None, "status", "created_at"),
     #: a refund notification may name its payment only by the channel's trade id
     #: (UnionPay's origQryId) (migration 0003)
@@ -104,8 +106,9 @@ notifications = sa.Table(
     sa.Column("out_trade_no", ExactString(64), nullable=False),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("raw_body", Blob, nullable=False),
-    #: the parsed notification (without raw_body), to apply a deferred one later
-    sa.Column("payload", sa.JSON, nullable=False),
+    #: the parsed notification (without raw_body), kept only for a deferred
+    #: refund, to apply it later (nullable since migration 0007)
+    sa.Column("payload", sa.JSON),
     #: applied / duplicate / review / deferred / ignored
     sa.Column("outcome", ExactString(16), nullable=False),
     sa.Column("processed_at", UTCDateTime),

@@ -30,3 +30,14 @@ def test_guarantee_table_names_existing_tests() -> None:
             assert f"def {test}(" in source, f"{module}::{test}"
     for test in re.findall(r"`::(test_\w+)`", text):
         assert any(f"def {test}(" in p.read_text() for p in HERE.glob("test_store_*.py")), test
+
+
+def test_lifecycle_page_is_drawn_from_the_table() -> None:
+    """docs/lifecycle.md is generated from payhub.lifecycle.TABLE; regenerate it
+    with ``python -m payhub.lifecycle > docs/lifecycle.md`` after changing the table."""
+    from payhub import lifecycle
+
+    page = (DOCS / "lifecycle.md").read_text(encoding="utf-8")
+    assert page == lifecycle.markdown()
+    for row in lifecycle.TABLE:
+        assert row.when in lifecycle.CONDITIONS

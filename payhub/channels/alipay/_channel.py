@@ -683,6 +683,7 @@ class AlipayChannel(Channel):
             out_refund_no=out_refund_no,
             occurred_at=occurred_at,
             merchant_id=get("seller_id") or None,
+            after_deadline=False,
             raw=fields,
             raw_body=body,
         )

@@ -816,6 +816,7 @@ class WechatPayChannel(Channel):
             out_refund_no=out_refund_no,
             occurred_at=occurred_at,
             merchant_id=mchid,
+            after_deadline=False,
             raw=envelope,
             raw_body=body,
         )

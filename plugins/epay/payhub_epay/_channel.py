@@ -329,7 +329,7 @@ class EpayChannel(Channel):
         if not trade_no or len(trade_no) > 64:
             raise ProtocolError(f"{self.name}: notification without a usable trade_no")
         amount = self._money(fields.get("money", ""), "notification")
-        self._check_param(fields, amount)
+        late = self._check_param(fields, amount)
         return Notification(
             channel=self.name,
             kind=NotificationKind.PAYMENT,
@@ -339,6 +339,7 @@ class EpayChannel(Channel):
             status=PaymentStatus.PAID,
             event_key=f"epay:{self.pid}:{trade_no}",
             merchant_id=self.pid,
+            after_deadline=late,
             raw=fields,
             raw_body=bytes(body),
         )
@@ -395,11 +396,16 @@ class EpayChannel(Channel):
             raise ProtocolError(f"{self.name}: notification without out_trade_no")
         return fields
 
-    def _check_param(self, fields: Mapping[str, str], amount: Money) -> None:
-        """The order's amount and expiry, as payhub signed them into ``param``."""
+    def _check_param(self, fields: Mapping[str, str], amount: Money) -> bool:
+        """The order's amount and expiry, as payhub signed them into ``param``.
+
+        True if the notification came after the order's expiry plus the
+        late-callback window: the payment is then recorded as a late payment
+        (``Notification.after_deadline``), not credited, and acknowledged, so
+        that it is neither lost nor resent forever."""
         parts = fields.get("param", "").split(":")
         if parts[0] != PARAM_PREFIX:
-            return  # a provider that drops param: the store still checks the amount
+            return False  # a provider that drops param: the store still checks the amount
         try:
             ordered = int(parts[1])
             expires = int(parts[2]) if len(parts) > 2 and parts[2] else None
@@ -410,14 +416,13 @@ class EpayChannel(Channel):
                 f"{self.name}: paid {amount} for an order of {Money(ordered)}",
                 code=ErrorCode.INVALID_AMOUNT,
             )
-        if expires is not None:
+        if expires is None:
+            return False
+        try:
             deadline = datetime.fromtimestamp(expires, UTC) + self._config.late_window
-            if self._now() > deadline:
-                raise NotificationRejected(
-                    f"{self.name}: payment notification after the order's late-callback "
-                    "window: not credited",
-                    code=ErrorCode.TRADE_CLOSED,
-                )
+        except (ValueError, OverflowError, OSError):
+            raise ProtocolError(f"{self.name}: malformed payhub param") from None
+        return self._now() > deadline
 
     def _past_deadline(self, context: Mapping[str, str] | None) -> bool:
         expires = (context or {}).get("expires_at")

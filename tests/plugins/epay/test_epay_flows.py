@@ -227,10 +227,10 @@ def test_an_expired_order_is_closed_by_sync_and_its_late_payment_never_credited(
     assert report.changed == {"ORDER-1": PaymentState.CLOSED}
     shop.pay_at_cashier("ORDER-1")
     made = shop.epay.deliver_due()
-    # Refused by the channel (past the window): not credited, the provider resends.
-    # (Recording it as a late-payment anomaly needs a core hook: see the docs.)
-    assert [d.acknowledged for d in made] == [False]
+    # Past the window: recorded as a late payment, never credited, acknowledged.
+    assert [d.acknowledged for d in made] == [True]
     assert store.payment("ORDER-1").status is PaymentState.CLOSED  # type: ignore[union-attr]
+    assert [a.kind for a in store.anomalies("ORDER-1")] == [AnomalyKind.LATE_PAYMENT]
 
 
 def test_a_notification_after_the_window_is_not_credited(shop: Shop, store: Store) -> None:
@@ -239,9 +239,19 @@ def test_a_notification_after_the_window_is_not_credited(shop: Shop, store: Stor
     shop.epay.add_fault("drop", count=1)  # too late for this one: it is already scheduled
     shop.advance(timedelta(hours=13))
     made = shop.epay.deliver_due()
-    assert [d.acknowledged for d in made] == [False]
-    assert store.payment("ORDER-1").status is PaymentState.PENDING  # type: ignore[union-attr]
-    assert store.events() == [] or all(e.type != "payment.succeeded" for e in store.events())
+    # Recorded, not lost: a late_payment anomaly and payment.late; the still
+    # pending payment is closed so that no later query answer credits it.
+    assert [d.acknowledged for d in made] == [True]
+    assert store.payment("ORDER-1").status is PaymentState.CLOSED  # type: ignore[union-attr]
+    [anomaly] = store.anomalies("ORDER-1")
+    assert anomaly.kind is AnomalyKind.LATE_PAYMENT
+    assert anomaly.amount == Money(1250)
+    types = [e.type for e in store.events()]
+    assert "payment.late" in types
+    assert "payment.succeeded" not in types
+    shop.hub.sync_pending(older_than=timedelta(0))  # the provider says paid: still late
+    assert store.payment("ORDER-1").status is PaymentState.CLOSED  # type: ignore[union-attr]
+    assert len(store.anomalies("ORDER-1")) == 1
 
 
 def test_paying_the_same_order_again_reuses_the_providers_order(shop: Shop) -> None:

@@ -158,15 +158,19 @@ def test_an_amount_above_the_channel_limit_is_refused() -> None:
     _rejected(signed_body(fields(money="100.01")), ProtocolError, max_amount="100.00")
 
 
-def test_a_replay_after_the_late_callback_window_is_refused() -> None:
+def test_a_payment_after_the_late_callback_window_is_marked_late() -> None:
+    """Recorded as a late payment by the store (never credited), not refused and lost."""
     expires = START + timedelta(minutes=15)
     body = signed_body(fields(param=f"payhub1:1250:{int(expires.timestamp())}"))
     window = timedelta(hours=12)
-    assert channel(now=expires + window).parse_notification(NO_HEADERS, body).amount
-    error = _rejected(body, NotificationRejected, now=expires + window + timedelta(seconds=1))
-    assert error.code is ErrorCode.TRADE_CLOSED
+    on_time = channel(now=expires + window).parse_notification(NO_HEADERS, body)
+    assert on_time.amount
+    assert not on_time.after_deadline
+    late = channel(now=expires + window + timedelta(seconds=1))
+    assert late.parse_notification(NO_HEADERS, body).after_deadline
     # the window is configurable
-    _rejected(body, NotificationRejected, now=expires + timedelta(hours=2), late_window_hours=1)
+    short = channel(now=expires + timedelta(hours=2), late_window_hours=1)
+    assert short.parse_notification(NO_HEADERS, body).after_deadline
 
 
 def test_duplicate_fields_are_refused() -> None:
