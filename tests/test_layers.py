@@ -4,6 +4,7 @@ and the core never imports Flask or Django."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ LAYERS: dict[str, int] = {
     "payhub.store": 6,
     # the facade: the hub package (one module per job) and its old import path
     "payhub.hub": 7,
+    "payhub.web": 7,
     "payhub.client": 7,
     "payhub.cli": 7,
     "payhub": 7,
@@ -91,3 +93,17 @@ def test_the_hub_package_is_the_facade() -> None:
     assert len(shim.read_text(encoding="utf-8").splitlines()) < 40
     for path in (PAYHUB / "hub").glob("*.py"):
         assert "payhub.client" not in _imports(path), path
+
+
+def test_the_architecture_page_names_every_layer_as_enforced_here() -> None:
+    """docs/architecture.md's layer table is this test's LAYERS, package for package."""
+    page = (PAYHUB.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    documented: dict[str, int] = {}
+    for line in page.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) < 4 or not cells[1][:1].isdigit():
+            continue
+        layer = int(cells[1].split()[0])
+        for name in re.findall(r"`(payhub(?:\.[a-z_]+)*)`", cells[2]):
+            documented[name] = layer
+    assert documented == LAYERS
