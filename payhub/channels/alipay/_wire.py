@@ -223,8 +223,12 @@ def _decode_fields(body: bytes, charset: str) -> dict[str, str]:
             if not segment:
                 continue
             raw_key, _, raw_value = segment.partition(b"=")
-            key = unquote_to_bytes(raw_key.replace(b"+", b" ")).decode(charset)
-            value = unquote_to_bytes(raw_value.replace(b"+", b" ")).decode(charset)
+            if b"%" in segment or b"+" in segment:
+                key = unquote_to_bytes(raw_key.replace(b"+", b" ")).decode(charset)
+                value = unquote_to_bytes(raw_value.replace(b"+", b" ")).decode(charset)
+            else:  # most fields (ids, amounts, codes) hold no escape: only decoded
+                key = raw_key.decode(charset)
+                value = raw_value.decode(charset)
             if key in fields:
                 raise ProtocolError("alipay: the form repeats a field")
             fields[key] = value
