@@ -17,7 +17,7 @@ import json
 import re
 import socket
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from flask import Blueprint, Request, Response, jsonify, request
 from werkzeug.wrappers import Response as BaseResponse
@@ -25,6 +25,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
 from payhub_sandbox._faults import GATEWAY_PATHS, FaultMode, GatewayFault
+from payhub_sandbox._input import json_body as _body
 from payhub_sandbox.alipay._views import gateway_params, gateway_response
 
 __all__ = [
@@ -158,13 +159,6 @@ def apply_gateway_fault() -> BaseResponse | None:
 @faults_blueprint.errorhandler(SandboxError)
 def _sandbox_error(exc: SandboxError) -> tuple[Response, int]:
     return jsonify(exc.to_json()), exc.status
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True) if request.get_data() else {}
-    if not isinstance(data, dict):
-        raise InvalidInputError("the body must be a JSON object")
-    return data
 
 
 @faults_blueprint.post("/faults")

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
+from payhub_sandbox._input import json_body as _body
 from payhub_sandbox.delivery._faults import fault_options_from_json
 
 __all__ = ["delivery_control_blueprint"]
@@ -30,13 +31,6 @@ delivery_control_blueprint = Blueprint("delivery_control", __name__, url_prefix=
 @delivery_control_blueprint.errorhandler(SandboxError)
 def _sandbox_error(exc: SandboxError) -> tuple[Response, int]:
     return jsonify(exc.to_json()), exc.status
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True) if request.get_data() else {}
-    if not isinstance(data, dict):
-        raise InvalidInputError("the body must be a JSON object")
-    return data
 
 
 def _text(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:

@@ -13,6 +13,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
+from payhub_sandbox._input import json_body as _body
+from payhub_sandbox._input import string_field as _string
 from payhub_sandbox._state import Trade
 from payhub_sandbox.unionpay._pki import FAULT_KINDS, certificate_pem
 from payhub_sandbox.unionpay._simulator import unionpay_orig_resp_code
@@ -37,22 +39,6 @@ def unionpay_trade_json(trade: Trade) -> dict[str, Any]:
     data["txn_time"] = trade.extra.get("txnTime")
     data["tn"] = trade.extra.get("tn")
     return data
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True) if request.get_data() else {}
-    if not isinstance(data, dict):
-        raise InvalidInputError("the body must be a JSON object")
-    return data
-
-
-def _string(data: dict[str, Any], name: str, default: str | None = None) -> str:
-    value = data.get(name, default)
-    if value is None:
-        raise InvalidInputError(f"{name} is required")
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{name} must be a string")
-    return value
 
 
 @unionpay_control_blueprint.post("/merchants")

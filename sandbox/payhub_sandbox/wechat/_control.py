@@ -13,6 +13,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
+from payhub_sandbox._input import json_body as _body
+from payhub_sandbox._input import string_field as _string
 from payhub_sandbox._state import Trade
 from payhub_sandbox.wechat._pki import PlatformCertificate
 from payhub_sandbox.wechat._simulator import wechat_trade_state
@@ -26,22 +28,6 @@ wechat_control_blueprint = Blueprint("wechat_control", __name__, url_prefix="/_c
 @wechat_control_blueprint.errorhandler(SandboxError)
 def _sandbox_error(exc: SandboxError) -> tuple[Response, int]:
     return jsonify(exc.to_json()), exc.status
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True) if request.get_data() else {}
-    if not isinstance(data, dict):
-        raise InvalidInputError("the body must be a JSON object")
-    return data
-
-
-def _string(data: dict[str, Any], name: str, default: str | None = None) -> str:
-    value = data.get(name, default)
-    if value is None:
-        raise InvalidInputError(f"{name} is required")
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{name} must be a string")
-    return value
 
 
 def _mch_id() -> str:
