@@ -4,6 +4,8 @@ headers of answers and notifications, and fresh signatures on each delivery."""
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -20,7 +22,7 @@ from payhub_sandbox.wechat._pki import (
     public_key_pem,
     sandbox_ca,
 )
-from payhub_sandbox.wechat._wire import format_time, new_nonce, response_message, signed_headers
+from payhub_sandbox.wechat._wire import format_time, response_message, signed_headers
 
 __all__ = ["WechatKeys"]
 
@@ -122,18 +124,17 @@ class WechatKeys:
         return []
 
     def list_certificates(self, call: Call) -> Answer:
-        """``GET /v3/certificates``: every certificate in force, encrypted with the API v3 key."""
+        """``GET /v3/certificates``: every certificate in force, encrypted with the API v3
+        key. Keys in alphabetical order and a 12-hex-digit nonce, as in the real answer
+        wechatpay-java keeps (``tests/fixtures/wechat/certificates_answer_wechatpay_java.json``)."""
         items = []
         for cert in self.certificates():
-            nonce = new_nonce(12)
+            nonce = secrets.token_hex(6)
             items.append(
                 {
-                    "serial_no": cert.serial_no,
                     "effective_time": format_time(cert.effective_time),
-                    "expire_time": format_time(cert.expire_time),
                     "encrypt_certificate": {
                         "algorithm": "AEAD_AES_256_GCM",
-                        "nonce": nonce,
                         "associated_data": "certificate",
                         "ciphertext": aes_gcm_encrypt(
                             call.merchant.api_v3_key,
@@ -141,7 +142,10 @@ class WechatKeys:
                             b"certificate",
                             cert.pem.encode("ascii"),
                         ),
+                        "nonce": nonce,
                     },
+                    "expire_time": format_time(cert.expire_time),
+                    "serial_no": cert.serial_no,
                 }
             )
         return Answer(data={"data": items})

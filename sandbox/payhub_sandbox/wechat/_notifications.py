@@ -8,13 +8,13 @@ attempt is signed afresh by :class:`~payhub_sandbox.wechat._notify.ResigningTran
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
 import httpx
 
 from payhub.signing import aes_gcm_encrypt
-from payhub_sandbox._clock import CHINA_TZ
 from payhub_sandbox._state import Refund, Trade
 from payhub_sandbox.delivery._scheduler import OutboundNotification, scaled
 from payhub_sandbox.wechat._core import CHANNEL, WechatCore
@@ -51,6 +51,9 @@ REFUND_EVENTS: Final = {
     "ABNORMAL": ("REFUND.ABNORMAL", "退款异常"),
     "CLOSED": ("REFUND.CLOSED", "退款关闭"),
 }
+
+
+_EVENT_IDS: Final = uuid.uuid5(uuid.NAMESPACE_DNS, "api.mch.weixin.qq.com")
 
 
 def _acknowledged(response: httpx.Response) -> bool:
@@ -123,7 +126,11 @@ class WechatNotifier:
     ) -> None:
         now = self._core.now()
         nonce = new_nonce(12)
-        event_id = f"EV-{now.astimezone(CHINA_TZ):%Y%m%d%H%M%S}{secrets.randbelow(10**8):08d}"
+        # A version-5 UUID, as real notifications' ids are (tests/fixtures/wechat/);
+        # the same on every resend of this notification, new for every other.
+        event_id = str(
+            uuid.uuid5(_EVENT_IDS, f"{merchant.mch_id}/{event_type}/{secrets.token_hex(16)}")
+        )
         envelope = {
             "id": event_id,
             "create_time": format_time(now),

@@ -128,6 +128,7 @@ class WechatSimulator:
             ("GET", re.compile(r"/v3/refund/domestic/refunds/([^/]+)"), refunds.query),
             ("GET", re.compile(r"/v3/certificates"), self.keys.list_certificates),
             ("GET", re.compile(r"/v3/bill/tradebill"), self.billing.tradebill),
+            ("GET", re.compile(r"/v3/bill/fundflowbill"), self.billing.fundflowbill),
             ("GET", re.compile(r"/v3/billdownload/file"), self.billing.download),
         )
         if resigner is not None:
@@ -377,3 +378,7 @@ class WechatSimulator:
     def bill(self, mch_id: str, bill_date: date, bill_type: str = "ALL") -> bytes:
         """A day's bill file (uncompressed, BOM per merchant), whatever the time."""
         return self.billing.bill(mch_id, bill_date, bill_type)
+
+    def fundflow_bill(self, mch_id: str, bill_date: date, account_type: str = "BASIC") -> bytes:
+        """A day's fund-flow bill file (uncompressed, BOM per merchant), whatever the time."""
+        return self.billing.fundflow_bill(mch_id, bill_date, account_type)
