@@ -119,7 +119,8 @@ def test_notifications_are_shaped_as_real_ones(env: WechatEnv) -> None:
             assert keys_in_order(sent) == keys_in_order(real)
             assert shape(sent["create_time"]) == shape(real["create_time"])
             assert len(sent["resource"]["nonce"]) == len(real["resource"]["nonce"]) == 12
-            assert sent["resource"]["nonce"].isalnum() and real["resource"]["nonce"].isalnum()
+            assert sent["resource"]["nonce"].isalnum()
+            assert real["resource"]["nonce"].isalnum()
     assert first["id"] != second["id"]
 
 
@@ -169,14 +170,16 @@ def test_platform_certificate_is_shaped_as_the_real_one(env: WechatEnv) -> None:
     assert ours.issuer.rfc4514_string() == real.issuer.rfc4514_string()
     assert ours.signature_algorithm_oid == real.signature_algorithm_oid
     real_key, our_key = real.public_key(), ours.public_key()
-    assert isinstance(real_key, rsa.RSAPublicKey) and isinstance(our_key, rsa.RSAPublicKey)
+    assert isinstance(real_key, rsa.RSAPublicKey)
+    assert isinstance(our_key, rsa.RSAPublicKey)
     assert our_key.key_size == real_key.key_size == 2048
     assert len(f"{ours.serial_number:X}") == len(f"{real.serial_number:X}") == 40
     lifetime = real.not_valid_after_utc - real.not_valid_before_utc
     assert ours.not_valid_after_utc - ours.not_valid_before_utc == lifetime == timedelta(days=1825)
     real_ext, our_ext = _extensions(real), _extensions(ours)
     crl = x509.ExtensionOID.CRL_DISTRIBUTION_POINTS.dotted_string
-    assert crl in real_ext and crl not in our_ext  # the one deliberate difference
+    assert crl in real_ext  # the one deliberate difference
+    assert crl not in our_ext
     del real_ext[crl]
     assert our_ext == real_ext
     # The PEM as /v3/certificates hands it over: 64-character lines, no final newline.
