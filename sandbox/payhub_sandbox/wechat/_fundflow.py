@@ -24,7 +24,7 @@ bills are empty.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
@@ -32,6 +32,7 @@ from typing import Final
 from payhub.money import Money
 from payhub_sandbox._clock import CHINA_TZ
 from payhub_sandbox._state import Refund, Trade
+from payhub_sandbox.wechat._bills import bill_line
 
 __all__ = [
     "WECHAT_ACCOUNT_TYPES",
@@ -124,11 +125,6 @@ def _flows(mch_id: str, trades: Sequence[Trade], refunds: Sequence[Refund]) -> l
     return sorted(found, key=lambda f: (f.at, f.number))
 
 
-def _line(fields: Iterable[str], *, ticked: bool) -> str:
-    cleaned = [f.replace(",", "，").replace("\r", " ").replace("\n", " ") for f in fields]
-    return ",".join(f"`{f}" for f in cleaned) if ticked else ",".join(cleaned)
-
-
 def wechat_fundflow_csv(
     *,
     mch_id: str,
@@ -168,9 +164,9 @@ def wechat_fundflow_csv(
                 flow.voucher,
             ]
         )
-    lines = [_line(WECHAT_FUNDFLOW_COLUMNS, ticked=False)]
-    lines += [_line(row, ticked=True) for row in rows]
-    lines.append(_line(WECHAT_FUNDFLOW_SUMMARY_COLUMNS, ticked=False))
+    lines = [bill_line(WECHAT_FUNDFLOW_COLUMNS, ticked=False)]
+    lines += [bill_line(row, ticked=True) for row in rows]
+    lines.append(bill_line(WECHAT_FUNDFLOW_SUMMARY_COLUMNS, ticked=False))
     summary = [
         str(len(rows)),
         str(counts[0]),
@@ -178,5 +174,5 @@ def wechat_fundflow_csv(
         str(counts[1]),
         totals[1].to_decimal_string(),
     ]
-    lines.append(_line(summary, ticked=True))
+    lines.append(bill_line(summary, ticked=True))
     return "\r\n".join(lines) + "\r\n", len(rows)
