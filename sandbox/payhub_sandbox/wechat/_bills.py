@@ -34,6 +34,7 @@ __all__ = [
     "WECHAT_BILL_COLUMNS",
     "WECHAT_BILL_SUMMARY_COLUMNS",
     "WECHAT_BILL_TYPES",
+    "bill_line",
     "wechat_bill_csv",
 ]
 
@@ -136,7 +137,8 @@ def _rate(rate: Decimal) -> str:
     return f"{(rate * 100).quantize(Decimal('0.01'))}%"
 
 
-def _line(fields: Iterable[str], *, ticked: bool) -> str:
+def bill_line(fields: Iterable[str], *, ticked: bool) -> str:
+    """One CSV line of a WeChat bill; data rows (``ticked``) prefix every field with a backtick."""
     # Bill values never hold a comma that matters here; descriptions are
     # cleaned of commas and line breaks as WeChat's exporter does.
     cleaned = [f.replace(",", "，").replace("\r", " ").replace("\n", " ") for f in fields]
@@ -211,11 +213,11 @@ def wechat_bill_csv(
     paid_total = sum((t.amount for t in paid), zero)
     refund_total = sum((r.amount for r in refunded), zero)
     fees = sum((t.fee for t in paid), zero) - sum((r.fee_returned for r in refunded), zero)
-    lines = [_line(columns, ticked=False)]
-    lines += [_line(row, ticked=True) for row in rows]
-    lines.append(_line(WECHAT_BILL_SUMMARY_COLUMNS, ticked=False))
+    lines = [bill_line(columns, ticked=False)]
+    lines += [bill_line(row, ticked=True) for row in rows]
+    lines.append(bill_line(WECHAT_BILL_SUMMARY_COLUMNS, ticked=False))
     lines.append(
-        _line(
+        bill_line(
             [
                 str(len(rows)),
                 _yuan(paid_total),

@@ -74,3 +74,10 @@ class WechatChannel(SandboxChannel[WechatSimulator]):
     def bill(self, merchant_id: str, bill_date: date, bill_type: str = "ALL") -> bytes:
         """A day's trade bill file, uncompressed, as its download serves it."""
         return self._engine.bill(merchant_id, bill_date, bill_type)
+
+    def fundflow_bill(
+        self, merchant_id: str, bill_date: date, account_type: str = "BASIC"
+    ) -> bytes:
+        """A day's fund-flow bill (资金账单) of the ``BASIC``, ``OPERATION`` or ``FEES``
+        account, uncompressed, as its download serves it. WeChat only."""
+        return self._engine.fundflow_bill(merchant_id, bill_date, account_type)

@@ -4,6 +4,20 @@ and platform certificates issued by a self-made CA.
 The CA is made once per process, on first need (an RSA key costs tens of
 milliseconds to generate); every :class:`~payhub_sandbox.Sandbox` of the
 process issues its platform certificates from it.
+
+Both are shaped after WeChat Pay's real ones (``tests/fixtures/wechat/``, the
+platform certificate in wechatpay-java's test suite): the CA is named as WeChat's
+root (``C=CN, O=Tenpay.com, OU=Tenpay.com CA Center, CN=Tenpay.com Root CA``)
+because clients check the issuer's CN; a platform certificate is
+``CN=Tenpay.com sign, O=Tenpay.com, OU=Tenpay.com CA Center, C=CN, L=ShenZhen``
+(in that order), a 20-byte serial, five years (1,825 days) of
+validity, ``CA:FALSE`` and the key usages of the real one (neither critical), and
+its PEM has 64-character lines and no newline after ``-----END CERTIFICATE-----``,
+as ``/v3/certificates`` hands it over. What differs on purpose: the CA is the
+sandbox's own (a client that checks the chain against WeChat's real
+``CertTrustChain.p7b`` refuses it), there is no CRL distribution point, and the
+names' string types are ``cryptography``'s defaults (the real root's are
+printable strings; choosing them needs a private API of ``cryptography``).
 """
 
 from __future__ import annotations
@@ -23,6 +37,8 @@ from cryptography.x509.oid import NameOID
 from payhub.signing import certificate_serial_hex
 
 __all__ = [
+    "PLATFORM_NAME",
+    "ROOT_NAME",
     "PlatformCertificate",
     "issue_platform_certificate",
     "public_key_id",
@@ -65,17 +81,26 @@ _ca: _Authority | None = None
 _ca_lock = threading.Lock()
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Guangdong"),
-            x509.NameAttribute(NameOID.LOCALITY_NAME, "Shenzhen"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "payhub sandbox"),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "payhub sandbox CA Center"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
+#: WeChat Pay's root CA's name, which clients check as the issuer.
+ROOT_NAME: Final = x509.Name(
+    [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Tenpay.com"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Tenpay.com CA Center"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA"),
+    ]
+)
+
+#: A platform certificate's subject, in the real one's order (UTF-8 strings).
+PLATFORM_NAME: Final = x509.Name(
+    [
+        x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com sign"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Tenpay.com"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Tenpay.com CA Center"),
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+        x509.NameAttribute(NameOID.LOCALITY_NAME, "ShenZhen"),
+    ]
+)
 
 
 def sandbox_ca() -> _Authority:
@@ -84,7 +109,7 @@ def sandbox_ca() -> _Authority:
     with _ca_lock:
         if _ca is None:
             key = _new_key()
-            name = _name("payhub sandbox Tenpay.com Root CA")
+            name = ROOT_NAME
             start = datetime(2020, 1, 1, tzinfo=UTC)
             cert = (
                 x509.CertificateBuilder()
@@ -134,7 +159,9 @@ class PlatformCertificate:
 
     @property
     def pem(self) -> str:
-        return self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        """As WeChat Pay hands it over: no newline after the last line."""
+        pem = self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        return pem.rstrip("\n")
 
 
 def issue_platform_certificate(
@@ -144,30 +171,30 @@ def issue_platform_certificate(
     ca = sandbox_ca()
     key = key if key is not None else _new_key()
     start = now.replace(microsecond=0)
-    # 160-bit serials print as 40 upper-hex digits, like WeChat's.
+    # A 20-byte serial (159 bits, the top ones set) prints as 40 upper-hex digits.
     serial = secrets.randbits(159) | (1 << 156)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("payhub sandbox WeChat Pay platform certificate"))
+        .subject_name(PLATFORM_NAME)
         .issuer_name(ca.certificate.subject)
         .public_key(key.public_key())
         .serial_number(serial)
         .not_valid_before(start)
         .not_valid_after(start + CERTIFICATE_LIFETIME)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=True,
                 key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
+                data_encipherment=True,
+                key_agreement=True,
                 key_cert_sign=False,
                 crl_sign=False,
                 encipher_only=False,
                 decipher_only=False,
             ),
-            critical=True,
+            critical=False,
         )
         .sign(ca.key, hashes.SHA256())
     )
