@@ -32,6 +32,7 @@ from payhub.money import Money
 __all__ = [
     "ANOMALY_EVENTS",
     "CONDITIONS",
+    "HELD_EVENTS",
     "PAID_TIME_SKEW",
     "REFUND_SENDS",
     "TABLE",
@@ -120,6 +121,13 @@ class TransitionCause(enum.StrEnum):
     REFUND = "refund"
     CLOSE = "close"
 
+
+#: The event a credit writes instead when a risk rule holds the payment for
+#: review (``payhub.risk``): the shop must not deliver until a person approves,
+#: which writes the held event (``payhub reviews approve``).
+HELD_EVENTS: dict[EventType, EventType] = {
+    EventType.PAYMENT_SUCCEEDED: EventType.PAYMENT_REVIEW,
+}
 
 #: The alert event each anomaly raises (once per anomaly).
 ANOMALY_EVENTS: dict[AnomalyKind, EventType] = {

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "payhub.lifecycle": 5,
     "payhub.splits": 5,
     "payhub.settlement": 5,
+    "payhub.risk": 5,
     "payhub.store": 6,
     # the facade: the hub package (one module per job) and its old import path
     "payhub.hub": 7,
