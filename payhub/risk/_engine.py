@@ -53,6 +53,10 @@ class RiskEngine:
         self.fail_open = fail_open
         self._clock_ms = clock_ms
         self._unpaid = any(w.unpaid for w in policy.windows)
+        #: an enforced review rule: the hub needs a store for the queue
+        self.holds_for_review = any(
+            r.action.value == "review" and r.mode == "enforce" for r in policy.rules
+        )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RiskEngine:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -185,7 +185,11 @@ class RiskPolicy(BaseModel):
         # Precomputed once: the order rules are tried in, and the windows counted.
         ordered = sorted(self.rules, key=lambda r: _ORDER.index(r.action))
         object.__setattr__(self, "_ordered", tuple(ordered))
-        nets = {r.name: r.networks() for r in self.rules if isinstance(r, ListRule) and r.field == "ip"}
+        nets = {
+            r.name: r.networks()
+            for r in self.rules
+            if isinstance(r, ListRule) and r.field == "ip"
+        }
         object.__setattr__(self, "_networks", nets)
         windows: list[Window] = []
         for rule in self.rules:
@@ -296,7 +300,12 @@ class RiskVerdict:
             "rule": self.rule,
             "reason": self.reason,
             "hits": [
-                {"rule": h.rule, "action": h.action.value, "observed": h.observed, "reason": h.reason}
+                {
+                    "rule": h.rule,
+                    "action": h.action.value,
+                    "observed": h.observed,
+                    "reason": h.reason,
+                }
                 for h in self.hits
             ],
         }
@@ -308,7 +317,7 @@ def _match(policy: RiskPolicy, rule: Any, ctx: RiskContext, counts: Counts) -> s
         if rule.field == "ip":
             ip = ctx.ip
             if ip is not None and any(ip in net for net in policy.networks(rule.name)):
-                return f"IP {ip} is listed"
+                return "IP is in a listed network"
             return None
         value = ctx.buyer if rule.field == "buyer" else ctx.device
         return f"{rule.field} is listed" if value is not None and value in rule.values else None

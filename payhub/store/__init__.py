@@ -25,6 +25,7 @@ from payhub.store._records import (
     RefundState,
     TransitionCause,
 )
+from payhub.store._reviews import ReviewRecord, ReviewStatus, RiskAuditRecord
 from payhub.store._store import DEFAULT_EVENT_LEASE, Store
 
 __all__ = [
@@ -43,6 +44,9 @@ __all__ = [
     "PaymentState",
     "RefundRecord",
     "RefundState",
+    "ReviewRecord",
+    "ReviewStatus",
+    "RiskAuditRecord",
     "Store",
     "Transition",
     "TransitionCause",
