@@ -37,6 +37,9 @@ LAYERS: dict[str, int] = {
     "payhub.web": 7,
     "payhub.client": 7,
     "payhub.cli": 7,
+    "payhub.cli_reviews": 7,
+    "payhub.cli_health": 7,
+    "payhub.monitor": 7,
     "payhub": 7,
 }
 FORBIDDEN = ("flask", "django", "werkzeug", "payhub_sandbox", "flask_payhub", "payhub_django")

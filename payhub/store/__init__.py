@@ -10,6 +10,7 @@ See ``docs/store.md`` for the databases, migrations and guarantees.
 """
 
 from payhub.store._apply import Checkpoint, Fact, Transition, TransitionHook
+from payhub.store._backlog import Backlog
 from payhub.store._records import (
     AnomalyKind,
     AnomalyRecord,
@@ -36,6 +37,7 @@ __all__ = [
     "ApplyResult",
     "AttemptRecord",
     "AuditRecord",
+    "Backlog",
     "Checkpoint",
     "Fact",
     "InboxOutcome",
