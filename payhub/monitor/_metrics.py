@@ -115,7 +115,7 @@ class _BacklogCollector:
         return []
 
     def collect(self) -> Iterator[Any]:
-        gauge = self._pc.core.GaugeMetricFamily
+        from prometheus_client.core import GaugeMetricFamily as gauge  # noqa: PLC0415
         c = self._health
         try:
             b = self._store.backlog(
