@@ -159,3 +159,49 @@ class _AsyncBank:
 def test_review_rules_need_a_store(bank: ToyBank) -> None:
     with pytest.raises(ConfigurationError, match="need a store"):
         PayHub(channels=[ToyChannel("toy-a")], risk=RiskEngine.from_config(RULES))
+
+
+def test_reviews_cli(store: Store, store_url: str, bank: ToyBank, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import storekit
+    from typer.testing import CliRunner
+
+    import payhub.cli as cli
+    from payhub.plugins import get_plugin_manager
+
+    path = tmp_path / "hub.json"
+    path.write_text(json.dumps(
+        {"store": {"url": store_url}, "channels": {"toy-a": {"type": "toy"}}, "risk": RULES}
+    ))
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(storekit, name="toy")
+
+    def open_hub(config):  # type: ignore[no-untyped-def]
+        return PayHub.from_config(
+            cli._load_config(config), plugin_manager=pm, http_client=bank.client()
+        )
+
+    monkeypatch.setattr(cli, "_open_hub", open_hub)
+    hub = open_hub(path)
+    with hub:
+        hub.pay(request("C1", amount=9000))
+        hub.pay(request("C2", amount=9000))
+        for no in ("C1", "C2"):
+            assert hub.handle_notification("toy-a", *bank.buyer_pays("toy-a", no)).ack.ok
+    runner = CliRunner()
+    listed = runner.invoke(cli.app, ["reviews", "list", "-c", str(path)])
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split("\t") for line in listed.output.splitlines()]
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        ("C1", "open", "waiting", "big"), ("C2", "open", "waiting", "big")]
+    ok = runner.invoke(cli.app, ["reviews", "approve", "C1", "--operator", "li", "-c", str(path)])
+    assert ok.exit_code == 0, ok.output
+    assert "C1: approved by li" in ok.output
+    no = runner.invoke(cli.app, ["reviews", "decline", "C2", "--operator", "li", "-c", str(path)])
+    assert no.exit_code == 0, no.output
+    assert "declined; refund succeeded" in no.output
+    again = runner.invoke(cli.app, ["reviews", "approve", "C2", "--operator", "li", "-c", str(path)])
+    assert again.exit_code == 1
+    assert "already declined" in again.output
+    assert store.payment("C2").status is PaymentState.REFUNDED
