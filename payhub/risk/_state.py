@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -35,15 +36,43 @@ class RiskState(Protocol):
         ...
 
 
+class _Window:
+    """One window's orders, oldest first, with their running total."""
+
+    __slots__ = ("orders", "total")
+
+    def __init__(self) -> None:
+        self.orders: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self.total = 0
+
+    def add(self, out_trade_no: str, at: int, amount: int, oldest: int) -> tuple[int, int]:
+        orders = self.orders
+        while orders:
+            name, (first, first_amount) = next(iter(orders.items()))
+            if first > oldest:
+                break
+            del orders[name]
+            self.total -= first_amount
+        if out_trade_no not in orders:
+            orders[out_trade_no] = (at, amount)
+            self.total += amount
+        return len(orders), self.total
+
+    def remove(self, out_trade_no: str) -> None:
+        found = self.orders.pop(out_trade_no, None)
+        if found is not None:
+            self.total -= found[1]
+
+
 class InMemoryRiskState:
-    """Windows in this process (lost on restart; one process only)."""
+    """Windows in this process (lost on restart; one process only). Each check
+    costs a few dictionary operations per window, whatever the window holds."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        #: window id -> {out_trade_no: (time ms, amount)}
-        self._windows: dict[tuple[str, str, int, bool], dict[str, tuple[int, int]]] = {}
+        self._windows: dict[tuple[str, str, int, bool], _Window] = {}
         #: out_trade_no -> the unpaid windows it is in
-        self._unpaid: dict[str, list[tuple[str, str, int, bool]]] = {}
+        self._unpaid: dict[str, list[_Window]] = {}
 
     def record(self, ctx: RiskContext, windows: Sequence[Window], now_ms: int) -> Counts:
         values: dict[Window, tuple[int, int]] = {}
@@ -53,20 +82,19 @@ class InMemoryRiskState:
                 if value is None:
                     continue
                 wid = (window.key, value, window.seconds, window.unpaid)
-                entries = self._windows.setdefault(wid, {})
+                held = self._windows.get(wid)
+                if held is None:
+                    held = self._windows[wid] = _Window()
                 oldest = now_ms - window.seconds * 1000
-                for name in [n for n, (at, _) in entries.items() if at <= oldest]:
-                    del entries[name]
-                entries[ctx.out_trade_no] = (now_ms, ctx.amount_minor)
+                values[window] = held.add(ctx.out_trade_no, now_ms, ctx.amount_minor, oldest)
                 if window.unpaid:
-                    self._unpaid.setdefault(ctx.out_trade_no, []).append(wid)
-                values[window] = (len(entries), sum(amount for _, amount in entries.values()))
+                    self._unpaid.setdefault(ctx.out_trade_no, []).append(held)
         return Counts(values)
 
     def settle(self, out_trade_no: str) -> None:
         with self._lock:
-            for wid in self._unpaid.pop(out_trade_no, []):
-                self._windows.get(wid, {}).pop(out_trade_no, None)
+            for held in self._unpaid.pop(out_trade_no, []):
+                held.remove(out_trade_no)
 
 
 # KEYS: the window sorted sets, then the order's unpaid-index key.
