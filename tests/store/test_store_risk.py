@@ -201,7 +201,8 @@ def test_reviews_cli(store: Store, store_url: str, bank: ToyBank, tmp_path, monk
     no = runner.invoke(cli.app, ["reviews", "decline", "C2", "--operator", "li", "-c", str(path)])
     assert no.exit_code == 0, no.output
     assert "declined; refund succeeded" in no.output
-    again = runner.invoke(cli.app, ["reviews", "approve", "C2", "--operator", "li", "-c", str(path)])
+    args = ["reviews", "approve", "C2", "--operator", "li", "-c", str(path)]
+    again = runner.invoke(cli.app, args)
     assert again.exit_code == 1
     assert "already declined" in again.output
     assert store.payment("C2").status is PaymentState.REFUNDED
