@@ -9,6 +9,9 @@
     payhub events list --config hub.json --pending list outbox events
     payhub anomalies list --url ...                open anomalies (duplicates, held refunds…)
     payhub anomalies resolve ID --operator NAME --reason TEXT   close one, audited
+    payhub reviews list|approve|decline -c hub.json  the risk review queue
+    payhub health -c hub.json [--json] [--alert]   the backlog; exit 0/1/2/3
+    payhub metrics -c hub.json --port 9464         Prometheus metrics
 
 A hub configuration file is JSON: ``{"store": {"url": ...}, "channels": {...},
 "events": {"handlers": {"payment.succeeded": "shop.tasks:deliver"}}}``; secrets
@@ -379,6 +382,14 @@ def anomalies_resolve(
     except PayhubError as exc:
         _fail(exc.message)
     typer.echo(f"anomaly {anomaly.id} ({anomaly.kind.value}, {anomaly.out_trade_no}) resolved")
+
+
+# Sub-commands in their own modules (they import this one's helpers when run).
+from payhub import cli_health, cli_reviews  # noqa: E402
+
+app.add_typer(cli_reviews.app, name="reviews")
+app.command("health")(cli_health.health)
+app.command("metrics")(cli_health.metrics)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@
     ├── NetworkError                the request did not complete (connect, read)
     │   └── ChannelTimeout          it may have reached the channel: the trade may exist
     ├── NoEligibleChannel           routing found no channel able to take a payment
+    ├── RiskBlocked                 a risk rule refused the payment (names the rule)
     ├── StoreError                  the payment store could not be reached or its
     │   │                           transaction failed; nothing was written
     │   └── StoreValueError         the database refused a value (out of range, too
@@ -55,6 +56,7 @@ __all__ = [
     "PayhubError",
     "PaymentStateError",
     "ProtocolError",
+    "RiskBlocked",
     "SignatureError",
     "SplitError",
     "StoreError",
@@ -101,6 +103,9 @@ class ErrorCode(enum.Enum):
     PAYMENT_STATE = _CodeInfo(False, "the stored payment's state does not allow this operation")
     PAYMENT_IN_REVIEW = _CodeInfo(
         False, "the payment is held for review (amount mismatch); a person must decide"
+    )
+    RISK_BLOCKED = _CodeInfo(
+        False, "a risk rule refused the payment before any channel was called"
     )
     UNKNOWN_PAYMENT = _CodeInfo(False, "no stored payment has that out_trade_no")
     UNKNOWN_REFUND = _CodeInfo(False, "no stored refund has that out_refund_no")
@@ -209,6 +214,18 @@ class NoEligibleChannel(PayhubError):
         super().__init__(message)
         #: channel account name -> why it was excluded
         self.reasons: dict[str, str] = dict(reasons or {})
+
+
+class RiskBlocked(PayhubError):
+    """A risk rule (``payhub.risk``) refused the payment: no channel was called,
+    nothing was stored as charged. ``rule`` names it; the message says why
+    without the buyer's data."""
+
+    default_code = ErrorCode.RISK_BLOCKED
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 class StoreError(PayhubError):

@@ -31,6 +31,9 @@ class EventType(enum.StrEnum):
     """The event types payhub writes. ``"*"`` subscribes to all of them."""
 
     PAYMENT_SUCCEEDED = "payment.succeeded"  #: credited: deliver the goods
+    #: credited, but a risk rule holds it for review: do NOT deliver yet; a
+    #: ``payment.succeeded`` follows if a person approves (``payhub reviews``)
+    PAYMENT_REVIEW = "payment.review"
     PAYMENT_REFUNDED = "payment.refunded"  #: a refund succeeded (partial or full)
     PAYMENT_CLOSED = "payment.closed"  #: closed unpaid
     PAYMENT_AMOUNT_MISMATCH = "payment.amount_mismatch"  #: held for review, not credited

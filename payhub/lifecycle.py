@@ -32,14 +32,18 @@ from payhub.money import Money
 __all__ = [
     "ANOMALY_EVENTS",
     "CONDITIONS",
+    "HELD_EVENTS",
     "PAID_TIME_SKEW",
+    "REFUND_SENDS",
     "TABLE",
     "AnomalyKind",
     "Decision",
     "Effect",
     "InboxOutcome",
     "PaymentState",
+    "RefundAnswer",
     "RefundRow",
+    "RefundSend",
     "RefundState",
     "Row",
     "Situation",
@@ -48,6 +52,7 @@ __all__ = [
     "markdown",
     "paid_time_problem",
     "refund_amount_of",
+    "refund_send",
 ]
 
 
@@ -116,6 +121,13 @@ class TransitionCause(enum.StrEnum):
     REFUND = "refund"
     CLOSE = "close"
 
+
+#: The event a credit writes instead when a risk rule holds the payment for
+#: review (``payhub.risk``): the shop must not deliver until a person approves,
+#: which writes the held event (``payhub reviews approve``).
+HELD_EVENTS: dict[EventType, EventType] = {
+    EventType.PAYMENT_SUCCEEDED: EventType.PAYMENT_REVIEW,
+}
 
 #: The alert event each anomaly raises (once per anomaly).
 ANOMALY_EVENTS: dict[AnomalyKind, EventType] = {
@@ -395,6 +407,60 @@ def decide(situation: Situation) -> Decision:
     raise AssertionError(f"no row for {situation.state} / {situation.kind}")  # pragma: no cover
 
 
+# -- sending a reserved refund: what the channel's answer means for it ---------
+
+
+class RefundAnswer(enum.StrEnum):
+    """How the channel answered payhub's refund request (the hub's own call)."""
+
+    FINAL = "final"  #: succeeded, failed or closed: the store applies it as a fact
+    PENDING = "pending"  #: accepted, not done (Alipay's ``fund_change`` N)
+    REFUSED = "refused"  #: a business error: the channel says it did not make it
+    UNKNOWN = "unknown"  #: timeout, network or system error: it may have been made
+
+
+@dataclass(frozen=True)
+class RefundSend:
+    """What the hub does after sending a reserved refund, by (answer, resend)."""
+
+    answer: RefundAnswer
+    #: the refund was reserved before: this send is a retry of the same transaction
+    resend: bool
+    #: release the reservation (the refund failed; its amount is refundable again)
+    release: bool
+    #: ask the channel where the refund stands (``sync_refund``) and return that
+    ask: bool
+    reason: str
+
+
+#: The refund retry rules (issue 12 §3): every (answer, resend) pair once.
+REFUND_SENDS: tuple[RefundSend, ...] = (
+    RefundSend(RefundAnswer.FINAL, False, False, False,
+               "applied as a refund fact (TABLE above)"),
+    RefundSend(RefundAnswer.FINAL, True, False, False,
+               "applied as a refund fact (TABLE above)"),
+    RefundSend(RefundAnswer.PENDING, False, False, False,
+               "left pending and reserved; sync_refund settles it"),
+    RefundSend(RefundAnswer.PENDING, True, False, True,
+               "a retry answered pending moved no money by itself: ask where it stands"),
+    RefundSend(RefundAnswer.REFUSED, False, True, False,
+               "refused on its first send: nothing was made, release the reservation"),
+    RefundSend(RefundAnswer.REFUSED, True, False, True,
+               "a retry refused (UnionPay: duplicate): the earlier send may have been made; ask"),
+    RefundSend(RefundAnswer.UNKNOWN, False, False, False,
+               "it may have been made: kept reserved, settled only by a query"),
+    RefundSend(RefundAnswer.UNKNOWN, True, False, False,
+               "it may have been made: kept reserved, settled only by a query"),
+)  # fmt: skip
+
+_REFUND_SENDS = {(row.answer, row.resend): row for row in REFUND_SENDS}
+
+
+def refund_send(answer: RefundAnswer, *, resend: bool) -> RefundSend:
+    """The row of :data:`REFUND_SENDS` for this answer to this send."""
+    return _REFUND_SENDS[(answer, resend)]
+
+
 # -- the arithmetic a situation needs (pure) ---------------------------------
 
 
@@ -505,6 +571,23 @@ def markdown() -> str:
             (d.reason or "").replace("|", "\\|"),
         ]
         out.append("| " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "## Sending a refund",
+        "",
+        "What the hub does with a reserved refund after the channel answers its",
+        "request (a refund fact the answer carries goes through the table above).",
+        "",
+        "| answer | resend | release reservation | ask the channel | reason |",
+        "|---|---|---|---|---|",
+    ]
+    for send in REFUND_SENDS:
+        flags = (
+            "yes" if send.resend else "no",
+            "yes" if send.release else "",
+            "yes" if send.ask else "",
+        )
+        out.append(f"| {send.answer.value} | {' | '.join(flags)} | {send.reason} |")
     return "\n".join(out) + "\n"
 
 

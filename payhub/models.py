@@ -117,6 +117,10 @@ class BuyerHints(BaseModel):
     ip: str | None = None
     user_id: str | None = None  #: Alipay buyer id / UnionPay account hint
     openid: str | None = None  #: WeChat openid for JSAPI
+    #: the shop's own id of the buyer (account, e-mail): for risk rules, never sent to a channel
+    account: str | None = Field(default=None, max_length=128)
+    #: a device fingerprint the shop computed: for risk rules, never sent to a channel
+    device_id: str | None = Field(default=None, max_length=128)
 
 
 class PaymentRequest(BaseModel):
@@ -139,6 +143,9 @@ class PaymentRequest(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     #: Pin the payment to one configured channel account; routing picks otherwise.
     channel: str | None = None
+    #: what is bought and how many (risk rules: per-product quantity limits)
+    product_id: str | None = Field(default=None, max_length=64)
+    quantity: int | None = Field(default=None, ge=1)
 
 
 class AttemptOutcome(enum.StrEnum):

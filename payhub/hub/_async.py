@@ -14,7 +14,15 @@ from typing import ParamSpec, Self, TypeVar
 import httpx
 
 from payhub.channels._base import Channel, Flow, HeadersInput, run_flow_async
-from payhub.hub import _anomalies, _events, _notifications, _paying, _recovery, _refunds
+from payhub.hub import (
+    _anomalies,
+    _events,
+    _notifications,
+    _paying,
+    _recovery,
+    _refunds,
+    _reviews,
+)
 from payhub.hub._base import BaseHub
 from payhub.hub._network import DEFAULT_TIMEOUT, cap_timeout, deadline, map_network_errors
 from payhub.hub._notifications import NotificationOutcome
@@ -29,6 +37,7 @@ from payhub.models import (
     RefundResult,
 )
 from payhub.money import Money
+from payhub.risk import RiskEngine
 from payhub.routing import FailoverPolicy, InMemoryHealthStore, Router
 from payhub.store import (
     DEFAULT_EVENT_LEASE,
@@ -37,6 +46,8 @@ from payhub.store import (
     AnomalyStatus,
     PaymentRecord,
     RefundRecord,
+    ReviewRecord,
+    ReviewStatus,
     Store,
     TransitionCause,
 )
@@ -69,6 +80,7 @@ class AsyncPayHub(BaseHub):
         router: Router | None = None,
         failover: FailoverPolicy | None = None,
         attempt_timeout: float | None = None,
+        risk: RiskEngine | None = None,
     ) -> None:
         super().__init__(
             channels=channels,
@@ -76,6 +88,7 @@ class AsyncPayHub(BaseHub):
             router=router,
             failover=failover,
             attempt_timeout=attempt_timeout,
+            risk=risk,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
@@ -158,6 +171,29 @@ class AsyncPayHub(BaseHub):
     ) -> AnomalyRecord:
         """As :meth:`PayHub.resolve_anomaly`."""
         return await _anomalies.resolve_anomaly_async(self, anomaly_id, operator, reason)
+
+    async def reviews(
+        self, *, status: ReviewStatus | str | None = ReviewStatus.OPEN, limit: int | None = None
+    ) -> list[ReviewRecord]:
+        """As :meth:`PayHub.reviews`."""
+        return await _reviews.reviews_async(self, status, limit)
+
+    async def approve_review(
+        self, out_trade_no: str, *, operator: str, note: str | None = None
+    ) -> ReviewRecord:
+        """As :meth:`PayHub.approve_review`."""
+        return await _reviews.approve_async(self, out_trade_no, operator, note)
+
+    async def decline_review(
+        self,
+        out_trade_no: str,
+        *,
+        operator: str,
+        note: str | None = None,
+        out_refund_no: str | None = None,
+    ) -> tuple[ReviewRecord, RefundResult | None]:
+        """As :meth:`PayHub.decline_review`."""
+        return await _reviews.decline_async(self, out_trade_no, operator, note, out_refund_no)
 
     async def refund_query(self, channel: str, request: RefundQueryRequest) -> RefundResult:
         target = self.channel(channel)

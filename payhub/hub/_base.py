@@ -16,15 +16,28 @@ from payhub.channels._base import Channel, HeadersInput
 from payhub.errors import ConfigurationError, UnknownChannelError
 from payhub.events import Event, Subscribers
 from payhub.hub import _config, _notifications, _paying
+from payhub.lifecycle import PaymentState
 from payhub.models import Notification, PaymentRequest, ReturnInfo
 from payhub.plugins import event_handlers, get_plugin_manager, transition_hooks
+from payhub.risk import RiskEngine
 from payhub.routing import FailoverPolicy, Router
-from payhub.store import Store
+from payhub.store import Store, Transition
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from payhub.hub._notifications import NotificationOutcome
+
+
+def _risk_settler(risk: RiskEngine) -> Callable[[Connection, Transition], None]:
+    """A transition hook: a payment leaving pending (paid, closed) no longer
+    counts as unpaid for the risk rules (best effort: never raises)."""
+
+    def settle(conn: Connection, transition: Transition) -> None:
+        if transition.from_state is PaymentState.PENDING:
+            risk.settle(transition.out_trade_no)
+
+    return settle
 
 
 class BaseHub:
@@ -38,6 +51,7 @@ class BaseHub:
         router: Router | None = None,
         failover: FailoverPolicy | None = None,
         attempt_timeout: float | None = None,
+        risk: RiskEngine | None = None,
     ) -> None:
         self._channels: dict[str, Channel] = {}
         for channel in channels:
@@ -65,6 +79,12 @@ class BaseHub:
         #: The most seconds one attempt (one account's pay flow) may take; None:
         #: the HTTP client's timeouts only (and, with a router, the failover deadline).
         self.attempt_timeout = None if attempt_timeout is None else float(attempt_timeout)
+        #: Risk rules checked in ``pay`` before any channel is called (None: none).
+        self.risk = risk
+        if risk is not None and store is None and risk.holds_for_review:
+            raise ConfigurationError("risk review rules need a store: the review queue is in it")
+        if risk is not None and store is not None:
+            store.add_transition_hook(_risk_settler(risk))
 
     @classmethod
     def from_config(
@@ -95,6 +115,8 @@ class BaseHub:
         if config.get("routing") is not None and "router" not in kwargs:
             for key, value in _config.routing_options(config["routing"]).items():
                 kwargs.setdefault(key, value)
+        if config.get("risk") is not None and "risk" not in kwargs:
+            kwargs["risk"] = RiskEngine.from_config(config["risk"])
         owns_store = config.get("store") is not None and "store" not in kwargs
         if owns_store:
             kwargs["store"] = Store.from_config(config["store"])

@@ -21,9 +21,11 @@ from payhub.errors import (
     NetworkError,
     NoEligibleChannel,
     PayhubError,
+    RiskBlocked,
     UnknownChannelError,
 )
 from payhub.models import AttemptOutcome, PaymentAttempt, PaymentRequest, PaymentResult
+from payhub.risk import RiskAction, RiskVerdict
 from payhub.routing import Outcome, Router, RoutingDecision
 from payhub.routing._router import refused_request
 
@@ -78,6 +80,40 @@ def first_eligible(channels: Mapping[str, Channel], request: PaymentRequest) -> 
         f"no configured channel can take this payment ({detail or 'none configured'})",
         reasons=reasons,
     )
+
+
+def screen(hub: BaseHub, request: PaymentRequest) -> RiskVerdict | None:
+    """The risk verdict for ``request`` before anything is stored or sent
+    (blocking: the risk state may be Redis). A block is audited (with a store)
+    and raised as :class:`RiskBlocked` naming the rule; nothing else is stored."""
+    if hub.risk is None:
+        return None
+    verdict = hub.risk.check(request)
+    if verdict.action is RiskAction.BLOCK:
+        assert verdict.rule is not None
+        if hub._store is not None:
+            hub._store.record_risk(request.out_trade_no, verdict.as_json(), hold=False)
+        logger.info("pay %s: blocked by risk rule %s", request.out_trade_no, verdict.rule)
+        raise RiskBlocked(
+            f"payment {request.out_trade_no!r} blocked by risk rule {verdict.rule!r}: "
+            f"{verdict.reason}",
+            rule=verdict.rule,
+        )
+    return verdict
+
+
+def recorded(verdict: RiskVerdict | None) -> bool:
+    """Whether a verdict leaves a trace in the store: a review, or observe hits."""
+    return verdict is not None and (verdict.action is RiskAction.REVIEW or bool(verdict.observed))
+
+
+def hold(hub: BaseHub, request: PaymentRequest, verdict: RiskVerdict | None) -> None:
+    """After the payment is stored, before any channel: queue it for review and
+    audit the decision and observe hits (blocking)."""
+    store = hub._require_store()
+    assert verdict is not None
+    review = verdict.action is RiskAction.REVIEW
+    store.record_risk(request.out_trade_no, verdict.as_json(), hold=review)
 
 
 def attempt_outcome(exc: PayhubError) -> tuple[AttemptOutcome, bool]:
@@ -246,9 +282,12 @@ def record_success(
 
 
 def pay(hub: PayHub, request: PaymentRequest) -> PaymentResult:
+    verdict = None if hub.risk is None else hub._call_store(screen, hub, request)
     plan = hub._call_router(PaymentPlan, hub, request)
     if hub._store is not None:
         hub._call_store(hub._store.begin_payment, request)
+        if recorded(verdict):
+            hub._call_store(hold, hub, request, verdict)
     attempts: list[PaymentAttempt] = []
     last_error: PayhubError | None = None
     while (step := hub._call_router(plan.next)) is not None:
@@ -264,9 +303,12 @@ def pay(hub: PayHub, request: PaymentRequest) -> PaymentResult:
 
 
 async def pay_async(hub: AsyncPayHub, request: PaymentRequest) -> PaymentResult:
+    verdict = None if hub.risk is None else await hub._call_store(screen, hub, request)
     plan = await hub._call_router(PaymentPlan, hub, request)
     if hub._store is not None:
         await hub._call_store(hub._store.begin_payment, request)
+        if recorded(verdict):
+            await hub._call_store(hold, hub, request, verdict)
     attempts: list[PaymentAttempt] = []
     last_error: PayhubError | None = None
     while (step := await hub._call_router(plan.next)) is not None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from payhub.errors import InvalidRequestError, PayhubError
 from payhub.hub import _anomalies as anomalies
 from payhub.hub import _recovery as recovery
+from payhub.lifecycle import RefundAnswer, refund_send
 from payhub.models import RefundRequest, RefundResult, RefundStatus
 from payhub.money import Money
 from payhub.store import RefundRecord, RefundState
@@ -129,30 +130,24 @@ def reserve_duplicate_refund(
     return refund, request.model_copy(update=update), existed
 
 
-def release_refused(hub: BaseHub, refund: RefundRecord, exc: PayhubError, *, retried: bool) -> None:
-    """A refund the channel refused on its first send: release the reservation
-    (blocking).
+def answer_of(answer: RefundResult | PayhubError) -> RefundAnswer:
+    """The channel's answer to a refund send, as the lifecycle's rules name it."""
+    if isinstance(answer, PayhubError):
+        return RefundAnswer.UNKNOWN if answer.retryable else RefundAnswer.REFUSED
+    return RefundAnswer.PENDING if answer.status is RefundStatus.PENDING else RefundAnswer.FINAL
 
-    Not a timeout or network failure (it may have been made), and not the
-    refusal of a *retry*: the earlier send's outcome is unknown (UnionPay
-    even answers a resent refund "duplicate"), so the caller asks the
-    channel instead.
-    """
-    if exc.retryable or retried or hub._store is None:
+
+def release_refused(hub: BaseHub, refund: RefundRecord, exc: PayhubError, *, retried: bool) -> None:
+    """Carry out :func:`payhub.lifecycle.refund_send`'s ``release`` for a refusal
+    (blocking): only a first send's refusal releases the reservation."""
+    if hub._store is None or not refund_send(answer_of(exc), resend=retried).release:
         return
     hub._store.fail_refund(refund.out_refund_no, exc.code.name)
 
 
-def ask_after_refused_retry(exc: PayhubError, existed: bool) -> bool:
-    """A retry refused ("duplicate", or anything else): the earlier send may have
-    been made; ask the channel (if it knows the refund, that is the answer)."""
-    return existed and not exc.retryable
-
-
-def ask_after_pending_retry(result: RefundResult, existed: bool) -> bool:
-    """A retry answered "pending" (Alipay: fund_change N, no money moved by *this*
-    call): ask where the refund stands, as Alipay advises."""
-    return existed and result.status is RefundStatus.PENDING
+def ask_after(answer: RefundResult | PayhubError, existed: bool) -> bool:
+    """Whether to ask the channel where the refund stands (the lifecycle's rule)."""
+    return refund_send(answer_of(answer), resend=existed).ask
 
 
 # -- the I/O loops, twice ------------------------------------------------------------
@@ -224,13 +219,13 @@ def send_refund(
         result = hub._run_flow(target, target.refund(request))
     except PayhubError as exc:
         hub._call_store(release_refused, hub, refund, exc, retried=existed)
-        if ask_after_refused_retry(exc, existed):
+        if ask_after(exc, existed):
             record, why = recovery.sync_refund(hub, refund)
             if why is None:
                 return refund_result(record)
         raise
     hub._call_store(store.apply_refund_result, refund, result)
-    if ask_after_pending_retry(result, existed):
+    if ask_after(result, existed):
         record, why = recovery.sync_refund(hub, refund)
         if why is None and record.status is not RefundState.PENDING:
             return refund_result(record)
@@ -249,13 +244,13 @@ async def send_refund_async(
         result = await hub._run_flow(target, target.refund(request))
     except PayhubError as exc:
         await hub._call_store(release_refused, hub, refund, exc, retried=existed)
-        if ask_after_refused_retry(exc, existed):
+        if ask_after(exc, existed):
             record, why = await recovery.sync_refund_async(hub, refund)
             if why is None:
                 return refund_result(record)
         raise
     await hub._call_store(store.apply_refund_result, refund, result)
-    if ask_after_pending_retry(result, existed):
+    if ask_after(result, existed):
         record, why = await recovery.sync_refund_async(hub, refund)
         if why is None and record.status is not RefundState.PENDING:
             return refund_result(record)

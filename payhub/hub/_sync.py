@@ -13,7 +13,15 @@ from typing import ParamSpec, Self, TypeVar
 import httpx
 
 from payhub.channels._base import Channel, Flow, HeadersInput, run_flow_sync
-from payhub.hub import _anomalies, _events, _notifications, _paying, _recovery, _refunds
+from payhub.hub import (
+    _anomalies,
+    _events,
+    _notifications,
+    _paying,
+    _recovery,
+    _refunds,
+    _reviews,
+)
 from payhub.hub._base import BaseHub
 from payhub.hub._network import DEFAULT_TIMEOUT, cap_timeout, deadline, map_network_errors
 from payhub.hub._notifications import NotificationOutcome
@@ -28,6 +36,7 @@ from payhub.models import (
     RefundResult,
 )
 from payhub.money import Money
+from payhub.risk import RiskEngine
 from payhub.routing import FailoverPolicy, Router
 from payhub.store import (
     DEFAULT_EVENT_LEASE,
@@ -36,6 +45,8 @@ from payhub.store import (
     AnomalyStatus,
     PaymentRecord,
     RefundRecord,
+    ReviewRecord,
+    ReviewStatus,
     Store,
     TransitionCause,
 )
@@ -64,6 +75,7 @@ class PayHub(BaseHub):
         router: Router | None = None,
         failover: FailoverPolicy | None = None,
         attempt_timeout: float | None = None,
+        risk: RiskEngine | None = None,
     ) -> None:
         super().__init__(
             channels=channels,
@@ -71,6 +83,7 @@ class PayHub(BaseHub):
             router=router,
             failover=failover,
             attempt_timeout=attempt_timeout,
+            risk=risk,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
@@ -193,6 +206,33 @@ class PayHub(BaseHub):
     def resolve_anomaly(self, anomaly_id: int, *, operator: str, reason: str) -> AnomalyRecord:
         """Close an anomaly by hand, saying who and why (see :meth:`Store.resolve_anomaly`)."""
         return _anomalies.resolve_anomaly(self, anomaly_id, operator, reason)
+
+    def reviews(
+        self, *, status: ReviewStatus | str | None = ReviewStatus.OPEN, limit: int | None = None
+    ) -> list[ReviewRecord]:
+        """Payments a risk rule held for review, oldest first (by default the open
+        ones; ``record.waiting``: paid, goods not delivered)."""
+        return _reviews.reviews(self, status, limit)
+
+    def approve_review(
+        self, out_trade_no: str, *, operator: str, note: str | None = None
+    ) -> ReviewRecord:
+        """Approve a held, paid payment: ``payment.succeeded`` is written and
+        dispatched (the goods are delivered). Audited with ``operator``."""
+        return _reviews.approve(self, out_trade_no, operator, note)
+
+    def decline_review(
+        self,
+        out_trade_no: str,
+        *,
+        operator: str,
+        note: str | None = None,
+        out_refund_no: str | None = None,
+    ) -> tuple[ReviewRecord, RefundResult | None]:
+        """Decline a held, paid payment and refund what is left of it through
+        :meth:`refund` (``out_refund_no`` defaults to one derived from the order,
+        so declining again resends the same refund). Audited with ``operator``."""
+        return _reviews.decline(self, out_trade_no, operator, note, out_refund_no)
 
     def refund_query(self, channel: str, request: RefundQueryRequest) -> RefundResult:
         target = self.channel(channel)

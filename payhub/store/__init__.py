@@ -10,6 +10,7 @@ See ``docs/store.md`` for the databases, migrations and guarantees.
 """
 
 from payhub.store._apply import Checkpoint, Fact, Transition, TransitionHook
+from payhub.store._backlog import Backlog
 from payhub.store._records import (
     AnomalyKind,
     AnomalyRecord,
@@ -25,6 +26,7 @@ from payhub.store._records import (
     RefundState,
     TransitionCause,
 )
+from payhub.store._reviews import ReviewRecord, ReviewStatus, RiskAuditRecord
 from payhub.store._store import DEFAULT_EVENT_LEASE, Store
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "ApplyResult",
     "AttemptRecord",
     "AuditRecord",
+    "Backlog",
     "Checkpoint",
     "Fact",
     "InboxOutcome",
@@ -43,6 +46,9 @@ __all__ = [
     "PaymentState",
     "RefundRecord",
     "RefundState",
+    "ReviewRecord",
+    "ReviewStatus",
+    "RiskAuditRecord",
     "Store",
     "Transition",
     "TransitionCause",

@@ -901,6 +901,8 @@ class Applier:
         self.checkpoint("after_transition", self.conn)
         if event_type is None:
             return
+        if payment.row.get("risk_hold"):  # a risk rule holds it: no delivery yet
+            event_type = lifecycle.HELD_EVENTS.get(event_type, event_type)
         source = event_source or (fact.out_trade_no, str(version))
         self._event(
             event_type,

@@ -7,13 +7,14 @@ lifecycle decided), never updated or deleted.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from payhub.lifecycle import PaymentState, TransitionCause
-from payhub.store._schema import audit
+from payhub.store._schema import audit, risk_audit
 
-__all__ = ["write_audit"]
+__all__ = ["write_audit", "write_risk_audit"]
 
 _SOURCE = 320  #: the column's size
 _INSERT = audit.insert()
@@ -38,6 +39,34 @@ def write_audit(
             "to_status": after.value,
             "cause": cause.value,
             "source": source[:_SOURCE],
+            "at": at,
+        },
+    )
+
+
+_RISK_INSERT = risk_audit.insert()
+
+
+def write_risk_audit(
+    conn: Connection,
+    out_trade_no: str,
+    *,
+    action: str,
+    rule: str | None,
+    actor: str,
+    detail: dict[str, Any],
+    at: datetime,
+) -> None:
+    """Record a risk decision or review action (block, review, observe, approve,
+    decline) on order ``out_trade_no``, in the transaction of what it records."""
+    conn.execute(
+        _RISK_INSERT,
+        {
+            "out_trade_no": out_trade_no,
+            "action": action,
+            "rule": rule,
+            "actor": actor[:128],
+            "detail": detail,
             "at": at,
         },
     )

@@ -24,6 +24,8 @@ __all__ = [
     "notifications",
     "payments",
     "refunds",
+    "risk_audit",
+    "risk_reviews",
 ]
 
 #: Alembic's version table, named so it does not clash with the shop's own migrations.
@@ -70,6 +72,9 @@ payments = sa.Table(
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     #: refund notifications wait for this payment to be paid (migration 0007)
     sa.Column("deferred_refunds", sa.Boolean, nullable=False, server_default=sa.false()),
+    #: a risk rule holds it for review: its credit writes payment.review, not
+    #: payment.succeeded, until approved (migration 0008)
+    sa.Column("risk_hold", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index(None, "status", "created_at"),
     #: a refund notification may name its payment only by the channel's trade id
     #: (UnionPay's origQryId) (migration 0003)
@@ -205,5 +210,45 @@ audit = sa.Table(
     sa.Column("source", ExactString(320), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index(None, "payment_id"),
+    **TABLE_OPTIONS,
+)
+
+#: The review queue: payments a risk rule held (migration 0008).
+risk_reviews = sa.Table(
+    "payhub_risk_reviews",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("payment_id", BigId, sa.ForeignKey("payhub_payments.id"), nullable=False),
+    sa.Column("out_trade_no", ExactString(64), nullable=False, unique=True),
+    #: open / approved / declined
+    sa.Column("status", ExactString(16), nullable=False),
+    #: the rule that decided, and every rule that matched
+    sa.Column("rule", ExactString(64), nullable=False),
+    sa.Column("verdict", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("decided_by", ExactString(128)),
+    sa.Column("note", ExactString(512)),
+    #: the refund a decline sent (its number, so a second decline resends the same)
+    sa.Column("out_refund_no", ExactString(64)),
+    sa.Index(None, "status", "created_at"),
+    **TABLE_OPTIONS,
+)
+
+#: Every risk decision and review action, never updated or deleted (migration 0008):
+#: block, review and observe hits at pay time, approve and decline by a person.
+risk_audit = sa.Table(
+    "payhub_risk_audit",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("out_trade_no", ExactString(64), nullable=False),
+    #: block / review / observe / approve / decline
+    sa.Column("action", ExactString(16), nullable=False),
+    sa.Column("rule", ExactString(64)),
+    sa.Column("actor", ExactString(128), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "out_trade_no"),
+    sa.Index(None, "at"),
     **TABLE_OPTIONS,
 )

@@ -10,15 +10,17 @@ to a payment is decided by :mod:`payhub.lifecycle`; ``_apply`` carries it out.
 from __future__ import annotations
 
 from payhub.store._anomalies import AnomaliesJob
+from payhub.store._backlog import BacklogJob
 from payhub.store._outbox import DEFAULT_EVENT_LEASE, OutboxJob
 from payhub.store._payments import PaymentsJob
 from payhub.store._queries import QueriesJob
 from payhub.store._refunds import RefundsJob
+from payhub.store._reviews import ReviewsJob
 
 __all__ = ["DEFAULT_EVENT_LEASE", "Store"]
 
 
-class Store(PaymentsJob, RefundsJob, AnomaliesJob, OutboxJob, QueriesJob):
+class Store(PaymentsJob, RefundsJob, AnomaliesJob, OutboxJob, QueriesJob, ReviewsJob, BacklogJob):
     """The payment store on one database.
 
     >>> store = Store("sqlite:///payhub.db")  # doctest: +SKIP

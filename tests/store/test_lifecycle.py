@@ -75,3 +75,18 @@ def test_the_lifecycle_imports_no_database_code() -> None:
     for name in imported:
         assert name.split(".")[0] not in ("sqlalchemy", "alembic", "psycopg", "pymysql")
         assert not name.startswith("payhub.store"), name
+
+
+def test_refund_send_rules_cover_every_answer_once() -> None:
+    """The refund retry rules live in the table: one row per (answer, resend)."""
+    from payhub.lifecycle import REFUND_SENDS, RefundAnswer, refund_send
+
+    pairs = [(row.answer, row.resend) for row in REFUND_SENDS]
+    assert sorted(pairs) == sorted((a, r) for a in RefundAnswer for r in (False, True))
+    # only a first send's refusal releases; only a retry refused or answered pending asks
+    assert refund_send(RefundAnswer.REFUSED, resend=False).release
+    assert not refund_send(RefundAnswer.REFUSED, resend=True).release
+    assert refund_send(RefundAnswer.REFUSED, resend=True).ask
+    assert refund_send(RefundAnswer.PENDING, resend=True).ask
+    assert not refund_send(RefundAnswer.UNKNOWN, resend=False).release
+    assert not any(row.release for row in REFUND_SENDS if row.answer is RefundAnswer.UNKNOWN)

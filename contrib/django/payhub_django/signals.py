@@ -35,6 +35,7 @@ __all__ = [
     "payment_duplicate_refunded",
     "payment_late",
     "payment_refunded",
+    "payment_review",
     "payment_succeeded",
     "payment_time_anomaly",
     "refund_failed",
@@ -46,6 +47,8 @@ __all__ = [
 payhub_event = Signal()
 #: ``payment.succeeded``: credited; deliver the goods
 payment_succeeded = Signal()
+#: ``payment.review``: credited, but a risk rule holds it: do not deliver yet
+payment_review = Signal()
 #: ``payment.refunded``: a refund succeeded (partial or full)
 payment_refunded = Signal()
 #: ``payment.closed``: closed unpaid
@@ -71,6 +74,7 @@ anomaly_resolved = Signal()
 #: event type -> its signal
 SIGNALS: dict[str, Signal] = {
     EventType.PAYMENT_SUCCEEDED: payment_succeeded,
+    EventType.PAYMENT_REVIEW: payment_review,
     EventType.PAYMENT_REFUNDED: payment_refunded,
     EventType.PAYMENT_CLOSED: payment_closed,
     EventType.PAYMENT_AMOUNT_MISMATCH: payment_amount_mismatch,
