@@ -158,6 +158,10 @@ class PayHubExtension:
             given = built
         app.extensions[EXTENSION_KEY] = given
         app.register_blueprint(blueprint, url_prefix=prefix or DEFAULT_URL_PREFIX)
+        # ``flask payhub sync`` and the rest, on this app's configuration.
+        from flask_payhub._cli import payhub_group  # noqa: PLC0415
+
+        app.cli.add_command(payhub_group)
 
 
 def _first_given(*values: int | None) -> int | None:

@@ -59,7 +59,7 @@ class Migration(migrations.Migration):  # type: ignore[misc]  # Django ships no 
             options={
                 "verbose_name_plural": "anomalies",
                 "db_table": "payhub_anomalies",
-                "ordering": ["-id"],
+                "ordering": ("-id",),
                 "managed": False,
             },
         ),
@@ -82,7 +82,7 @@ class Migration(migrations.Migration):  # type: ignore[misc]  # Django ships no 
             ],
             options={
                 "db_table": "payhub_attempts",
-                "ordering": ["payment_id", "seq"],
+                "ordering": ("payment_id", "seq"),
                 "managed": False,
             },
         ),
@@ -100,7 +100,7 @@ class Migration(migrations.Migration):  # type: ignore[misc]  # Django ships no 
                 "verbose_name": "audit entry",
                 "verbose_name_plural": "audit trail",
                 "db_table": "payhub_audit",
-                "ordering": ["id"],
+                "ordering": ("id",),
                 "managed": False,
             },
         ),
@@ -136,7 +136,7 @@ class Migration(migrations.Migration):  # type: ignore[misc]  # Django ships no 
             ],
             options={
                 "db_table": "payhub_events",
-                "ordering": ["-seq"],
+                "ordering": ("-seq",),
                 "managed": False,
             },
         ),
@@ -165,7 +165,7 @@ class Migration(migrations.Migration):  # type: ignore[misc]  # Django ships no 
             options={
                 "verbose_name": "inbox notification",
                 "db_table": "payhub_notifications",
-                "ordering": ["-id"],
+                "ordering": ("-id",),
                 "managed": False,
             },
         ),
@@ -209,7 +209,7 @@ class Migration(migrations.Migration):  # type: ignore[misc]  # Django ships no 
             ],
             options={
                 "db_table": "payhub_payments",
-                "ordering": ["-id"],
+                "ordering": ("-id",),
                 "managed": False,
             },
         ),
@@ -244,7 +244,7 @@ class Migration(migrations.Migration):  # type: ignore[misc]  # Django ships no 
             ],
             options={
                 "db_table": "payhub_refunds",
-                "ordering": ["-id"],
+                "ordering": ("-id",),
                 "managed": False,
             },
         ),
