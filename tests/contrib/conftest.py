@@ -16,6 +16,9 @@ import django
 import pytest
 from django.conf import settings
 
+# A fresh Django database per test (payhub_django's admin tests).
+from djangodb import django_db, sqlite_template  # noqa: F401
+
 from payhub.store import Store
 
 if not settings.configured:

@@ -16,21 +16,18 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connections
 from django.test import Client
-from djangodb import Database, django_db, postgres_schema, sqlite_settings, use_default
-from djangodb import sqlite_template as sqlite_template
+from djangodb import Database, postgres_schema, sqlite_settings, use_default
+from payhub_django import set_hub
+from payhub_django.models import Anomaly, Event, Payment, Refund
 
 from payhub import PayHub, PaymentRequest, PayMethod
 from payhub.money import Money
 from payhub.store import AnomalyStatus, PaymentState, RefundState, Store
 from payhub.store._schema import payments as payments_table
-from payhub_django import set_hub
-from payhub_django.models import Anomaly, Event, Payment, Refund
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "store"))
-import storekit  # noqa: E402
-from storekit import ToyBank, ToyChannel, notification  # noqa: E402
-
-__all__ = ["django_db"]
+import storekit
+from storekit import ToyBank, ToyChannel, notification
 
 PAYMENTS = "/admin/payhub_django/payment/"
 ANOMALIES = "/admin/payhub_django/anomaly/"
@@ -73,7 +70,9 @@ def action(client: Client, url: str, name: str, pks: list[int], **fields: str): 
 # -- tables -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_migrate_creates_payhubs_tables(backend: str, tmp_path: Path) -> None:
     """An empty database: ``manage.py migrate`` brings payhub's store to its head
     revision through payhub's own migrations; unapplying leaves the tables."""
@@ -120,7 +119,8 @@ def test_models_read_what_the_hub_wrote(hub: PayHub, bank: ToyBank) -> None:
     payment = paid(hub, bank, "A1001", 1234)
     assert payment.amount == Money(1234)
     assert payment.status == PaymentState.PAID.value
-    assert payment.paid_at is not None and payment.paid_at.utcoffset().total_seconds() == 0
+    assert payment.paid_at is not None
+    assert payment.paid_at.utcoffset().total_seconds() == 0
     assert [a.channel for a in payment.attempts.all()] == ["toy-a"]
     assert [(e.from_status, e.to_status) for e in payment.audit.all()][-1] == ("pending", "paid")
     event = Event.objects.get(type="payment.succeeded")
