@@ -421,7 +421,7 @@ def db_current(
 
 @app.command("sync")
 def sync(
-    config: ConfigOption,
+    config: ConfigOption = None,
     older_than: Annotated[
         str,
         typer.Option("--older-than", help="Only payments and refunds pending at least this long."),
@@ -508,7 +508,7 @@ def _undelivered_events(hub: PayHub, report: SyncReport) -> int:
 
 @events_app.command("dispatch")
 def events_dispatch(
-    config: ConfigOption,
+    config: ConfigOption = None,
     limit: Annotated[int | None, typer.Option(help="At most this many events.")] = None,
     as_json: JsonOption = False,
 ) -> None:
