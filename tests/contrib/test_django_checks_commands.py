@@ -40,9 +40,10 @@ def test_each_missing_or_wrong_setting_is_named(good: dict[str, Any]) -> None:
     del alipay["app_id"]
     alipay["sign_type"] = "MD5"
     found = ids_and_messages({**good, "channels": {"alipay": alipay}})
-    assert ("payhub.E004", "settings.PAYHUB['channels']['alipay']: app_id: Field required") in found
+    where = "settings.PAYHUB['channels']['alipay']"
+    assert ("payhub.E004", f"{where}: app_id: Field required") in found
     assert any(
-        check_id == "payhub.E004" and msg.startswith("settings.PAYHUB['channels']['alipay']: sign_type")
+        check_id == "payhub.E004" and msg.startswith(f"{where}: sign_type")
         for check_id, msg in found
     )
     assert all(good["channels"]["alipay"]["app_private_key"] not in m for _, m in found)
