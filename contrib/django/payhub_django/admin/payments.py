@@ -11,7 +11,7 @@ from django.contrib import admin, messages  # type: ignore[import-untyped]
 from django.db.models import QuerySet  # type: ignore[import-untyped]
 from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
 
-from payhub import AmountError, Money, PayHub, RefundRequest
+from payhub import AmountError, Money, PayHub, PayhubError, RefundRequest
 from payhub.tz import SHANGHAI
 from payhub_django.admin._base import PayhubAdmin, action, display, shown, with_hub
 from payhub_django.models import Attempt, AuditEntry, Payment, Refund
@@ -121,7 +121,11 @@ class PaymentAdmin(PayhubAdmin):
     def sync_payments(self, request: HttpRequest, queryset: QuerySet) -> None:
         def work(hub: PayHub) -> None:
             for payment in queryset:
-                record = hub.sync_payment(payment.out_trade_no)
+                try:  # one channel failing does not stop the others
+                    record = hub.sync_payment(payment.out_trade_no)
+                except PayhubError as exc:
+                    self.message_user(request, exc.message, messages.ERROR)
+                    continue
                 state = "unknown" if record is None else record.status.value
                 self.log_change(request, payment, f"synced through payhub: {state}")
                 self.message_user(request, f"{payment.out_trade_no}: {state}", messages.SUCCESS)
@@ -215,7 +219,11 @@ class RefundAdmin(PayhubAdmin):
     def sync_refunds(self, request: HttpRequest, queryset: QuerySet) -> None:
         def work(hub: PayHub) -> None:
             for refund in queryset:
-                record = hub.sync_refund(refund.out_refund_no)
+                try:
+                    record = hub.sync_refund(refund.out_refund_no)
+                except PayhubError as exc:
+                    self.message_user(request, exc.message, messages.ERROR)
+                    continue
                 self.log_change(request, refund, f"synced through payhub: {record.status.value}")
                 self.message_user(
                     request, f"{refund.out_refund_no}: {record.status.value}", messages.SUCCESS
