@@ -15,14 +15,23 @@
 
 A hub configuration file is JSON: ``{"store": {"url": ...}, "channels": {...},
 "events": {"handlers": {"payment.succeeded": "shop.tasks:deliver"}}}``; secrets
-in it may be ``{"$env": NAME}`` or ``{"$file": PATH}`` references.
+in it may be ``{"$env": NAME}`` or ``{"$file": PATH}`` references. The same
+configuration may instead come from a Flask app (``payhub --app shop:app ...``,
+or ``flask payhub ...``) or Django settings (``payhub --django-settings
+shop.settings ...``, or ``manage.py payhub ...``); docs/cli.md gives the order.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import re
-from datetime import timedelta
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -30,25 +39,41 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from payhub import web
 from payhub.errors import ConfigurationError, PayhubError
 from payhub.hub import PayHub, SyncReport
 from payhub.store import Store
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "app", "main", "parse_duration"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "ConfigSource",
+    "app",
+    "main",
+    "parse_duration",
+    "run",
+]
 
 app = typer.Typer(
     name="payhub",
     help="payhub: the payment store, lost-notification recovery and outbox events.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help: typer's rich panels print "<bool>" beside every flag, as if
+    # --pending took a value; the plain layout shows a flag as a flag.
+    rich_markup_mode=None,
 )
-db_app = typer.Typer(help="The payment store's database.", no_args_is_help=True)
-events_app = typer.Typer(help="Outbox events.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The payment store's database.", no_args_is_help=True, rich_markup_mode=None
+)
+events_app = typer.Typer(help="Outbox events.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 anomalies_app = typer.Typer(
     help="Anomalies: duplicate and late payments, mismatches, held refunds, odd times.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(anomalies_app, name="anomalies")
 
@@ -61,13 +86,15 @@ EXIT_FAILED = 1
 #: the command line or the configuration is wrong
 EXIT_USAGE = 2
 
+# PAYHUB_CONFIG is read in _config_source, not by typer: a --config typed on
+# the command line comes first, the variable only after --app and a host's own.
 ConfigOption = Annotated[
-    Path,
+    Path | None,
     typer.Option(
         "--config",
         "-c",
-        envvar="PAYHUB_CONFIG",
-        help="The hub configuration file (JSON).",
+        help="The hub configuration file (JSON) [env var: PAYHUB_CONFIG]; "
+        "or --app / --django-settings (docs/cli.md).",
         exists=True,
         dir_okay=False,
     ),
@@ -81,8 +108,8 @@ OptionalConfig = Annotated[
     typer.Option(
         "--config",
         "-c",
-        envvar="PAYHUB_CONFIG",
-        help="Take the store URL from this hub configuration file.",
+        help="Take the store URL from this hub configuration file "
+        "[env var: PAYHUB_CONFIG]; or --app / --django-settings (docs/cli.md).",
         exists=True,
         dir_okay=False,
     ),
@@ -117,6 +144,186 @@ def _fail_with(exc: PayhubError) -> NoReturn:
     _fail(exc.message, EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_FAILED)
 
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="One JSON document on stdout instead of text.")
+]
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where the hub configuration comes from, when not from ``--config``.
+
+    A host command (``flask payhub``, ``manage.py payhub``) hands its own to
+    :func:`run`: the Flask app's config, ``settings.PAYHUB``.
+    """
+
+    #: named in error messages: ``"Flask app shop:app"``
+    name: str
+    #: returns the configuration mapping (raises ConfigurationError)
+    load: Callable[[], Mapping[str, Any]]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from payhub import __version__  # noqa: PLC0415 - only when asked
+
+        typer.echo(f"payhub {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    flask_app: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            envvar="FLASK_APP",
+            metavar="MODULE:APP",
+            help="Read the hub configuration from this Flask app's config "
+            "(PAYHUB or PAYHUB_CONFIG_FILE).",
+        ),
+    ] = None,
+    django_settings: Annotated[
+        str | None,
+        typer.Option(
+            "--django-settings",
+            envvar="DJANGO_SETTINGS_MODULE",
+            metavar="MODULE",
+            help="Read the hub configuration from PAYHUB in this Django settings module.",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show payhub's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """payhub: the payment store, lost-notification recovery and outbox events."""
+    given = [
+        (_from_command_line(ctx, name), source)
+        for name, source in (
+            ("flask_app", flask_app and _flask_source(flask_app)),
+            ("django_settings", django_settings and _django_source(django_settings)),
+        )
+        if source
+    ]
+    if sum(1 for explicit, _ in given if explicit) > 1:
+        _fail("give --app or --django-settings, not both", EXIT_USAGE)
+    env_file = os.environ.get("PAYHUB_CONFIG")
+    host = ctx.find_object(ConfigSource)
+    _SOURCES.set(
+        (
+            *([host] if host is not None else []),
+            *(source for explicit, source in given if explicit),
+            *([_file_source(Path(env_file))] if env_file else []),
+            *(source for explicit, source in given if not explicit),
+        )
+    )
+
+
+#: Where this run's configuration may come from, after a --config typed on the
+#: command line, best first (set by the root callback, for every run).
+_SOURCES: ContextVar[tuple[ConfigSource, ...]] = ContextVar("payhub_cli_sources", default=())
+
+
+def _file_source(path: Path) -> ConfigSource:
+    return ConfigSource(str(path), lambda: _load_config(path))
+
+
+def _from_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _flask_source(ref: str) -> ConfigSource:
+    """``--app module:app`` (or ``module:create_app()``, or ``module`` holding ``app``),
+    read as Flask's own ``--app`` is, without importing Flask here: the app's
+    ``config`` and ``root_path`` are all payhub reads."""
+
+    def load() -> Mapping[str, Any]:
+        found = _import_object(ref, "Flask app", ("app", "application", "create_app"))
+        config = getattr(found, "config", None)
+        if not isinstance(config, Mapping):
+            raise ConfigurationError(f"Flask app {ref}: {type(found).__name__} has no config")
+        return web.hub_config(config, str(getattr(found, "root_path", os.getcwd())))
+
+    return ConfigSource(f"Flask app {ref}", load)
+
+
+def _django_source(module_name: str) -> ConfigSource:
+    """``--django-settings shop.settings``: its ``PAYHUB``, read as a Python module
+    (Django itself is not set up: payhub's configuration needs none of it)."""
+
+    def load() -> Mapping[str, Any]:
+        module = _import_object(module_name, "Django settings", ())
+        config = getattr(module, "PAYHUB", None)
+        if not isinstance(config, Mapping):
+            raise ConfigurationError(f"Django settings {module_name}: no PAYHUB mapping")
+        return config
+
+    return ConfigSource(f"Django settings {module_name}", load)
+
+
+def _import_object(ref: str, what: str, names: Iterable[str]) -> Any:
+    """``module``, ``module:attr`` or ``module:factory()``, from the working directory
+    too (as ``flask`` and ``manage.py`` find the project's modules)."""
+    module_name, _, attr = ref.removesuffix(".py").replace("/", ".").partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found: Any = importlib.import_module(module_name)
+        if not names:
+            return found
+        for name in [attr.removesuffix("()")] if attr else names:
+            if hasattr(found, name):
+                found = getattr(found, name)
+                break
+        else:
+            raise AttributeError(f"no {attr or ' or '.join(names)} in {module_name}")
+        if callable(found) and not hasattr(found, "config"):
+            found = found()  # an application factory
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # the shop's module may raise anything; say which and why
+        raise ConfigurationError(
+            f"cannot load {what} {ref}: {type(exc).__name__}: {exc}"
+        ) from None
+    return found
+
+
+def _config_source(config: Path | None) -> ConfigSource | None:
+    """The first of: ``--config`` on the command line, the host command's
+    configuration, ``--app``/``--django-settings`` on the command line,
+    ``PAYHUB_CONFIG``, ``FLASK_APP``, ``DJANGO_SETTINGS_MODULE``."""
+    if config is not None:
+        return _file_source(config)
+    return next(iter(_SOURCES.get()), None)
+
+
+def _hub_config(config: Path | None) -> tuple[Mapping[str, Any], str]:
+    source = _config_source(config)
+    if source is None:
+        _fail(
+            "no hub configuration: give --config FILE (or PAYHUB_CONFIG), "
+            "--app MODULE:APP (or FLASK_APP) or --django-settings MODULE",
+            EXIT_USAGE,
+        )
+    try:
+        return source.load(), source.name
+    except ConfigurationError as exc:
+        _fail(exc.message, EXIT_USAGE)
+
+
+def _emit_json(document: object) -> None:
+    typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 def _load_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -127,23 +334,27 @@ def _load_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _open_hub(path: Path) -> PayHub:
-    """The hub of a configuration file (it owns, and closes, its store)."""
-    config = _load_config(path)
+def _open_hub(path: Path | None) -> PayHub:
+    """The hub of the configuration (it owns, and closes, its store)."""
+    config, where = _hub_config(path)
     if not config.get("store"):
-        _fail(f"{path}: no 'store' section: this command needs the payment store", EXIT_USAGE)
+        _fail(f"{where}: no 'store' section: this command needs the payment store", EXIT_USAGE)
     return PayHub.from_config(config)
 
 
 def _open_store(url: str | None, config: Path | None) -> Store:
     if url:
         return Store(url)
-    if config is not None:
-        section = _load_config(config).get("store")
-        if not section:
-            _fail(f"{config}: no 'store' section", EXIT_USAGE)
-        return Store.from_config(section)
-    _fail("give --url (or PAYHUB_DATABASE_URL) or --config", EXIT_USAGE)
+    if _config_source(config) is None:
+        _fail(
+            "give --url (or PAYHUB_DATABASE_URL), --config, --app or --django-settings",
+            EXIT_USAGE,
+        )
+    hub_config, where = _hub_config(config)
+    section = hub_config.get("store")
+    if not section:
+        _fail(f"{where}: no 'store' section", EXIT_USAGE)
+    return Store.from_config(section)
 
 
 @db_app.command("upgrade")
@@ -196,18 +407,24 @@ def _check_target(current: str | None, target: str) -> None:
 
 
 @db_app.command("current")
-def db_current(url: UrlOption = None, config: OptionalConfig = None) -> None:
+def db_current(
+    url: UrlOption = None, config: OptionalConfig = None, as_json: JsonOption = False
+) -> None:
     """Show the store's schema revision (none before the first upgrade)."""
     try:
         with _open_store(url, config) as store:
-            typer.echo(store.current_revision() or "none")
+            revision = store.current_revision()
     except PayhubError as exc:
         _fail_with(exc)
+    if as_json:
+        _emit_json({"revision": revision})
+    else:
+        typer.echo(revision or "none")
 
 
 @app.command("sync")
 def sync(
-    config: ConfigOption,
+    config: ConfigOption = None,
     older_than: Annotated[
         str,
         typer.Option("--older-than", help="Only payments and refunds pending at least this long."),
@@ -215,6 +432,7 @@ def sync(
     limit: Annotated[
         int | None, typer.Option(help="At most this many payments (and as many refunds).")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Query the channels for payments and refunds still pending; apply their answers (防掉单)."""
     age = parse_duration(older_than)
@@ -238,6 +456,22 @@ def sync(
             undelivered = _undelivered_events(hub, report)
     except PayhubError as exc:
         _fail_with(exc)
+    failed = bool(report.errors or report.refund_errors or undelivered)
+    if as_json:
+        _emit_json(
+            {
+                "checked": report.checked,
+                "changed": {no: state.value for no, state in sorted(report.changed.items())},
+                "errors": dict(sorted(report.errors.items())),
+                "refunds_checked": report.refunds_checked,
+                "refunds_changed": {
+                    no: state.value for no, state in sorted(report.refunds_changed.items())
+                },
+                "refund_errors": dict(sorted(report.refund_errors.items())),
+                "undelivered_events": undelivered,
+            }
+        )
+        raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
     typer.echo(f"checked {report.checked} pending payment(s), {len(report.changed)} changed")
     for out_trade_no, state in sorted(report.changed.items()):
         typer.echo(f"  {out_trade_no}\t{state.value}")
@@ -257,7 +491,7 @@ def sync(
             "(a handler failed); they stay pending for `payhub events dispatch`",
             highlight=False,
         )
-    if report.errors or report.refund_errors or undelivered:
+    if failed:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -277,8 +511,9 @@ def _undelivered_events(hub: PayHub, report: SyncReport) -> int:
 
 @events_app.command("dispatch")
 def events_dispatch(
-    config: ConfigOption,
+    config: ConfigOption = None,
     limit: Annotated[int | None, typer.Option(help="At most this many events.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Deliver every event not yet dispatched to the configured handlers."""
     try:
@@ -294,7 +529,10 @@ def events_dispatch(
             left = len(store.events(pending=True))
     except PayhubError as exc:
         _fail_with(exc)
-    typer.echo(f"dispatched {delivered} event(s); {left} still pending")
+    if as_json:
+        _emit_json({"dispatched": delivered, "pending": left})
+    else:
+        typer.echo(f"dispatched {delivered} event(s); {left} still pending")
     if left and limit is None:
         raise typer.Exit(EXIT_FAILED)
 
@@ -305,6 +543,7 @@ def events_list(
     config: OptionalConfig = None,
     pending: Annotated[bool, typer.Option("--pending", help="Only undispatched ones.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """List outbox events, oldest first (tab-separated: id, type, out_trade_no,
     created, delivery attempts)."""
@@ -313,6 +552,21 @@ def events_list(
             found = store.events(pending=True if pending else None, limit=limit)
     except PayhubError as exc:
         _fail_with(exc)
+    if as_json:
+        _emit_json(
+            [
+                {
+                    "id": event.id,
+                    "type": event.type,
+                    "out_trade_no": event.out_trade_no,
+                    "created_at": _time(event.created_at),
+                    "attempts": event.attempts,
+                    "payload": event.payload,
+                }
+                for event in found
+            ]
+        )
+        return
     for event in found:
         fields = (
             event.id,
@@ -339,6 +593,7 @@ def anomalies_list(
         str | None, typer.Option(help="Only this kind (e.g. duplicate_payment).")
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """List anomalies, oldest first (tab-separated: id, kind, status, out_trade_no,
     channel, channel trade, amount, created, resolved by, resolution)."""
@@ -349,6 +604,28 @@ def anomalies_list(
             )
     except PayhubError as exc:
         _fail(exc.message)
+    if as_json:
+        _emit_json(
+            [
+                {
+                    "id": anomaly.id,
+                    "kind": anomaly.kind.value,
+                    "status": anomaly.status,
+                    "out_trade_no": anomaly.out_trade_no,
+                    "channel": anomaly.channel,
+                    "channel_trade_id": anomaly.channel_trade_id,
+                    # integer minor units and the currency: never a float
+                    "amount_minor": anomaly.amount and anomaly.amount.minor,
+                    "currency": anomaly.amount and anomaly.amount.currency,
+                    "created_at": _time(anomaly.created_at),
+                    "resolved_at": _time(anomaly.resolved_at),
+                    "resolved_by": anomaly.resolved_by,
+                    "resolution": anomaly.resolution,
+                }
+                for anomaly in found
+            ]
+        )
+        return
     for anomaly in found:
         fields = (
             str(anomaly.id),
@@ -382,6 +659,19 @@ def anomalies_resolve(
     except PayhubError as exc:
         _fail(exc.message)
     typer.echo(f"anomaly {anomaly.id} ({anomaly.kind.value}, {anomaly.out_trade_no}) resolved")
+
+
+def run(args: Sequence[str], *, source: ConfigSource | None = None, prog_name: str) -> int:
+    """Run the ``payhub`` command with ``args`` inside a host's CLI and return its
+    exit code: ``flask payhub ...`` and ``manage.py payhub ...`` hand over their
+    own configuration as ``source`` (``--config`` on the command line still wins).
+    """
+    command = typer.main.get_command(app)
+    try:
+        command.main(list(args), prog_name=prog_name, obj=source, standalone_mode=True)
+    except SystemExit as exc:  # standalone mode ends every run with its exit code
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
+    return EXIT_OK
 
 
 # Sub-commands in their own modules (they import this one's helpers when run).

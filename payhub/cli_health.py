@@ -19,14 +19,20 @@ from payhub.errors import PayhubError
 __all__ = ["health", "metrics"]
 
 _Config = Annotated[
-    Path,
-    typer.Option("--config", "-c", envvar="PAYHUB_CONFIG", help="The hub configuration file.",
-                 exists=True, dir_okay=False),
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="The hub configuration file (JSON) [env var: PAYHUB_CONFIG]; "
+        "or --app / --django-settings (docs/cli.md).",
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 
 
 def health(
-    config: _Config,
+    config: _Config = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     alert: Annotated[
         bool, typer.Option("--alert", help="Alert the configured sinks of failing checks.")
@@ -34,7 +40,7 @@ def health(
 ) -> None:
     """Check the backlog: pending payments, refused notifications, undelivered
     events, open anomalies, reviews waiting, database and Redis."""
-    from payhub.cli import EXIT_USAGE, _fail, _load_config  # noqa: PLC0415
+    from payhub.cli import EXIT_USAGE, _fail, _hub_config  # noqa: PLC0415
     from payhub.monitor import (  # noqa: PLC0415
         Alert,
         Alerter,
@@ -45,14 +51,14 @@ def health(
     )
     from payhub.store import Store  # noqa: PLC0415
 
-    cfg = _load_config(config)
+    cfg, where = _hub_config(config)
     try:
         thresholds = HealthConfig.from_config(cfg.get("health"))
         alerter = Alerter.from_config(cfg["alerts"]) if alert and cfg.get("alerts") else None
         if alert and alerter is None:
-            _fail(f"{config}: --alert needs an 'alerts' section", EXIT_USAGE)
+            _fail(f"{where}: --alert needs an 'alerts' section", EXIT_USAGE)
         if not cfg.get("store"):
-            _fail(f"{config}: no 'store' section", EXIT_USAGE)
+            _fail(f"{where}: no 'store' section", EXIT_USAGE)
         store = Store.from_config(cfg["store"])
     except PayhubError as exc:
         _fail(exc.message, EXIT_USAGE)
@@ -79,21 +85,21 @@ def health(
 
 
 def metrics(
-    config: _Config,
+    config: _Config = None,
     port: Annotated[int, typer.Option(help="Serve on this port.")] = 9464,
     host: Annotated[str, typer.Option(help="Listen on this address.")] = "127.0.0.1",
 ) -> None:
     """Serve the backlog gauges for Prometheus at http://HOST:PORT/metrics."""
     from wsgiref.simple_server import make_server  # noqa: PLC0415
 
-    from payhub.cli import EXIT_USAGE, _fail, _load_config  # noqa: PLC0415
+    from payhub.cli import EXIT_USAGE, _fail, _hub_config  # noqa: PLC0415
     from payhub.monitor import HealthConfig, Metrics  # noqa: PLC0415
     from payhub.store import Store  # noqa: PLC0415
 
-    cfg = _load_config(config)
+    cfg, where = _hub_config(config)
     try:
         if not cfg.get("store"):
-            _fail(f"{config}: no 'store' section", EXIT_USAGE)
+            _fail(f"{where}: no 'store' section", EXIT_USAGE)
         store = Store.from_config(cfg["store"])
         registry = Metrics(store, HealthConfig.from_config(cfg.get("health")))
     except PayhubError as exc:

@@ -11,18 +11,26 @@ from payhub.errors import PayhubError
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Payments a risk rule held for review.", no_args_is_help=True)
+app = typer.Typer(
+    help="Payments a risk rule held for review.", no_args_is_help=True, rich_markup_mode=None
+)
 
 _Config = Annotated[
-    Path,
-    typer.Option("--config", "-c", envvar="PAYHUB_CONFIG", help="The hub configuration file.",
-                 exists=True, dir_okay=False),
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="The hub configuration file (JSON) [env var: PAYHUB_CONFIG]; "
+        "or --app / --django-settings (docs/cli.md).",
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 
 
 @app.command("list")
 def reviews_list(
-    config: _Config,
+    config: _Config = None,
     everything: Annotated[bool, typer.Option("--all", help="Decided ones too.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
 ) -> None:
@@ -48,7 +56,7 @@ def reviews_list(
 def reviews_approve(
     out_trade_no: Annotated[str, typer.Argument(help="The held payment's out_trade_no.")],
     operator: Annotated[str, typer.Option("--operator", help="Who approves it.")],
-    config: _Config,
+    config: _Config = None,
     note: Annotated[str | None, typer.Option("--note", help="Why.")] = None,
 ) -> None:
     """Approve: ``payment.succeeded`` is written and dispatched (goods delivered)."""
@@ -66,7 +74,7 @@ def reviews_approve(
 def reviews_decline(
     out_trade_no: Annotated[str, typer.Argument(help="The held payment's out_trade_no.")],
     operator: Annotated[str, typer.Option("--operator", help="Who declines it.")],
-    config: _Config,
+    config: _Config = None,
     note: Annotated[str | None, typer.Option("--note", help="Why.")] = None,
 ) -> None:
     """Decline: the payment is refunded through the normal refund path."""

@@ -27,6 +27,7 @@ __all__ = [
     "production_endpoint_problem",
     "resolve_secret",
     "validated",
+    "validation_problems",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -141,8 +142,14 @@ def production_endpoint_problem(url: str, *, test_hosts: Collection[str] = ()) -
 def describe_validation_error(exc: ValidationError) -> str:
     """Each failing setting and why, ``a.b: reason; c: reason``: never the input
     (a value may be a secret), never pydantic's documentation URL."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
+    return "; ".join(f"{setting}: {reason}" for setting, reason in validation_problems(exc))
+
+
+def validation_problems(exc: ValidationError) -> tuple[tuple[str, str], ...]:
+    """Each failing setting and why, as ``(setting, reason)`` pairs (``"a.b"``,
+    ``"Field required"``): never the input, never pydantic's documentation URL."""
+    return tuple(
+        (".".join(str(part) for part in error["loc"]) or "config", error["msg"])
         for error in exc.errors(include_url=False, include_input=False)
     )
 
@@ -158,6 +165,8 @@ def validated(model: type[M], value: object, what: str) -> M:
     try:
         return model.model_validate(dict(value) if isinstance(value, Mapping) else value)
     except ValidationError as exc:
-        raise ConfigurationError(f"{what}: {describe_validation_error(exc)}") from None
+        raise ConfigurationError(
+            f"{what}: {describe_validation_error(exc)}", problems=validation_problems(exc)
+        ) from None
     except PayhubError as exc:
         raise ConfigurationError(f"{what}: {exc.message}") from None

@@ -157,7 +157,25 @@ def _rebuild_error(cls: type[PayhubError], message: str, state: dict[str, Any]) 
 
 
 class ConfigurationError(PayhubError):
+    """Bad or missing configuration.
+
+    ``problems`` lists each failing setting and why, ``(setting, reason)``
+    (``("app_id", "Field required")``), where the configuration was checked by a
+    model (:func:`payhub.config.validated`); empty otherwise. Never a value.
+    """
+
     default_code = ErrorCode.CONFIGURATION
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: ErrorCode | None = None,
+        retryable: bool | None = None,
+        problems: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(message, code=code, retryable=retryable)
+        self.problems = problems
 
 
 class InvalidRequestError(PayhubError, ValueError):

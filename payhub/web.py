@@ -27,9 +27,11 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
@@ -47,6 +49,7 @@ __all__ = [
     "check_max_notification_bytes",
     "handle_notification",
     "handle_query_notification",
+    "hub_config",
     "read_capped",
     "wire_headers",
 ]
@@ -184,3 +187,35 @@ def handle_query_notification(
         return TOO_LARGE
     outcome = hub.handle_notification(channel, wire_headers(headers), query)
     return ack_response(outcome.ack)
+
+
+def hub_config(app_config: Mapping[str, Any], root_path: str) -> Mapping[str, Any]:
+    """The hub configuration an app's config names: ``PAYHUB`` (the mapping) or
+    ``PAYHUB_CONFIG_FILE`` (a JSON file, relative to ``root_path``); exactly one.
+
+    Flask's extension reads its app's config so, and the ``payhub`` command an
+    app named by ``--app``: one reading for both.
+    """
+    config = app_config.get("PAYHUB")
+    path = app_config.get("PAYHUB_CONFIG_FILE")
+    if config is not None and path:
+        raise ConfigurationError("set app.config PAYHUB or PAYHUB_CONFIG_FILE, not both")
+    if config is not None:
+        if not isinstance(config, Mapping):
+            raise ConfigurationError("app.config['PAYHUB'] must be a mapping")
+        return config
+    if not path:
+        raise ConfigurationError(
+            "set app.config['PAYHUB'] (the hub configuration) "
+            "or app.config['PAYHUB_CONFIG_FILE'] (a JSON file)"
+        )
+    filename = os.path.join(root_path, os.fspath(path))
+    try:
+        with open(filename, encoding="utf-8") as file:
+            loaded = json.load(file)
+    except (OSError, ValueError) as exc:
+        # Neither message quotes the file's content, so no secret can leak.
+        raise ConfigurationError(f"PAYHUB_CONFIG_FILE {filename}: {exc}") from None
+    if not isinstance(loaded, Mapping):
+        raise ConfigurationError(f"PAYHUB_CONFIG_FILE {filename}: expected a JSON object")
+    return loaded

@@ -1,17 +1,23 @@
 """Django is configured here, once per session, before any test module imports it.
 
-No database: payhub_django has no models, and the hubs in these tests use a
-SQLite store of their own.
+The admin's apps are installed for payhub_django's admin tests; their database
+(``default``) is pointed at a fresh one per test by ``django_db`` in
+test_django_admin.py. The notification-view tests touch no database: their
+hubs use a SQLite store of their own.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import django
 import pytest
 from django.conf import settings
+
+# A fresh Django database per test (payhub_django's admin tests).
+from djangodb import django_db, sqlite_template  # noqa: F401
 
 from payhub.store import Store
 
@@ -21,13 +27,45 @@ if not settings.configured:
         SECRET_KEY="payhub-django-tests",
         ALLOWED_HOSTS=["testserver"],
         ROOT_URLCONF="contrib_urls",
-        INSTALLED_APPS=["payhub_django"],
+        INSTALLED_APPS=[
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "payhub_django",
+        ],
         MIDDLEWARE=[
             "django.middleware.common.CommonMiddleware",
+            "django.contrib.sessions.middleware.SessionMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
         ],
-        DATABASES={},
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        # A placeholder file; each admin test gets its own database.
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(Path(tempfile.mkdtemp(prefix="payhub-django-")) / "unused.db"),
+            }
+        },
         USE_TZ=True,
+        TIME_ZONE="UTC",
+        # the admin tests log in; the default hasher is slow on purpose
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
     django.setup()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import include, path
 from payhub_django import ReturnOutcome, views
@@ -21,6 +22,7 @@ def shop_form(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("payhub/", include("payhub_django.urls")),
+    path("admin/", admin.site.urls),
     path("shop/form/", shop_form),
     path("shop/back/<str:channel>/", views.browser_return, {"on_return": shop_return}),
 ]

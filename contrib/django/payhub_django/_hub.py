@@ -6,7 +6,7 @@ import atexit
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
@@ -14,7 +14,10 @@ from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-u
 from payhub import ConfigurationError, Event, PayHub
 from payhub_django.signals import send_event
 
-__all__ = ["get_hub", "on_setting_changed", "set_hub"]
+if TYPE_CHECKING:
+    from payhub.cli import ConfigSource
+
+__all__ = ["get_hub", "hub_config", "on_setting_changed", "set_hub", "settings_source"]
 
 
 class _Slot:
@@ -75,7 +78,8 @@ def set_hub(hub: PayHub | None) -> None:
         _slot.install(hub, owned=False)
 
 
-def _build() -> PayHub:
+def hub_config() -> Mapping[str, Any]:
+    """``settings.PAYHUB``, checked to be a mapping (ImproperlyConfigured if not)."""
     config: Any = getattr(settings, "PAYHUB", None)
     if config is None:
         raise ImproperlyConfigured(
@@ -84,8 +88,25 @@ def _build() -> PayHub:
         )
     if not isinstance(config, Mapping):
         raise ImproperlyConfigured("settings.PAYHUB must be a mapping")
+    return config
+
+
+def settings_source() -> ConfigSource:
+    """``settings.PAYHUB`` as the ``payhub`` command's configuration (``manage.py payhub``)."""
+    from payhub.cli import ConfigSource  # noqa: PLC0415 - the CLI only for commands
+
+    def load() -> Mapping[str, Any]:
+        try:
+            return hub_config()
+        except ImproperlyConfigured as exc:
+            raise ConfigurationError(str(exc)) from None
+
+    return ConfigSource("settings.PAYHUB", load)
+
+
+def _build() -> PayHub:
     try:
-        return PayHub.from_config(config)
+        return PayHub.from_config(hub_config())
     except ConfigurationError as exc:
         raise ImproperlyConfigured(f"settings.PAYHUB: {exc.message}") from exc
 

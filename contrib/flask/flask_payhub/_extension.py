@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
-import os
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -160,6 +158,10 @@ class PayHubExtension:
             given = built
         app.extensions[EXTENSION_KEY] = given
         app.register_blueprint(blueprint, url_prefix=prefix or DEFAULT_URL_PREFIX)
+        # ``flask payhub sync`` and the rest, on this app's configuration.
+        from flask_payhub._cli import payhub_group  # noqa: PLC0415
+
+        app.cli.add_command(payhub_group)
 
 
 def _first_given(*values: int | None) -> int | None:
@@ -168,29 +170,10 @@ def _first_given(*values: int | None) -> int | None:
 
 def _hub_config(app: Flask) -> Mapping[str, Any]:
     """``PAYHUB`` (a mapping) or the JSON file ``PAYHUB_CONFIG_FILE``; exactly one."""
-    config = app.config.get("PAYHUB")
-    path = app.config.get("PAYHUB_CONFIG_FILE")
-    if config is not None and path:
-        raise ConfigurationError("set app.config PAYHUB or PAYHUB_CONFIG_FILE, not both")
-    if config is not None:
-        if not isinstance(config, Mapping):
-            raise ConfigurationError("app.config['PAYHUB'] must be a mapping")
-        return config
-    if not path:
-        raise ConfigurationError(
-            "flask-payhub: set app.config['PAYHUB'] (the hub configuration) "
-            "or app.config['PAYHUB_CONFIG_FILE'] (a JSON file)"
-        )
-    filename = os.path.join(app.root_path, os.fspath(path))
     try:
-        with open(filename, encoding="utf-8") as file:
-            loaded = json.load(file)
-    except (OSError, ValueError) as exc:
-        # Neither message quotes the file's content, so no secret can leak.
-        raise ConfigurationError(f"PAYHUB_CONFIG_FILE {filename}: {exc}") from None
-    if not isinstance(loaded, Mapping):
-        raise ConfigurationError(f"PAYHUB_CONFIG_FILE {filename}: expected a JSON object")
-    return loaded
+        return web.hub_config(app.config, app.root_path)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"flask-payhub: {exc.message}") from None
 
 
 def _blueprint(on_return: ReturnHandler, max_body: int) -> Blueprint:
