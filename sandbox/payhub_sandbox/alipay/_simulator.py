@@ -107,6 +107,7 @@ _UNSUPPORTED_METHODS: Final = frozenset(
         "alipay.user.info.share",
     }
 )
+_BROWSER_METHODS: Final = frozenset({"alipay.trade.page.pay", "alipay.trade.wap.pay"})
 _KNOWN_METHODS: Final = _PAGE_METHODS | _API_METHODS | _UNSUPPORTED_METHODS
 
 _ALIPAY_STATUS: Final = {
@@ -115,6 +116,18 @@ _ALIPAY_STATUS: Final = {
     TradeState.CLOSED: "TRADE_CLOSED",
     TradeState.FINISHED: "TRADE_FINISHED",
 }
+
+
+#: The keys an answer node opens with, in this order; every other key follows
+#: sorted, as Alipay's own answers have them (see tests/fixtures/alipay/SOURCES.md).
+_LEADING_KEYS: Final = ("code", "msg", "sub_code", "sub_msg")
+
+
+def ordered_node(node: Mapping[str, Any]) -> dict[str, Any]:
+    """``node`` with ``code``, ``msg``, ``sub_code``, ``sub_msg`` first, then the rest
+    by key: the layout of Alipay's answer nodes."""
+    lead = [k for k in _LEADING_KEYS if k in node]
+    return {k: node[k] for k in [*lead, *sorted(k for k in node if k not in _LEADING_KEYS)]}
 
 
 def alipay_trade_status(trade: Trade) -> str:
@@ -294,6 +307,7 @@ class AlipaySimulator:
         time_factor: float,
         escape_slashes: bool = True,
         bills_ready_immediately: bool = False,
+        unscanned_query_waits: bool = False,
     ) -> None:
         self._store = store
         self._lock: threading.RLock = store.lock
@@ -303,6 +317,7 @@ class AlipaySimulator:
         self._time_factor = time_factor
         self._escape_slashes = escape_slashes
         self._bills_ready_immediately = bills_ready_immediately
+        self._unscanned_waits = unscanned_query_waits
         self._merchants: dict[str, AlipayMerchant] = {}
         self._bill_links: dict[str, _BillLink] = {}
         self._prefix = f"{secrets.randbelow(10_000):04d}"
@@ -385,7 +400,7 @@ class AlipaySimulator:
     def _json(self, name: str, node: Mapping[str, Any], sign_type: str, codec: str) -> GatewayReply:
         body = render_response(
             name,
-            node,
+            ordered_node(node),
             self._key,
             sign_type=sign_type,
             codec=codec,
@@ -583,46 +598,81 @@ class AlipaySimulator:
         return trade
 
     def _query(self, request: _Request) -> dict[str, Any]:
-        trade = self._locate(request)
+        try:
+            trade = self._locate(request)
+            if not self._visible(trade):
+                raise _business("ACQ.TRADE_NOT_EXIST", "交易不存在")
+        except AlipayFailure as failure:
+            if failure.node["sub_code"] == "ACQ.TRADE_NOT_EXIST":
+                # Alipay's "no such trade" answer to a query carries zero amounts.
+                failure.node.update(dict.fromkeys(_ZERO_AMOUNTS, "0.00"))
+                failure.node["out_trade_no"] = _text(request.biz, "out_trade_no")
+                if not failure.node["out_trade_no"]:
+                    del failure.node["out_trade_no"]
+            raise
         zero = Money.zero(trade.amount.currency)
         paid = trade.paid_at is not None
         fields: dict[str, Any] = {
             "trade_no": trade.trade_no,
             "out_trade_no": trade.out_trade_no,
+            "trade_status": alipay_trade_status(trade),
+            "total_amount": amount_text(trade.amount),
+            "buyer_pay_amount": amount_text(trade.amount if paid else zero),
+            "point_amount": "0.00",
+            "invoice_amount": amount_text(trade.amount if paid else zero),
+            "receipt_amount": amount_text(trade.amount if paid else zero),
+            "subject": trade.subject,
         }
-        if paid:
-            fields["buyer_logon_id"] = trade.buyer_account
-        fields.update(
-            {
-                "trade_status": alipay_trade_status(trade),
-                "total_amount": amount_text(trade.amount),
-                "buyer_pay_amount": amount_text(trade.amount if paid else zero),
-                "point_amount": "0.00",
-                "invoice_amount": amount_text(trade.amount if paid else zero),
-                "receipt_amount": amount_text(trade.amount if paid else zero),
-                "subject": trade.subject,
-            }
-        )
         if paid and trade.paid_at is not None:
-            fields["send_pay_date"] = format_time(trade.paid_at)
-            fields["fund_bill_list"] = [
-                {"fund_channel": "ALIPAYACCOUNT", "amount": amount_text(trade.amount)}
-            ]
+            fields["buyer_logon_id"] = trade.buyer_account
             fields["buyer_user_id"] = trade.buyer_id
+            fields["buyer_user_type"] = "PRIVATE"
+            fields["send_pay_date"] = format_time(trade.paid_at)
+            if "fund_bill_list" in _query_options(request.biz):
+                fields["fund_bill_list"] = [
+                    {"fund_channel": "ALIPAYACCOUNT", "amount": amount_text(trade.amount)}
+                ]
         return fields
+
+    def _visible(self, trade: Trade) -> bool:
+        """Whether a query finds the trade: a precreated QR code nobody has scanned
+        yet is not a trade at Alipay (``ACQ.TRADE_NOT_EXIST``), unless the sandbox
+        was told to answer ``WAIT_BUYER_PAY`` for it."""
+        return (
+            trade.product != "alipay.trade.precreate"
+            or trade.paid_at is not None
+            or "scanned_at" in trade.extra
+            or self._unscanned_waits
+        )
+
+    def scan(self, trade: Trade) -> Trade:
+        """The buyer scans a precreated QR code (opens its cashier): from now on a
+        query finds the trade as ``WAIT_BUYER_PAY``."""
+        with self._lock:
+            trade = self.trade_by_no(trade.trade_no)
+            if "scanned_at" in trade.extra:
+                return trade
+            scanned = replace(
+                trade, extra={**trade.extra, "scanned_at": self._clock.now().isoformat()}
+            )
+            self._store.replace_trade(scanned)
+            return scanned
 
     def _refund(self, request: _Request) -> dict[str, Any]:
         trade = self._locate(request)
         amount = _amount(request.biz, "refund_amount")
         if amount.is_zero():
             raise _bad_param("refund_amount必须大于0")
-        out_request_no = _text(request.biz, "out_request_no") or trade.trade_no
+        # Without a request number Alipay files the refund under the order number,
+        # and only a refund of the whole amount may go without one.
+        given = _text(request.biz, "out_request_no")
+        out_request_no = given or trade.out_trade_no
         if len(out_request_no) > 64:
             raise _bad_param("out_request_no不能超过64个字符")
         earlier = self._store.find_refund(
             CHANNEL, trade.merchant_id, trade.trade_no, out_request_no
         )
-        if earlier is not None:
+        if earlier is not None and (given or amount == trade.amount):
             if earlier.amount != amount:
                 raise _business(
                     "ACQ.DISCORDANT_REPEAT_REQUEST", "不一致的请求: 该退款请求号已用于另一金额"
@@ -634,8 +684,19 @@ class AlipaySimulator:
             raise _business("ACQ.TRADE_HAS_FINISHED", "交易已完结")
         if trade.state is TradeState.CLOSED and trade.close_reason != "refunded":
             raise _business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+        if not given and amount != trade.amount:
+            raise _business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额与订单金额不一致")
         if amount > trade.refundable:
-            raise _business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限")
+            # Alipay's refusal of an over-refund carries the trade's refund totals.
+            raise _business(
+                "ACQ.REASON_TRADE_REFUND_FEE_ERR",
+                "退款金额无效",
+                {
+                    "out_trade_no": trade.out_trade_no,
+                    "refund_fee": amount_text(trade.refunded),
+                    "send_back_fee": "0.00",
+                },
+            )
         refund = self._apply_refund(
             trade, amount, out_request_no, _text(request.biz, "refund_reason")
         )
@@ -711,16 +772,20 @@ class AlipaySimulator:
         if refund is None:
             # Alipay answers a refund it does not know with a bare success.
             return {}
-        return {
+        fields = {
             "trade_no": trade.trade_no,
             "out_trade_no": trade.out_trade_no,
             "out_request_no": refund.out_refund_no,
             "total_amount": amount_text(trade.amount),
             "refund_amount": amount_text(refund.amount),
             "refund_status": "REFUND_SUCCESS",
-            "gmt_refund_pay": format_time(refund.created_at),
-            "send_back_fee": amount_text(refund.amount),
         }
+        options = _query_options(request.biz)
+        if "gmt_refund_pay" in options:
+            fields["gmt_refund_pay"] = format_time(refund.created_at)
+        if "send_back_fee" in options or "refund_detail_item_list" in options:
+            fields["send_back_fee"] = amount_text(refund.amount)
+        return fields
 
     def _close(self, request: _Request) -> dict[str, Any]:
         trade = self._locate(request)
@@ -912,8 +977,9 @@ class AlipaySimulator:
         return f"{base_url.rstrip('/')}/alipay/cashier/{trade.trade_no}"
 
     def return_url(self, trade: Trade) -> str | None:
-        """The browser's signed way back to the shop after paying, if it gave one."""
-        if not trade.return_url:
+        """The browser's signed way back to the shop after paying, if it gave one (a page
+        or wap payment: a QR code is paid in the Alipay app and has no way back)."""
+        if not trade.return_url or trade.product not in _BROWSER_METHODS:
             return None
         merchant = self.merchant(trade.merchant_id)
         codec = trade.extra.get("charset", "utf-8")
@@ -930,8 +996,11 @@ class AlipaySimulator:
             "seller_id": merchant.seller_id,
             "timestamp": format_time(self._clock.now()),
         }
-        fields["sign"] = sign_params(fields, self._key, sign_type=merchant.sign_type, codec=codec)
-        query = encode_form(fields.items(), codec).decode("ascii")
+        sign = sign_params(fields, self._key, sign_type=merchant.sign_type, codec=codec)
+        # Alipay puts ``sign`` right after ``total_amount`` in the return URL.
+        items = list(fields.items())
+        items.insert(4, ("sign", sign))
+        query = encode_form(items, codec).decode("ascii")
         return f"{trade.return_url}{'&' if '?' in trade.return_url else '?'}{query}"
 
     # -- notifications ----------------------------------------------------------
@@ -942,7 +1011,7 @@ class AlipaySimulator:
         if not trade.notify_url:
             return
         now = self._clock.now()
-        notify_id = secrets.token_hex(16)
+        notify_id = _notify_id(now)
         paid = trade.paid_at is not None
         total = amount_text(trade.amount)
         closed_at = trade.finished_at or trade.closed_at
@@ -1006,11 +1075,28 @@ def _acknowledged(response: httpx.Response) -> bool:
     return response.content == b"success"
 
 
+_ZERO_AMOUNTS: Final = ("buyer_pay_amount", "invoice_amount", "point_amount", "receipt_amount")
+
+
+def _query_options(biz: Mapping[str, object]) -> frozenset[str]:
+    """``query_options``: the extra fields a query asks for (a JSON array of names)."""
+    value = biz.get("query_options")
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(v for v in value if isinstance(v, str))
+
+
 def _fund_bill_list(trade: Trade) -> str:
     return json.dumps(
         [{"amount": amount_text(trade.amount), "fundChannel": "ALIPAYACCOUNT"}],
         separators=(",", ":"),
     )
+
+
+def _notify_id(moment: datetime) -> str:
+    """34 digits as Alipay's are: the day, ``01222``, the time of day, 15 more digits."""
+    local = moment.astimezone(CHINA_TZ)
+    return f"{local:%Y%m%d}01222{local:%H%M%S}{secrets.randbelow(10**15):015d}"
 
 
 def _millis(moment: datetime) -> str:
