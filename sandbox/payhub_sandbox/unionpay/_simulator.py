@@ -15,6 +15,7 @@ of the consume named by ``origQryId``.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 import threading
@@ -25,7 +26,7 @@ from typing import Any, Final, Literal
 
 import httpx
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from payhub.errors import ConfigurationError
 from payhub.money import Money
@@ -106,8 +107,10 @@ RESP_MESSAGES: Final[Mapping[str, str]] = {
     "36": "与原交易信息不符",
     "39": "交易不在受理时间范围内",
 }
-#: ``respMsg`` of a successful notification, as UnionPay writes it.
+#: ``respMsg`` of a successful back notification, as UnionPay writes it.
 _NOTIFY_MSG: Final = "Success!"
+#: ``respMsg`` of the front (browser) notification of UnionPay's test environment.
+_FRONT_MSG: Final = "success"
 
 _MER_ID_RE: Final = re.compile(r"[0-9A-Za-z]{1,32}", re.ASCII)
 _ORDER_ID_RE: Final = re.compile(r"[0-9A-Za-z]{8,40}", re.ASCII)
@@ -133,7 +136,16 @@ _Kind = Literal["consume", "refund", "undo"]
 _SERVED: Final[Mapping[str, frozenset[tuple[str, str, str]]]] = {
     "front": frozenset({("01", "01", "000201")}),
     "app": frozenset({("01", "01", "000201")}),
-    "back": frozenset({("04", "00", "000201"), ("31", "00", "000201")}),
+    # bizType 000000 too: what widely used clients send for refunds and undos, and
+    # what UnionPay's test gateway accepted.
+    "back": frozenset(
+        {
+            ("04", "00", "000201"),
+            ("31", "00", "000201"),
+            ("04", "00", "000000"),
+            ("31", "00", "000000"),
+        }
+    ),
     "query": frozenset({("00", "00", "000000")}),
 }
 _PRODUCTS: Final[Mapping[str, str]] = {"front": "frontTransReq", "app": "appTransReq"}
@@ -515,7 +527,7 @@ class UnionPaySimulator:
         now = self._clock.now()
         extra = {
             name: fields[name]
-            for name in ("txnTime", "channelType", "encoding", "reqReserved")
+            for name in ("txnTime", "channelType", "encoding", "reqReserved", "certId")
             if fields.get(name)
         }
         if endpoint == "app":
@@ -565,10 +577,26 @@ class UnionPaySimulator:
                 "settleAmt": amount_text(trade.amount),
                 "settleCurrencyCode": "156",
                 "settleDate": extra.get("settleDate", ""),
-                "accNo": _MASKED_CARD,
-                "payCardType": "01",
+                "accNo": self._encrypted_card(trade),
             }
         return wire
+
+    def _encrypted_card(self, trade: Trade) -> str:
+        """``accNo`` as UnionPay sends it: the masked card number RSA-encrypted
+        (PKCS#1 v1.5, base64) with the merchant's signing certificate, the one that
+        signed the consume; the merchant decrypts it with its signing key (the ACP
+        SDK's ``AcpService.decryptData``)."""
+        merchant = self._merchants.get(trade.merchant_id)
+        if merchant is None or not merchant.certificates:
+            return ""
+        cert = merchant.certificates.get(trade.extra.get("certId", ""))
+        if cert is None:
+            cert = list(merchant.certificates.values())[-1]
+        key = cert.public_key()
+        assert isinstance(key, rsa.RSAPublicKey)  # checked when registered
+        return base64.b64encode(
+            key.encrypt(_MASKED_CARD.encode("ascii"), padding.PKCS1v15())
+        ).decode("ascii")
 
     # -- query --------------------------------------------------------------------------
 
@@ -580,10 +608,14 @@ class UnionPaySimulator:
             trade = self._store.get(txn.trade_no)
             assert trade is not None
             wire = self._consume_wire(trade)
+            if trade.paid_at is not None:
+                wire["issuerIdentifyMode"] = "0"
             orig = unionpay_orig_resp_code(trade)
         else:
             wire = dict(txn.wire)
             orig = SUCCESS  # refunds and undos complete when accepted
+        # The answer's bizType is the query's own (000000), as UnionPay's answers have it.
+        del wire["bizType"]
         return wire | {"origRespCode": orig, "origRespMsg": RESP_MESSAGES[orig]}
 
     # -- refund and undo ------------------------------------------------------------------
@@ -769,7 +801,7 @@ class UnionPaySimulator:
             )
             self._store.replace_trade(paid)
             self._notify(
-                self._consume_wire(paid),
+                self._consume_wire(paid) | {"exchangeRate": "0"},
                 url=paid.notify_url,
                 encoding=paid.extra.get("encoding", "UTF-8"),
                 kind="01 consume",
@@ -783,10 +815,11 @@ class UnionPaySimulator:
         if not trade.return_url or trade.paid_at is None:
             return None
         fields = self._consume_wire(trade) | {
+            "exchangeRate": "0",
             "version": VERSION,
             "encoding": trade.extra.get("encoding", "UTF-8"),
             "respCode": SUCCESS,
-            "respMsg": _NOTIFY_MSG,
+            "respMsg": _FRONT_MSG,
         }
         return trade.return_url, sign_fields(fields, self._signer())
 
