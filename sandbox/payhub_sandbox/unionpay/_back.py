@@ -63,7 +63,6 @@ class UnionPayBacks(UnionPayConsumes):
             "queryId": txn.query_id,
             "origQryId": trade.trade_no,
             "txnAmt": fields["txnAmt"],
-            "currencyCode": "156",
         }
 
     def _apply_back(
