@@ -122,7 +122,7 @@ class AlipayNotifier(AlipayBase):
         sign = sign_params(fields, self._key, sign_type=merchant.sign_type, codec=codec)
         # Alipay puts ``sign`` right after ``total_amount`` in the return URL.
         items = list(fields.items())
-        items.insert(4, ("sign", sign))
+        items.insert(list(fields).index("total_amount") + 1, ("sign", sign))
         query = encode_form(items, codec).decode("ascii")
         return f"{trade.return_url}{'&' if '?' in trade.return_url else '?'}{query}"
 

@@ -205,7 +205,7 @@ class AlipayRefunds(AlipayTrades):
             if amount > trade.refundable:
                 raise TradeStateError(
                     f"refund of {amount.to_decimal_string()} exceeds the refundable "
-                    f"{trade.refundable.to_decimal_string()} (ACQ.REFUND_AMT_NOT_EQUAL_TOTAL)"
+                    f"{trade.refundable.to_decimal_string()} (ACQ.REASON_TRADE_REFUND_FEE_ERR)"
                 )
             return self._apply_refund(trade, amount, out_request_no, reason)
 
