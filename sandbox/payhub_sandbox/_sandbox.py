@@ -89,6 +89,9 @@ class Sandbox:
     ``notify_transport`` (an ``httpx.MockTransport`` or ``httpx.WSGITransport``
     in tests; the network when None). ``base_url`` is the sandbox's own public
     URL, used in cashier and bill links; when None, each request's own URL root.
+    ``alipay_unscanned_query_waits`` makes ``alipay.trade.query`` answer
+    ``WAIT_BUYER_PAY`` for a precreated QR code nobody has scanned yet (Alipay,
+    and the sandbox by default, answer ``ACQ.TRADE_NOT_EXIST``).
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class Sandbox:
         notify_transport: httpx.BaseTransport | None = None,
         base_url: str | None = None,
         alipay_escape_slashes: bool = True,
+        alipay_unscanned_query_waits: bool = False,
         bills_ready_immediately: bool = False,
         unionpay_pki: UnionPayPKI | None = None,
         wechat_public_key: rsa.RSAPrivateKey | str | bytes | None = None,
@@ -129,6 +133,7 @@ class Sandbox:
             platform_key=_platform_key(alipay_platform_key),
             time_factor=self.time_factor,
             escape_slashes=alipay_escape_slashes,
+            unscanned_query_waits=alipay_unscanned_query_waits,
             bills_ready_immediately=bills_ready_immediately,
         )
         self._unionpay = UnionPaySimulator(

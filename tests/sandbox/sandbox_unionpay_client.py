@@ -35,7 +35,7 @@ MER_ID = "777290058110048"
 OTHER_MER_ID = "777290058110097"
 BACK_URL = "http://shop.test/unionpay/notify"
 FRONT_URL = "http://shop.test/unionpay/return"
-TEST_CN_FIELD = "00040000:SIGN"
+TEST_CN_FIELD = "中国银联股份有限公司"
 GATEWAY = "/gateway/api"
 
 # -- the signature ---------------------------------------------------------------------

@@ -22,8 +22,11 @@ QUERY = "alipay.trade.query"
 
 
 @pytest.mark.parametrize("transport", ["get", "post", "split"])
-def test_every_transport_verifies(alipay: AlipayWireClient, transport, platform_keys) -> None:
+def test_every_transport_verifies(
+    alipay: AlipayWireClient, sandbox: Sandbox, transport, platform_keys
+) -> None:
     new_trade(alipay, "T-transport")
+    sandbox.alipay.scan(APP_ID, "T-transport")
     reply = alipay.call(QUERY, {"out_trade_no": "T-transport"}, transport=transport)
     assert reply.code == "10000", reply.node
     assert reply.node["trade_status"] == "WAIT_BUYER_PAY"
@@ -47,16 +50,21 @@ def test_biz_content_verified_as_received(alipay: AlipayWireClient, biz_content)
     assert reply.node["out_trade_no"] == "T-biz"
 
 
-def test_json_number_amount_is_parsed_from_its_text(alipay: AlipayWireClient) -> None:
+def test_json_number_amount_is_parsed_from_its_text(
+    alipay: AlipayWireClient, sandbox: Sandbox
+) -> None:
     reply = alipay.call(
         "alipay.trade.precreate", '{"out_trade_no":"T-num","total_amount":88.8,"subject":"s"}'
     )
     assert reply.code == "10000", reply.node
+    sandbox.alipay.scan(APP_ID, "T-num")
     query = alipay.call(QUERY, {"out_trade_no": "T-num"})
     assert query.node["total_amount"] == "88.80"
 
 
-def test_gbk_request(http: httpx.Client, merchant_keys, clock, platform_keys) -> None:
+def test_gbk_request(
+    http: httpx.Client, sandbox: Sandbox, merchant_keys, clock, platform_keys
+) -> None:
     gbk = AlipayWireClient(
         http, app_id=APP_ID, private_key=merchant_keys.private, now=clock.now, charset="GBK"
     )
@@ -67,20 +75,23 @@ def test_gbk_request(http: httpx.Client, merchant_keys, clock, platform_keys) ->
     assert reply.code == "10000", reply.node
     assert reply.http.headers["content-type"] == "application/json;charset=gbk"
     assert reply.verifies(platform_keys.public)
+    sandbox.alipay.scan(APP_ID, "T-gbk")
     query = gbk.call(QUERY, {"out_trade_no": "T-gbk"})
     assert query.node["subject"] == "点卡充值"
     assert "点卡充值".encode("gbk") in query.http.content
 
 
-def test_multipart_form(alipay: AlipayWireClient) -> None:
+def test_multipart_form(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     new_trade(alipay, "T-multipart")
+    sandbox.alipay.scan(APP_ID, "T-multipart")
     params = alipay.signed(alipay.params(QUERY, {"out_trade_no": "T-multipart"}))
     response = alipay.http.post("/gateway.do", data=params, files={"file": ("a.txt", b"x")})
     assert parse_reply(response, QUERY).code == "10000"
 
 
-def test_duplicate_fields_first_query_then_form(alipay: AlipayWireClient) -> None:
+def test_duplicate_fields_first_query_then_form(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     new_trade(alipay, "T-dup")
+    sandbox.alipay.scan(APP_ID, "T-dup")
     params = alipay.signed(alipay.params(QUERY, {"out_trade_no": "T-dup"}))
     query = httpx.QueryParams(params)
     # the body repeats app_id with another value: the query string's wins

@@ -69,6 +69,7 @@ def test_qr_pay_query_notify_refund(live) -> None:
     box, shop, hub, _ = live
     result = hub.pay(_request("I1", "qr"))
     assert result.qr_code.startswith("http://sandbox.test/alipay/cashier/")
+    box.alipay.scan(APP_ID, "I1")  # before the scan Alipay answers ACQ.TRADE_NOT_EXIST
     assert hub.query("alipay", "I1").status == models.PaymentStatus.PENDING
 
     box.alipay.pay(APP_ID, "I1")

@@ -121,6 +121,10 @@ def test_precreate_pay_query_notify_refund(live: Live) -> None:
     assert made["out_trade_no"] == "TP-A1"
     assert made["qr_code"].startswith(f"{live.base}/alipay/cashier/")
 
+    # Alipay has no trade until the buyer scans the QR code
+    unscanned = client.api_alipay_trade_query(out_trade_no="TP-A1")
+    assert unscanned["sub_code"] == "ACQ.TRADE_NOT_EXIST", unscanned
+    box.alipay.scan(APP_ID, "TP-A1")
     waiting = client.api_alipay_trade_query(out_trade_no="TP-A1")
     assert waiting["code"] == "10000", waiting
     assert waiting["trade_status"] == "WAIT_BUYER_PAY"
@@ -157,7 +161,7 @@ def test_precreate_pay_query_notify_refund(live: Live) -> None:
         "6.01", out_trade_no="TP-A1", out_request_no="TP-A1-R2"
     )
     assert too_much["code"] == "40004", too_much
-    assert too_much["sub_code"] == "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL"
+    assert too_much["sub_code"] == "ACQ.REASON_TRADE_REFUND_FEE_ERR"
 
     box.deliver_due()
     refund_note = shop.requests[-1]
@@ -177,6 +181,7 @@ def test_close_an_unpaid_trade(live: Live) -> None:
         subject="gift card", out_trade_no="TP-A2", total_amount="5.00"
     )
     assert made["code"] == "10000", made
+    box.alipay.scan(APP_ID, "TP-A2")
     closed = client.api_alipay_trade_close(out_trade_no="TP-A2")
     assert closed["code"] == "10000", closed
     assert closed["out_trade_no"] == "TP-A2"

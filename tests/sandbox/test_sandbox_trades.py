@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
-from payhub_sandbox import ManualClock, Sandbox, TradeState, TradeStateError
+from payhub_sandbox import ManualClock, Sandbox, TradeState, TradeStateError, create_app
 from sandbox_alipay_client import AlipayWireClient
 from sandbox_support import APP_ID, BASE_URL, NOTIFY_URL, new_trade
 
@@ -162,6 +163,7 @@ def test_bad_business_parameters(alipay: AlipayWireClient, biz) -> None:
 
 def test_query_unpaid_then_paid(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     trade_no = new_trade(alipay, "T1", "12.30")
+    sandbox.alipay.scan(APP_ID, "T1")
     node = alipay.call(QUERY, {"out_trade_no": "T1"}).node
     assert node["trade_status"] == "WAIT_BUYER_PAY"
     assert node["trade_no"] == trade_no
@@ -184,9 +186,47 @@ def test_query_unpaid_then_paid(alipay: AlipayWireClient, sandbox: Sandbox) -> N
         "receipt_amount": "12.30",
         "subject": "Gift card 礼品卡",
         "send_pay_date": "2024-03-01 10:00:00",
-        "fund_bill_list": [{"fund_channel": "ALIPAYACCOUNT", "amount": "12.30"}],
         "buyer_user_id": "2088102000009999",
+        "buyer_user_type": "PRIVATE",
     }
+    # the funds used only when asked for, as Alipay answers
+    asked = alipay.call(QUERY, {"trade_no": trade_no, "query_options": ["fund_bill_list"]})
+    assert asked.node["fund_bill_list"] == [{"fund_channel": "ALIPAYACCOUNT", "amount": "12.30"}]
+
+
+def test_query_of_an_unscanned_qr_code_finds_no_trade(
+    alipay: AlipayWireClient, sandbox: Sandbox
+) -> None:
+    """Alipay creates a precreated trade when the buyer scans its QR code: until then
+    a query answers ACQ.TRADE_NOT_EXIST, with zero amounts (what shops hit)."""
+    new_trade(alipay, "T1", "12.30")
+    reply = alipay.call(QUERY, {"out_trade_no": "T1"})
+    _business(reply, "ACQ.TRADE_NOT_EXIST")
+    assert list(reply.node) == [
+        "code", "msg", "sub_code", "sub_msg",
+        "buyer_pay_amount", "invoice_amount", "out_trade_no", "point_amount", "receipt_amount",
+    ]  # fmt: skip
+    assert reply.node["buyer_pay_amount"] == reply.node["receipt_amount"] == "0.00"
+    sandbox.alipay.scan(APP_ID, "T1")
+    assert alipay.call(QUERY, {"out_trade_no": "T1"}).node["trade_status"] == "WAIT_BUYER_PAY"
+
+
+def test_unscanned_query_waits_option(platform_keys, merchant_keys, clock) -> None:
+    box = Sandbox(
+        alipay_platform_key=platform_keys.private,
+        clock=clock,
+        base_url=BASE_URL,
+        alipay_unscanned_query_waits=True,
+    )
+    box.add_alipay_merchant(APP_ID, merchant_keys.public_pem, "2088000000000001")
+    transport = httpx.WSGITransport(app=create_app(box))
+    with httpx.Client(transport=transport, base_url=BASE_URL) as http:
+        client = AlipayWireClient(
+            http, app_id=APP_ID, private_key=merchant_keys.private, now=clock.now
+        )
+        new_trade(client, "T1", "1.00")
+        node = client.call(QUERY, {"out_trade_no": "T1"}).node
+    assert node["trade_status"] == "WAIT_BUYER_PAY"
 
 
 def test_query_unknown(alipay: AlipayWireClient) -> None:
@@ -270,7 +310,9 @@ def test_refunds_cannot_exceed_the_total(alipay: AlipayWireClient, sandbox: Sand
     reply = alipay.call(
         REFUND, {"out_trade_no": "T1", "refund_amount": "40.01", "out_request_no": "R2"}
     )
-    _business(reply, "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL")
+    _business(reply, "ACQ.REASON_TRADE_REFUND_FEE_ERR")
+    assert reply.node["out_trade_no"] == "T1"
+    assert reply.node["refund_fee"] == "60.00"
     ok = alipay.call(
         REFUND, {"out_trade_no": "T1", "refund_amount": "40.00", "out_request_no": "R3"}
     )
@@ -278,7 +320,7 @@ def test_refunds_cannot_exceed_the_total(alipay: AlipayWireClient, sandbox: Sand
     after = alipay.call(
         REFUND, {"out_trade_no": "T1", "refund_amount": "0.01", "out_request_no": "R4"}
     )
-    _business(after, "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL")
+    _business(after, "ACQ.REASON_TRADE_REFUND_FEE_ERR")
     # an earlier request number still answers its own result
     assert (
         alipay.call(
@@ -299,6 +341,19 @@ def test_refund_without_request_number_is_one_full_request(
         alipay.call(REFUND, {"out_trade_no": "T1", "refund_amount": "5.00"}).node["fund_change"]
         == "N"
     )
+    # filed under the order number: the refund query finds it there
+    found = alipay.call(REFUND_QUERY, {"out_trade_no": "T1", "out_request_no": "T1"}).node
+    assert found["refund_amount"] == "5.00"
+    assert found["refund_status"] == "REFUND_SUCCESS"
+    assert [r.out_refund_no for r in sandbox.refunds] == ["T1"]
+
+
+def test_partial_refund_needs_a_request_number(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
+    new_trade(alipay, "T1", "5.00")
+    sandbox.alipay.pay(APP_ID, "T1")
+    reply = alipay.call(REFUND, {"out_trade_no": "T1", "refund_amount": "1.00"})
+    _business(reply, "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL")
+    assert sandbox.refunds == []
 
 
 def test_refund_of_unpaid_trade(alipay: AlipayWireClient) -> None:
@@ -345,9 +400,12 @@ def test_refund_query(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
         "total_amount": "50.00",
         "refund_amount": "20.00",
         "refund_status": "REFUND_SUCCESS",
-        "gmt_refund_pay": "2024-03-01 10:00:00",
-        "send_back_fee": "20.00",
     }
+    asked = alipay.call(
+        REFUND_QUERY,
+        {"out_trade_no": "T1", "out_request_no": "R1", "query_options": ["gmt_refund_pay"]},
+    ).node
+    assert asked["gmt_refund_pay"] == "2024-03-01 10:00:00"
     # an unknown refund: a bare success, without refund fields (as Alipay answers)
     unknown = alipay.call(REFUND_QUERY, {"out_trade_no": "T1", "out_request_no": "R9"}).node
     assert unknown == {"code": "10000", "msg": "Success"}
@@ -363,6 +421,7 @@ def test_refund_query(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
 
 def test_close_unpaid(alipay: AlipayWireClient, sandbox: Sandbox) -> None:
     trade_no = new_trade(alipay, "T1")
+    sandbox.alipay.scan(APP_ID, "T1")
     node = alipay.call(CLOSE, {"trade_no": trade_no}).node
     assert node == {"code": "10000", "msg": "Success", "trade_no": trade_no, "out_trade_no": "T1"}
     assert alipay.call(QUERY, {"out_trade_no": "T1"}).node["trade_status"] == "TRADE_CLOSED"
@@ -387,6 +446,7 @@ def test_timeout_express_closes_on_the_compressed_clock(
         {"out_trade_no": "T2", "total_amount": "1.00", "subject": "s", "timeout_express": "30m"},
     )
     assert reply.code == "10000"
+    sandbox.alipay.scan(APP_ID, "T2")
     clock.advance(29)
     assert sandbox.close_expired() == []
     clock.advance(1)
@@ -408,6 +468,7 @@ def test_time_expire_is_absolute(
             "time_expire": "2024-03-01 10:30:00",
         },
     )
+    sandbox.alipay.scan(APP_ID, "T1")
     clock.advance(29 * 60)
     assert alipay.call(QUERY, {"out_trade_no": "T1"}).node["trade_status"] == "WAIT_BUYER_PAY"
     clock.advance(60)

@@ -24,6 +24,7 @@ from sandbox_unionpay_client import (
     Env,
     Trust,
     VerifyError,
+    _issued_by,
     cn_third_field,
     session_alipay_key,
     session_pki,
@@ -32,6 +33,7 @@ from sandbox_unionpay_client import (
     verify_message,
 )
 
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "unionpay"
 
 @pytest.fixture
 def env(merchant_keys) -> Iterator[Env]:
@@ -39,15 +41,11 @@ def env(merchant_keys) -> Iterator[Env]:
         yield made
 
 
-def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        child.verify_directly_issued_by(issuer)
-    except Exception:
-        return False
-    return True
-
-
-def test_the_chain_is_sound_and_the_platform_cn_has_the_test_shape() -> None:
+def test_the_chain_is_sound_and_the_platform_cert_is_made_like_the_real_one() -> None:
+    """The platform certificate looks like UnionPay's test environment's (the real
+    unipayCertPublicKey.cer): subject, CN, extensions, serial size, sha1WithRSA links."""
+    real = x509.load_pem_x509_certificate((FIXTURES / "unipayCertPublicKey.cer").read_bytes())
+    real_middle = x509.load_pem_x509_certificate((FIXTURES / "acp_test_middle.cer").read_bytes())
     pki = session_pki()
     trust = trust_of(pki)
     sign = x509.load_pem_x509_certificate(pki.sign_cert_pem.encode())
@@ -56,16 +54,29 @@ def test_the_chain_is_sound_and_the_platform_cn_has_the_test_shape() -> None:
     assert _issued_by(trust.middle, trust.root)
     assert _issued_by(sign, trust.middle)
     assert not _issued_by(sign, trust.root)
-    for ca in (trust.root, trust.middle):
+    for ca, real_ca in ((trust.root, real_middle), (trust.middle, real_middle)):
         assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    assert not sign.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        assert {e.oid for e in ca.extensions if e.critical} == set()
+        assert (
+            ca.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+            == real_ca.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+        )
+    assert sign.subject == real.subject
     (cn,) = sign.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    assert cn.value == "041@Z12@00040000:SIGN@00000062"
-    assert cn_third_field(sign) == "00040000:SIGN"
+    assert cn.value == "041@8310000000083040@中国银联股份有限公司@00016495"
+    assert cn_third_field(sign) == "中国银联股份有限公司"
+    assert len(str(sign.serial_number)) == len(str(real.serial_number)) == 11
+    ours = {e.oid: e.value for e in sign.extensions}
+    theirs = {e.oid: e.value for e in real.extensions}
+    assert set(ours) <= set(theirs)  # the real one adds CRL points and CFCA's policy
+    for oid in (x509.ExtensionOID.KEY_USAGE, x509.ExtensionOID.EXTENDED_KEY_USAGE):
+        assert ours[oid] == theirs[oid]
+    assert {e.oid for e in sign.extensions if e.critical} == set()
     for cert in (trust.root, trust.middle, sign):
         assert cert.not_valid_before_utc <= START <= cert.not_valid_after_utc
         assert isinstance(cert.public_key(), rsa.RSAPublicKey)
-        assert isinstance(cert.signature_hash_algorithm, hashes.SHA256)
+        assert cert.signature_algorithm_oid == real.signature_algorithm_oid  # sha1WithRSA
+        assert isinstance(cert.signature_hash_algorithm, hashes.SHA1)
 
 
 def test_the_sandbox_exposes_root_and_middle(env: Env) -> None:
@@ -193,11 +204,20 @@ def test_faults_make_a_correct_client_refuse(env: Env, kind: str, reason: str) -
     assert env.client.app_consume("FAULTY002")["respCode"] == "00"
 
 
-def test_a_test_cn_is_refused_by_a_production_client(env: Env) -> None:
+def test_a_production_client_refuses_the_sandbox_by_its_chain_not_its_cn(env: Env) -> None:
+    """UnionPay's test environment signs with the production CN's third field
+    (中国银联股份有限公司): what tells a test message from a production one is the root
+    it chains to, so a client configured with the production root refuses it."""
     answer = _platform_answer(env, "PRODCLIENT1")
-    production = Trust(env.client.trust.root, env.client.trust.middle, "中国银联股份有限公司")
-    with pytest.raises(VerifyError, match="CN"):
+    production = Trust(
+        x509.load_pem_x509_certificate((FIXTURES / "acp_prod_root.cer").read_bytes()),
+        x509.load_pem_x509_certificate((FIXTURES / "acp_prod_middle.cer").read_bytes()),
+        "中国银联股份有限公司",
+    )
+    with pytest.raises(VerifyError, match="not in the chain"):
         verify_message(answer, production, env.clock.now())
+    # the same CN check a test-mode client makes passes
+    verify_message(answer, env.client.trust, env.clock.now())
 
 
 def test_unknown_fault_kind(env: Env) -> None:

@@ -22,6 +22,10 @@ from payhub_sandbox._state import Refund, Trade
 
 __all__ = [
     "ALIPAY_BILL_COLUMNS",
+    "DETAIL_END",
+    "DETAIL_START",
+    "SUMMARY_END",
+    "SUMMARY_START",
     "alipay_bill_csvs",
     "alipay_bill_filename",
     "build_alipay_bill_zip",
@@ -71,7 +75,13 @@ _SUMMARY_COLUMNS: Final = (
     "实收净额（元）",
 )
 
-_RULE: Final = "-" * 41
+#: The section marker lines, byte for byte as Alipay writes them (the dashes are
+#: not symmetric; parsers split on these exact strings). See
+#: tests/fixtures/alipay/SOURCES.md.
+DETAIL_START: Final = "#" + "-" * 41 + "业务明细列表" + "-" * 40
+DETAIL_END: Final = "#" + "-" * 41 + "业务明细列表结束" + "-" * 36
+SUMMARY_START: Final = "#" + "-" * 41 + "业务汇总列表" + "-" * 40
+SUMMARY_END: Final = "#" + "-" * 40 + "业务汇总列表结束" + "-" * 37
 _ZERO: Final = "0.00"
 
 
@@ -102,14 +112,14 @@ def _id(value: str) -> str:
     return f"{value}\t" if value else ""
 
 
-def _header(title: str, seller_id: str, bill_date: date, section: str) -> list[str]:
+def _header(title: str, seller_id: str, bill_date: date, marker: str) -> list[str]:
     start = datetime.combine(bill_date, time(0), CHINA_TZ)
     end = start + timedelta(days=1)
     return [
         f"#{title}",
         f"#账号：[{seller_id}]",
         f"#起始日期：[{_cn_long(start)}]   终止日期：[{_cn_long(end)}]",
-        f"#{_RULE}{section}{_RULE}",
+        marker,
     ]
 
 
@@ -166,11 +176,11 @@ def alipay_bill_csvs(
     fees = sum((t.fee for t in paid), zero) - sum((r.fee_returned for r in refunded), zero)
     exported = f"#导出时间：[{_cn_long(exported_at)}]"
 
-    detail = _header("支付宝业务明细查询", seller_id, bill_date, "业务明细列表")
+    detail = _header("支付宝业务明细查询", seller_id, bill_date, DETAIL_START)
     detail.append(_csv_line(ALIPAY_BILL_COLUMNS))
     detail.extend(_csv_line(row) for row in rows)
     detail += [
-        f"#{_RULE}业务明细列表结束{_RULE}",
+        DETAIL_END,
         f"#交易合计：{len(paid)}笔，商家实收共：{_money(paid_total)}元，商家优惠共：{_ZERO}元",
         f"#退款合计：{len(refunded)}笔，商家实收退款共：{_money(-refund_total)}元，"
         f"商家优惠退款共：{_ZERO}元",
@@ -178,7 +188,7 @@ def alipay_bill_csvs(
     ]
 
     received = paid_total - refund_total
-    summary = _header("支付宝业务汇总查询", seller_id, bill_date, "业务汇总列表")
+    summary = _header("支付宝业务汇总查询", seller_id, bill_date, SUMMARY_START)
     summary.append(_csv_line(_SUMMARY_COLUMNS))
     summary.append(
         _csv_line(
@@ -198,7 +208,7 @@ def alipay_bill_csvs(
             ]
         )
     )
-    summary += [f"#{_RULE}业务汇总列表结束{_RULE}", exported]
+    summary += [SUMMARY_END, exported]
     return "\r\n".join(detail) + "\r\n", "\r\n".join(summary) + "\r\n"
 
 

@@ -23,6 +23,12 @@ class AlipayChannel(SandboxChannel[AlipaySimulator]):
         trade = self.trade(merchant_id, out_trade_no)
         return self._engine.pay(trade, buyer_id=buyer_id or DEFAULT_BUYER_ID)
 
+    def scan(self, merchant_id: str, out_trade_no: str) -> Trade:
+        """The buyer scans a precreated QR code (as opening its cashier does): until
+        then ``alipay.trade.query`` answers ``ACQ.TRADE_NOT_EXIST`` for it, as Alipay
+        does (unless the sandbox was made with ``alipay_unscanned_query_waits``)."""
+        return self._engine.scan(self.trade(merchant_id, out_trade_no))
+
     def finish(self, merchant_id: str, out_trade_no: str) -> Trade:
         """``TRADE_SUCCESS`` → ``TRADE_FINISHED``, notified (Alipay only)."""
         return self._engine.finish(self.trade(merchant_id, out_trade_no))

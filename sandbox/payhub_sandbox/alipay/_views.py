@@ -85,7 +85,9 @@ def cashier(trade_no: str) -> BaseResponse:
     except TradeNotFoundError:
         abort(404)
     if request.method == "GET":
-        return _cashier_page(trade)
+        # Opening the cashier is the buyer scanning the QR code: only now does a
+        # precreated trade exist for alipay.trade.query.
+        return _cashier_page(sandbox.alipay.engine.scan(trade))
     buyer_id = request.form.get("buyer_id", "").strip() or DEFAULT_BUYER_ID
     try:
         paid = sandbox.alipay.engine.pay(trade, buyer_id=buyer_id)

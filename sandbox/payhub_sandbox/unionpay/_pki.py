@@ -1,10 +1,15 @@
 """The sandbox's own small UnionPay PKI.
 
 A root CA, a middle CA under it, and the platform signing certificate under
-the middle, whose subject CN has the shape of UnionPay's test environment
-(``041@Z12@00040000:SIGN@00000062``: the third ``@`` field is what a client
-checks). The middle CA also issues merchant signing certificates, handed out
-as PKCS#12 (.pfx) files, so a shop can be set up without any real UnionPay file.
+the middle, made like UnionPay's test environment's (tests/fixtures/unionpay/
+``unipayCertPublicKey.cer``): the same subject, CN
+``041@8310000000083040@中国银联股份有限公司@00016495`` (the third ``@`` field is
+what a client checks), the same extensions, an 11-digit serial (``certId``),
+and every link signed ``sha1WithRSA`` as the real root, middle and signing
+certificates are. Only the two CAs' names say "payhub sandbox": a client trusts
+this root, never CFCA's. The middle CA also issues merchant signing
+certificates, handed out as PKCS#12 (.pfx) files, so a shop can be set up
+without any real UnionPay file.
 
 Misbehaving platform certificates for clients' negative tests (another chain,
 expired, self-signed, the production CN, a key that does not match, no
@@ -27,9 +32,9 @@ from typing import Final, Literal, get_args
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from payhub.errors import ConfigurationError
 from payhub.signing import load_certificate, load_private_key
@@ -49,8 +54,8 @@ __all__ = [
     "wire_pem",
 ]
 
-#: The platform signing certificate's CN in UnionPay's test environment.
-TEST_SIGN_CN: Final = "041@Z12@00040000:SIGN@00000062"
+#: The platform signing certificate's CN in UnionPay's test environment (since 2020).
+TEST_SIGN_CN: Final = "041@8310000000083040@中国银联股份有限公司@00016495"
 #: The same shape naming a company other than UnionPay (the ``foreign_cn`` fault):
 #: refused in every environment. (UnionPay's own third field, 中国银联股份有限公司,
 #: is no fault: its test environment has signed with it since 2020.)
@@ -83,6 +88,19 @@ def _years(count: int) -> timedelta:
     return timedelta(days=365 * count)
 
 
+def _platform_name(cn: str = TEST_SIGN_CN) -> x509.Name:
+    """The subject layout of UnionPay's signing certificates (CFCA's enterprise RA)."""
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "cn"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "CFCA OCA1"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Local RA OCA1"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Enterprises"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
+
+
 def _name(cn: str, *, ou: str | None = None) -> x509.Name:
     parts = [
         x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
@@ -105,6 +123,10 @@ def _certificate(
     ca: bool,
     serial: int | None = None,
 ) -> x509.Certificate:
+    """A certificate laid out as CFCA's for UnionPay: non-critical extensions, a CA
+    with ``cA`` and certificate signing, a leaf without basic constraints, with the
+    key usages and extended key usages of UnionPay's signing certificate; signed
+    ``sha1WithRSA`` like every link of the real chain."""
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -113,28 +135,70 @@ def _certificate(
         .serial_number(serial if serial is not None else x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=not ca,
                 content_commitment=not ca,
-                key_encipherment=False,
+                key_encipherment=not ca,
                 data_encipherment=False,
-                key_agreement=False,
+                key_agreement=not ca,
                 key_cert_sign=ca,
                 crl_sign=ca,
                 encipher_only=False,
                 decipher_only=False,
             ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
             critical=False,
         )
     )
-    return builder.sign(issuer_key, hashes.SHA256())
+    if ca:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=True, path_length=None), critical=False
+        )
+    else:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION]
+            ),
+            critical=False,
+        )
+    return _sha1_signed(builder.sign(issuer_key, hashes.SHA256()), issuer_key)
+
+
+#: DER of the AlgorithmIdentifiers of sha256WithRSAEncryption and sha1WithRSAEncryption
+#: (OID 1.2.840.113549.1.1.11 / .5, NULL parameters): the same length.
+_SHA256_RSA: Final = bytes.fromhex("300d06092a864886f70d01010b0500")
+_SHA1_RSA: Final = bytes.fromhex("300d06092a864886f70d0101050500")
+
+
+def _der_length(size: int) -> bytes:
+    if size < 0x80:
+        return bytes([size])
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(octets)]) + octets
+
+
+def _sha1_signed(cert: x509.Certificate, issuer_key: rsa.RSAPrivateKey) -> x509.Certificate:
+    """``cert`` signed again ``sha1WithRSA``, as UnionPay's CA signs.
+
+    ``cryptography`` no longer signs certificates with SHA-1, so the SHA-256
+    certificate's TBS is taken, its signature algorithm (the same length in DER)
+    swapped, and the TBS signed and wrapped again: ``Certificate ::= SEQUENCE {
+    tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }``.
+    """
+    tbs = cert.tbs_certificate_bytes
+    at = tbs.find(_SHA256_RSA)
+    if at < 0:
+        raise ValueError("not a sha256WithRSA certificate")
+    tbs = tbs[:at] + _SHA1_RSA + tbs[at + len(_SHA1_RSA) :]
+    signature = issuer_key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+    bits = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
+    body = tbs + _SHA1_RSA + bits
+    return x509.load_der_x509_certificate(b"\x30" + _der_length(len(body)) + body)
 
 
 def certificate_pem(cert: x509.Certificate) -> str:
@@ -195,9 +259,17 @@ class PlatformSigner:
 
 
 def _check_issued(child: x509.Certificate, issuer: x509.Certificate, what: str) -> None:
+    """``issuer`` signed ``child``, checked with the link's own hash: SHA-1 links (as
+    UnionPay's are) included, which ``verify_directly_issued_by`` refuses."""
+    key = issuer.public_key()
+    algorithm = child.signature_hash_algorithm
     try:
-        child.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+        if child.issuer != issuer.subject or not isinstance(key, rsa.RSAPublicKey):
+            raise ValueError(what)
+        if algorithm is None:
+            raise ValueError(what)
+        key.verify(child.signature, child.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
+    except (ValueError, InvalidSignature):
         raise InvalidInputError(
             f"UnionPay PKI: the {what} certificate is not issued by its CA"
         ) from None
@@ -270,7 +342,7 @@ class UnionPayPKI:
             ca=True,
         )
         sign = _certificate(
-            subject=_name(TEST_SIGN_CN, ou="00040000:SIGN"),
+            subject=_platform_name(),
             issuer=middle_name,
             public_key=sign_key.public_key(),
             issuer_key=middle_key,
@@ -400,7 +472,7 @@ class UnionPayPKI:
 
     def _make_fault(self, kind: str) -> PlatformSigner:
         start = self.middle_cert.not_valid_before_utc
-        sign_name = _name(TEST_SIGN_CN, ou="00040000:SIGN")
+        sign_name = _platform_name()
         key = self._sign_key
         if kind == "unsigned":
             return PlatformSigner(kind, None, None)
@@ -461,7 +533,7 @@ class UnionPayPKI:
             )
         elif kind == "foreign_cn":
             cert = _certificate(
-                subject=_name(FOREIGN_SIGN_CN, ou="Some Shop Ltd"),
+                subject=_platform_name(FOREIGN_SIGN_CN),
                 issuer=self.middle_cert.subject,
                 public_key=key.public_key(),
                 issuer_key=self._middle_key,

@@ -23,10 +23,12 @@ from payhub_sandbox.unionpay._pki import PlatformSigner
 
 __all__ = [
     "SIGN_METHOD",
+    "TRAILING",
     "VERSION",
     "amount_text",
     "digest_to_sign",
     "encode_form",
+    "field_order",
     "format_txn_time",
     "parse_form",
     "parse_txn_amt",
@@ -85,20 +87,35 @@ def sign_fields(fields: Mapping[str, str], signer: PlatformSigner) -> dict[str, 
     return signed
 
 
+#: The fields UnionPay writes last, in this order, after the others sorted by name.
+TRAILING: Final = ("signPubKeyCert", "signature")
+
+
+def field_order(fields: Mapping[str, str], first: tuple[str, ...] = ()) -> list[str]:
+    """UnionPay's layout of a message: the ``first`` names, the rest sorted by name,
+    then ``signPubKeyCert`` and ``signature`` (as its answers and notifications are)."""
+    lead = [k for k in first if k in fields]
+    tail = [k for k in TRAILING if k in fields and k not in lead]
+    return lead + sorted(k for k in fields if k not in lead and k not in tail) + tail
+
+
 def render_body(fields: Mapping[str, str], *, first: tuple[str, ...] = ()) -> bytes:
-    """A synchronous answer: ``k=v&…`` in key order (the ``first`` names before the
-    rest), values NOT URL-encoded, UTF-8. The order carries no meaning in ACP.
+    """A synchronous answer: ``k=v&…`` laid out by :func:`field_order`, values NOT
+    URL-encoded, UTF-8. The order carries no meaning in ACP.
 
     Values may hold ``&``, ``=``, braces and the CRLF-broken PEM of
     ``signPubKeyCert``, as UnionPay's do.
     """
-    order = [k for k in first if k in fields] + sorted(k for k in fields if k not in first)
+    order = field_order(fields, first)
     return "&".join(f"{k}={fields[k]}" for k in order if fields[k] != "").encode("utf-8")
 
 
 def encode_form(fields: Mapping[str, str]) -> bytes:
-    """``application/x-www-form-urlencoded`` UTF-8, keys in order: a notification body."""
-    return urlencode(sorted(fields.items()), encoding="utf-8").encode("ascii")
+    """``application/x-www-form-urlencoded`` UTF-8 laid out by :func:`field_order`: a
+    notification body."""
+    return urlencode([(k, fields[k]) for k in field_order(fields)], encoding="utf-8").encode(
+        "ascii"
+    )
 
 
 def parse_form(raw: bytes) -> dict[str, str] | None:
