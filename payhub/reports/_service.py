@@ -149,6 +149,12 @@ def _schedule_record(row: Row[Any]) -> Schedule:
     )
 
 
+def _inserted(conn: Connection, stmt: sa.Insert) -> int:
+    key = conn.execute(stmt).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 def writable_dir(path: str | os.PathLike[str]) -> Path:
     """``path`` as a directory this process can write into (created if missing), or a
     :class:`ReportError` saying why not. Tried for real: permission bits lie to root."""
@@ -455,13 +461,7 @@ class Reports:
             "period_start": period_start,
             "created_at": self.store.now(),
         }
-        return int(
-            self.store.run(
-                lambda conn: conn.execute(
-                    report_runs.insert().values(**values)
-                ).inserted_primary_key[0]
-            )
-        )
+        return self.store.run(lambda conn: _inserted(conn, report_runs.insert().values(**values)))
 
     def _set(self, run_id: int, expect: RunStatus | None, **values: Any) -> bool:
         stmt = report_runs.update().where(report_runs.c.id == run_id).values(**values)
@@ -777,7 +777,7 @@ class Reports:
         for row in conn.execute(due).all():
             schedule = _schedule_record(row)
             tz = zone(schedule.timezone)
-            moments = []
+            moments: list[datetime] = []
             moment = schedule.next_run_at
             while moment <= now and len(moments) < _MAX_CATCH_UP:
                 moments.append(moment)
@@ -795,7 +795,8 @@ class Reports:
                     "schedule": schedule.name,
                     "filters": {"start": start.isoformat(), "end": end.isoformat()},
                 }
-                run_id = conn.execute(
+                run_id = _inserted(
+                    conn,
                     report_runs.insert().values(
                         report_type=schedule.report_type,
                         parameters=parameters,
@@ -803,9 +804,9 @@ class Reports:
                         schedule_id=schedule.id,
                         period_start=start,
                         created_at=now,
-                    )
-                ).inserted_primary_key[0]
-                claimed.append((int(run_id), schedule, start, end))
+                    ),
+                )
+                claimed.append((run_id, schedule, start, end))
         return claimed
 
     def _run_scheduled(
