@@ -37,10 +37,10 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from payhub.reports import ReportFilters, Reports  # noqa: E402
-from payhub.reports._builtin import _payments_select, stream_select  # noqa: E402
-from payhub.store import Store  # noqa: E402
-from payhub.store._schema import payments  # noqa: E402
+from payhub.reports import ReportFilters, Reports
+from payhub.reports._builtin import _payments_select, stream_select
+from payhub.store import Store
+from payhub.store._schema import payments
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 PASSWORD = "bench-password"
@@ -78,11 +78,12 @@ def filters(rows: int) -> ReportFilters:
 
 def raw_csv(store: Store, rows: int, target: Path) -> float:
     began = time.perf_counter()
-    with store.engine.connect() as conn, conn.begin():
-        with target.open("w", encoding="utf-8", newline="") as handle:
-            csv.writer(handle).writerows(
-                stream_select(conn, _payments_select(filters(rows)), 2_000)
-            )
+    with (
+        store.engine.connect() as conn,
+        conn.begin(),
+        target.open("w", encoding="utf-8", newline="") as handle,
+    ):
+        csv.writer(handle).writerows(stream_select(conn, _payments_select(filters(rows)), 2_000))
     return time.perf_counter() - began
 
 
@@ -128,7 +129,8 @@ def bench(name: str, url: str, rows: int, rounds: int) -> list[str]:
         lines.append(
             f"{name}: CSV throughput payhub ÷ raw csv.writer = {statistics.median(ratios):.2f} "
             f"(target ≥ 0.70; rounds {', '.join(f'{r:.2f}' for r in ratios)}; "
-            f"raw {statistics.median(raw_times):.1f} s, payhub {statistics.median(our_times):.1f} s "
+            f"raw {statistics.median(raw_times):.1f} s, "
+            f"payhub {statistics.median(our_times):.1f} s "
             f"= {rows / statistics.median(our_times):,.0f} rows/s)"
         )
         plain_xlsx = payhub_run(store, rows, out, "xlsx", None)
@@ -141,7 +143,9 @@ def bench(name: str, url: str, rows: int, rounds: int) -> list[str]:
             f"{sealed_csv / plain_csv:.2f}× ({plain_csv:.1f} s → {sealed_csv:.1f} s)"
         )
     peak = xlsx_peak_mb(url, rows, out)
-    lines.append(f"{name}: XLSX export peak RSS of the exporting process {peak:.0f} MB (target ≤ 150)")
+    lines.append(
+        f"{name}: XLSX export peak RSS of the exporting process {peak:.0f} MB (target ≤ 150)"
+    )
     shutil.rmtree(out, ignore_errors=True)
     return lines
 

@@ -33,7 +33,8 @@ def test_csv_is_utf8_with_bom_crlf_and_chinese_headers(store: Store, reports: Re
     assert row[5:7] == ["123.45", "0.45"]  # yuan, exact, two decimals
     assert row[9] == row[10] == "2026-01-05 00:00:00"  # Shanghai wall clock, not UTC
     # the record describes the file exactly
-    assert run.rows == 1 and run.parts == 1
+    assert run.rows == 1
+    assert run.parts == 1
     assert run.size_bytes == len(data)
     assert run.sha256 == hashlib.sha256(data).hexdigest()
 
@@ -59,15 +60,21 @@ def test_the_range_is_start_inclusive_end_exclusive_in_shanghai(
 def test_formula_injection_is_escaped_but_amounts_stay_numbers(
     store: Store, reports: Reports
 ) -> None:
-    evil = ["=HYPERLINK(\"http://x\")", "+1+2", "-2+3+cmd|' /C calc'!A0", "@SUM(A1)", "\tTAB", "\rCR"]
-    add_payments(store, [{"subject": s, "created_at": DAY + timedelta(minutes=n)}
-                         for n, s in enumerate([*evil, "plain 月卡"])])
+    evil = ['=HYPERLINK("http://x")', "+1+2", "-2+3+cmd|' /C calc'!A0", "@SUM(A1)", "\tTAB", "\rCR"]
+    add_payments(
+        store,
+        [
+            {"subject": s, "created_at": DAY + timedelta(minutes=n)}
+            for n, s in enumerate([*evil, "plain 月卡"])
+        ],
+    )
     add_refund(store, "T000000", amount_minor=500, reason="=1+1")
     run = reports.run("payments", day_filters(), columns=["subject", "amount"])
     rows = list(csv.reader(io.StringIO(Path(run.path).read_bytes()[3:].decode())))
     assert [r[0] for r in rows[1:]] == [*("'" + s for s in evil), "plain 月卡"]
     assert all(r[1] == "10.00" for r in rows[1:])
-    assert escape_cell("-5") == "'-5" and amount_text(-500, 2) == "-5.00"
+    assert escape_cell("-5") == "'-5"
+    assert amount_text(-500, 2) == "-5.00"
 
 
 def test_long_numeric_identifiers_stay_text(store: Store, reports: Reports) -> None:
@@ -94,19 +101,30 @@ def test_xlsx_amounts_are_exact_numbers_and_text_is_never_a_formula(
     book = openpyxl.load_workbook(run.path)
     sheet = book.active
     header = [c.value for c in sheet[1]]
-    assert header[:6] == ["Order number", "Channel", "Channel trade id", "Method", "Subject", "Amount"]
+    assert header[:6] == [
+        "Order number",
+        "Channel",
+        "Channel trade id",
+        "Method",
+        "Subject",
+        "Amount",
+    ]
     amounts = [sheet.cell(row=r, column=6) for r in (2, 3, 4)]
     assert [c.data_type for c in amounts] == ["n", "n", "n"]
     assert [Decimal(str(c.value)) for c in amounts] == [
-        Decimal("19.99"), Decimal("1234567890.12"), Decimal("1500")
+        Decimal("19.99"),
+        Decimal("1234567890.12"),
+        Decimal("1500"),
     ]
-    assert amounts[0].number_format == "0.00" and amounts[2].number_format == "0"
+    assert amounts[0].number_format == "0.00"
+    assert amounts[2].number_format == "0"
     subject = sheet.cell(row=2, column=5)
     assert (subject.value, subject.data_type, subject.quotePrefix) == ("=1+1", "s", True)
     assert sheet.cell(row=2, column=11).value.isoformat() == "2026-01-05T00:00:00"
     # the cell text is the exact decimal, never a float's expansion
     xml = sheet_xml(Path(run.path).read_bytes())
-    assert "<v>19.99</v>" in xml and "<v>1234567890.12</v>" in xml
+    assert "<v>19.99</v>" in xml
+    assert "<v>1234567890.12</v>" in xml
     assert "<f>" not in xml
 
 
@@ -114,7 +132,10 @@ def test_large_exports_are_split_into_parts_and_zipped(store: Store, reports: Re
     add_payments(store, [{} for _ in range(7)])
     seen: list[tuple[int, int]] = []
     run = reports.run(
-        "payments", day_filters(), parts=True, part_rows=3,
+        "payments",
+        day_filters(),
+        parts=True,
+        part_rows=3,
         progress=lambda done, total: seen.append((done, total)),
     )
     assert (run.rows, run.parts) == (7, 3)
@@ -144,25 +165,40 @@ def test_refunds_report_with_filters(store: Store, reports: Reports) -> None:
     add_refund(store, "T000002", amount_minor=900, channel="wechat-main")
     run = reports.run("refunds", day_filters(channel="alipay-main", status="succeeded"))
     lines = csv_lines(Path(run.path).read_bytes())
-    assert len(lines) == 2 and lines[1].startswith("R-T000000,T000000,alipay-main,,3.00,CNY")
+    assert len(lines) == 2
+    assert lines[1].startswith("R-T000000,T000000,alipay-main,,3.00,CNY")
     run = reports.run("refunds", day_filters(min_amount=500, max_amount=900))
     assert run.rows == 2
     run = reports.run("payments", day_filters(currency="USD"))
-    assert run.rows == 0 and len(csv_lines(Path(run.path).read_bytes())) == 1
+    assert run.rows == 0
+    assert len(csv_lines(Path(run.path).read_bytes())) == 1
 
 
-def test_templates_choose_and_rename_columns(store: Store, reports: Reports, tmp_path: Path) -> None:
+def test_templates_choose_and_rename_columns(
+    store: Store, reports: Reports, tmp_path: Path
+) -> None:
     add_payments(store, [{"amount_minor": 250}])
     made = reports.save_template(
         "finance-daily", "payments", [("out_trade_no", "订单号"), "amount", ("status", "State")]
     )
-    assert made.columns == (("out_trade_no", "订单号"), ("amount", "订单金额（元）"), ("status", "State"))
+    assert made.columns == (
+        ("out_trade_no", "订单号"),
+        ("amount", "订单金额（元）"),
+        ("status", "State"),
+    )
     run = reports.run("payments", day_filters(), template="finance-daily")
-    assert csv_lines(Path(run.path).read_bytes()) == ["订单号,订单金额（元）,State", "T000000,2.50,paid"]
+    assert csv_lines(Path(run.path).read_bytes()) == [
+        "订单号,订单金额（元）,State",
+        "T000000,2.50,paid",
+    ]
     names = {t.name for t in reports.templates("payments")}
     assert {"payments", "payments.en", "finance-daily"} <= names
     # the downloadable template file: its header row
     path = reports.write_template_file("finance-daily", tmp_path / "t.xlsx", "xlsx")
-    assert [c.value for c in openpyxl.load_workbook(path).active[1]] == ["订单号", "订单金额（元）", "State"]
+    assert [c.value for c in openpyxl.load_workbook(path).active[1]] == [
+        "订单号",
+        "订单金额（元）",
+        "State",
+    ]
     reports.delete_template("finance-daily")
     assert "finance-daily" not in {t.name for t in reports.templates()}

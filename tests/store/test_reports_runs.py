@@ -13,8 +13,8 @@ from typing import Any
 
 import msoffcrypto
 import openpyxl
-import pyzipper
 import pytest
+import pyzipper
 import sqlalchemy as sa
 from reportkit import DAY, add_payments, csv_lines, day_filters
 
@@ -57,7 +57,10 @@ def _runs(store: Store) -> list[Any]:
         (lambda: ReportFilters(start=DAY + timedelta(days=1), end=DAY), "empty or inverted"),
         (lambda: ReportFilters(start=DAY.replace(tzinfo=None), end=DAY), "time zone"),
         (lambda: ReportFilters(start=DAY, end=DAY + timedelta(1), timezone="Mars/Base"), "zone"),
-        (lambda: ReportFilters(start=DAY, end=DAY + timedelta(1), min_amount=5, max_amount=1), "min"),
+        (
+            lambda: ReportFilters(start=DAY, end=DAY + timedelta(1), min_amount=5, max_amount=1),
+            "min",
+        ),
     ],
 )
 def test_bad_ranges_are_refused(make: Any, message: str) -> None:
@@ -74,7 +77,10 @@ def test_bad_ranges_are_refused(make: Any, message: str) -> None:
         ({"filters": day_filters(status="shipped")}, "unknown status 'shipped'"),
         ({"template": "nope"}, "no report template 'nope'"),
         ({"template": "refunds"}, "is for 'refunds'"),
-        ({"filters": ReportFilters(start=DAY, end=DAY + timedelta(days=40))}, "longer than 31 days"),
+        (
+            {"filters": ReportFilters(start=DAY, end=DAY + timedelta(days=40))},
+            "longer than 31 days",
+        ),
         ({"part_rows": 2}, "more than one file of 2 rows"),
         ({"password": ""}, "password is empty"),
     ],
@@ -92,8 +98,11 @@ def test_bad_runs_are_refused_before_anything_is_recorded(
 
 def test_a_long_range_is_allowed_with_parts(store: Store, reports: Reports) -> None:
     add_payments(store, [{}])
-    run = reports.run("payments", ReportFilters(start=DAY, end=DAY + timedelta(days=40)), parts=True)
-    assert run.status is RunStatus.SUCCEEDED and run.rows == 1
+    run = reports.run(
+        "payments", ReportFilters(start=DAY, end=DAY + timedelta(days=40)), parts=True
+    )
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.rows == 1
 
 
 def test_a_template_naming_a_missing_field_is_refused(store: Store, reports: Reports) -> None:
@@ -103,7 +112,9 @@ def test_a_template_naming_a_missing_field_is_refused(store: Store, reports: Rep
     with store.engine.begin() as conn:
         conn.execute(
             report_templates.insert().values(
-                name="stale", report_type="payments", columns=[["gone", "旧列"]],
+                name="stale",
+                report_type="payments",
+                columns=[["gone", "旧列"]],
                 created_at=store.now(),
             )
         )
@@ -137,8 +148,13 @@ def _failing_after(rows: int) -> ReportType:
             yield row
 
     return ReportType(
-        name="failing", title_zh="失败", title_en="Failing", fields=PAYMENT_FIELDS,
-        filters=frozenset(), stream=stream, count=lambda conn, f: 0,
+        name="failing",
+        title_zh="失败",
+        title_en="Failing",
+        fields=PAYMENT_FIELDS,
+        filters=frozenset(),
+        stream=stream,
+        count=lambda conn, f: 0,
     )
 
 
@@ -151,7 +167,9 @@ def test_a_crash_while_writing_is_recorded_failed_and_leaves_no_file(
         reports.run("failing", day_filters(), parts=True, part_rows=10)
     (run,) = reports.runs()
     assert run.status is RunStatus.FAILED
-    assert run.path is None and run.sha256 is None and run.finished_at is not None
+    assert run.path is None
+    assert run.sha256 is None
+    assert run.finished_at is not None
     assert "No space left on device" in (run.error or "")
     assert list((tmp_path / "out").iterdir()) == []  # parts and temporary directory removed
 
@@ -166,7 +184,8 @@ def test_other_packages_register_report_types(store: Store, reports: Reports) ->
     register_report_type(
         ReportType(
             name="recon_differences_demo",
-            title_zh="对账差异", title_en="Reconciliation differences",
+            title_zh="对账差异",
+            title_en="Reconciliation differences",
             fields=(
                 Field("bill_date", FieldKind.TEXT, "账单日期", "Bill date"),
                 Field("channel", FieldKind.TEXT, "渠道", "Channel"),
@@ -175,7 +194,9 @@ def test_other_packages_register_report_types(store: Store, reports: Reports) ->
                 Field("currency", FieldKind.TEXT, "币种", "Currency"),
                 Field("note", FieldKind.TEXT, "备注", "Note"),
             ),
-            filters=frozenset({"channel"}), stream=stream, count=lambda conn, f: 1,
+            filters=frozenset({"channel"}),
+            stream=stream,
+            count=lambda conn, f: 1,
         ),
         replace=True,
     )
@@ -201,7 +222,8 @@ def test_xlsx_is_encrypted_the_way_excel_does_and_opens_only_with_its_password(
     with path.open("rb") as handle:
         office = msoffcrypto.OfficeFile(handle)
         # ECMA-376 agile encryption: what Excel 2010 and later write, and WPS reads
-        assert office.is_encrypted() and (office.format, office.type) == ("ooxml", "agile")
+        assert office.is_encrypted()
+        assert (office.format, office.type) == ("ooxml", "agile")
     plain = open_file(path, PASSWORD)[path.name]
     sheet = openpyxl.load_workbook(io.BytesIO(plain)).active
     assert (sheet["E2"].value, sheet["F2"].value) == ("季卡", 42)
@@ -244,7 +266,11 @@ def test_the_password_may_come_from_the_environment(
     monkeypatch.setenv("PAYHUB_TEST_REPORT_PW", PASSWORD)
     add_payments(store, [{}, {}, {}])
     run = reports.run(
-        "payments", day_filters(), format="xlsx", parts=True, part_rows=2,
+        "payments",
+        day_filters(),
+        format="xlsx",
+        parts=True,
+        part_rows=2,
         password={"$env": "PAYHUB_TEST_REPORT_PW"},
     )
     opened = open_file(Path(run.path), PASSWORD)
@@ -277,14 +303,21 @@ def test_postgresql_streams_through_a_server_side_cursor(
     def stream(conn: Any, filters: ReportFilters, yield_per: int) -> Iterator[Sequence[Any]]:
         for n, row in enumerate(stream_select(conn, _payments_select(filters), yield_per)):
             if n == 10:
-                open_cursors = conn.exec_driver_sql("SELECT string_agg(name || ':' || statement, ' | ') FROM pg_cursors").scalar()
+                open_cursors = conn.exec_driver_sql(
+                    "SELECT string_agg(name || ':' || statement, ' | ') FROM pg_cursors"
+                ).scalar()
                 seen.append(open_cursors)
             yield row
 
     register_report_type(
         ReportType(
-            name="payments_probe", title_zh="支付明细", title_en="Payments",
-            fields=PAYMENT_FIELDS, filters=frozenset(), stream=stream, count=lambda c, f: 50,
+            name="payments_probe",
+            title_zh="支付明细",
+            title_en="Payments",
+            fields=PAYMENT_FIELDS,
+            filters=frozenset(),
+            stream=stream,
+            count=lambda c, f: 50,
         ),
         replace=True,
     )
@@ -292,4 +325,5 @@ def test_postgresql_streams_through_a_server_side_cursor(
     run = reports.run("payments_probe", day_filters(), format="xlsx")
     assert run.rows == 50
     # a named (server-side) cursor was open for the report's SELECT while rows were written
-    assert len(seen) == 1 and 'CURSOR FOR SELECT payhub_payments.out_trade_no' in seen[0]
+    assert len(seen) == 1
+    assert "CURSOR FOR SELECT payhub_payments.out_trade_no" in seen[0]

@@ -72,8 +72,12 @@ def test_run_due_runs_each_period_once_and_catches_up(store_url: str, tmp_path: 
         add_payments(store, [{"created_at": DAY + timedelta(days=d, hours=1)} for d in range(4)])
         reports = Reports(store)
         made = reports.add_schedule(
-            "daily-payments", "payments", frequency="daily", at_time="01:00",
-            output_dir=tmp_path / "daily", format="xlsx",
+            "daily-payments",
+            "payments",
+            frequency="daily",
+            at_time="01:00",
+            output_dir=tmp_path / "daily",
+            format="xlsx",
         )
         assert made.next_run_at == shanghai(2026, 1, 6, 1)
         assert reports.run_due(shanghai(2026, 1, 6, 0, 59)) == []
@@ -108,7 +112,10 @@ def test_concurrent_run_due_runs_each_period_exactly_once(store_url: str, tmp_pa
         reports = Reports(store)
         for n in range(3):
             reports.add_schedule(
-                f"s{n}", "payments", frequency="daily", at_time="01:00",
+                f"s{n}",
+                "payments",
+                frequency="daily",
+                at_time="01:00",
                 output_dir=tmp_path / f"s{n}",
             )
         workers = 6
@@ -128,7 +135,8 @@ def test_concurrent_run_due_runs_each_period_exactly_once(store_url: str, tmp_pa
         ids = [i for batch in claimed for i in batch]
         assert len(ids) == len(set(ids)) == 6  # 3 schedules x 2 periods, each by one process
         runs = reports.runs()
-        assert len(runs) == 6 and all(r.status is RunStatus.SUCCEEDED for r in runs)
+        assert len(runs) == 6
+        assert all(r.status is RunStatus.SUCCEEDED for r in runs)
         assert sorted((r.schedule_id, r.period_start) for r in runs) == sorted(
             {(r.schedule_id, r.period_start) for r in runs}
         )
@@ -171,8 +179,12 @@ def test_a_scheduled_run_without_its_password_fails_and_says_which_variable(
     with _clocked(store_url, shanghai(2026, 1, 5, 12)) as store:
         reports = Reports(store)
         reports.add_schedule(
-            "secret", "payments", frequency="daily", output_dir=tmp_path / "x",
-            password_env="PAYHUB_TEST_SCHEDULE_PW", format="xlsx",
+            "secret",
+            "payments",
+            frequency="daily",
+            output_dir=tmp_path / "x",
+            password_env="PAYHUB_TEST_SCHEDULE_PW",
+            format="xlsx",
         )
         (run,) = reports.run_due(shanghai(2026, 1, 6, 2))
         assert run.status is RunStatus.FAILED
