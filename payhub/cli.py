@@ -40,6 +40,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from payhub import web
+from payhub.cli_reports import reports_app
 from payhub.errors import ConfigurationError, PayhubError
 from payhub.hub import PayHub, SyncReport
 from payhub.store import Store
@@ -76,6 +77,7 @@ anomalies_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(anomalies_app, name="anomalies")
+app.add_typer(reports_app, name="reports")
 
 _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
 

@@ -25,7 +25,9 @@
     │   │                           transaction failed; nothing was written
     │   └── StoreValueError         the database refused a value (out of range, too
     │                               long, NUL or control characters): never retryable
-    └── UnknownChannelError         no channel (account) of that name is configured
+    ├── UnknownChannelError         no channel (account) of that name is configured
+    └── ReportError                 a report file could not be written or opened:
+                                    output directory, disk, wrong password
 
 Every error carries a unified payhub ``code`` (see :class:`ErrorCode`; the
 error-code manual in ``docs/`` is generated from the same table) and
@@ -56,6 +58,7 @@ __all__ = [
     "PayhubError",
     "PaymentStateError",
     "ProtocolError",
+    "ReportError",
     "RiskBlocked",
     "SignatureError",
     "SplitError",
@@ -111,6 +114,11 @@ class ErrorCode(enum.Enum):
     UNKNOWN_REFUND = _CodeInfo(False, "no stored refund has that out_refund_no")
     STORE_UNAVAILABLE = _CodeInfo(
         True, "the payment store could not be reached or its transaction failed"
+    )
+    REPORT_FAILED = _CodeInfo(
+        False,
+        "a report file could not be written or opened: the output directory is not "
+        "writable, the disk is full, or the password does not open it",
     )
     STORE_VALUE_REFUSED = _CodeInfo(
         False,
@@ -260,6 +268,14 @@ class StoreValueError(StoreError):
     the same value again cannot help (``retryable`` is False)."""
 
     default_code = ErrorCode.STORE_VALUE_REFUSED
+
+
+class ReportError(PayhubError):
+    """A report's file could not be written (output directory, disk) or opened
+    (wrong password, not a report file). A run that fails so is recorded as
+    failed with this message; no file of it is left as if complete."""
+
+    default_code = ErrorCode.REPORT_FAILED
 
 
 class UnknownChannelError(PayhubError, KeyError):

@@ -11,6 +11,7 @@ PACKAGES = [
     "payhub.channels",
     "payhub.fees",
     "payhub.hub",
+    "payhub.reports",
     "payhub.routing",
     "payhub.settlement",
     "payhub.signing",

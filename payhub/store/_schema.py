@@ -24,6 +24,9 @@ __all__ = [
     "notifications",
     "payments",
     "refunds",
+    "report_runs",
+    "report_schedules",
+    "report_templates",
     "risk_audit",
     "risk_reviews",
 ]
@@ -250,5 +253,77 @@ risk_audit = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index(None, "out_trade_no"),
     sa.Index(None, "at"),
+    **TABLE_OPTIONS,
+)
+
+# -- reports (migration 0009): payhub.reports keeps its runs, templates and schedules here
+
+report_templates = sa.Table(
+    "payhub_report_templates",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", ExactString(64), nullable=False, unique=True),
+    sa.Column("report_type", ExactString(48), nullable=False),
+    #: JSON list of [field, header] pairs, in column order
+    sa.Column("columns", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    **TABLE_OPTIONS,
+)
+
+report_schedules = sa.Table(
+    "payhub_report_schedules",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", ExactString(64), nullable=False, unique=True),
+    sa.Column("report_type", ExactString(48), nullable=False),
+    #: JSON object: the filters other than the time range (the period gives it)
+    sa.Column("filters", sa.JSON, nullable=False),
+    sa.Column("template", ExactString(64)),
+    sa.Column("format", ExactString(8), nullable=False),
+    #: daily / weekly / monthly
+    sa.Column("frequency", ExactString(8), nullable=False),
+    #: wall-clock "HH:MM" in ``timezone``; weekly: ISO weekday 1-7, monthly: day 1-28
+    sa.Column("at_time", ExactString(5), nullable=False),
+    sa.Column("day", sa.Integer),
+    sa.Column("timezone", ExactString(64), nullable=False),
+    sa.Column("output_dir", ExactString(1024), nullable=False),
+    sa.Column("retention_days", sa.Integer),
+    #: where the password comes from: the NAME of an environment variable, never the password
+    sa.Column("password_env", ExactString(128)),
+    sa.Column("part_rows", sa.Integer),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    #: the next moment a run is due (UTC); run-due advances it in the claiming transaction
+    sa.Column("next_run_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "enabled", "next_run_at"),
+    **TABLE_OPTIONS,
+)
+
+report_runs = sa.Table(
+    "payhub_report_runs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("report_type", ExactString(48), nullable=False),
+    #: JSON object: filters (range as ISO times, time zone), template, columns, format,
+    #: part size, whether encrypted: never a password
+    sa.Column("parameters", sa.JSON, nullable=False),
+    #: pending / running / succeeded / failed
+    sa.Column("status", ExactString(16), nullable=False),
+    sa.Column("schedule_id", BigId, sa.ForeignKey("payhub_report_schedules.id")),
+    #: the schedule's period this run covers: one run per (schedule, period)
+    sa.Column("period_start", UTCDateTime),
+    sa.Column("path", ExactString(1024)),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("parts", sa.Integer),
+    sa.Column("size_bytes", sa.BigInteger),
+    sa.Column("sha256", ExactString(64)),
+    sa.Column("error", ExactString(1024)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    #: the retention policy removed the file then
+    sa.Column("expired_at", UTCDateTime),
+    sa.UniqueConstraint("schedule_id", "period_start"),
+    sa.Index(None, "status", "created_at"),
     **TABLE_OPTIONS,
 )

@@ -515,3 +515,14 @@ def crash_worker(url: str, point: str, headers: dict[str, str], body: bytes, log
     hub = make_hub(url, log_path, CrashingHub)
     hub.handle_notification("toy-a", headers, body)
     hub.close()
+
+
+def head_revision() -> str:
+    """The newest migration: a store created or upgraded to "head" is at it."""
+    from alembic.script import ScriptDirectory
+
+    from payhub.store._migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head

@@ -1,0 +1,204 @@
+"""What a finance user opens: CSV and XLSX exactly as Excel and WPS need them."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+from reportkit import DAY, add_payments, add_refund, csv_lines, day_filters, sheet_xml, zip_members
+
+from payhub.reports import Reports, RunStatus, amount_text, escape_cell
+from payhub.store import Store
+
+
+@pytest.fixture
+def reports(store: Store, tmp_path: Path) -> Reports:
+    return Reports(store, output_dir=tmp_path / "out")
+
+
+def test_csv_is_utf8_with_bom_crlf_and_chinese_headers(store: Store, reports: Reports) -> None:
+    add_payments(store, [{"amount_minor": 12345, "refunded_minor": 45, "paid_at": DAY}])
+    run = reports.run("payments", day_filters())
+    assert run.status is RunStatus.SUCCEEDED
+    data = Path(run.path).read_bytes()
+    lines = csv_lines(data)
+    assert lines[0].split(",")[:3] == ["商户订单号", "支付渠道", "渠道交易号"]
+    row = next(csv.reader(io.StringIO(lines[1])))
+    assert row[5:7] == ["123.45", "0.45"]  # yuan, exact, two decimals
+    assert row[9] == row[10] == "2026-01-05 00:00:00"  # Shanghai wall clock, not UTC
+    # the record describes the file exactly
+    assert run.rows == 1
+    assert run.parts == 1
+    assert run.size_bytes == len(data)
+    assert run.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_the_range_is_start_inclusive_end_exclusive_in_shanghai(
+    store: Store, reports: Reports
+) -> None:
+    one_us = timedelta(microseconds=1)
+    add_payments(
+        store,
+        [
+            {"out_trade_no": "BEFORE", "created_at": DAY - one_us},
+            {"out_trade_no": "AT-START", "created_at": DAY},
+            {"out_trade_no": "LAST", "created_at": DAY + timedelta(days=1) - one_us},
+            {"out_trade_no": "AT-END", "created_at": DAY + timedelta(days=1)},
+        ],
+    )
+    run = reports.run("payments", day_filters())
+    numbers = [line.split(",")[0] for line in csv_lines(Path(run.path).read_bytes())[1:]]
+    assert numbers == ["AT-START", "LAST"]
+
+
+def test_formula_injection_is_escaped_but_amounts_stay_numbers(
+    store: Store, reports: Reports
+) -> None:
+    evil = ['=HYPERLINK("http://x")', "+1+2", "-2+3+cmd|' /C calc'!A0", "@SUM(A1)", "\tTAB", "\rCR"]
+    add_payments(
+        store,
+        [
+            {"subject": s, "created_at": DAY + timedelta(minutes=n)}
+            for n, s in enumerate([*evil, "plain 月卡"])
+        ],
+    )
+    add_refund(store, "T000000", amount_minor=500, reason="=1+1")
+    run = reports.run("payments", day_filters(), columns=["subject", "amount"])
+    rows = list(csv.reader(io.StringIO(Path(run.path).read_bytes()[3:].decode())))
+    assert [r[0] for r in rows[1:]] == [*("'" + s for s in evil), "plain 月卡"]
+    assert all(r[1] == "10.00" for r in rows[1:])
+    assert escape_cell("-5") == "'-5"
+    assert amount_text(-500, 2) == "-5.00"
+
+
+def test_long_numeric_identifiers_stay_text(store: Store, reports: Reports) -> None:
+    add_payments(store, [{"channel_trade_id": "2088102000007777123"}])
+    run = reports.run("payments", day_filters(), columns=["channel_trade_id"])
+    assert csv_lines(Path(run.path).read_bytes())[1] == "2088102000007777123\t"
+    run = reports.run("payments", day_filters(), columns=["channel_trade_id"], format="xlsx")
+    cell = openpyxl.load_workbook(run.path).active["A2"]
+    assert (cell.value, cell.data_type) == ("2088102000007777123", "s")
+
+
+def test_xlsx_amounts_are_exact_numbers_and_text_is_never_a_formula(
+    store: Store, reports: Reports
+) -> None:
+    add_payments(
+        store,
+        [
+            {"amount_minor": 1999, "subject": "=1+1", "paid_at": DAY},
+            {"amount_minor": 123456789012, "currency": "CNY"},
+            {"amount_minor": 1500, "currency": "JPY"},
+        ],
+    )
+    run = reports.run("payments", day_filters(), format="xlsx", language="en")
+    book = openpyxl.load_workbook(run.path)
+    sheet = book.active
+    header = [c.value for c in sheet[1]]
+    assert header[:6] == [
+        "Order number",
+        "Channel",
+        "Channel trade id",
+        "Method",
+        "Subject",
+        "Amount",
+    ]
+    amounts = [sheet.cell(row=r, column=6) for r in (2, 3, 4)]
+    assert [c.data_type for c in amounts] == ["n", "n", "n"]
+    assert [Decimal(str(c.value)) for c in amounts] == [
+        Decimal("19.99"),
+        Decimal("1234567890.12"),
+        Decimal("1500"),
+    ]
+    assert amounts[0].number_format == "0.00"
+    assert amounts[2].number_format == "0"
+    subject = sheet.cell(row=2, column=5)
+    assert (subject.value, subject.data_type, subject.quotePrefix) == ("=1+1", "s", True)
+    assert sheet.cell(row=2, column=11).value.isoformat() == "2026-01-05T00:00:00"
+    # the cell text is the exact decimal, never a float's expansion
+    xml = sheet_xml(Path(run.path).read_bytes())
+    assert "<v>19.99</v>" in xml
+    assert "<v>1234567890.12</v>" in xml
+    assert "<f>" not in xml
+
+
+def test_large_exports_are_split_into_parts_and_zipped(store: Store, reports: Reports) -> None:
+    add_payments(store, [{} for _ in range(7)])
+    seen: list[tuple[int, int]] = []
+    run = reports.run(
+        "payments",
+        day_filters(),
+        parts=True,
+        part_rows=3,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert (run.rows, run.parts) == (7, 3)
+    assert run.path.endswith(".zip")
+    members = zip_members(Path(run.path))
+    assert sorted(members) == [Path(run.path).stem + f"_part00{n}.csv" for n in (1, 2, 3)]
+    counts = [len(csv_lines(data)) - 1 for _, data in sorted(members.items())]
+    assert counts == [3, 3, 1]
+    assert seen[-1] == (7, 7)
+    # nothing but the finished file in the directory: no temporary file left behind
+    assert [p.name for p in Path(run.path).parent.iterdir()] == [Path(run.path).name]
+
+
+def test_an_exactly_full_last_part_makes_no_empty_part(store: Store, reports: Reports) -> None:
+    add_payments(store, [{} for _ in range(6)])
+    run = reports.run("payments", day_filters(), parts=True, part_rows=3, format="xlsx")
+    assert (run.rows, run.parts) == (6, 2)
+    for data in zip_members(Path(run.path)).values():
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
+        assert len(list(book.active.iter_rows())) == 4
+
+
+def test_refunds_report_with_filters(store: Store, reports: Reports) -> None:
+    add_payments(store, [{}, {}, {"channel": "wechat-main"}])
+    add_refund(store, "T000000", amount_minor=300)
+    add_refund(store, "T000001", amount_minor=700, status="failed")
+    add_refund(store, "T000002", amount_minor=900, channel="wechat-main")
+    run = reports.run("refunds", day_filters(channel="alipay-main", status="succeeded"))
+    lines = csv_lines(Path(run.path).read_bytes())
+    assert len(lines) == 2
+    assert lines[1].startswith("R-T000000,T000000,alipay-main,,3.00,CNY")
+    run = reports.run("refunds", day_filters(min_amount=500, max_amount=900))
+    assert run.rows == 2
+    run = reports.run("payments", day_filters(currency="USD"))
+    assert run.rows == 0
+    assert len(csv_lines(Path(run.path).read_bytes())) == 1
+
+
+def test_templates_choose_and_rename_columns(
+    store: Store, reports: Reports, tmp_path: Path
+) -> None:
+    add_payments(store, [{"amount_minor": 250}])
+    made = reports.save_template(
+        "finance-daily", "payments", [("out_trade_no", "订单号"), "amount", ("status", "State")]
+    )
+    assert made.columns == (
+        ("out_trade_no", "订单号"),
+        ("amount", "订单金额（元）"),
+        ("status", "State"),
+    )
+    run = reports.run("payments", day_filters(), template="finance-daily")
+    assert csv_lines(Path(run.path).read_bytes()) == [
+        "订单号,订单金额（元）,State",
+        "T000000,2.50,paid",
+    ]
+    names = {t.name for t in reports.templates("payments")}
+    assert {"payments", "payments.en", "finance-daily"} <= names
+    # the downloadable template file: its header row
+    path = reports.write_template_file("finance-daily", tmp_path / "t.xlsx", "xlsx")
+    assert [c.value for c in openpyxl.load_workbook(path).active[1]] == [
+        "订单号",
+        "订单金额（元）",
+        "State",
+    ]
+    reports.delete_template("finance-daily")
+    assert "finance-daily" not in {t.name for t in reports.templates()}
