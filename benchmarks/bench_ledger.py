@@ -234,7 +234,9 @@ def bench_postings(server: str, n: int, rounds: int) -> list[Ratio]:
             rates: dict[str, list[float]] = {"payhub": [], "raw": []}
             for r in range(rounds):
                 tag = f"{'h' if hot else 'c'}{r}"
-                rates["payhub"].append(_posting_round(_payhub_poster, schema.url, f"p{tag}", n, hot))
+                rates["payhub"].append(
+                    _posting_round(_payhub_poster, schema.url, f"p{tag}", n, hot)
+                )
                 rates["raw"].append(_posting_round(_raw_poster, schema.dsn(), f"r{tag}", n, hot))
             mine, raw = statistics.median(rates["payhub"]), statistics.median(rates["raw"])
             print(
