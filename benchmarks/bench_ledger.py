@@ -51,6 +51,7 @@ from payhub.ledger import LedgerConfig
 from payhub.ledger._rules import payment_entry
 from payhub.ledger._writer import write_entry
 from payhub.store import Store
+from payhub.store._types import UTCDateTime
 
 SPAWN = multiprocessing.get_context("spawn")
 WORKERS = 4
@@ -262,7 +263,8 @@ def bench_postings(server: str, n: int, rounds: int) -> list[Ratio]:
 def _generate(url: str, entries: int, sellers: int, due: datetime) -> None:
     """``entries`` due pending entries spread over ``sellers``, and their pending balances."""
     engine = sa.create_engine(url)
-    naive_due = due.astimezone(UTC).replace(tzinfo=None)
+    # bound through the store's column type, so the stored text is the store's own
+    typed = sa.bindparam("due", type_=UTCDateTime)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             series = "SELECT g AS n FROM generate_series(0, :count - 1) AS g"
@@ -277,16 +279,16 @@ def _generate(url: str, entries: int, sellers: int, due: datetime) -> None:
                 " plan, available_on, currency, pending_minor, digest, created_at)"
                 f" SELECT 'payment:G' || n, 'payment', 'G' || n, 's' || (n % :sellers), 'D+1',"
                 f" :due, 'CNY', 100 + (n % 7), 'x', :due FROM ({series}) AS q"
-            ),
-            {"count": entries, "sellers": sellers, "due": naive_due},
+            ).bindparams(typed),
+            {"count": entries, "sellers": sellers, "due": due},
         )
         conn.execute(
             sa.text(
                 "INSERT INTO payhub_ledger_accounts (party, kind, currency, balance_minor,"
                 " version, created_at) SELECT party, 'pending', 'CNY', SUM(pending_minor),"
                 " COUNT(*), :due FROM payhub_ledger_entries GROUP BY party"
-            ),
-            {"due": naive_due},
+            ).bindparams(typed),
+            {"due": due},
         )
     engine.dispose()
 
@@ -337,11 +339,16 @@ _RAW_SETTLE = [
 
 def _raw_settle(url: str, at: datetime) -> float:
     engine = sa.create_engine(url)
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = datetime.now(UTC)
     start = time.perf_counter()
     with engine.begin() as conn:
         for statement in _RAW_SETTLE:
-            conn.execute(sa.text(statement), {"at": at.replace(tzinfo=None), "now": now})
+            typed = [
+                sa.bindparam(name, type_=UTCDateTime)
+                for name in ("at", "now")
+                if f":{name}" in statement
+            ]
+            conn.execute(sa.text(statement).bindparams(*typed), {"at": at, "now": now})
     elapsed = time.perf_counter() - start
     engine.dispose()
     return elapsed

@@ -278,36 +278,33 @@ class Ledger:
         *,
         party: str | None = None,
         progress: Progress | None = None,
+        per_transaction: int = 100,
     ) -> SettleReport:
         """Move every pending amount due by ``at`` (default now) to available: one batch
-        (one transaction) per party, currency and ``available_on``. Re-running
-        creates nothing; a crash leaves whole batches only."""
+        per party, currency and ``available_on``, up to ``per_transaction`` whole
+        batches per transaction (a commit per batch would cost a disk flush each).
+        Re-running creates nothing; a crash leaves whole batches only."""
+        if isinstance(per_transaction, bool) or not isinstance(per_transaction, int):
+            raise LedgerError("per_transaction is a positive int", code=ErrorCode.INVALID_REQUEST)
+        if per_transaction < 1:
+            raise LedgerError("per_transaction is a positive int", code=ErrorCode.INVALID_REQUEST)
         at = self._aware(at, "at") or self.now()
         if party is not None:
             check_party(party)
         groups = self._read(lambda conn: _settle.candidates(conn, at, party))
         made: list[BatchRecord] = []
-        for done, (who, cur, on, first, _count) in enumerate(groups, 1):
+        for offset in range(0, len(groups), per_transaction):
+            chunk = groups[offset : offset + per_transaction]
             now = self.now()
 
-            def one(
-                conn: Connection,
-                *,
-                who: str = who,
-                cur: str = cur,
-                on: datetime = on,
-                first: int = int(first),
-                now: datetime = now,
-            ) -> BatchRecord | None:
-                return _settle.settle_group(
-                    conn, party=who, currency=cur, available_on=on, first=first, now=now
-                )
+            def some(
+                conn: Connection, chunk: list[Any] = chunk, now: datetime = now
+            ) -> list[BatchRecord]:
+                return _settle.settle_chunk(conn, chunk, now)
 
-            batch = self._run(one)
-            if batch is not None:
-                made.append(batch)
+            made += self._run(some)
             if progress is not None:
-                progress(done, len(groups))
+                progress(offset + len(chunk), len(groups))
         amounts: dict[str, Money] = {}
         for batch in made:
             cur = batch.amount.currency

@@ -22,9 +22,14 @@ from payhub.ledger._rules import settlement_entry
 from payhub.ledger._writer import lock_accounts, write_entry
 from payhub.money import Money
 from payhub.store._engine import insert_ignore
-from payhub.store._schema import ledger_batch_members, ledger_batches, ledger_entries
+from payhub.store._schema import (
+    ledger_accounts,
+    ledger_batch_members,
+    ledger_batches,
+    ledger_entries,
+)
 
-__all__ = ["BatchRecord", "SettleReport", "candidates", "settle_group"]
+__all__ = ["BatchRecord", "SettleReport", "candidates", "settle_chunk", "settle_group"]
 
 E, B, M = ledger_entries, ledger_batches, ledger_batch_members
 #: ``progress(done, total)`` after each batch
@@ -90,7 +95,7 @@ def settle_group(
     now: datetime,
 ) -> BatchRecord | None:
     """One batch, in ``conn``'s transaction; None if another run made it."""
-    key = f"{party}:{currency}:{available_on.strftime('%Y%m%dT%H%M%S')}:{first}"
+    key = _batch_key(party, currency, available_on, first)
     # the seller's accounts first: a refund of a pending payment waits, and sees
     # its payment batched (or not) consistently
     lock_accounts(
@@ -157,3 +162,103 @@ def batch_record(row: Any, members: tuple[int, ...] = ()) -> BatchRecord:
         created_at=row["created_at"],
         members=members,
     )
+
+
+def _batch_key(party: str, currency: str, available_on: datetime, first: int) -> str:
+    return f"{party}:{currency}:{available_on.strftime('%Y%m%dT%H%M%S')}:{first}"
+
+
+_LOCK_SELLERS = (
+    sa.select(ledger_accounts.c.id)
+    .where(
+        ledger_accounts.c.party.in_(sa.bindparam("parties", expanding=True)),
+        ledger_accounts.c.kind.in_([AccountKind.PENDING.value, AccountKind.AVAILABLE.value]),
+    )
+    .order_by(ledger_accounts.c.party, ledger_accounts.c.kind, ledger_accounts.c.currency)
+    .with_for_update()
+)
+_NEW_BATCHES = sa.select(B.c.id, B.c.key, B.c.party, B.c.currency, B.c.available_on).where(
+    B.c.key.in_(sa.bindparam("keys", expanding=True)), B.c.created_at == sa.bindparam("now")
+)
+_MEMBERS = M.insert().from_select(
+    ["entry_id", "batch_id"],
+    sa.select(E.c.id, B.c.id)
+    .select_from(
+        E.join(
+            B,
+            sa.and_(
+                B.c.party == E.c.party,
+                B.c.currency == E.c.currency,
+                B.c.available_on == E.c.available_on,
+            ),
+        )
+    )
+    .where(
+        B.c.id.in_(sa.bindparam("ids", expanding=True)),
+        E.c.pending_minor.is_not(None),
+        _unbatched(),
+    ),
+)
+_SUMS = (
+    sa.select(M.c.batch_id, sa.func.sum(E.c.pending_minor), sa.func.count())
+    .select_from(M.join(E, M.c.entry_id == E.c.id))
+    .where(M.c.batch_id.in_(sa.bindparam("ids", expanding=True)))
+    .group_by(M.c.batch_id)
+)
+_FINISH = (
+    B.update()
+    .where(B.c.id == sa.bindparam("b_id"))
+    .values(
+        amount_minor=sa.bindparam("b_amount"),
+        entry_count=sa.bindparam("b_count"),
+        entry_id=sa.bindparam("b_entry"),
+    )
+)
+
+
+def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[BatchRecord]:
+    """Several whole batches in ``conn``'s transaction, set-based: the sellers' accounts
+    locked in one statement, the batch rows, every member in one ``INSERT … SELECT``,
+    the sums in one query, then one settlement entry per batch. Batches another run
+    made meanwhile (their key exists) are skipped."""
+    if not groups:
+        return []
+    conn.execute(_LOCK_SELLERS, {"parties": sorted({g[0] for g in groups})}).all()
+    rows = [
+        {
+            "key": _batch_key(party, cur, on, int(first)),
+            "party": party,
+            "currency": cur,
+            "available_on": on,
+            "amount_minor": 0,
+            "entry_count": 0,
+            "entry_id": None,
+            "created_at": now,
+        }
+        for party, cur, on, first, _count in groups
+    ]
+    for row in rows:
+        insert_ignore(conn, B, row)
+    made = conn.execute(_NEW_BATCHES, {"keys": [r["key"] for r in rows], "now": now}).all()
+    if not made:
+        return []
+    ids = [int(r.id) for r in made]
+    conn.execute(_MEMBERS, {"ids": ids})
+    sums = {int(b): (int(t), int(c)) for b, t, c in conn.execute(_SUMS, {"ids": ids})}
+    records = []
+    finish = []
+    for r in made:
+        total, count = sums.get(int(r.id), (0, 0))
+        amount = Money(total, r.currency)
+        entry_id = None
+        if total != 0:
+            draft = settlement_entry(
+                batch_key=r.key, party=r.party, amount=amount, available_on=r.available_on
+            )
+            entry_id = write_entry(conn, draft, now).entry_id
+        finish.append({"b_id": int(r.id), "b_amount": total, "b_count": count, "b_entry": entry_id})
+        records.append(
+            BatchRecord(int(r.id), r.key, r.party, r.available_on, amount, count, entry_id, now)
+        )
+    conn.execute(_FINISH, finish)
+    return records

@@ -119,20 +119,24 @@ def test_a_crash_mid_run_leaves_whole_batches_and_a_rerun_finishes(
     for i, seller in enumerate(["a", "b", "c"]):
         paid(hub, bank, f"C{i}", 100 * (i + 1), seller=seller)
     clock.now += timedelta(days=3)
-    real = _settle.settle_group
+    real = _settle.settle_chunk
     calls = []
 
-    def crashing(conn, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(kwargs["party"])
-        batch = real(conn, **kwargs)
-        if len(calls) == 2:
-            raise RuntimeError("killed mid-batch")
-        return batch
+    def crashing(conn, groups, now):  # type: ignore[no-untyped-def]
+        calls.append(len(groups))
+        made = real(conn, groups, now)
+        if len(calls) == 2 or len(groups) > 1:
+            raise RuntimeError("killed after writing batches, before the commit")
+        return made
 
-    monkeypatch.setattr(_settle, "settle_group", crashing)
+    monkeypatch.setattr(_settle, "settle_chunk", crashing)
     with pytest.raises(RuntimeError):
-        store.ledger.settle()
-    monkeypatch.setattr(_settle, "settle_group", real)
+        store.ledger.settle()  # one transaction for the three: none is kept
+    assert count(store, ledger_batches) == count(store, ledger_batch_members) == 0
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        store.ledger.settle(per_transaction=1)
+    monkeypatch.setattr(_settle, "settle_chunk", real)
     assert count(store, ledger_batches) == 1  # the first; the second rolled back whole
     assert count(store, ledger_batch_members) == 1
     report = store.ledger.settle()
