@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from payhub.ledger._model import Account, AccountKind
@@ -216,6 +217,12 @@ _FINISH = (
 )
 
 
+def _insert_or_skip(dialect: str) -> sa.Insert:
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    insert: sa.Insert = module.insert(B).on_conflict_do_nothing(index_elements=[B.c.key])
+    return insert
+
+
 def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[BatchRecord]:
     """Several whole batches in ``conn``'s transaction, set-based: the sellers' accounts
     locked in one statement, the batch rows, every member in one ``INSERT … SELECT``,
@@ -237,8 +244,12 @@ def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[Bat
         }
         for party, cur, on, first, _count in groups
     ]
-    for row in rows:
-        insert_ignore(conn, B, row)
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        # one multi-row statement; a key another run made is skipped
+        conn.execute(_insert_or_skip(conn.dialect.name), rows)
+    else:
+        for row in rows:
+            insert_ignore(conn, B, row)
     made = conn.execute(_NEW_BATCHES, {"keys": [r["key"] for r in rows], "now": now}).all()
     if not made:
         return []
