@@ -12,6 +12,12 @@
     payhub reviews list|approve|decline -c hub.json  the risk review queue
     payhub health -c hub.json [--json] [--alert]   the backlog; exit 0/1/2/3
     payhub metrics -c hub.json --port 9464         Prometheus metrics
+    payhub ledger balance --party alice            balances (--as-of TIME, --json)
+    payhub ledger entries --party alice            entries with their lines (filters)
+    payhub settle run --at 2026-03-12T00:00+08:00  due pending money -> available, in batches
+    payhub settle list | show ID                   settlement batches and their members
+    payhub holds list | create | release | capture | expire
+    payhub withdrawals list | create | paid | failed
 
 A hub configuration file is JSON: ``{"store": {"url": ...}, "channels": {...},
 "events": {"handlers": {"payment.succeeded": "shop.tasks:deliver"}}}``; secrets
@@ -356,6 +362,9 @@ def _open_store(url: str | None, config: Path | None) -> Store:
     section = hub_config.get("store")
     if not section:
         _fail(f"{where}: no 'store' section", EXIT_USAGE)
+    ledger = hub_config.get("ledger")
+    if ledger is not None and isinstance(section, Mapping):
+        section = {**section, "ledger": ledger}
     return Store.from_config(section)
 
 
@@ -480,8 +489,7 @@ def sync(
     for out_trade_no, error in sorted(report.errors.items()):
         console.print(f"[yellow]{out_trade_no}[/yellow]: {error}", highlight=False)
     typer.echo(
-        f"checked {report.refunds_checked} pending refund(s), "
-        f"{len(report.refunds_changed)} changed"
+        f"checked {report.refunds_checked} pending refund(s), {len(report.refunds_changed)} changed"
     )
     for out_refund_no, refund_state in sorted(report.refunds_changed.items()):
         typer.echo(f"  refund {out_refund_no}\t{refund_state.value}")
@@ -677,7 +685,7 @@ def run(args: Sequence[str], *, source: ConfigSource | None = None, prog_name: s
 
 
 # Sub-commands in their own modules (they import this one's helpers when run).
-from payhub import cli_health, cli_reviews  # noqa: E402
+from payhub import cli_health, cli_ledger, cli_reviews  # noqa: E402, F401 - cli_ledger registers itself
 
 app.add_typer(cli_reviews.app, name="reviews")
 app.command("health")(cli_health.health)

@@ -32,6 +32,8 @@ LAYERS: dict[str, int] = {
     "payhub.settlement": 5,
     "payhub.risk": 5,
     "payhub.store": 6,
+    # beside the store: the store builds its poster at construction (docs/ledger.md)
+    "payhub.ledger": 6,
     # operations over the store: report runs, streaming exports, schedules
     "payhub.reports": 7,
     "payhub.monitor": 7,

@@ -1,0 +1,275 @@
+"""Settlement runs: due pending money becomes available, in one batch per seller and cycle.
+
+The candidates are one grouped query (party, currency, ``available_on``); each
+batch is then its own transaction: the batch row (a unique key), its members
+(``INSERT … SELECT``; an entry is a member of one batch at most, by primary
+key) and the settlement entry. Memory holds the list of groups, never the
+entries. Re-running finds no candidates; a crash leaves whole batches only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from payhub.ledger._model import Account, AccountKind
+from payhub.ledger._rules import settlement_entry
+from payhub.ledger._writer import lock_accounts, write_entry
+from payhub.money import Money
+from payhub.store._engine import insert_ignore
+from payhub.store._schema import (
+    ledger_accounts,
+    ledger_batch_members,
+    ledger_batches,
+    ledger_entries,
+)
+
+__all__ = ["BatchRecord", "SettleReport", "candidates", "settle_chunk", "settle_group"]
+
+E, B, M = ledger_entries, ledger_batches, ledger_batch_members
+#: ``progress(done, total)`` after each batch
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    id: int
+    key: str
+    party: str
+    available_on: datetime
+    #: what became available (may be zero when refunds netted it out)
+    amount: Money
+    entry_count: int
+    #: the settlement entry (None when the amount is zero)
+    entry_id: int | None
+    created_at: datetime
+    #: the member entries' ids (only from ``Ledger.batch``)
+    members: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SettleReport:
+    at: datetime
+    batches: int
+    entries: int
+    #: per currency, what became available
+    amounts: dict[str, Money]
+    batch_ids: tuple[int, ...]
+
+
+def _unbatched() -> Any:
+    return ~sa.exists().where(M.c.entry_id == E.c.id)
+
+
+def candidates(conn: Connection, at: datetime, party: str | None = None) -> list[Any]:
+    """(party, currency, available_on, first entry id, count) of every due, unbatched group."""
+    query = (
+        sa.select(
+            E.c.party,
+            E.c.currency,
+            E.c.available_on,
+            sa.func.min(E.c.id),
+            sa.func.count(),
+        )
+        .where(E.c.available_on <= at, E.c.pending_minor.is_not(None), _unbatched())
+        .group_by(E.c.party, E.c.currency, E.c.available_on)
+        .order_by(E.c.available_on, E.c.party, E.c.currency)
+    )
+    if party is not None:
+        query = query.where(E.c.party == party)
+    return list(conn.execute(query).all())
+
+
+def settle_group(
+    conn: Connection,
+    *,
+    party: str,
+    currency: str,
+    available_on: datetime,
+    first: int,
+    now: datetime,
+) -> BatchRecord | None:
+    """One batch, in ``conn``'s transaction; None if another run made it."""
+    key = _batch_key(party, currency, available_on, first)
+    # the seller's accounts first: a refund of a pending payment waits, and sees
+    # its payment batched (or not) consistently
+    lock_accounts(
+        conn,
+        [
+            Account(party, AccountKind.PENDING, currency),
+            Account(party, AccountKind.AVAILABLE, currency),
+        ],
+    )
+    inserted = insert_ignore(
+        conn,
+        B,
+        {
+            "key": key,
+            "party": party,
+            "currency": currency,
+            "available_on": available_on,
+            "amount_minor": 0,
+            "entry_count": 0,
+            "entry_id": None,
+            "created_at": now,
+        },
+    )
+    if not inserted:
+        return None
+    batch_id = int(conn.execute(sa.select(B.c.id).where(B.c.key == key)).scalar_one())
+    members = sa.select(E.c.id, sa.literal(batch_id, B.c.id.type)).where(
+        E.c.party == party,
+        E.c.currency == currency,
+        E.c.available_on == available_on,
+        E.c.pending_minor.is_not(None),
+        _unbatched(),
+    )
+    conn.execute(M.insert().from_select(["entry_id", "batch_id"], members))
+    total, count = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(E.c.pending_minor), 0), sa.func.count())
+        .select_from(M.join(E, M.c.entry_id == E.c.id))
+        .where(M.c.batch_id == batch_id)
+    ).one()
+    amount = Money(int(total), currency)
+    entry_id = None
+    if amount.minor != 0:
+        draft = settlement_entry(
+            batch_key=key, party=party, amount=amount, available_on=available_on
+        )
+        entry_id = write_entry(conn, draft, now).entry_id
+    conn.execute(
+        B.update()
+        .where(B.c.id == batch_id)
+        .values(amount_minor=amount.minor, entry_count=int(count), entry_id=entry_id)
+    )
+    return BatchRecord(batch_id, key, party, available_on, amount, int(count), entry_id, now)
+
+
+def batch_record(row: Any, members: tuple[int, ...] = ()) -> BatchRecord:
+    return BatchRecord(
+        id=int(row["id"]),
+        key=row["key"],
+        party=row["party"],
+        available_on=row["available_on"],
+        amount=Money(int(row["amount_minor"]), row["currency"]),
+        entry_count=int(row["entry_count"]),
+        entry_id=None if row["entry_id"] is None else int(row["entry_id"]),
+        created_at=row["created_at"],
+        members=members,
+    )
+
+
+def _batch_key(party: str, currency: str, available_on: datetime, first: int) -> str:
+    return f"{party}:{currency}:{available_on.strftime('%Y%m%dT%H%M%S')}:{first}"
+
+
+_LOCK_SELLERS = (
+    sa.select(ledger_accounts.c.id)
+    .where(
+        ledger_accounts.c.party.in_(sa.bindparam("parties", expanding=True)),
+        ledger_accounts.c.kind.in_([AccountKind.PENDING.value, AccountKind.AVAILABLE.value]),
+    )
+    .order_by(ledger_accounts.c.party, ledger_accounts.c.kind, ledger_accounts.c.currency)
+    .with_for_update()
+)
+_NEW_BATCHES = sa.select(B.c.id, B.c.key, B.c.party, B.c.currency, B.c.available_on).where(
+    B.c.key.in_(sa.bindparam("keys", expanding=True)), B.c.created_at == sa.bindparam("now")
+)
+_MEMBERS = M.insert().from_select(
+    ["entry_id", "batch_id"],
+    sa.select(E.c.id, B.c.id)
+    .select_from(
+        E.join(
+            B,
+            sa.and_(
+                B.c.party == E.c.party,
+                B.c.currency == E.c.currency,
+                B.c.available_on == E.c.available_on,
+            ),
+        )
+    )
+    .where(
+        B.c.id.in_(sa.bindparam("ids", expanding=True)),
+        E.c.pending_minor.is_not(None),
+        _unbatched(),
+    ),
+)
+_SUMS = (
+    sa.select(M.c.batch_id, sa.func.sum(E.c.pending_minor), sa.func.count())
+    .select_from(M.join(E, M.c.entry_id == E.c.id))
+    .where(M.c.batch_id.in_(sa.bindparam("ids", expanding=True)))
+    .group_by(M.c.batch_id)
+)
+_FINISH = (
+    B.update()
+    .where(B.c.id == sa.bindparam("b_id"))
+    .values(
+        amount_minor=sa.bindparam("b_amount"),
+        entry_count=sa.bindparam("b_count"),
+        entry_id=sa.bindparam("b_entry"),
+    )
+)
+
+
+def _insert_or_skip(dialect: str) -> sa.Insert:
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    insert: sa.Insert = module.insert(B).on_conflict_do_nothing(index_elements=[B.c.key])
+    return insert
+
+
+def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[BatchRecord]:
+    """Several whole batches in ``conn``'s transaction, set-based: the sellers' accounts
+    locked in one statement, the batch rows, every member in one ``INSERT … SELECT``,
+    the sums in one query, then one settlement entry per batch. Batches another run
+    made meanwhile (their key exists) are skipped."""
+    if not groups:
+        return []
+    conn.execute(_LOCK_SELLERS, {"parties": sorted({g[0] for g in groups})}).all()
+    rows = [
+        {
+            "key": _batch_key(party, cur, on, int(first)),
+            "party": party,
+            "currency": cur,
+            "available_on": on,
+            "amount_minor": 0,
+            "entry_count": 0,
+            "entry_id": None,
+            "created_at": now,
+        }
+        for party, cur, on, first, _count in groups
+    ]
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        # one multi-row statement; a key another run made is skipped
+        conn.execute(_insert_or_skip(conn.dialect.name), rows)
+    else:
+        for row in rows:
+            insert_ignore(conn, B, row)
+    made = conn.execute(_NEW_BATCHES, {"keys": [r["key"] for r in rows], "now": now}).all()
+    if not made:
+        return []
+    ids = [int(r.id) for r in made]
+    conn.execute(_MEMBERS, {"ids": ids})
+    sums = {int(b): (int(t), int(c)) for b, t, c in conn.execute(_SUMS, {"ids": ids})}
+    records = []
+    finish = []
+    for r in made:
+        total, count = sums.get(int(r.id), (0, 0))
+        amount = Money(total, r.currency)
+        entry_id = None
+        if total != 0:
+            draft = settlement_entry(
+                batch_key=r.key, party=r.party, amount=amount, available_on=r.available_on
+            )
+            entry_id = write_entry(conn, draft, now).entry_id
+        finish.append({"b_id": int(r.id), "b_amount": total, "b_count": count, "b_entry": entry_id})
+        records.append(
+            BatchRecord(int(r.id), r.key, r.party, r.available_on, amount, count, entry_id, now)
+        )
+    conn.execute(_FINISH, finish)
+    return records
