@@ -13,12 +13,15 @@ every name it has had.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Final
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import IO, Final
 
 from payhub.errors import AmountError, ProtocolError, SignatureError
 from payhub.models import BillRecord, BillRecordKind
@@ -26,7 +29,15 @@ from payhub.money import Money
 from payhub.signing import constant_time_equals, sha1_hex
 from payhub.tz import SHANGHAI
 
-__all__ = ["MAX_BILL_BYTES", "SHANGHAI", "gunzip_bill", "parse_trade_bill", "verify_bill_hash"]
+__all__ = [
+    "MAX_BILL_BYTES",
+    "SHANGHAI",
+    "gunzip_bill",
+    "iter_trade_bill",
+    "parse_trade_bill",
+    "verify_bill_file_hash",
+    "verify_bill_hash",
+]
 
 #: A decompressed bill larger than this is refused (a gzip bomb, not a bill).
 MAX_BILL_BYTES: Final = 512 * 1024 * 1024
@@ -192,3 +203,144 @@ def _check_summary(lines: Sequence[str]) -> None:
     names, values = lines[0].split(","), _fields(lines[1])
     if len(names) != len(values) or not values[0].isascii() or not values[0].isdigit():
         raise ProtocolError("wechat: the bill summary is malformed")
+
+
+# -- streaming (reconciliation) ---------------------------------------------------------
+
+#: summary column -> the row column it totals (``None``: the number of rows);
+#: current names and the older ones (``总交易额``, ``总退款金额``…).
+_SUMMARY_OF: Final[Mapping[str, str | None]] = {
+    "总交易单数": None,
+    "应结订单总金额": "应结订单金额",
+    "退款总金额": "退款金额",
+    "充值券退款总金额": "充值券退款金额",
+    "手续费总金额": "手续费",
+    "订单总金额": "订单金额",
+    "申请退款总金额": "申请退款金额",
+    "总交易额": "总金额",
+    "总退款金额": "退款金额",
+    "总代金券或立减优惠退款金额": "代金券或立减优惠退款金额",
+}
+_CHUNK: Final = 1024 * 1024
+
+
+def _plain_stream(file: IO[bytes]) -> IO[bytes] | gzip.GzipFile:
+    """The decompressed bill: gunzipped on the fly, or as is when not gzip
+    (the HTTP layer already removed a ``Content-Encoding: gzip``)."""
+    file.seek(0)
+    magic = file.read(2)
+    file.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=file, mode="rb")
+    return file
+
+
+def _chunks(file: IO[bytes] | gzip.GzipFile) -> Iterator[bytes]:
+    total = 0
+    try:
+        while chunk := file.read(_CHUNK):
+            total += len(chunk)
+            if total > MAX_BILL_BYTES:
+                raise ProtocolError("wechat: the decompressed bill exceeds the size limit")
+            yield chunk
+    except (OSError, EOFError, zlib.error):
+        raise ProtocolError("wechat: the bill download is a corrupt gzip file") from None
+
+
+def verify_bill_file_hash(file: IO[bytes], hash_type: object, hash_value: object) -> None:
+    """:func:`verify_bill_hash` over a (possibly gzipped) file, read in chunks."""
+    if hash_type != "SHA1":
+        raise ProtocolError(f"wechat: unsupported bill hash_type {str(hash_type)[:16]!r}")
+    if not isinstance(hash_value, str) or _SHA1_RE.fullmatch(hash_value) is None:
+        raise ProtocolError("wechat: the bill hash_value is not a SHA1 hex digest")
+    digest = hashlib.sha1(usedforsecurity=False)
+    for chunk in _chunks(_plain_stream(file)):
+        digest.update(chunk)
+    if not constant_time_equals(digest.hexdigest(), hash_value.lower()):
+        raise SignatureError(
+            "wechat: the downloaded bill does not match its SHA1 hash_value", retryable=True
+        )
+
+
+def _decimal(text: str, where: str) -> Decimal:
+    try:
+        return Decimal(text) if text else Decimal(0)
+    except InvalidOperation:
+        raise ProtocolError(f"wechat: {where}: malformed amount {text[:24]!r}") from None
+
+
+def iter_trade_bill(
+    file: IO[bytes],
+    *,
+    channel: str,
+    bill_date: date | None = None,
+    max_minor: int | None = None,
+) -> Iterator[BillRecord]:
+    """The records of a trade bill file (gzipped or not), one at a time.
+
+    Unlike :func:`parse_trade_bill`, the rows must add up to the bill's own
+    summary (row count and every total the summary gives, fees to five
+    decimals): after the last row a :class:`ProtocolError` refuses a bill
+    that does not, and the records already read must be thrown away.
+    """
+    text = io.TextIOWrapper(_plain_stream(file), encoding="utf-8", newline="")
+    lines = (line.rstrip("\r\n") for line in _text_lines(text))
+    header_line = next((line for line in lines if line.strip()), None)
+    if header_line is None or header_line.lstrip("\ufeff").startswith("`"):
+        raise ProtocolError("wechat: the bill has no header row")
+    header = [name.strip().lstrip("`") for name in header_line.lstrip("\ufeff").split(",")]
+    totals: dict[str, Decimal] = {name: Decimal(0) for name in header}
+    rows = 0
+    tail: list[str] = []
+    for number, line in enumerate(lines, start=2):
+        if not line.strip():
+            continue
+        if tail or not line.startswith("`"):
+            tail.append(line)
+            continue
+        fields = _fields(line)
+        if len(fields) != len(header):
+            raise ProtocolError(
+                f"wechat: bill line {number} has {len(fields)} fields, the header {len(header)}"
+            )
+        row = dict(zip(header, fields, strict=True))
+        try:
+            record = _record(row, channel, bill_date, max_minor)
+        except AmountError as exc:
+            raise ProtocolError(f"wechat: bill line {number}: {exc.message}") from None
+        for name in _TOTALLED.intersection(row):
+            totals[name] += _decimal(row[name], f"bill line {number}")
+        rows += 1
+        yield record
+    _check_summary(tail)
+    _check_totals(tail, rows, totals)
+
+
+_TOTALLED: Final = frozenset(name for name in _SUMMARY_OF.values() if name is not None)
+
+
+def _text_lines(text: io.TextIOWrapper) -> Iterator[str]:
+    try:
+        yield from text
+    except UnicodeDecodeError:
+        raise ProtocolError("wechat: the bill is not UTF-8 text") from None
+    except (OSError, EOFError, zlib.error):
+        raise ProtocolError("wechat: the bill download is a corrupt gzip file") from None
+
+
+def _check_totals(tail: Sequence[str], rows: int, totals: Mapping[str, Decimal]) -> None:
+    """Refuse a bill whose rows do not add up to its summary row."""
+    names = [name.strip() for name in tail[0].split(",")]
+    values = _fields(tail[1])
+    for name, value in zip(names, values, strict=True):
+        column = _SUMMARY_OF.get(name, "")
+        if column is None:
+            if int(value) != rows:
+                raise ProtocolError(
+                    f"wechat: the bill has {rows} rows, its summary says {value[:12]}"
+                )
+        elif column in totals and _decimal(value, "summary") != totals[column]:
+            raise ProtocolError(
+                f"wechat: the bill's {column} add up to {totals[column]}, "
+                f"its summary says {name} {value[:24]}"
+            )
