@@ -20,6 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import IO, Final
 
+from payhub.channels._bills import BillLine, decimal_minor
 from payhub.errors import AmountError, ProtocolError
 from payhub.models import BillRecord, BillRecordKind
 from payhub.money import Money
@@ -291,9 +292,7 @@ class _Totals:
                 )
 
 
-def iter_bill_archive(
-    file: IO[bytes], *, channel: str, bill_date: date | None, max_minor: int
-) -> Iterator[BillRecord]:
+def iter_bill_archive(file: IO[bytes], *, max_minor: int) -> Iterator[BillLine]:
     """The records of Alipay's bill zip, read one row at a time from ``file``.
 
     Unlike :func:`parse_bill_archive`, the rows must add up: each detail
@@ -317,9 +316,7 @@ def iter_bill_archive(
                 raise ProtocolError("alipay: the bill detail file is implausibly large")
             with archive.open(info) as raw:
                 text = io.TextIOWrapper(raw, encoding="gb18030", newline="")
-                yield from _iter_detail(
-                    _gbk_lines(text, totals), totals, channel, bill_date, max_minor
-                )
+                yield from _iter_detail(_gbk_lines(text, totals), totals, max_minor)
         totals.check()
         for name in sorted(n for n in members if n.rsplit("/", 1)[-1].endswith(_SUMMARY_SUFFIX)):
             info = members[name]
@@ -348,38 +345,69 @@ def _gbk_lines(text: io.TextIOWrapper, totals: _Totals) -> Iterator[str]:
         raise ProtocolError(f"alipay: cannot unzip the bill ({type(exc).__name__})") from None
 
 
-def _iter_detail(
-    lines: Iterator[str],
-    totals: _Totals,
-    channel: str,
-    bill_date: date | None,
-    max_minor: int,
-) -> Iterator[BillRecord]:
+def _iter_detail(lines: Iterator[str], totals: _Totals, max_minor: int) -> Iterator[BillLine]:
     rows = csv.reader(lines)
-    header = next(rows, None)
-    if header is None:
+    first = next(rows, None)
+    if first is None:
         raise ProtocolError("alipay: the bill detail file has no header row")
+    header = tuple(name.strip() for name in first)
     index = {_column_key(name): i for i, name in enumerate(header)}
     missing = [name for name in _REQUIRED if _column_key(name) not in index]
     if missing:
         raise ProtocolError(f"alipay: the bill header lacks {', '.join(missing)}")
-    kind_at = index[_column_key("业务类型")]
-    received_at = index.get(_column_key("商家实收（元）"))
+
+    def at(name: str) -> int:
+        return index.get(_column_key(name), -1)
+
+    i_kind, i_trade, i_out = at("业务类型"), at("支付宝交易号"), at("商户订单号")
+    i_amount, i_received, i_fee = at("订单金额（元）"), at("商家实收（元）"), at("服务费（元）")
+    i_refund_no, i_subject = at("退款批次号/请求号"), at("商品名称")
+    i_created, i_finished = at("创建时间"), at("完成时间")
+    width = len(header)
     for number, row in enumerate(rows, start=1):
-        if len(row) < len(header):
-            raise ProtocolError(
-                f"alipay: bill row {number} has {len(row)} columns, not {len(header)}"
-            )
-        kind = _KINDS.get(row[kind_at].strip())
+        if len(row) < width:
+            raise ProtocolError(f"alipay: bill row {number} has {len(row)} columns, not {width}")
+        kind = _KINDS.get(row[i_kind].strip())
         if kind is None:
             continue  # neither a trade nor a refund
-        cells = {name: row[i].strip() for name, i in index.items()}
-        raw = {name.strip(): value.strip() for name, value in zip(header, row, strict=False)}
+        fields = [value.strip() for value in row[:width]]
+
+        def cell(i: int, fields: list[str] = fields) -> str:
+            return fields[i] if i >= 0 else ""
+
+        received = cell(i_received)
         try:
-            record = _record(
-                cells, raw, kind, channel=channel, bill_date=bill_date, max_minor=max_minor
-            )
+            amount = _signed_minor(fields[i_amount], max_minor)
+            if kind is BillRecordKind.REFUND:
+                # see _record: only a negative 订单金额 is the refund itself
+                if amount >= 0:
+                    amount = _signed_minor(received, max_minor)
+                amount = -abs(amount)
+            elif amount < 0:
+                raise ValueError("a trade row with a negative amount")
+            fee_text = cell(i_fee)
+            fee = -_signed_minor(fee_text, max_minor) if fee_text else None
         except (AmountError, ValueError) as exc:
             raise ProtocolError(f"alipay: bill row {number}: {exc}") from None
-        totals.add(kind, row[received_at].strip() if received_at is not None else "", number)
-        yield record
+        totals.add(kind, received, number)
+        yield BillLine(
+            kind,
+            cell(i_trade),
+            cell(i_out),
+            (cell(i_refund_no) or None) if kind is BillRecordKind.REFUND else None,
+            amount,
+            "CNY",
+            fee,
+            cell(i_subject),
+            cell(i_created),
+            cell(i_finished),
+            header,
+            fields,
+        )
+
+
+def _signed_minor(text: str, max_minor: int) -> int:
+    """A bill amount such as ``-12.30`` in fen; at most two decimals."""
+    if "." in text and len(text) - text.index(".") > 3:
+        raise AmountError(f"amount {text[:24]!r} has more than 2 decimals for CNY")
+    return decimal_minor(text, 2, max_minor=max_minor)

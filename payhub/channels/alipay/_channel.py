@@ -20,7 +20,7 @@ from typing import IO, Any, ClassVar, Final, Self
 import httpx
 
 from payhub.channels._base import Channel, Flow
-from payhub.channels._bills import BillStream
+from payhub.channels._bills import BillLine, BillStream
 from payhub.config import validated
 from payhub.errors import (
     AmountError,
@@ -581,8 +581,8 @@ class AlipayChannel(Channel):
         content = yield from self._bill_zip(bill_date)
         name, limit = self.name, self._max_minor
 
-        def read(file: IO[bytes]) -> Iterator[BillRecord]:
-            return iter_bill_archive(file, channel=name, bill_date=bill_date, max_minor=limit)
+        def read(file: IO[bytes]) -> Iterator[BillLine]:
+            return iter_bill_archive(file, max_minor=limit)
 
         return BillStream.spool(content, read, channel=name, bill_date=bill_date)
 

@@ -20,9 +20,10 @@ import re
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import IO, Final
 
+from payhub.channels._bills import BillLine, currency_exponent, decimal_minor
 from payhub.errors import AmountError, ProtocolError, SignatureError
 from payhub.models import BillRecord, BillRecordKind
 from payhub.money import Money
@@ -262,60 +263,92 @@ def verify_bill_file_hash(file: IO[bytes], hash_type: object, hash_value: object
         )
 
 
-def _decimal(text: str, where: str) -> Decimal:
-    try:
-        return Decimal(text) if text else Decimal(0)
-    except InvalidOperation:
-        raise ProtocolError(f"wechat: {where}: malformed amount {text[:24]!r}") from None
-
-
 def iter_trade_bill(
-    file: IO[bytes],
-    *,
-    channel: str,
-    bill_date: date | None = None,
-    max_minor: int | None = None,
-) -> Iterator[BillRecord]:
-    """The records of a trade bill file (gzipped or not), one at a time.
+    file: IO[bytes], *, max_minor: int | None = None
+) -> Iterator[BillLine]:
+    """The rows of a trade bill file (gzipped or not), one at a time.
 
     Unlike :func:`parse_trade_bill`, the rows must add up to the bill's own
     summary (row count and every total the summary gives, fees to five
     decimals): after the last row a :class:`ProtocolError` refuses a bill
-    that does not, and the records already read must be thrown away.
+    that does not, and the rows already read must be thrown away.
     """
     text = io.TextIOWrapper(_plain_stream(file), encoding="utf-8", newline="")
-    lines = (line.rstrip("\r\n") for line in _text_lines(text))
+    lines = _text_lines(text)
     header_line = next((line for line in lines if line.strip()), None)
     if header_line is None or header_line.lstrip("\ufeff").startswith("`"):
         raise ProtocolError("wechat: the bill has no header row")
-    header = [name.strip().lstrip("`") for name in header_line.lstrip("\ufeff").split(",")]
-    totals: dict[str, Decimal] = {name: Decimal(0) for name in header}
+    header = tuple(name.strip().lstrip("`") for name in header_line.lstrip("\ufeff").split(","))
+    at = {name: i for i, name in enumerate(header)}
+
+    def column(names: Sequence[str]) -> int | None:
+        return next((at[name] for name in names if name in at), None)
+
+    def needed(names: Sequence[str]) -> int:
+        index = column(names)
+        if index is None:
+            raise ProtocolError(f"wechat: the bill has no column {names[0]}")
+        return index
+
+    i_time, i_trade = needed(_TIME), needed(_TRADE_ID)
+    i_out, i_state = needed(_OUT_TRADE_NO), needed(_STATE)
+    i_amount = needed(_ORDER_AMOUNT)
+    i_refund, i_refund_no = column(_REFUND_AMOUNT), column(_OUT_REFUND_NO)
+    i_currency, i_subject, i_fee = column(_CURRENCY), column(_SUBJECT), column(_FEE)
+    totalled = [(name, at[name]) for name in _TOTALLED if name in at]
+    totals = dict.fromkeys(header, 0)
+    width = len(header)
     rows = 0
     tail: list[str] = []
     for number, line in enumerate(lines, start=2):
-        if not line.strip():
-            continue
+        line = line.rstrip("\r\n")  # noqa: PLW2901
         if tail or not line.startswith("`"):
-            tail.append(line)
+            if line.strip():
+                tail.append(line)
             continue
-        fields = _fields(line)
-        if len(fields) != len(header):
+        fields = line[1:].split(",`")
+        if len(fields) != width:
             raise ProtocolError(
-                f"wechat: bill line {number} has {len(fields)} fields, the header {len(header)}"
+                f"wechat: bill line {number} has {len(fields)} fields, the header {width}"
             )
-        row = dict(zip(header, fields, strict=True))
         try:
-            record = _record(row, channel, bill_date, max_minor)
+            currency = (fields[i_currency] if i_currency is not None else "") or "CNY"
+            exponent = currency_exponent(currency)
+            is_refund = fields[i_state] == "REFUND"
+            if is_refund:
+                if i_refund is None:
+                    raise ProtocolError("wechat: the bill has no column 申请退款金额")
+                amount = -decimal_minor(fields[i_refund], exponent, max_minor=max_minor)
+            else:
+                amount = decimal_minor(fields[i_amount], exponent, max_minor=max_minor)
+            fee_text = fields[i_fee] if i_fee is not None else ""
+            fee = decimal_minor(fee_text, exponent, max_minor=max_minor) if fee_text else None
+            for name, index in totalled:
+                totals[name] += decimal_minor(fields[index] or "0", _TOTAL_SCALE)
         except AmountError as exc:
             raise ProtocolError(f"wechat: bill line {number}: {exc.message}") from None
-        for name in _TOTALLED.intersection(row):
-            totals[name] += _decimal(row[name], f"bill line {number}")
+        refund_no = fields[i_refund_no] if is_refund and i_refund_no is not None else ""
         rows += 1
-        yield record
+        yield BillLine(
+            BillRecordKind.REFUND if is_refund else BillRecordKind.PAYMENT,
+            fields[i_trade],
+            fields[i_out],
+            refund_no if refund_no not in ("", "0") else None,
+            amount,
+            currency,
+            fee,
+            fields[i_subject] if i_subject is not None else "",
+            fields[i_time],
+            "",
+            header,
+            fields,
+        )
     _check_summary(tail)
     _check_totals(tail, rows, totals)
 
 
+#: totals are compared exactly, in units of 10**-6 (fees have five decimals)
+_TOTAL_SCALE: Final = 6
 _TOTALLED: Final = frozenset(name for name in _SUMMARY_OF.values() if name is not None)
 
 
@@ -328,7 +361,7 @@ def _text_lines(text: io.TextIOWrapper) -> Iterator[str]:
         raise ProtocolError("wechat: the bill download is a corrupt gzip file") from None
 
 
-def _check_totals(tail: Sequence[str], rows: int, totals: Mapping[str, Decimal]) -> None:
+def _check_totals(tail: Sequence[str], rows: int, totals: Mapping[str, int]) -> None:
     """Refuse a bill whose rows do not add up to its summary row."""
     names = [name.strip() for name in tail[0].split(",")]
     values = _fields(tail[1])
@@ -339,8 +372,15 @@ def _check_totals(tail: Sequence[str], rows: int, totals: Mapping[str, Decimal])
                 raise ProtocolError(
                     f"wechat: the bill has {rows} rows, its summary says {value[:12]}"
                 )
-        elif column in totals and _decimal(value, "summary") != totals[column]:
+        elif column in totals and _summary_value(value) != totals[column]:
             raise ProtocolError(
-                f"wechat: the bill's {column} add up to {totals[column]}, "
-                f"its summary says {name} {value[:24]}"
+                f"wechat: the bill's {column} do not add up to its summary's {name} "
+                f"{value[:24]}"
             )
+
+
+def _summary_value(text: str) -> int:
+    try:
+        return decimal_minor(text or "0", _TOTAL_SCALE)
+    except AmountError:
+        raise ProtocolError(f"wechat: malformed bill summary value {text[:24]!r}") from None

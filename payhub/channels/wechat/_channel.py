@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ValidationError
 
 from payhub.channels._base import Channel, Flow
-from payhub.channels._bills import BillStream
+from payhub.channels._bills import BillLine, BillStream
 from payhub.errors import (
     AmountError,
     ChannelError,
@@ -738,8 +738,8 @@ class WechatPayChannel(Channel):
             raise error_from_response(download)
         name = self.name
 
-        def read(file: IO[bytes]) -> Iterator[BillRecord]:
-            return iter_trade_bill(file, channel=name, bill_date=bill_date, max_minor=MAX_MINOR)
+        def read(file: IO[bytes]) -> Iterator[BillLine]:
+            return iter_trade_bill(file, max_minor=MAX_MINOR)
 
         stream = BillStream.spool(download.content, read, channel=name, bill_date=bill_date)
         try:
