@@ -30,12 +30,16 @@ LAYERS: dict[str, int] = {
     "payhub.lifecycle": 5,
     "payhub.splits": 5,
     "payhub.settlement": 5,
+    # reconciliation's pure decisions (one bill row against the store)
+    "payhub.bill_match": 5,
     "payhub.store": 6,
     # the facade: the hub package (one module per job) and its old import path
     "payhub.hub": 7,
     "payhub.web": 7,
     "payhub.client": 7,
     "payhub.cli": 7,
+    # reconciliation's runner: bills through the hub, repairs through hub.sync
+    "payhub.recon": 7,
     "payhub": 7,
 }
 FORBIDDEN = ("flask", "django", "werkzeug", "payhub_sandbox", "flask_payhub", "payhub_django")
