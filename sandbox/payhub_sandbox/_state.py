@@ -151,6 +151,11 @@ class TradeStore:
         self._by_out_no: dict[tuple[str, str, str], str] = {}
         self._refunds: list[Refund] = []
         self._by_out_refund_no: dict[tuple[str, str, str, str], Refund] = {}
+        # differences planted in bills: bills only, never trades (it imports this module)
+        from payhub_sandbox._bill_faults import BillFaults  # noqa: PLC0415
+
+        #: differences planted in the channels' bills (``_bill_faults``)
+        self.bill_faults = BillFaults()
 
     # -- trades -----------------------------------------------------------
 

@@ -1140,11 +1140,14 @@ class WechatSimulator:
         return now >= datetime.combine(day + timedelta(days=1), _BILL_READY_AT, CHINA_TZ)
 
     def _bill_text(self, merchant: WechatMerchant, day: date, bill_type: str) -> tuple[str, int]:
+        trades, refunds = self._store.bill_faults.apply(
+            CHANNEL, merchant.mch_id, day, self._store.trades(CHANNEL), self._store.refunds(CHANNEL)
+        )
         text = wechat_bill_csv(
             mch_id=merchant.mch_id,
             bill_date=day,
-            trades=self._store.trades(CHANNEL),
-            refunds=self._store.refunds(CHANNEL),
+            trades=trades,
+            refunds=refunds,
             fee_rate=merchant.fee_rate,
             bill_type=bill_type,
         )
