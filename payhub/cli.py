@@ -27,6 +27,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from payhub._cli_recon import reconcile_app
 from payhub.errors import ConfigurationError, PayhubError
 from payhub.hub import PayHub, SyncReport
 from payhub.store import Store
@@ -48,6 +49,7 @@ anomalies_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(anomalies_app, name="anomalies")
+app.add_typer(reconcile_app, name="reconcile")
 
 _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
 

@@ -58,6 +58,9 @@ MATCHED: Final = "matched"
 EXPECTED: Final = "expected"
 AUTO: Final = "auto"
 _PAID: Final = frozenset({"paid", "partially_refunded", "refunded"})
+_CONFIG_KEYS: Final = frozenset(
+    {"sla_days", "fees", "cutoffs", "boundary_slack_seconds", "auto_repair", "batch_size"}
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,44 @@ class ReconConfig:
         for name, cutoff in self.cutoffs.items():
             if not isinstance(cutoff, time) or cutoff.tzinfo is not None:
                 raise ConfigurationError(f"recon: cutoffs[{name!r}] must be a naive time")
+
+    @classmethod
+    def from_config(cls, config: object) -> ReconConfig:
+        """Read the hub configuration's ``"reconcile"`` section: ``sla_days``,
+        ``fees`` (a :meth:`FeeSchedule.from_config` mapping), ``cutoffs``
+        (``{"channel": "HH:MM"}``), ``boundary_slack_seconds``, ``auto_repair``,
+        ``batch_size``."""
+        if config is None:
+            return cls()
+        if not isinstance(config, Mapping):
+            raise ConfigurationError("reconcile: expected an object")
+        unknown = set(config) - _CONFIG_KEYS
+        if unknown:
+            raise ConfigurationError(f"reconcile: unknown keys {sorted(unknown)}")
+        cutoffs: dict[str, time] = {}
+        raw_cutoffs = config.get("cutoffs", {})
+        if not isinstance(raw_cutoffs, Mapping):
+            raise ConfigurationError("reconcile.cutoffs: expected {channel: 'HH:MM'}")
+        for name, text in raw_cutoffs.items():
+            try:
+                cutoffs[str(name)] = time.fromisoformat(str(text))
+            except ValueError:
+                raise ConfigurationError(f"reconcile.cutoffs.{name}: not a time HH:MM") from None
+        slack = config.get("boundary_slack_seconds", 300)
+        if isinstance(slack, bool) or not isinstance(slack, int) or slack < 0:
+            raise ConfigurationError("reconcile.boundary_slack_seconds: a whole number >= 0")
+        auto = config.get("auto_repair", True)
+        if not isinstance(auto, bool):
+            raise ConfigurationError("reconcile.auto_repair: true or false")
+        fees = config.get("fees")
+        return cls(
+            sla_days=config.get("sla_days", 2),
+            cutoffs=cutoffs,
+            boundary_slack=timedelta(seconds=slack),
+            fees=None if fees is None else FeeSchedule.from_config(fees, path="reconcile.fees"),
+            auto_repair=auto,
+            batch_size=config.get("batch_size", 2000),
+        )
 
     def window(self, channel: str, bill_date: date) -> tuple[datetime, datetime]:
         return day_window(bill_date, self.cutoffs.get(channel, time(0)), self.zone)
@@ -247,13 +288,33 @@ class Reconciler:
     >>> result.counts, result.open  # doctest: +SKIP
     """
 
-    def __init__(self, hub: PayHub, config: ReconConfig | None = None) -> None:
-        store = hub.store
+    def __init__(
+        self,
+        hub: PayHub | None,
+        config: ReconConfig | None = None,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """``hub``: the hub whose channels give the bills and answer queries, and
+        whose store is reconciled; without one (``store`` only) the queue can be
+        read and resolved, but nothing run or synced. ``clock``: what "now" is
+        when judging the SLA (the store's clock by default)."""
+        store = hub.store if hub is not None else store
         if store is None:
             raise ConfigurationError("reconciliation needs a hub with a store")
-        self.hub = hub
+        self._hub = hub
         self.store: Store = store
         self.config = config or ReconConfig()
+        self._clock = clock or store.now
+
+    @property
+    def hub(self) -> PayHub:
+        if self._hub is None:
+            raise ConfigurationError(
+                "this needs the hub's channels: give a hub configuration (--config)"
+            )
+        return self._hub
 
     # -- runs -------------------------------------------------------------------------
 
@@ -360,7 +421,7 @@ class Reconciler:
         config = self.config
         start, end = config.window(channel, bill_date)
         slack = config.boundary_slack
-        now = self.store.now()
+        now = self._clock()
         found: list[Difference] = []
         expected = 0
 
