@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 OPEN = "open"
+#: a server-side cursor where the driver has one, for this statement only
+_STREAM: Final = {"stream_results": True, "yield_per": 5000}
 
 _PAYMENT_COLUMNS = (
     payments.c.id,
@@ -330,7 +332,7 @@ def day_payments(
         payments.c.currency,
         payments.c.paid_at,
     ).where(payments.c.channel == channel, payments.c.paid_at >= start, payments.c.paid_at < end)
-    result = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
+    result = conn.execute(query, execution_options=_STREAM)
     for row in result:
         yield row[0], row[1], row[2], row[3], row[4]
 
@@ -356,6 +358,6 @@ def day_refunds(
             refunds.c.updated_at < end,
         )
     )
-    result = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
+    result = conn.execute(query, execution_options=_STREAM)
     for row in result:
         yield row[0], row[1], row[2], row[3], row[4], row[5]
