@@ -21,7 +21,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "DiffKind",
@@ -67,8 +67,9 @@ class Repair(enum.StrEnum):
 _PAID_STATES: Final = frozenset({"paid", "partially_refunded", "refunded"})
 
 
-@dataclass(frozen=True, slots=True)
-class StoredPayment:
+class StoredPayment(NamedTuple):
+    """A stored payment, as reconciliation reads it (a tuple: a million a run)."""
+
     id: int
     out_trade_no: str
     amount_minor: int
@@ -79,8 +80,7 @@ class StoredPayment:
     paid_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRefund:
+class StoredRefund(NamedTuple):
     id: int
     out_refund_no: str
     out_trade_no: str

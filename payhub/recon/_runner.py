@@ -58,6 +58,8 @@ MATCHED: Final = "matched"
 EXPECTED: Final = "expected"
 AUTO: Final = "auto"
 _PAID: Final = frozenset({"paid", "partially_refunded", "refunded"})
+#: a batch without differences commits the run's progress only this often
+_PROGRESS_EVERY: Final = 10
 _CONFIG_KEYS: Final = frozenset(
     {"sla_days", "fees", "cutoffs", "boundary_slack_seconds", "auto_repair", "batch_size"}
 )
@@ -85,7 +87,7 @@ class ReconConfig:
     boundary_slack: timedelta = timedelta(minutes=5)
     fees: FeeSchedule | None = None
     auto_repair: bool = True
-    batch_size: int = 2000
+    batch_size: int = 5000
 
     def __post_init__(self) -> None:
         if isinstance(self.sla_days, bool) or not isinstance(self.sla_days, int):
@@ -135,7 +137,7 @@ class ReconConfig:
             boundary_slack=timedelta(seconds=slack),
             fees=None if fees is None else FeeSchedule.from_config(fees, path="reconcile.fees"),
             auto_repair=auto,
-            batch_size=config.get("batch_size", 2000),
+            batch_size=config.get("batch_size", 5000),
         )
 
     def window(self, channel: str, bill_date: date) -> tuple[datetime, datetime]:
@@ -195,6 +197,7 @@ class _Matcher:
         #: rows whose key matched nothing stored, to tell their repeats
         self.seen_unknown: dict[str, int] = {}
         self.rows = 0
+        self.batches = 0
 
     def batch(
         self,
@@ -205,13 +208,33 @@ class _Matcher:
         found: list[Difference] = []
         channel = self.channel
         counts = self.counts
+        seen_payments, seen_refunds = self.seen_payments, self.seen_refunds
+        payment = BillRecordKind.PAYMENT
         for line in lines:
             self.rows += 1
-            if line.kind is BillRecordKind.PAYMENT:
-                key = payment_key(line.out_trade_no)
+            if line.kind is payment:
+                key = "payment:" + line.out_trade_no
                 stored = stored_payments.get(line.out_trade_no)
+                if stored is not None and stored.id not in seen_payments:
+                    # the common case, inline: a paid payment billed once, as stored
+                    seen_payments.add(stored.id)
+                    if (
+                        stored.status in _PAID
+                        and stored.channel == channel
+                        and stored.amount_minor == line.amount_minor
+                        and stored.currency == line.currency
+                        and (
+                            line.fee_minor is None
+                            or self.config.fees is None
+                            or line.fee_minor
+                            == self.config.expected_fee(channel, line.amount_minor, line.currency)
+                        )
+                    ):
+                        counts[MATCHED] += 1
+                        continue
+                    seen_payments.discard(stored.id)
                 ident = None if stored is None else stored.id
-                seen = self.seen_payments
+                seen = seen_payments
                 expected = (
                     None
                     if stored is None or stored.status not in _PAID
@@ -222,7 +245,7 @@ class _Matcher:
                 key = refund_key(number)
                 refund = stored_refunds.get(number)
                 ident = None if refund is None else refund.id
-                seen = self.seen_refunds
+                seen = seen_refunds
             if self._repeated(key, ident, seen):
                 times = self.seen_unknown.get(key, 2)
                 found.append(
@@ -372,41 +395,58 @@ class Reconciler:
         progress: Callable[[int], None] | None,
     ) -> None:
         size = self.config.batch_size
-        batch: list[BillLine] = []
-        for line in bill.lines():
-            batch.append(line)
-            if len(batch) >= size:
-                self._batch(batch, matcher, run_id, bill)
-                batch = []
+        store = self.store
+        # One reading connection for the whole bill, its snapshot released after
+        # each batch; the differences are written in their own short transactions.
+        with store.engine.connect() as opened:
+            reader = opened.execution_options(payhub_readonly=True)
+            batch: list[BillLine] = []
+            for line in bill.lines():
+                batch.append(line)
+                if len(batch) >= size:
+                    self._batch(reader, batch, matcher, run_id, bill)
+                    batch = []
+                    if progress is not None:
+                        progress(matcher.rows)
+            if batch:
+                self._batch(reader, batch, matcher, run_id, bill)
                 if progress is not None:
                     progress(matcher.rows)
-        if batch:
-            self._batch(batch, matcher, run_id, bill)
-            if progress is not None:
-                progress(matcher.rows)
 
     def _batch(
-        self, lines: list[BillLine], matcher: _Matcher, run_id: int, bill: BillStream
+        self,
+        reader: Any,
+        lines: list[BillLine],
+        matcher: _Matcher,
+        run_id: int,
+        bill: BillStream,
     ) -> None:
-        payment_keys = sorted(
+        payment_keys = list(
             {line.out_trade_no for line in lines if line.kind is BillRecordKind.PAYMENT}
         )
-        refund_keys = sorted(
+        refund_keys = list(
             {
                 line.out_refund_no
                 for line in lines
                 if line.kind is BillRecordKind.REFUND and line.out_refund_no
             }
         )
-        stored_payments, stored_refunds = self.store.run(
-            lambda conn: (
-                _db.lookup_payments(conn, payment_keys),
-                _db.lookup_refunds(conn, refund_keys),
-            ),
-            readonly=True,
-        )
+
+        def look_up() -> tuple[dict[str, StoredPayment], dict[str, StoredRefund]]:
+            try:
+                return (
+                    _db.lookup_payments(reader, payment_keys),
+                    _db.lookup_refunds(reader, refund_keys),
+                )
+            finally:
+                reader.rollback()
+
+        stored_payments, stored_refunds = self.store.guard(look_up)
         # Classified outside the write: a retried transaction writes the same rows.
         found = matcher.batch(lines, stored_payments, stored_refunds)
+        matcher.batches += 1
+        if not found and matcher.batches % _PROGRESS_EVERY:
+            return  # nothing to record: the run's progress is written every few batches
         rows, now = matcher.rows, self.store.now()
 
         def write(conn: Any) -> None:
@@ -422,51 +462,49 @@ class Reconciler:
         start, end = config.window(channel, bill_date)
         slack = config.boundary_slack
         now = self._clock()
-        found: list[Difference] = []
-        expected = 0
 
-        def near_cutoff(moment: datetime) -> bool:
-            return moment - start < slack or end - moment <= slack
+        # Rows this close to a cut-off may sit in the neighbouring day's bill:
+        # only what lies inside the slack is looked for.
+        inner_start, inner_end = start + slack, end - slack
+
+        def judge(key: str, out_trade_no: str, out_refund_no: str | None, amount: int,
+                  currency: str) -> Difference | None:
+            return missing_at_channel(
+                key=key,
+                out_trade_no=out_trade_no,
+                out_refund_no=out_refund_no,
+                amount_minor=amount,
+                currency=currency,
+                bill_date=bill_date,
+                now=now,
+                sla_days=config.sla_days,
+                window_end=end,
+            )
 
         def scan(conn: Any) -> tuple[list[Difference], int]:
-            found.clear()
+            found: list[Difference] = []
             waiting = 0
-            for ident, out_trade_no, amount, currency, paid_at in _db.day_payments(
-                conn, channel, start, end
+            seen = matcher.seen_payments
+            unseen = [
+                ident
+                for ident in _db.day_payment_ids(conn, channel, inner_start, inner_end)
+                if ident not in seen
+            ]
+            for at in range(0, len(unseen), config.batch_size):
+                chunk = unseen[at : at + config.batch_size]
+                for _, out_trade_no, amount, currency in _db.payments_by_id(conn, chunk):
+                    diff = judge(payment_key(out_trade_no), out_trade_no, None, amount, currency)
+                    if diff is None:
+                        waiting += 1
+                    else:
+                        found.append(diff)
+            for ident, out_refund_no, out_trade_no, amount, currency in _db.day_refunds(
+                conn, channel, inner_start, inner_end
             ):
-                if ident in matcher.seen_payments or near_cutoff(paid_at):
+                if ident in matcher.seen_refunds:
                     continue
-                diff = missing_at_channel(
-                    key=payment_key(out_trade_no),
-                    out_trade_no=out_trade_no,
-                    out_refund_no=None,
-                    amount_minor=amount,
-                    currency=currency,
-                    bill_date=bill_date,
-                    now=now,
-                    sla_days=config.sla_days,
-                    window_end=end,
-                )
-                if diff is None:
-                    waiting += 1
-                else:
-                    found.append(diff)
-            for ident, out_refund_no, out_trade_no, amount, currency, at in _db.day_refunds(
-                conn, channel, start, end
-            ):
-                if ident in matcher.seen_refunds or near_cutoff(at):
-                    continue
-                diff = missing_at_channel(
-                    key=refund_key(out_refund_no),
-                    out_trade_no=out_trade_no,
-                    out_refund_no=out_refund_no,
-                    amount_minor=amount,
-                    currency=currency,
-                    bill_date=bill_date,
-                    now=now,
-                    sla_days=config.sla_days,
-                    window_end=end,
-                )
+                diff = judge(refund_key(out_refund_no), out_trade_no, out_refund_no, amount,
+                             currency)
                 if diff is None:
                     waiting += 1
                 else:

@@ -313,7 +313,7 @@ def test_a_crashed_run_is_resumed_and_records_nothing_twice(day: Day) -> None:
         Reconciler(day.hub, small, clock=later(day)).run(day.channel, day.today, progress=crash)
     (crashed,) = Reconciler(day.hub, small).runs(day.channel, day.today)
     assert crashed["status"] == "running"
-    assert crashed["rows_read"] == 4
+    assert 0 < crashed["rows_read"] <= 4  # committed with the batches that had differences
 
     resumed = Reconciler(day.hub, small, clock=later(day)).run(day.channel, day.today)
     assert resumed.resumed

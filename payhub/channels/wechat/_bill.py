@@ -295,8 +295,13 @@ def iter_trade_bill(
     i_amount = needed(_ORDER_AMOUNT)
     i_refund, i_refund_no = column(_REFUND_AMOUNT), column(_OUT_REFUND_NO)
     i_currency, i_subject, i_fee = column(_CURRENCY), column(_SUBJECT), column(_FEE)
-    totalled = [(name, at[name]) for name in _TOTALLED if name in at]
-    totals = dict.fromkeys(header, 0)
+    counted: list[tuple[int, dict[str, int]]] = [
+        (at[name], {}) for name in _TOTALLED if name in at
+    ]
+    # A day's bill repeats the same few prices and fees: each text is parsed
+    # once, and the totals count texts, summed exactly at the end.
+    parsed: dict[str, int] = {}
+    exponents: dict[str, int] = {}
     width = len(header)
     rows = 0
     tail: list[str] = []
@@ -311,22 +316,34 @@ def iter_trade_bill(
             raise ProtocolError(
                 f"wechat: bill line {number} has {len(fields)} fields, the header {width}"
             )
+        currency = (fields[i_currency] if i_currency is not None else "") or "CNY"
+        exponent = exponents.get(currency)
+        is_refund = fields[i_state] == "REFUND"
         try:
-            currency = (fields[i_currency] if i_currency is not None else "") or "CNY"
-            exponent = currency_exponent(currency)
-            is_refund = fields[i_state] == "REFUND"
+            if exponent is None:
+                exponent = exponents[currency] = currency_exponent(currency)
             if is_refund:
                 if i_refund is None:
                     raise ProtocolError("wechat: the bill has no column 申请退款金额")
-                amount = -decimal_minor(fields[i_refund], exponent, max_minor=max_minor)
+                amount_text = fields[i_refund]
             else:
-                amount = decimal_minor(fields[i_amount], exponent, max_minor=max_minor)
+                amount_text = fields[i_amount]
+            amount = parsed.get(amount_text) if exponent == 2 else None
+            if amount is None:
+                amount = decimal_minor(amount_text, exponent, max_minor=max_minor)
+                if exponent == 2 and len(parsed) < _MEMO_LIMIT:
+                    parsed[amount_text] = amount
             fee_text = fields[i_fee] if i_fee is not None else ""
-            fee = decimal_minor(fee_text, exponent, max_minor=max_minor) if fee_text else None
-            for name, index in totalled:
-                totals[name] += decimal_minor(fields[index] or "0", _TOTAL_SCALE)
+            fee = parsed.get(fee_text) if exponent == 2 else None
+            if fee is None and fee_text:
+                fee = decimal_minor(fee_text, exponent, max_minor=max_minor)
+                if exponent == 2 and len(parsed) < _MEMO_LIMIT:
+                    parsed[fee_text] = fee
         except AmountError as exc:
             raise ProtocolError(f"wechat: bill line {number}: {exc.message}") from None
+        for index, texts in counted:
+            value = fields[index]
+            texts[value] = texts.get(value, 0) + 1
         refund_no = fields[i_refund_no] if is_refund and i_refund_no is not None else ""
         rows += 1
         yield BillLine(
@@ -334,7 +351,7 @@ def iter_trade_bill(
             fields[i_trade],
             fields[i_out],
             refund_no if refund_no not in ("", "0") else None,
-            amount,
+            -amount if is_refund else amount,
             currency,
             fee,
             fields[i_subject] if i_subject is not None else "",
@@ -343,12 +360,21 @@ def iter_trade_bill(
             header,
             fields,
         )
+    totals: dict[str, int] = {}
+    for index, texts in counted:
+        try:
+            totals[header[index]] = sum(
+                decimal_minor(text or "0", _TOTAL_SCALE) * times for text, times in texts.items()
+            )
+        except AmountError as exc:
+            raise ProtocolError(f"wechat: bill column {header[index]}: {exc.message}") from None
     _check_summary(tail)
     _check_totals(tail, rows, totals)
 
 
 #: totals are compared exactly, in units of 10**-6 (fees have five decimals)
 _TOTAL_SCALE: Final = 6
+_MEMO_LIMIT: Final = 65_536
 _TOTALLED: Final = frozenset(name for name in _SUMMARY_OF.values() if name is not None)
 
 
