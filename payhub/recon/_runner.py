@@ -210,29 +210,31 @@ class _Matcher:
         counts = self.counts
         seen_payments, seen_refunds = self.seen_payments, self.seen_refunds
         payment = BillRecordKind.PAYMENT
+        no_fees = self.config.fees is None
         for line in lines:
             self.rows += 1
             if line.kind is payment:
-                key = "payment:" + line.out_trade_no
                 stored = stored_payments.get(line.out_trade_no)
-                if stored is not None and stored.id not in seen_payments:
+                if stored is not None and stored[0] not in seen_payments:
                     # the common case, inline: a paid payment billed once, as stored
-                    seen_payments.add(stored.id)
+                    # (by position: id, out_trade_no, amount, currency, status, channel)
+                    seen_payments.add(stored[0])
                     if (
-                        stored.status in _PAID
-                        and stored.channel == channel
-                        and stored.amount_minor == line.amount_minor
-                        and stored.currency == line.currency
+                        stored[2] == line.amount_minor
+                        and stored[4] in _PAID
+                        and stored[5] == channel
+                        and stored[3] == line.currency
                         and (
-                            line.fee_minor is None
-                            or self.config.fees is None
+                            no_fees
+                            or line.fee_minor is None
                             or line.fee_minor
                             == self.config.expected_fee(channel, line.amount_minor, line.currency)
                         )
                     ):
                         counts[MATCHED] += 1
                         continue
-                    seen_payments.discard(stored.id)
+                    seen_payments.discard(stored[0])
+                key = payment_key(line.out_trade_no)
                 ident = None if stored is None else stored.id
                 seen = seen_payments
                 expected = (
@@ -421,15 +423,18 @@ class Reconciler:
         run_id: int,
         bill: BillStream,
     ) -> None:
+        # in bill order (the index is walked in order), without repeats
         payment_keys = list(
-            {line.out_trade_no for line in lines if line.kind is BillRecordKind.PAYMENT}
+            dict.fromkeys(
+                line.out_trade_no for line in lines if line.kind is BillRecordKind.PAYMENT
+            )
         )
         refund_keys = list(
-            {
+            dict.fromkeys(
                 line.out_refund_no
                 for line in lines
                 if line.kind is BillRecordKind.REFUND and line.out_refund_no
-            }
+            )
         )
 
         def look_up() -> tuple[dict[str, StoredPayment], dict[str, StoredRefund]]:

@@ -18,9 +18,11 @@ import hashlib
 import io
 import re
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from operator import itemgetter
 from typing import IO, Final
 
 from payhub.channels._bills import BillLine, currency_exponent, decimal_minor
@@ -295,9 +297,11 @@ def iter_trade_bill(
     i_amount = needed(_ORDER_AMOUNT)
     i_refund, i_refund_no = column(_REFUND_AMOUNT), column(_OUT_REFUND_NO)
     i_currency, i_subject, i_fee = column(_CURRENCY), column(_SUBJECT), column(_FEE)
-    counted: list[tuple[int, dict[str, int]]] = [
-        (at[name], {}) for name in _TOTALLED if name in at
+    counted: list[tuple[int, Counter[str]]] = [
+        (at[name], Counter()) for name in _TOTALLED if name in at
     ]
+    # rows waiting to be counted, a block at a time (Counter counts in C)
+    pending: list[list[str]] = []
     # A day's bill repeats the same few prices and fees: each text is parsed
     # once, and the totals count texts, summed exactly at the end.
     parsed: dict[str, int] = {}
@@ -341,9 +345,9 @@ def iter_trade_bill(
                     parsed[fee_text] = fee
         except AmountError as exc:
             raise ProtocolError(f"wechat: bill line {number}: {exc.message}") from None
-        for index, texts in counted:
-            value = fields[index]
-            texts[value] = texts.get(value, 0) + 1
+        pending.append(fields)
+        if len(pending) >= _COUNT_BLOCK:
+            _count(counted, pending)
         refund_no = fields[i_refund_no] if is_refund and i_refund_no is not None else ""
         rows += 1
         yield BillLine(
@@ -360,6 +364,7 @@ def iter_trade_bill(
             header,
             fields,
         )
+    _count(counted, pending)
     totals: dict[str, int] = {}
     for index, texts in counted:
         try:
@@ -372,6 +377,13 @@ def iter_trade_bill(
     _check_totals(tail, rows, totals)
 
 
+def _count(counted: Sequence[tuple[int, Counter[str]]], pending: list[list[str]]) -> None:
+    for index, texts in counted:
+        texts.update(map(itemgetter(index), pending))
+    pending.clear()
+
+
+_COUNT_BLOCK: Final = 1024
 #: totals are compared exactly, in units of 10**-6 (fees have five decimals)
 _TOTAL_SCALE: Final = 6
 _MEMO_LIMIT: Final = 65_536
