@@ -113,7 +113,7 @@ def fill_store(url: str, rows: int) -> None:
 def candidate(url: str, bill: Path) -> dict[str, object]:
     from payhub.channels import BillStream  # noqa: PLC0415
     from payhub.channels.wechat._bill import iter_trade_bill  # noqa: PLC0415
-    from payhub.recon import ReconConfig, Reconciler  # noqa: PLC0415
+    from payhub.recon import Reconciler, ReconConfig  # noqa: PLC0415
     from payhub.store import Store  # noqa: PLC0415
 
     with Store(url) as store:
@@ -190,7 +190,8 @@ def measure(backend: str, url: str, rows: int, rounds: int, bill: Path) -> bool:
         peaks.append(float(cand["max_rss_mb"]))  # type: ignore[arg-type]
         times.append((cand["seconds"], base["seconds"]))
         print(
-            f"  round {n + 1}: payhub {cand['seconds']:.2f} s (max RSS {cand['max_rss_mb']:.0f} MB, "
+            f"  round {n + 1}: payhub {cand['seconds']:.2f} s "
+            f"(max RSS {cand['max_rss_mb']:.0f} MB, "
             f"counts {cand['counts']}), raw {base['seconds']:.2f} s "
             f"(max RSS {base['max_rss_mb']:.0f} MB): ratio {ratio:.2f}"
         )
@@ -228,7 +229,8 @@ def main() -> None:
             f"written in {time.perf_counter() - started:.1f} s"
         )
         if args.backend in ("sqlite", "both"):
-            ok &= measure("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.rows, args.rounds, bill)
+            sqlite_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            ok &= measure("sqlite", sqlite_url, args.rows, args.rounds, bill)
         if args.backend in ("postgres", "both"):
             if not args.pg_url:
                 sys.exit("give --pg-url or PAYHUB_TEST_POSTGRES_URL")

@@ -139,6 +139,14 @@ class PaymentRequest(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     #: Pin the payment to one configured channel account; routing picks otherwise.
     channel: str | None = None
+    #: The seller of a multi-seller platform whose ledger accounts the payment
+    #: credits (docs/ledger.md); None: the shop itself.
+    seller: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$",
+    )
 
 
 class AttemptOutcome(enum.StrEnum):

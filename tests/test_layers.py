@@ -33,6 +33,8 @@ LAYERS: dict[str, int] = {
     # reconciliation's pure decisions (one bill row against the store)
     "payhub.bill_match": 5,
     "payhub.store": 6,
+    # beside the store: the store builds its poster at construction (docs/ledger.md)
+    "payhub.ledger": 6,
     # the facade: the hub package (one module per job) and its old import path
     "payhub.hub": 7,
     "payhub.web": 7,

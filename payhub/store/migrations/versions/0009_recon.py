@@ -8,8 +8,8 @@ records one twice. ``payhub_recon_repairs``: who repaired what, how and why.
 ``payhub_payments`` gets an index on (channel, paid_at): a run reads the
 channel's payments of its day.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07
 """
 
@@ -22,8 +22,8 @@ from alembic import op
 
 from payhub.store._types import UTCDateTime, nopad_collation
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
