@@ -46,6 +46,8 @@ class DiffKind(enum.StrEnum):
     STATUS_MISMATCH = "status_mismatch"
     CURRENCY_MISMATCH = "currency_mismatch"
     DUPLICATE_ROW = "duplicate_row"
+    #: billed and stored alike, but the ledger has no entry for the payment
+    MISSING_IN_LEDGER = "missing_in_ledger"
 
 
 class Repair(enum.StrEnum):
@@ -132,11 +134,14 @@ def classify_payment(
     fee_minor: int | None,
     stored: StoredPayment | None,
     expected_fee_minor: int | None = None,
+    in_ledger: bool | None = None,
 ) -> list[Difference]:
     """The differences of one payment row of ``channel``'s bill (none: matched).
 
-    ``expected_fee_minor``: the fee schedule's fee for this payment, or None
-    when no schedule prices this channel (then fees are not compared).
+    ``expected_fee_minor``: the fee the books expect (the ledger's channel-fee
+    line, else the fee schedule's), or None when nothing prices this channel
+    (then fees are not compared). ``in_ledger``: whether the ledger holds the
+    payment's entry (None: not checked).
     """
     key = payment_key(out_trade_no)
     common: dict[str, Any] = {
@@ -189,6 +194,15 @@ def classify_payment(
                 bill_fee_minor=fee_minor,
                 expected_fee_minor=expected_fee_minor,
                 repairs=(Repair.ADJUST, Repair.IGNORE),
+                **common,
+            )
+        )
+    if in_ledger is False:
+        found.append(
+            Difference(
+                DiffKind.MISSING_IN_LEDGER,
+                repairs=(Repair.ADJUST, Repair.IGNORE),
+                detail={"why": "no ledger entry for this payment"},
                 **common,
             )
         )

@@ -237,3 +237,9 @@ def test_missing_at_the_channel_only_after_the_sla() -> None:
 
     assert judge(end + timedelta(days=2) - timedelta(seconds=1)) is None
     assert judge(end + timedelta(days=2)).kind is DiffKind.MISSING_AT_CHANNEL  # type: ignore[attr-defined]
+
+
+def test_a_payment_without_its_ledger_entry_is_a_difference() -> None:
+    assert classify(paid(), in_ledger=True) == []
+    assert classify(paid(), in_ledger=None) == []  # the ledger not checked
+    assert classify(paid(), in_ledger=False) == [DiffKind.MISSING_IN_LEDGER]

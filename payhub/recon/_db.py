@@ -45,6 +45,15 @@ _FIND_REFUNDS = sa.text(
 ).bindparams(sa.bindparam("keys", expanding=True))
 
 
+# A payment's ledger entry and its channel-fee line (none when the fee was zero).
+_FIND_LEDGER = sa.text(
+    "SELECT e.reference, l.amount_minor FROM payhub_ledger_entries e "
+    "LEFT JOIN (payhub_ledger_lines l JOIN payhub_ledger_accounts a "
+    "ON a.id = l.account_id AND a.kind = 'channel_fees') ON l.entry_id = e.id "
+    "WHERE e.cause = 'payment' AND e.reference IN :keys"
+).bindparams(sa.bindparam("keys", expanding=True))
+
+
 class RunRecord(dict[str, Any]):
     """A run as stored: id, channel, bill_date, status, started_at,
     finished_at, rows_read, counts, error."""
@@ -69,6 +78,13 @@ def lookup_refunds(conn: Connection, keys: Sequence[str]) -> dict[str, StoredRef
         return {}
     rows: list[Any] = list(conn.execute(_FIND_REFUNDS, {"keys": keys}).all())
     return {row.out_refund_no: row for row in rows}
+
+
+def lookup_ledger(conn: Connection, keys: Sequence[str]) -> dict[str, int]:
+    """The payments among ``keys`` the ledger posted, with the channel fee it booked."""
+    if not keys:
+        return {}
+    return {row[0]: row[1] or 0 for row in conn.execute(_FIND_LEDGER, {"keys": keys}).all()}
 
 
 def start_run(conn: Connection, channel: str, bill_date: date, now: datetime) -> RunRecord:

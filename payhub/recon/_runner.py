@@ -43,10 +43,12 @@ from payhub.fees import FeeSchedule
 from payhub.models import BillRecordKind
 from payhub.money import Money
 from payhub.recon import _db
+from payhub.recon._adjust import adjustment_draft
 from payhub.tz import SHANGHAI
 
 if TYPE_CHECKING:
     from payhub.hub import PayHub
+    from payhub.ledger import Ledger
     from payhub.store import Store
 
 __all__ = ["ReconConfig", "Reconciler", "RunResult"]
@@ -61,7 +63,15 @@ _PAID: Final = frozenset({"paid", "partially_refunded", "refunded"})
 #: a batch without differences commits the run's progress only this often
 _PROGRESS_EVERY: Final = 10
 _CONFIG_KEYS: Final = frozenset(
-    {"sla_days", "fees", "cutoffs", "boundary_slack_seconds", "auto_repair", "batch_size"}
+    {
+        "sla_days",
+        "fees",
+        "cutoffs",
+        "boundary_slack_seconds",
+        "auto_repair",
+        "batch_size",
+        "check_ledger",
+    }
 )
 
 
@@ -88,6 +98,8 @@ class ReconConfig:
     fees: FeeSchedule | None = None
     auto_repair: bool = True
     batch_size: int = 5000
+    #: match each paid payment against its ledger entry (when the store has a ledger)
+    check_ledger: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.sla_days, bool) or not isinstance(self.sla_days, int):
@@ -138,6 +150,7 @@ class ReconConfig:
             fees=None if fees is None else FeeSchedule.from_config(fees, path="reconcile.fees"),
             auto_repair=auto,
             batch_size=config.get("batch_size", 5000),
+            check_ledger=bool(config.get("check_ledger", True)),
         )
 
     def window(self, channel: str, bill_date: date) -> tuple[datetime, datetime]:
@@ -188,9 +201,13 @@ class RunResult:
 class _Matcher:
     """The state of one pass over a bill: what was seen, the counts."""
 
-    def __init__(self, channel: str, config: ReconConfig) -> None:
+    def __init__(
+        self, channel: str, config: ReconConfig, ledger_prices: bool = False
+    ) -> None:
         self.channel = channel
         self.config = config
+        #: the ledger books this channel's fees (else fees compare with ``config.fees``)
+        self.ledger_prices = ledger_prices
         self.counts: dict[str, int] = {MATCHED: 0}
         self.seen_payments: set[int] = set()
         self.seen_refunds: set[int] = set()
@@ -204,13 +221,23 @@ class _Matcher:
         lines: list[BillLine],
         stored_payments: Mapping[str, StoredPayment],
         stored_refunds: Mapping[str, StoredRefund],
+        ledger: Mapping[str, int] | None = None,
     ) -> list[Difference]:
+        """Classify a batch. ``ledger``: the channel fee the ledger booked for each
+        payment it posted (None: the ledger is not checked)."""
         found: list[Difference] = []
         channel = self.channel
         counts = self.counts
         seen_payments, seen_refunds = self.seen_payments, self.seen_refunds
         payment = BillRecordKind.PAYMENT
-        no_fees = self.config.fees is None
+        ledger_fees = ledger if ledger is not None and self.ledger_prices else None
+        schedule = self.config.fees is not None
+
+        def expected_fee(out_trade_no: str, amount: int, currency: str) -> int | None:
+            if ledger_fees is not None and out_trade_no in ledger_fees:
+                return ledger_fees[out_trade_no]
+            return self.config.expected_fee(channel, amount, currency) if schedule else None
+
         for line in lines:
             self.rows += 1
             if line.kind is payment:
@@ -224,11 +251,12 @@ class _Matcher:
                         and stored[4] in _PAID
                         and stored[5] == channel
                         and stored[3] == line.currency
+                        and (ledger is None or line.out_trade_no in ledger)
                         and (
-                            no_fees
-                            or line.fee_minor is None
+                            line.fee_minor is None
+                            or (ledger_fees is None and not schedule)
                             or line.fee_minor
-                            == self.config.expected_fee(channel, line.amount_minor, line.currency)
+                            == expected_fee(line.out_trade_no, line.amount_minor, line.currency)
                         )
                     ):
                         counts[MATCHED] += 1
@@ -240,8 +268,9 @@ class _Matcher:
                 expected = (
                     None
                     if stored is None or stored.status not in _PAID
-                    else self.config.expected_fee(channel, line.amount_minor, line.currency)
+                    else expected_fee(line.out_trade_no, line.amount_minor, line.currency)
                 )
+                in_ledger = None if ledger is None else line.out_trade_no in ledger
             else:
                 number = line.out_refund_no or f"{line.out_trade_no}:{-line.amount_minor}"
                 key = refund_key(number)
@@ -272,6 +301,7 @@ class _Matcher:
                     fee_minor=line.fee_minor,
                     stored=stored,
                     expected_fee_minor=expected,
+                    in_ledger=in_ledger,
                 )
             else:
                 diffs = classify_refund(
@@ -332,6 +362,10 @@ class Reconciler:
         self.store: Store = store
         self.config = config or ReconConfig()
         self._clock = clock or store.now
+        try:
+            self._ledger: Ledger | None = store.ledger
+        except ConfigurationError:  # a store built with ledger=False
+            self._ledger = None
 
     @property
     def hub(self) -> PayHub:
@@ -365,7 +399,11 @@ class Reconciler:
         store = self.store
         started = store.run(lambda conn: _db.start_run(conn, channel, bill_date, store.now()))
         run_id = int(started["id"])
-        matcher = _Matcher(channel, self.config)
+        ledger = self._ledger if self.config.check_ledger else None
+        prices = ledger is not None and (
+            channel in ledger.config.channel_fees or ledger.config.channel_fees.default is not None
+        )
+        matcher = _Matcher(channel, self.config, ledger_prices=prices)
         try:
             self._stream(bill, matcher, run_id, progress)
         except ProtocolError as exc:
@@ -437,18 +475,23 @@ class Reconciler:
             )
         )
 
-        def look_up() -> tuple[dict[str, StoredPayment], dict[str, StoredRefund]]:
+        check_ledger = self._ledger is not None and self.config.check_ledger
+
+        def look_up() -> tuple[
+            dict[str, StoredPayment], dict[str, StoredRefund], dict[str, int] | None
+        ]:
             try:
                 return (
                     _db.lookup_payments(reader, payment_keys),
                     _db.lookup_refunds(reader, refund_keys),
+                    _db.lookup_ledger(reader, payment_keys) if check_ledger else None,
                 )
             finally:
                 reader.rollback()
 
-        stored_payments, stored_refunds = self.store.guard(look_up)
+        stored_payments, stored_refunds, ledger = self.store.guard(look_up)
         # Classified outside the write: a retried transaction writes the same rows.
-        found = matcher.batch(lines, stored_payments, stored_refunds)
+        found = matcher.batch(lines, stored_payments, stored_refunds, ledger)
         matcher.batches += 1
         if not found and matcher.batches % _PROGRESS_EVERY:
             return  # nothing to record: the run's progress is written every few batches
@@ -508,7 +551,7 @@ class Reconciler:
             ):
                 if ident in matcher.seen_refunds:
                     continue
-                diff = judge(refund_key(out_refund_no), out_trade_no, out_refund_no, amount,
+                diff = judge(refund_key(out_refund_no), out_trade_no, out_refund_no, -amount,
                              currency)
                 if diff is None:
                     waiting += 1
@@ -615,9 +658,10 @@ class Reconciler:
 
         ``sync``: ask the channel and apply its answer through the transition
         path (closes the difference only if the store then agrees with the
-        bill); ``ignore``: accepted as is; ``adjust``: the amount settled
-        outside payhub's flows (see docs/reconciliation.md); ``create`` /
-        ``replace``: the person created or replaced the record elsewhere.
+        bill); ``ignore``: accepted as is; ``adjust``: a ledger adjustment
+        entry makes the books agree with the bill (:mod:`payhub.recon._adjust`);
+        ``create`` / ``replace``: the person created or replaced the record
+        elsewhere (payhub never invents a payment).
         """
         try:
             action = Repair(action)
@@ -650,12 +694,17 @@ class Reconciler:
             Repair.CREATE: "created",
             Repair.REPLACE: "replaced",
         }[action]
-        outcome = {
+        outcome: dict[str, Any] = {
             "bill_amount_minor": record["bill_amount_minor"],
             "store_amount_minor": record["store_amount_minor"],
             "bill_fee_minor": record["bill_fee_minor"],
             "expected_fee_minor": record["expected_fee_minor"],
         }
+        if action is Repair.ADJUST:
+            if self._ledger is None:
+                raise ConfigurationError("adjust posts a ledger entry: this store has no ledger")
+            posted = self._ledger.post(adjustment_draft(record, self._ledger, self.store))
+            outcome["ledger_entry_id"] = posted.entry_id
         now = self.store.now()
         if not self.store.run(
             lambda conn: _db.resolve(

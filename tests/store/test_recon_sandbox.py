@@ -362,3 +362,71 @@ def test_the_cli_exits_non_zero_while_differences_are_open(
     shown = runner.invoke(reconcile_app, ["show", str(rows[0]["id"]), "--url", url, "--json"])
     assert json.loads(shown.output)["repairs"][0]["operator"] == "qa"
     assert runner.invoke(reconcile_app, ["list", "--url", url]).exit_code == 0
+
+
+# -- against the ledger ------------------------------------------------------------------
+
+
+def priced(day: Day) -> None:
+    """The ledger books the channel's fee at 0.6 %: what the bill is held to."""
+    day.store.configure_ledger(
+        {"channel_fees": {"rules": {day.channel: {"type": "percentage", "rate": "0.006"}}}}
+    )
+
+
+def test_fees_are_held_to_the_ledgers_fee_lines_and_every_payment_to_its_entry(
+    day: Day,
+) -> None:
+    priced(day)
+    planted_day(day)
+    no_schedule = ReconConfig(sla_days=2, boundary_slack=timedelta(0))
+    result = Reconciler(day.hub, no_schedule, clock=later(day)).run(day.channel, day.today)
+    # RECON-2's fee is compared with the 12 fen its ledger entry booked; every
+    # matched payment has its entry (no missing_in_ledger)
+    assert result.counts == {
+        "matched": 2,
+        "missing_in_store": 2,
+        "fee_mismatch": 1,
+        "duplicate_row": 1,
+        "missing_at_channel": 1,
+    }
+    fee_item = next(i for i in Reconciler(day.hub).items() if i["kind"] == "fee_mismatch")
+    assert (fee_item["bill_fee_minor"], fee_item["expected_fee_minor"]) == (99, 12)
+    # the repaired RECON-4 was posted by the sync path: a re-run matches it, entry and all
+    again = Reconciler(day.hub, no_schedule, clock=later(day)).run(day.channel, day.today)
+    assert again.counts["matched"] == 3
+    assert "missing_in_ledger" not in again.counts
+
+
+def test_adjust_posts_one_ledger_adjustment_entry(day: Day) -> None:
+    from payhub.ledger import Account, AccountKind  # noqa: PLC0415
+
+    priced(day)
+    planted_day(day)
+    reconciler = Reconciler(day.hub, config(day.channel), clock=later(day))
+    reconciler.run(day.channel, day.today)
+    fees = Account(day.channel, AccountKind.CHANNEL_FEES, "CNY")
+    booked = day.store.ledger.balance(fees)
+    fee_item = next(i for i in reconciler.items() if i["kind"] == "fee_mismatch")
+
+    done = reconciler.resolve(
+        fee_item["id"], "adjust", operator="alice", reason="the channel's fee is right"
+    )
+    assert done["status"] == "adjusted"
+    assert day.store.ledger.balance(fees) == booked + Money(99 - 12)
+    (entry,) = day.store.ledger.entries(cause="adjustment")
+    assert entry.reference == f"recon:{fee_item['id']}"
+    assert sum(line.amount.minor for line in entry.lines) == 0  # double entry
+    (repair,) = reconciler.repairs(fee_item["id"])
+    assert repair["outcome"]["ledger_entry_id"] == entry.id
+    with pytest.raises(InvalidRequestError, match="already adjusted"):
+        reconciler.resolve(fee_item["id"], "adjust", operator="bob", reason="again")
+    assert len(day.store.ledger.entries(cause="adjustment")) == 1
+
+    # a refund the channel never made: it still holds the 5.00, held in suspense
+    clearing = Account(day.channel, AccountKind.CLEARING, "CNY")
+    before = day.store.ledger.balance(clearing)
+    missing = next(i for i in reconciler.items() if i["kind"] == "missing_at_channel")
+    reconciler.resolve(missing["id"], "adjust", operator="alice", reason="refund failed")
+    assert day.store.ledger.balance(clearing) == before + Money(500)
+    assert len(day.store.ledger.entries(cause="adjustment")) == 2
