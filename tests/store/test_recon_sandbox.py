@@ -399,7 +399,7 @@ def test_fees_are_held_to_the_ledgers_fee_lines_and_every_payment_to_its_entry(
 
 
 def test_adjust_posts_one_ledger_adjustment_entry(day: Day) -> None:
-    from payhub.ledger import Account, AccountKind  # noqa: PLC0415
+    from payhub.ledger import Account, AccountKind
 
     priced(day)
     planted_day(day)
