@@ -422,7 +422,9 @@ class Reconciler:
             )
 
         store.run(finish)
-        repaired = self.auto_repair(channel, bill_date) if self.config.auto_repair else []
+        # Repairs ask the channels: only with a hub (a store-only reconciler just records).
+        auto = self.config.auto_repair and self._hub is not None
+        repaired = self.auto_repair(channel, bill_date) if auto else []
         result = self._result(run_id, resumed=bool(started.get("resumed")))
         result.repaired = repaired
         return result

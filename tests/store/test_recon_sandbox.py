@@ -430,3 +430,35 @@ def test_adjust_posts_one_ledger_adjustment_entry(day: Day) -> None:
     reconciler.resolve(missing["id"], "adjust", operator="alice", reason="refund failed")
     assert day.store.ledger.balance(clearing) == before + Money(500)
     assert len(day.store.ledger.entries(cause="adjustment")) == 2
+
+
+def test_a_bill_that_does_not_add_up_voids_its_run(store: Store) -> None:
+    """The real WeChat refund bill with its fee total changed: the run is refused,
+    and the differences it showed (72 refunds the store never heard of) are void."""
+    import gzip
+
+    from payhub.channels import BillStream
+    from payhub.channels.wechat._bill import iter_trade_bill
+
+    fixtures = Path(__file__).parent.parent / "fixtures" / "wechat"
+    real = fixtures / "tradebill_refund_2020-04-01.csv.gz"
+    text = gzip.decompress(real.read_bytes()).decode("utf-8")
+    reconciler = Reconciler(None, ReconConfig(batch_size=10), store=store)
+    day = datetime(2020, 4, 1).date()
+
+    broken = gzip.compress(text.replace("`-112.22000", "`-112.23000").encode("utf-8"))
+    bill = BillStream.spool(broken, iter_trade_bill, channel="wechat", bill_date=day)
+    with bill:
+        result = reconciler.run_bill(bill)
+    assert result.status == "refused"
+    assert "手续费" in (result.error or "")
+    assert reconciler.items(status=None) == []
+    assert not result.clean
+
+    # the bill as published adds up: 72 refunds the store does not have
+    good = BillStream.spool(real.read_bytes(), iter_trade_bill, channel="wechat", bill_date=day)
+    with good:
+        accepted = reconciler.run_bill(good)
+    assert accepted.status == "done"
+    assert accepted.counts["missing_in_store"] == 72
+    assert accepted.open == 72
