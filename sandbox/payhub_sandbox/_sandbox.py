@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from payhub.errors import ConfigurationError
 from payhub.money import Money
 from payhub.signing import load_private_key
-from payhub_sandbox._bill_faults import BillFault
+from payhub_sandbox._bill_faults import BillFault, BillFaults
 from payhub_sandbox._channel import SandboxChannel
 from payhub_sandbox._clock import Clock, SystemClock
 from payhub_sandbox._errors import InvalidInputError
@@ -115,6 +115,8 @@ class Sandbox:
         self.base_url = base_url.rstrip("/") if base_url else None
         self._lock = threading.RLock()
         self._store = TradeStore(self._lock)
+        self._bill_faults = BillFaults()
+        self._store.bill_faults = self._bill_faults
         # WeChat Pay signs each notification attempt afresh (see _wechat_notify).
         self._resigner = ResigningTransport(notify_transport)
         self._scheduler = DeliveryScheduler(
@@ -532,7 +534,7 @@ class Sandbox:
         (see ``payhub_sandbox._bill_faults``). Trades and queries are unchanged."""
         if channel not in ("alipay", "wechat"):
             raise InvalidInputError("bills with planted differences: alipay or wechat")
-        return self._store.bill_faults.plant(
+        return self._bill_faults.plant(
             channel,
             merchant_id,
             bill_date,
@@ -545,11 +547,11 @@ class Sandbox:
 
     @property
     def bill_differences(self) -> list[BillFault]:
-        return self._store.bill_faults.faults()
+        return self._bill_faults.faults()
 
     def clear_bill_differences(self) -> int:
         """Remove every planted bill difference; how many there were."""
-        return self._store.bill_faults.clear()
+        return self._bill_faults.clear()
 
     # -- delivery faults ----------------------------------------------------
 
