@@ -46,6 +46,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from payhub import web
+from payhub._cli_recon import reconcile_app
 from payhub.cli_reports import reports_app
 from payhub.errors import ConfigurationError, PayhubError
 from payhub.hub import PayHub, SyncReport
@@ -84,6 +85,7 @@ anomalies_app = typer.Typer(
 )
 app.add_typer(anomalies_app, name="anomalies")
 app.add_typer(reports_app, name="reports")
+app.add_typer(reconcile_app, name="reconcile")
 
 _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
 

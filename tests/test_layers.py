@@ -31,6 +31,8 @@ LAYERS: dict[str, int] = {
     "payhub.splits": 5,
     "payhub.settlement": 5,
     "payhub.risk": 5,
+    # reconciliation's pure decisions (one bill row against the store)
+    "payhub.bill_match": 5,
     "payhub.store": 6,
     # beside the store: the store builds its poster at construction (docs/ledger.md)
     "payhub.ledger": 6,
@@ -44,6 +46,8 @@ LAYERS: dict[str, int] = {
     "payhub.cli": 8,
     "payhub.cli_reviews": 8,
     "payhub.cli_health": 8,
+    # reconciliation's runner: bills through the hub, repairs through hub.sync
+    "payhub.recon": 8,
     "payhub": 8,
 }
 FORBIDDEN = ("flask", "django", "werkzeug", "payhub_sandbox", "flask_payhub", "payhub_django")

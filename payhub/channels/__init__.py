@@ -8,8 +8,11 @@ from payhub.channels._base import (
     run_flow_async,
     run_flow_sync,
 )
+from payhub.channels._bills import BillReader, BillStream
 
 __all__ = [
+    "BillReader",
+    "BillStream",
     "Channel",
     "Flow",
     "HeadersInput",

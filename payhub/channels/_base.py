@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Self, TypeAlias, TypeVar
 
 import httpx
 
+from payhub.channels._bills import BillStream
 from payhub.errors import InvalidRequestError
 from payhub.models import (
     Ack,
@@ -164,6 +165,13 @@ class Channel(abc.ABC):
 
     def download_bill(self, bill_date: date) -> Flow[list[BillRecord]]:
         raise InvalidRequestError(f"channel {self.kind!r} offers no bill download")
+
+    def stream_bill(self, bill_date: date) -> Flow[BillStream]:
+        """The day's bill as a :class:`BillStream` (rows read from a temporary
+        file, one at a time). A channel without a streaming reader gets its
+        :meth:`download_bill` list wrapped."""
+        records = yield from self.download_bill(bill_date)
+        return BillStream.of(records, channel=self.name, bill_date=bill_date)
 
     # -- notifications (pure) -----------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import ParamSpec, Self, TypeVar
 import httpx
 
 from payhub.channels._base import Channel, Flow, HeadersInput, run_flow_async
+from payhub.channels._bills import BillStream
 from payhub.hub import (
     _anomalies,
     _events,
@@ -205,6 +206,12 @@ class AsyncPayHub(BaseHub):
     async def download_bill(self, channel: str, bill_date: date) -> list[BillRecord]:
         target = self.channel(channel)
         return await self._run_flow(target, target.download_bill(bill_date))
+
+    async def stream_bill(self, channel: str, bill_date: date) -> BillStream:
+        """The day's bill as a :class:`~payhub.channels.BillStream`: rows read one
+        at a time from a temporary file (close it, or use ``with``)."""
+        target = self.channel(channel)
+        return await self._run_flow(target, target.stream_bill(bill_date))
 
     # -- recovery and events (need a store) -------------------------------------
 

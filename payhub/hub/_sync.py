@@ -13,6 +13,7 @@ from typing import ParamSpec, Self, TypeVar
 import httpx
 
 from payhub.channels._base import Channel, Flow, HeadersInput, run_flow_sync
+from payhub.channels._bills import BillStream
 from payhub.hub import (
     _anomalies,
     _events,
@@ -244,6 +245,12 @@ class PayHub(BaseHub):
     def download_bill(self, channel: str, bill_date: date) -> list[BillRecord]:
         target = self.channel(channel)
         return self._run_flow(target, target.download_bill(bill_date))
+
+    def stream_bill(self, channel: str, bill_date: date) -> BillStream:
+        """The day's bill as a :class:`~payhub.channels.BillStream`: rows read one
+        at a time from a temporary file (close it, or use ``with``)."""
+        target = self.channel(channel)
+        return self._run_flow(target, target.stream_bill(bill_date))
 
     # -- recovery and events (need a store) -------------------------------------
 

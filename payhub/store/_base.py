@@ -203,6 +203,12 @@ class StoreBase:
         except SQLAlchemyError as exc:
             raise StoreError(f"store {self.url}: {_describe(exc)}") from exc
 
+    def guard(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (work on a connection of :attr:`engine` held by the caller,
+        e.g. a long read) with the store's errors: any database failure becomes
+        a :class:`StoreError` that never shows bound parameters."""
+        return self._guard(fn)
+
     def run(self, fn: Callable[[Connection], T], *, readonly: bool = False) -> T:
         """Run ``fn(conn)`` in one transaction; commit if it returns, else roll back.
 

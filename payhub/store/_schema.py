@@ -31,6 +31,9 @@ __all__ = [
     "metadata",
     "notifications",
     "payments",
+    "recon_items",
+    "recon_repairs",
+    "recon_runs",
     "refunds",
     "report_runs",
     "report_schedules",
@@ -92,6 +95,8 @@ payments = sa.Table(
     #: a refund notification may name its payment only by the channel's trade id
     #: (UnionPay's origQryId) (migration 0003)
     sa.Index(None, "channel", "channel_trade_id"),
+    #: reconciliation reads a channel's payments of a day (migration 0011)
+    sa.Index(None, "channel", "paid_at"),
     **TABLE_OPTIONS,
 )
 
@@ -475,5 +480,75 @@ ledger_withdrawals = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index(None, "status", "created_at"),
     sa.Index(None, "party"),
+    **TABLE_OPTIONS,
+)
+
+# -- reconciliation (migration 0011) ---------------------------------------------------
+
+recon_runs = sa.Table(
+    "payhub_recon_runs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("channel", ExactString(64), nullable=False),
+    sa.Column("bill_date", sa.Date, nullable=False),
+    #: running / done / refused (the bill did not add up) / failed
+    sa.Column("status", ExactString(16), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    #: bill rows read so far; the rows of the batches committed
+    sa.Column("rows_read", sa.BigInteger, nullable=False, server_default="0"),
+    #: class -> number of differences (and "matched")
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("error", ExactString(512)),
+    sa.Index(None, "channel", "bill_date"),
+    **TABLE_OPTIONS,
+)
+
+recon_items = sa.Table(
+    "payhub_recon_items",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("channel", ExactString(64), nullable=False),
+    sa.Column("bill_date", sa.Date, nullable=False),
+    #: the difference's class: missing_in_store, amount_over, fee_mismatch, ...
+    sa.Column("kind", ExactString(24), nullable=False),
+    #: what makes it one difference of its day: "payment:<out_trade_no>", ...
+    sa.Column("key", ExactString(191), nullable=False),
+    sa.Column("out_trade_no", ExactString(64)),
+    sa.Column("out_refund_no", ExactString(64)),
+    sa.Column("channel_trade_id", ExactString(128)),
+    sa.Column("bill_amount_minor", sa.BigInteger),
+    sa.Column("store_amount_minor", sa.BigInteger),
+    sa.Column("currency", ExactString(3)),
+    sa.Column("bill_fee_minor", sa.BigInteger),
+    sa.Column("expected_fee_minor", sa.BigInteger),
+    sa.Column("detail", sa.JSON, nullable=False),
+    #: open / repaired / ignored / adjusted / created / replaced / cleared
+    sa.Column("status", ExactString(16), nullable=False),
+    sa.Column("first_run_id", BigId, nullable=False),
+    sa.Column("last_run_id", BigId, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("resolved_by", ExactString(128)),
+    sa.Column("resolution", ExactString(512)),
+    sa.UniqueConstraint("channel", "bill_date", "kind", "key"),
+    sa.Index(None, "status", "channel", "bill_date"),
+    **TABLE_OPTIONS,
+)
+
+recon_repairs = sa.Table(
+    "payhub_recon_repairs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("item_id", BigId, sa.ForeignKey("payhub_recon_items.id"), nullable=False),
+    #: sync (confirmed by a channel query, applied through the transition path) /
+    #: ignore / adjust / create / replace
+    sa.Column("action", ExactString(16), nullable=False),
+    #: a person, or "auto"
+    sa.Column("operator", ExactString(128), nullable=False),
+    sa.Column("reason", ExactString(512), nullable=False),
+    sa.Column("outcome", sa.JSON, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "item_id"),
     **TABLE_OPTIONS,
 )

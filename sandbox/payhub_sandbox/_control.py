@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from flask import Blueprint, Response, jsonify, request
 
+from payhub.money import Money
 from payhub_sandbox._clock import ManualClock
 from payhub_sandbox._context import current_sandbox
 from payhub_sandbox._errors import InvalidInputError, SandboxError
@@ -135,6 +136,55 @@ def alipay_bill(app_id: str, bill_date: str) -> Response:
         content_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+# -- planted bill differences ----------------------------------------------------
+
+
+def _money_field(data: dict[str, Any], name: str) -> Money | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"{name} must be a non-negative number of fen")
+    return Money(value)
+
+
+def _optional_string(data: dict[str, Any], name: str) -> str | None:
+    return None if data.get(name) is None else _string(data, name)
+
+
+@control_blueprint.post("/bills/differences")
+def plant_bill_difference() -> tuple[Response, int]:
+    """Plant a difference in a day's bill: ``{"channel", "merchant_id",
+    "bill_date", "kind", "out_trade_no"?, "out_refund_no"?, "amount"?, "fee"?}``
+    (amounts in fen)."""
+    data = _body()
+    try:
+        day = date.fromisoformat(_string(data, "bill_date"))
+    except ValueError:
+        raise InvalidInputError("bill_date must be yyyy-MM-dd") from None
+    fault = current_sandbox().plant_bill_difference(
+        _string(data, "channel"),
+        _string(data, "merchant_id"),
+        day,
+        _string(data, "kind"),
+        out_trade_no=_optional_string(data, "out_trade_no"),
+        out_refund_no=_optional_string(data, "out_refund_no"),
+        amount=_money_field(data, "amount"),
+        fee=_money_field(data, "fee"),
+    )
+    return jsonify(fault.to_json()), 201
+
+
+@control_blueprint.get("/bills/differences")
+def list_bill_differences() -> Response:
+    return jsonify([f.to_json() for f in current_sandbox().bill_differences])
+
+
+@control_blueprint.delete("/bills/differences")
+def clear_bill_differences() -> Response:
+    return jsonify({"removed": current_sandbox().clear_bill_differences()})
 
 
 # -- every channel ----------------------------------------------------------------

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from payhub.errors import ConfigurationError
 from payhub.money import Money
 from payhub.signing import load_private_key
+from payhub_sandbox._bill_faults import BillFault, BillFaults
 from payhub_sandbox._channel import SandboxChannel
 from payhub_sandbox._clock import Clock, SystemClock
 from payhub_sandbox._errors import InvalidInputError
@@ -118,6 +119,8 @@ class Sandbox:
         self.base_url = base_url.rstrip("/") if base_url else None
         self._lock = threading.RLock()
         self._store = TradeStore(self._lock)
+        self._bill_faults = BillFaults()
+        self._store.bill_faults = self._bill_faults
         # WeChat Pay signs each notification attempt afresh (see _wechat_notify).
         self._resigner = ResigningTransport(notify_transport)
         self._scheduler = DeliveryScheduler(
@@ -515,6 +518,45 @@ class Sandbox:
         """What the background thread does each time: close expired trades, deliver."""
         self.close_expired()
         return self.deliver_due()
+
+    # -- planted bill differences -------------------------------------------
+
+    def plant_bill_difference(
+        self,
+        channel: str,
+        merchant_id: str,
+        bill_date: date,
+        kind: str,
+        *,
+        out_trade_no: str | None = None,
+        out_refund_no: str | None = None,
+        amount: Money | None = None,
+        fee: Money | None = None,
+    ) -> BillFault:
+        """Make ``channel``'s bill of ``bill_date`` for ``merchant_id`` disagree with
+        what happened (for testing reconciliation): ``unknown_trade``,
+        ``wrong_fee``, ``missing_refund``, ``missing_trade``, ``duplicate_row``
+        (see ``payhub_sandbox._bill_faults``). Trades and queries are unchanged."""
+        if channel not in ("alipay", "wechat"):
+            raise InvalidInputError("bills with planted differences: alipay or wechat")
+        return self._bill_faults.plant(
+            channel,
+            merchant_id,
+            bill_date,
+            kind,
+            out_trade_no=out_trade_no,
+            out_refund_no=out_refund_no,
+            amount=amount,
+            fee=fee,
+        )
+
+    @property
+    def bill_differences(self) -> list[BillFault]:
+        return self._bill_faults.faults()
+
+    def clear_bill_differences(self) -> int:
+        """Remove every planted bill difference; how many there were."""
+        return self._bill_faults.clear()
 
     # -- delivery faults ----------------------------------------------------
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Protocol
 
 from payhub.money import Money
 
-__all__ = ["Refund", "Trade", "TradeState", "TradeStore"]
+__all__ = ["BillRewriter", "NoBillFaults", "Refund", "Trade", "TradeState", "TradeStore"]
 
 
 class TradeState(enum.Enum):
@@ -138,6 +138,33 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+class BillRewriter(Protocol):
+    """Changes the trades and refunds a channel's bill of a day is built from."""
+
+    def apply(
+        self,
+        channel: str,
+        merchant_id: str,
+        bill_date: date,
+        trades: Sequence[Trade],
+        refunds: Sequence[Refund],
+    ) -> tuple[list[Trade], list[Refund]]: ...
+
+
+class NoBillFaults:
+    """Bills as the trades are."""
+
+    def apply(
+        self,
+        channel: str,
+        merchant_id: str,
+        bill_date: date,
+        trades: Sequence[Trade],
+        refunds: Sequence[Refund],
+    ) -> tuple[list[Trade], list[Refund]]:
+        return list(trades), list(refunds)
+
+
 class TradeStore:
     """Trades and refunds of every channel, indexed the ways channels look them up.
 
@@ -151,6 +178,9 @@ class TradeStore:
         self._by_out_no: dict[tuple[str, str, str], str] = {}
         self._refunds: list[Refund] = []
         self._by_out_refund_no: dict[tuple[str, str, str, str], Refund] = {}
+        #: what changes the trades a bill is built from (the Sandbox sets its
+        #: planted differences, ``_bill_faults``, here); by default nothing
+        self.bill_faults: BillRewriter = NoBillFaults()
 
     # -- trades -----------------------------------------------------------
 

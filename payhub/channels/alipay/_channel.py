@@ -12,14 +12,15 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import date, datetime
 from html import escape
-from typing import Any, ClassVar, Final, Self
+from typing import IO, Any, ClassVar, Final, Self
 
 import httpx
 
 from payhub.channels._base import Channel, Flow
+from payhub.channels._bills import BillLine, BillStream
 from payhub.config import validated
 from payhub.errors import (
     AmountError,
@@ -52,7 +53,7 @@ from payhub.models import (
 from payhub.money import Money
 from payhub.signing import canonical_query, rsa_sign, rsa_verify
 
-from ._bill import parse_bill_archive
+from ._bill import iter_bill_archive, parse_bill_archive
 from ._codes import SUCCESS_CODE, map_error_code
 from ._config import AlipayConfig
 from ._wire import (
@@ -568,6 +569,24 @@ class AlipayChannel(Channel):
         """The day's trade bill: ask for its URL, fetch the zip (a plain GET, over
         https from an allowed bill host only; the URL lives 30 s), parse the GBK
         detail CSV."""
+        content = yield from self._bill_zip(bill_date)
+        return parse_bill_archive(
+            content, channel=self.name, bill_date=bill_date, max_minor=self._max_minor
+        )
+
+    def stream_bill(self, bill_date: date) -> Flow[BillStream]:
+        """The day's trade bill as a :class:`BillStream`: the zip kept in a
+        temporary file, the GBK detail file read one row at a time and held to
+        its totals and to the summary file (汇总)."""
+        content = yield from self._bill_zip(bill_date)
+        name, limit = self.name, self._max_minor
+
+        def read(file: IO[bytes]) -> Iterator[BillLine]:
+            return iter_bill_archive(file, max_minor=limit)
+
+        return BillStream.spool(content, read, channel=name, bill_date=bill_date)
+
+    def _bill_zip(self, bill_date: date) -> Flow[bytes]:
         if not isinstance(bill_date, date) or isinstance(bill_date, datetime):
             raise InvalidRequestError("bill_date must be a date")
         method = "alipay.data.dataservice.bill.downloadurl.query"
@@ -590,9 +609,7 @@ class AlipayChannel(Channel):
                 f"alipay: the bill download answered HTTP {response.status_code}",
                 retryable=response.status_code >= 500,
             )
-        return parse_bill_archive(
-            response.content, channel=self.name, bill_date=bill_date, max_minor=self._max_minor
-        )
+        return response.content
 
     # -- notifications ----------------------------------------------------------
 

@@ -13,20 +13,34 @@ every name it has had.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Final
+from operator import itemgetter
+from typing import IO, Final
 
+from payhub.channels._bills import BillLine, currency_exponent, decimal_minor
 from payhub.errors import AmountError, ProtocolError, SignatureError
 from payhub.models import BillRecord, BillRecordKind
 from payhub.money import Money
 from payhub.signing import constant_time_equals, sha1_hex
 from payhub.tz import SHANGHAI
 
-__all__ = ["MAX_BILL_BYTES", "SHANGHAI", "gunzip_bill", "parse_trade_bill", "verify_bill_hash"]
+__all__ = [
+    "MAX_BILL_BYTES",
+    "SHANGHAI",
+    "gunzip_bill",
+    "iter_trade_bill",
+    "parse_trade_bill",
+    "verify_bill_file_hash",
+    "verify_bill_hash",
+]
 
 #: A decompressed bill larger than this is refused (a gzip bomb, not a bill).
 MAX_BILL_BYTES: Final = 512 * 1024 * 1024
@@ -192,3 +206,219 @@ def _check_summary(lines: Sequence[str]) -> None:
     names, values = lines[0].split(","), _fields(lines[1])
     if len(names) != len(values) or not values[0].isascii() or not values[0].isdigit():
         raise ProtocolError("wechat: the bill summary is malformed")
+
+
+# -- streaming (reconciliation) ---------------------------------------------------------
+
+#: summary column -> the row column it totals (``None``: the number of rows);
+#: current names and the older ones (``总交易额``, ``总退款金额``…).
+_SUMMARY_OF: Final[Mapping[str, str | None]] = {
+    "总交易单数": None,
+    "应结订单总金额": "应结订单金额",
+    "退款总金额": "退款金额",
+    "充值券退款总金额": "充值券退款金额",
+    "手续费总金额": "手续费",
+    "订单总金额": "订单金额",
+    "申请退款总金额": "申请退款金额",
+    "总交易额": "总金额",
+    "总退款金额": "退款金额",
+    "总代金券或立减优惠退款金额": "代金券或立减优惠退款金额",
+}
+_CHUNK: Final = 1024 * 1024
+
+
+def _plain_stream(file: IO[bytes]) -> IO[bytes] | gzip.GzipFile:
+    """The decompressed bill: gunzipped on the fly, or as is when not gzip
+    (the HTTP layer already removed a ``Content-Encoding: gzip``)."""
+    file.seek(0)
+    magic = file.read(2)
+    file.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=file, mode="rb")
+    return file
+
+
+def _chunks(file: IO[bytes] | gzip.GzipFile) -> Iterator[bytes]:
+    total = 0
+    try:
+        while chunk := file.read(_CHUNK):
+            total += len(chunk)
+            if total > MAX_BILL_BYTES:
+                raise ProtocolError("wechat: the decompressed bill exceeds the size limit")
+            yield chunk
+    except (OSError, EOFError, zlib.error):
+        raise ProtocolError("wechat: the bill download is a corrupt gzip file") from None
+
+
+def verify_bill_file_hash(file: IO[bytes], hash_type: object, hash_value: object) -> None:
+    """:func:`verify_bill_hash` over a (possibly gzipped) file, read in chunks."""
+    if hash_type != "SHA1":
+        raise ProtocolError(f"wechat: unsupported bill hash_type {str(hash_type)[:16]!r}")
+    if not isinstance(hash_value, str) or _SHA1_RE.fullmatch(hash_value) is None:
+        raise ProtocolError("wechat: the bill hash_value is not a SHA1 hex digest")
+    digest = hashlib.sha1(usedforsecurity=False)
+    for chunk in _chunks(_plain_stream(file)):
+        digest.update(chunk)
+    if not constant_time_equals(digest.hexdigest(), hash_value.lower()):
+        raise SignatureError(
+            "wechat: the downloaded bill does not match its SHA1 hash_value", retryable=True
+        )
+
+
+def iter_trade_bill(
+    file: IO[bytes], *, max_minor: int | None = None
+) -> Iterator[BillLine]:
+    """The rows of a trade bill file (gzipped or not), one at a time.
+
+    Unlike :func:`parse_trade_bill`, the rows must add up to the bill's own
+    summary (row count and every total the summary gives, fees to five
+    decimals): after the last row a :class:`ProtocolError` refuses a bill
+    that does not, and the rows already read must be thrown away.
+    """
+    text = io.TextIOWrapper(_plain_stream(file), encoding="utf-8", newline="")
+    lines = _text_lines(text)
+    header_line = next((line for line in lines if line.strip()), None)
+    if header_line is None or header_line.lstrip("\ufeff").startswith("`"):
+        raise ProtocolError("wechat: the bill has no header row")
+    header = tuple(name.strip().lstrip("`") for name in header_line.lstrip("\ufeff").split(","))
+    at = {name: i for i, name in enumerate(header)}
+
+    def column(names: Sequence[str]) -> int | None:
+        return next((at[name] for name in names if name in at), None)
+
+    def needed(names: Sequence[str]) -> int:
+        index = column(names)
+        if index is None:
+            raise ProtocolError(f"wechat: the bill has no column {names[0]}")
+        return index
+
+    i_time, i_trade = needed(_TIME), needed(_TRADE_ID)
+    i_out, i_state = needed(_OUT_TRADE_NO), needed(_STATE)
+    i_amount = needed(_ORDER_AMOUNT)
+    i_refund, i_refund_no = column(_REFUND_AMOUNT), column(_OUT_REFUND_NO)
+    i_currency, i_subject, i_fee = column(_CURRENCY), column(_SUBJECT), column(_FEE)
+    counted: list[tuple[int, Counter[str]]] = [
+        (at[name], Counter()) for name in _TOTALLED if name in at
+    ]
+    # rows waiting to be counted, a block at a time (Counter counts in C)
+    pending: list[list[str]] = []
+    # A day's bill repeats the same few prices and fees: each text is parsed
+    # once, and the totals count texts, summed exactly at the end.
+    parsed: dict[str, int] = {}
+    exponents: dict[str, int] = {}
+    width = len(header)
+    rows = 0
+    tail: list[str] = []
+    for number, line in enumerate(lines, start=2):
+        line = line.rstrip("\r\n")  # noqa: PLW2901
+        if tail or not line.startswith("`"):
+            if line.strip():
+                tail.append(line)
+            continue
+        fields = line[1:].split(",`")
+        if len(fields) != width:
+            raise ProtocolError(
+                f"wechat: bill line {number} has {len(fields)} fields, the header {width}"
+            )
+        currency = (fields[i_currency] if i_currency is not None else "") or "CNY"
+        exponent = exponents.get(currency)
+        is_refund = fields[i_state] == "REFUND"
+        try:
+            if exponent is None:
+                exponent = exponents[currency] = currency_exponent(currency)
+            if is_refund:
+                if i_refund is None:
+                    raise ProtocolError("wechat: the bill has no column 申请退款金额")
+                amount_text = fields[i_refund]
+            else:
+                amount_text = fields[i_amount]
+            amount = parsed.get(amount_text) if exponent == 2 else None
+            if amount is None:
+                amount = decimal_minor(amount_text, exponent, max_minor=max_minor)
+                if exponent == 2 and len(parsed) < _MEMO_LIMIT:
+                    parsed[amount_text] = amount
+            fee_text = fields[i_fee] if i_fee is not None else ""
+            fee = parsed.get(fee_text) if exponent == 2 else None
+            if fee is None and fee_text:
+                fee = decimal_minor(fee_text, exponent, max_minor=max_minor)
+                if exponent == 2 and len(parsed) < _MEMO_LIMIT:
+                    parsed[fee_text] = fee
+        except AmountError as exc:
+            raise ProtocolError(f"wechat: bill line {number}: {exc.message}") from None
+        pending.append(fields)
+        if len(pending) >= _COUNT_BLOCK:
+            _count(counted, pending)
+        refund_no = fields[i_refund_no] if is_refund and i_refund_no is not None else ""
+        rows += 1
+        yield BillLine(
+            BillRecordKind.REFUND if is_refund else BillRecordKind.PAYMENT,
+            fields[i_trade],
+            fields[i_out],
+            refund_no if refund_no not in ("", "0") else None,
+            -amount if is_refund else amount,
+            currency,
+            fee,
+            fields[i_subject] if i_subject is not None else "",
+            fields[i_time],
+            "",
+            header,
+            fields,
+        )
+    _count(counted, pending)
+    totals: dict[str, int] = {}
+    for index, texts in counted:
+        try:
+            totals[header[index]] = sum(
+                decimal_minor(text or "0", _TOTAL_SCALE) * times for text, times in texts.items()
+            )
+        except AmountError as exc:
+            raise ProtocolError(f"wechat: bill column {header[index]}: {exc.message}") from None
+    _check_summary(tail)
+    _check_totals(tail, rows, totals)
+
+
+def _count(counted: Sequence[tuple[int, Counter[str]]], pending: list[list[str]]) -> None:
+    for index, texts in counted:
+        texts.update(map(itemgetter(index), pending))
+    pending.clear()
+
+
+_COUNT_BLOCK: Final = 1024
+#: totals are compared exactly, in units of 10**-6 (fees have five decimals)
+_TOTAL_SCALE: Final = 6
+_MEMO_LIMIT: Final = 65_536
+_TOTALLED: Final = frozenset(name for name in _SUMMARY_OF.values() if name is not None)
+
+
+def _text_lines(text: io.TextIOWrapper) -> Iterator[str]:
+    try:
+        yield from text
+    except UnicodeDecodeError:
+        raise ProtocolError("wechat: the bill is not UTF-8 text") from None
+    except (OSError, EOFError, zlib.error):
+        raise ProtocolError("wechat: the bill download is a corrupt gzip file") from None
+
+
+def _check_totals(tail: Sequence[str], rows: int, totals: Mapping[str, int]) -> None:
+    """Refuse a bill whose rows do not add up to its summary row."""
+    names = [name.strip() for name in tail[0].split(",")]
+    values = _fields(tail[1])
+    for name, value in zip(names, values, strict=True):
+        column = _SUMMARY_OF.get(name, "")
+        if column is None:
+            if int(value) != rows:
+                raise ProtocolError(
+                    f"wechat: the bill has {rows} rows, its summary says {value[:12]}"
+                )
+        elif column in totals and _summary_value(value) != totals[column]:
+            raise ProtocolError(
+                f"wechat: the bill's {column} do not add up to its summary's {name} "
+                f"{value[:24]}"
+            )
+
+
+def _summary_value(text: str) -> int:
+    try:
+        return decimal_minor(text or "0", _TOTAL_SCALE)
+    except AmountError:
+        raise ProtocolError(f"wechat: malformed bill summary value {text[:24]!r}") from None

@@ -10,9 +10,9 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
-from typing import Any, ClassVar, Final, Self, TypeVar
+from typing import IO, Any, ClassVar, Final, Self, TypeVar
 
 import httpx
 from cryptography.exceptions import InvalidTag
@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ValidationError
 
 from payhub.channels._base import Channel, Flow
+from payhub.channels._bills import BillLine, BillStream
 from payhub.errors import (
     AmountError,
     ChannelError,
@@ -54,7 +55,14 @@ from payhub.money import Money
 from payhub.signing import certificate_serial_hex, load_certificate, load_private_key, rsa_sign
 from payhub.signing import load_public_key as _load_public_key
 
-from ._bill import SHANGHAI, gunzip_bill, parse_trade_bill, verify_bill_hash
+from ._bill import (
+    SHANGHAI,
+    gunzip_bill,
+    iter_trade_bill,
+    parse_trade_bill,
+    verify_bill_file_hash,
+    verify_bill_hash,
+)
 from ._config import WechatPayConfig
 from ._errors import error_from_response, shown
 from ._grammar import (
@@ -711,6 +719,36 @@ class WechatPayChannel(Channel):
         return parse_trade_bill(
             content, channel=self.name, bill_date=bill_date, max_minor=MAX_MINOR
         )
+
+    def stream_bill(self, bill_date: date) -> Flow[BillStream]:
+        """The day's trade bill as a :class:`BillStream`: the gzip download kept
+        in a temporary file, its SHA1 checked, its rows read one at a time and
+        held to the bill's summary row."""
+        query = f"bill_date={bill_date.isoformat()}&bill_type=ALL&tar_type=GZIP"
+        try:
+            response = yield from self._call("GET", f"/v3/bill/tradebill?{query}")
+        except ChannelError as exc:
+            if exc.channel_code == "NO_STATEMENT_EXIST":
+                return BillStream.of((), channel=self.name, bill_date=bill_date)
+            raise
+        data = _json_object(response.content, "bill answer")
+        url = self._download_url(_str(data, "download_url", "bill answer"))
+        download = yield self._request("GET", url)
+        if not download.is_success:
+            raise error_from_response(download)
+        name = self.name
+
+        def read(file: IO[bytes]) -> Iterator[BillLine]:
+            return iter_trade_bill(file, max_minor=MAX_MINOR)
+
+        stream = BillStream.spool(download.content, read, channel=name, bill_date=bill_date)
+        try:
+            # The file itself is not signed: its SHA1 sits in the signed answer above.
+            verify_bill_file_hash(stream.file, data.get("hash_type"), data.get("hash_value"))
+        except BaseException:
+            stream.close()
+            raise
+        return stream
 
     def _download_url(self, text: str) -> httpx.URL:
         try:

@@ -73,6 +73,7 @@ class AlipayBillLinks(AlipayBase):
         with self._lock:
             trades = [t for t in self._store.trades(CHANNEL) if t.merchant_id == app_id]
             refunds = [r for r in self._store.refunds(CHANNEL) if r.merchant_id == app_id]
+        trades, refunds = self._store.bill_faults.apply(CHANNEL, app_id, bill_date, trades, refunds)
         archive = build_alipay_bill_zip(
             seller_id=merchant.seller_id,
             bill_date=bill_date,

@@ -112,11 +112,15 @@ class WechatBilling:
         return now >= datetime.combine(day + timedelta(days=1), BILL_READY_AT, CHINA_TZ)
 
     def _bill_text(self, merchant: WechatMerchant, day: date, bill_type: str) -> tuple[str, int]:
+        store = self._core.store
+        trades, refunds = store.bill_faults.apply(
+            CHANNEL, merchant.mch_id, day, store.trades(CHANNEL), store.refunds(CHANNEL)
+        )
         text = wechat_bill_csv(
             mch_id=merchant.mch_id,
             bill_date=day,
-            trades=self._core.store.trades(CHANNEL),
-            refunds=self._core.store.refunds(CHANNEL),
+            trades=trades,
+            refunds=refunds,
             fee_rate=merchant.fee_rate,
             bill_type=bill_type,
         )
