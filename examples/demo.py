@@ -32,6 +32,8 @@ from payhub_sandbox import Sandbox, create_app
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from payhub import (
+    ChannelError,
+    ErrorCode,
     Event,
     Money,
     Notification,
@@ -364,9 +366,14 @@ def alipay_story(hub: PayHub, control: httpx.Client, shop: ShopEndpoint) -> None
         )
     )
     hub.close_trade("alipay", unpaid_no)
-    closed = hub.query("alipay", unpaid_no)
-    check(closed.status is PaymentStatus.CLOSED, f"closed trade queries as {closed.status}")
-    say(f"{unpaid_no}: {closed.status.value}")
+    stored = hub.store.payment(unpaid_no) if hub.store is not None else None
+    check(stored is not None and stored.status.value == "closed", f"stored as {stored}")
+    try:  # Alipay never opened a trade for a QR code nobody scanned
+        hub.query("alipay", unpaid_no)
+        check(False, "Alipay knows a QR code nobody scanned")
+    except ChannelError as exc:
+        check(exc.code is ErrorCode.TRADE_NOT_FOUND, f"query of an unscanned code: {exc.code}")
+    say(f"{unpaid_no}: closed; Alipay never opened it (nobody scanned the code)")
 
     step("Alipay: download and parse today's bill")
     records = hub.download_bill("alipay", datetime.now(SHANGHAI).date())

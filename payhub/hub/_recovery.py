@@ -154,9 +154,22 @@ async def query_async(hub: AsyncPayHub, channel: str, out_trade_no: str) -> Paym
     return await hub._run_flow(target, flow)
 
 
+def never_opened(exc: PayhubError) -> bool:
+    """A close the channel refused because it never opened the trade: Alipay
+    answers ``ACQ.TRADE_NOT_EXIST`` for a QR code nobody scanned. Nothing can be
+    paid there that a close would stop, so the stored payment is closed all the
+    same; a buyer who scans the code later pays a closed payment, which is
+    recorded as a late payment (an anomaly, for refund) like any other."""
+    return isinstance(exc, ChannelError) and exc.code is ErrorCode.TRADE_NOT_FOUND
+
+
 def close_trade(hub: PayHub, channel: str, out_trade_no: str) -> None:
     target = hub.channel(channel)
-    hub._run_flow(target, target.close(out_trade_no))
+    try:
+        hub._run_flow(target, target.close(out_trade_no))
+    except PayhubError as exc:
+        if not never_opened(exc):
+            raise
     store = hub._store
     if store is not None and hub._call_store(store.payment, out_trade_no) is not None:
         hub._call_store(store.close_payment, channel, out_trade_no)
@@ -165,7 +178,11 @@ def close_trade(hub: PayHub, channel: str, out_trade_no: str) -> None:
 
 async def close_trade_async(hub: AsyncPayHub, channel: str, out_trade_no: str) -> None:
     target = hub.channel(channel)
-    await hub._run_flow(target, target.close(out_trade_no))
+    try:
+        await hub._run_flow(target, target.close(out_trade_no))
+    except PayhubError as exc:
+        if not never_opened(exc):
+            raise
     store = hub._store
     if store is not None and await hub._call_store(store.payment, out_trade_no) is not None:
         await hub._call_store(store.close_payment, channel, out_trade_no)

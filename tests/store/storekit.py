@@ -412,7 +412,9 @@ class ToyBank:
 
     def _close(self, request: httpx.Request, channel: str, data: dict[str, Any]) -> httpx.Response:
         trade = self.trades.get((channel, data["out_trade_no"]))
-        if trade is not None and trade.status == "pending":
+        if trade is None:  # as Alipay answers for a QR code nobody scanned
+            return httpx.Response(404, json={"code": "TRADE_NOT_FOUND", "message": "no trade"})
+        if trade.status == "pending":
             trade.status = "closed"
         return httpx.Response(200, json={})
 

@@ -141,3 +141,13 @@ def test_hub_without_store_still_pays_and_verifies(bank: ToyBank) -> None:
             hub.pay(request("P10"))
         with pytest.raises(Exception, match="store"):
             hub.sync_pending()
+
+
+def test_closing_a_trade_the_channel_never_opened(hub, store: Store, bank: ToyBank) -> None:
+    """Alipay answers ACQ.TRADE_NOT_EXIST when closing a QR code nobody scanned:
+    the stored payment is closed all the same (a later scan is a late payment)."""
+    hub.pay(request("P8U"))
+    del bank.trades[("toy-a", "P8U")]
+    hub.close_trade("toy-a", "P8U")
+    assert store.payment("P8U").status is PaymentState.CLOSED
+    assert [e.type for e in store.events(out_trade_no="P8U")] == ["payment.closed"]
