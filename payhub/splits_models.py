@@ -127,6 +127,7 @@ class SplitStatus(enum.StrEnum):
     PROCESSING = "processing"  #: accepted, outcome not final: query again
     SUCCEEDED = "succeeded"  #: every line reached its receiver
     FAILED = "failed"  #: refused or closed: nothing (more) moved
+    PARTIAL = "partial"  #: final, but some lines failed (their money stayed)
     NOT_FOUND = "not_found"  #: the channel knows no such request
 
 
