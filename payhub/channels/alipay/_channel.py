@@ -762,8 +762,10 @@ class AlipayChannel(Channel):
                 )
             )
         states = {line.status for line in lines}
-        if not lines or SplitStatus.PROCESSING in states or len(states) > 1:
+        if not lines or SplitStatus.PROCESSING in states:
             status = SplitStatus.PROCESSING
+        elif len(states) > 1:
+            status = SplitStatus.PARTIAL
         else:
             status = states.pop()
         return SplitResult(
