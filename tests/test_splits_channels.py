@@ -447,3 +447,26 @@ def test_oaep_round_trip_and_wrong_key(platform_keys: Any, merchant_keys: Any) -
     assert rsa_oaep_decrypt(platform_keys.private, text) == "张三".encode()
     with pytest.raises(SignatureError, match="does not decrypt"):
         rsa_oaep_decrypt(merchant_keys.private, text)
+
+
+def test_wechat_transfer_above_the_32_bit_limit_is_refused(wechat: Any) -> None:
+    channel, fake = wechat
+    request = TransferRequest(out_transfer_no="T1", kind=ReceiverKind.OPENID, account="o-1",
+                              amount=Money(2**31), remark="x", scene_id="1000", name="王五")
+    with pytest.raises(AmountError, match="limit"):
+        _run(channel.transfer(request), fake)
+    assert _business(fake) == []
+
+
+@pytest.mark.parametrize("number", ["A-1", "x" * 33, "", "A 1"])
+def test_split_numbers_follow_the_strictest_channel_grammar(number: str) -> None:
+    line = SplitLine(kind=ReceiverKind.USER_ID, account="2088101126708402", amount=Money(1),
+                     description="x")
+    with pytest.raises(ValueError, match="1-32 ASCII"):
+        SplitRequest(out_request_no=number, channel_trade_id=TRADE_NO, lines=(line,))
+
+
+def test_names_never_show_in_a_request_repr() -> None:
+    binding = ReceiverBinding(kind=ReceiverKind.OPENID, account="o-1", name="张三",
+                              relation_type="USER")
+    assert "张三" not in repr(binding)

@@ -854,6 +854,8 @@ class WechatPayChannel(Channel):
         for line in request.lines:
             if line.amount.currency != "CNY":
                 raise InvalidRequestError("wechat: profit sharing is in CNY")
+            if line.amount.minor > MAX_MINOR:
+                raise AmountError("wechat: a split line exceeds WeChat Pay's amount limit")
             item: dict[str, Any] = {
                 "type": self._sharing_type(line.kind),
                 "account": line.account,
@@ -1007,6 +1009,8 @@ class WechatPayChannel(Channel):
             raise InvalidRequestError("wechat: a transfer goes to an openid")
         if request.amount.currency != "CNY":
             raise InvalidRequestError("wechat: transfers are in CNY")
+        if request.amount.minor > MAX_MINOR:
+            raise AmountError("wechat: the transfer exceeds WeChat Pay's amount limit")
         if not request.scene_id:
             raise InvalidRequestError("wechat: a transfer needs its transfer_scene_id")
         if request.amount.minor >= _NAME_REQUIRED_FROM and not request.name:
