@@ -19,6 +19,8 @@ LAYERS: dict[str, int] = {
     "payhub.config": 1,
     "payhub.tz": 1,
     "payhub.events": 1,
+    # the split (分账) and transfer requests and results the channels speak
+    "payhub.splits_models": 1,
     "payhub.signing": 2,
     "payhub.channels": 3,
     # The hook markers: channels need ``hookimpl`` to register themselves, so the

@@ -28,7 +28,7 @@ from payhub.signing._keys import (
     load_private_key,
     load_public_key,
 )
-from payhub.signing._rsa import HashName, rsa_sign, rsa_verify
+from payhub.signing._rsa import HashName, rsa_oaep_decrypt, rsa_oaep_encrypt, rsa_sign, rsa_verify
 
 __all__ = [
     "HashName",
@@ -46,6 +46,8 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "md5_hex",
+    "rsa_oaep_decrypt",
+    "rsa_oaep_encrypt",
     "rsa_sign",
     "rsa_verify",
     "sha1_hex",

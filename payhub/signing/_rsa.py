@@ -1,4 +1,4 @@
-"""RSA PKCS#1 v1.5 signatures, base64 on the wire."""
+"""RSA PKCS#1 v1.5 signatures and RSA-OAEP encryption, base64 on the wire."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from payhub.errors import SignatureError
 
-__all__ = ["HashName", "rsa_sign", "rsa_verify"]
+__all__ = ["HashName", "rsa_oaep_decrypt", "rsa_oaep_encrypt", "rsa_sign", "rsa_verify"]
 
 HashName = Literal["SHA256", "SHA1"]
 
@@ -51,3 +51,28 @@ def rsa_verify(
         key.verify(raw, message, _PADDING, algorithm)
     except InvalidSignature:
         raise SignatureError("signature does not verify") from None
+
+
+#: RSA-OAEP with SHA-1 and MGF1(SHA-1): what WeChat Pay APIv3 uses for sensitive
+#: fields (a receiver's or payee's name) encrypted with the platform public key.
+_OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
+
+
+def rsa_oaep_encrypt(key: rsa.RSAPublicKey, plaintext: bytes) -> str:
+    """Encrypt with RSA-OAEP (SHA-1, MGF1 SHA-1); standard base64.
+
+    Each call gives a different ciphertext (OAEP is randomised).
+    """
+    limit = key.key_size // 8 - 2 * 20 - 2
+    if len(plaintext) > limit:
+        raise SignatureError(f"RSA-OAEP takes at most {limit} bytes with this key")
+    return base64.b64encode(key.encrypt(plaintext, _OAEP)).decode("ascii")
+
+
+def rsa_oaep_decrypt(key: rsa.RSAPrivateKey, ciphertext: str) -> bytes:
+    """Decrypt :func:`rsa_oaep_encrypt`'s output; :class:`SignatureError` if it fails."""
+    try:
+        raw = binascii.a2b_base64(ciphertext, strict_mode=True)
+        return key.decrypt(raw, _OAEP)
+    except (binascii.Error, ValueError):
+        raise SignatureError("the RSA-OAEP ciphertext does not decrypt with this key") from None

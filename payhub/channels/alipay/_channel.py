@@ -12,7 +12,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from html import escape
 from typing import IO, Any, ClassVar, Final, Self
@@ -52,6 +52,17 @@ from payhub.models import (
 )
 from payhub.money import Money
 from payhub.signing import canonical_query, rsa_sign, rsa_verify
+from payhub.splits_models import (
+    ReceiverBinding,
+    ReceiverKind,
+    SplitLineResult,
+    SplitRequest,
+    SplitResult,
+    SplitStatus,
+    TransferRequest,
+    TransferResult,
+    TransferStatus,
+)
 
 from ._bill import iter_bill_archive, parse_bill_archive
 from ._codes import SUCCESS_CODE, map_error_code
@@ -124,6 +135,35 @@ _IDENTIFIERS: Final = (
     ("out_biz_no", re.compile(r"[!-~]{1,64}", re.ASCII)),
     ("seller_id", re.compile(r"[0-9A-Za-z_]{1,32}", re.ASCII)),
 )
+#: payhub's receiver kinds -> Alipay royalty ``type`` / ``trans_in_type``
+_ROYALTY_TYPES: Final = {
+    ReceiverKind.USER_ID: "userId",
+    ReceiverKind.LOGIN_NAME: "loginName",
+    ReceiverKind.OPENID: "openId",
+}
+#: payhub's receiver kinds -> ``payee_info.identity_type`` of a transfer
+_PAYEE_TYPES: Final = {
+    ReceiverKind.USER_ID: "ALIPAY_USER_ID",
+    ReceiverKind.LOGIN_NAME: "ALIPAY_LOGON_ID",
+    ReceiverKind.OPENID: "ALIPAY_OPEN_ID",
+    ReceiverKind.MERCHANT: "ALIPAY_USER_ID",
+}
+_SETTLE_STATES: Final = {
+    "SUCCESS": SplitStatus.SUCCEEDED,
+    "FAIL": SplitStatus.FAILED,
+    "PROCESSING": SplitStatus.PROCESSING,
+}
+_SETTLE_NOT_FOUND: Final = frozenset({"ACQ.TRADE_NOT_EXIST", "ACQ.SETTLE_NOT_EXIST"})
+#: ``status`` of a transfer (uni.transfer answers SUCCESS, FAIL, DEALING, REFUND)
+_TRANSFER_STATES: Final = {
+    "SUCCESS": TransferStatus.SUCCEEDED,
+    "FAIL": TransferStatus.FAILED,
+    "REFUND": TransferStatus.FAILED,  # to a bank card: bounced, the money is back
+    "CLOSED": TransferStatus.FAILED,
+    "DEALING": TransferStatus.PROCESSING,
+    "WAIT_PAY": TransferStatus.PROCESSING,
+}
+_REQUEST_NO: Final = re.compile(r"[A-Za-z0-9_]{1,32}", re.ASCII)
 _quote_stable = functools.lru_cache(maxsize=256)(quote)  # URLs and ids repeat across calls
 
 
@@ -565,6 +605,258 @@ class AlipayChannel(Channel):
         node = yield from self._call(method, {"out_trade_no": _order_no(out_trade_no)})
         self._same_trade(method, node, out_trade_no)
 
+    # -- royalty (分账) and transfers ------------------------------------------
+
+    def _split_money(self, amount: Money) -> str:
+        """An amount on a split line or a transfer: CNY, positive, within the limit."""
+        return self._amount(amount)
+
+    def royalty_bind(self, out_request_no: str, receivers: Sequence[ReceiverBinding]) -> Flow[None]:
+        """``alipay.trade.royalty.relation.bind``: bind up to 20 receivers.
+
+        Splits (``alipay.trade.order.settle``) may go only to bound receivers.
+        Binding an already bound receiver again succeeds.
+        """
+        yield from self._royalty_relation(
+            "alipay.trade.royalty.relation.bind", out_request_no, receivers
+        )
+
+    def royalty_unbind(
+        self, out_request_no: str, receivers: Sequence[ReceiverBinding]
+    ) -> Flow[None]:
+        """``alipay.trade.royalty.relation.unbind``: remove receivers from the relation."""
+        yield from self._royalty_relation(
+            "alipay.trade.royalty.relation.unbind", out_request_no, receivers
+        )
+
+    def _royalty_relation(
+        self, method: str, out_request_no: str, receivers: Sequence[ReceiverBinding]
+    ) -> Flow[None]:
+        if not 1 <= len(receivers) <= 20:
+            raise InvalidRequestError(f"alipay {method}: 1-20 receivers per call")
+        entities = []
+        for receiver in receivers:
+            entity = {"type": _royalty_type(receiver.kind), "account": receiver.account}
+            if receiver.name:
+                entity["name"] = receiver.name
+            elif receiver.kind is ReceiverKind.LOGIN_NAME and method.endswith(".bind"):
+                raise InvalidRequestError(
+                    "alipay: a receiver bound by login name needs its real name"
+                )
+            if receiver.memo:
+                entity["memo"] = receiver.memo
+            entities.append(entity)
+        biz = {"receiver_list": entities, "out_request_no": _request_no(out_request_no)}
+        node = yield from self._call(method, biz)
+        if node.get("result_code") != "SUCCESS":
+            raise ProtocolError(f"alipay {method}: result_code is not SUCCESS")
+
+    def royalty_query(
+        self, out_request_no: str, *, page: int = 1, page_size: int = 100
+    ) -> Flow[tuple[ReceiverBinding, ...]]:
+        """``alipay.trade.royalty.relation.batchquery``: one page of bound receivers."""
+        method = "alipay.trade.royalty.relation.batchquery"
+        if not (page >= 1 and 1 <= page_size <= 100):
+            raise InvalidRequestError("alipay: page >= 1 and 1 <= page_size <= 100")
+        biz = {
+            "page_num": page,
+            "page_size": page_size,
+            "out_request_no": _request_no(out_request_no),
+        }
+        node = yield from self._call(method, biz)
+        found = node.get("receiver_list") or []
+        if not isinstance(found, list):
+            raise ProtocolError(f"alipay {method}: receiver_list is not a list")
+        kinds = {v: k for k, v in _ROYALTY_TYPES.items()}
+        bound = []
+        for item in found:
+            if not isinstance(item, dict) or item.get("type") not in kinds:
+                raise ProtocolError(f"alipay {method}: a receiver of unknown type")
+            bound.append(
+                ReceiverBinding(
+                    kind=kinds[item["type"]],
+                    account=str(item.get("account") or ""),
+                    memo=_text(item.get("memo")),
+                )
+            )
+        return tuple(bound)
+
+    def settle(self, request: SplitRequest) -> Flow[SplitResult]:
+        """``alipay.trade.order.settle``: split a trade among bound receivers.
+
+        Idempotent by ``out_request_no``. ``finish`` sends
+        ``extend_params.royalty_finish = "true"`` (the rest of the frozen amount
+        goes to the merchant). The answer only says Alipay took the request
+        (``settle_no``): the result is PROCESSING until :meth:`settle_query`.
+        """
+        method = "alipay.trade.order.settle"
+        parameters = []
+        for line in request.lines:
+            item: dict[str, Any] = {
+                "royalty_type": "transfer",
+                "trans_in_type": _royalty_type(line.kind),
+                "trans_in": line.account,
+                "amount": self._split_money(line.amount),
+                "desc": line.description,
+            }
+            if line.name:
+                item["trans_in_name"] = line.name
+            parameters.append(item)
+        biz: dict[str, Any] = {
+            "out_request_no": _request_no(request.out_request_no),
+            "trade_no": request.channel_trade_id,
+            "royalty_parameters": parameters,
+        }
+        if request.finish:
+            biz["extend_params"] = {"royalty_finish": "true"}
+        node = yield from self._call(method, biz)
+        echoed = node.get("trade_no")
+        if echoed is not None and echoed != request.channel_trade_id:
+            raise ProtocolError(f"alipay {method}: the response is about another trade_no")
+        return SplitResult(
+            channel=self.name,
+            out_request_no=request.out_request_no,
+            status=SplitStatus.PROCESSING,
+            channel_trade_id=request.channel_trade_id,
+            channel_split_id=_text(node.get("settle_no")),
+            raw=node,
+        )
+
+    def settle_query(self, out_request_no: str, channel_trade_id: str) -> Flow[SplitResult]:
+        """``alipay.trade.order.settle.query``: each line's ``state`` (SUCCESS, FAIL,
+        PROCESSING). SUCCEEDED when every ``transfer`` line succeeded, FAILED
+        when every one failed, PROCESSING otherwise."""
+        method = "alipay.trade.order.settle.query"
+        biz = {"out_request_no": _request_no(out_request_no), "trade_no": channel_trade_id}
+        try:
+            node = yield from self._call(method, biz)
+        except ChannelError as exc:
+            if exc.channel_sub_code in _SETTLE_NOT_FOUND:
+                return SplitResult(
+                    channel=self.name,
+                    out_request_no=out_request_no,
+                    status=SplitStatus.NOT_FOUND,
+                    channel_trade_id=channel_trade_id,
+                )
+            raise
+        details = node.get("royalty_detail_list") or []
+        if not isinstance(details, list):
+            raise ProtocolError(f"alipay {method}: royalty_detail_list is not a list")
+        lines = []
+        for item in details:
+            if not isinstance(item, dict):
+                raise ProtocolError(f"alipay {method}: a royalty detail is not an object")
+            if item.get("operation_type", "transfer") != "transfer":
+                continue
+            state = _SETTLE_STATES.get(str(item.get("state")))
+            if state is None:
+                raise ProtocolError(f"alipay {method}: unknown state {_shown(item.get('state'))}")
+            lines.append(
+                SplitLineResult(
+                    kind=str(item.get("trans_in_type") or ""),
+                    account=str(item.get("trans_in") or item.get("trans_in_open_id") or ""),
+                    amount=self._money(item.get("amount")),
+                    status=state,
+                    fail_reason=_text(item.get("error_code")),
+                    channel_detail_id=_text(item.get("detail_id")),
+                )
+            )
+        states = {line.status for line in lines}
+        if not lines or SplitStatus.PROCESSING in states:
+            status = SplitStatus.PROCESSING
+        elif len(states) > 1:
+            status = SplitStatus.PARTIAL
+        else:
+            status = states.pop()
+        return SplitResult(
+            channel=self.name,
+            out_request_no=out_request_no,
+            status=status,
+            channel_trade_id=channel_trade_id,
+            lines=tuple(lines),
+            raw=node,
+        )
+
+    def _require_cert_mode(self, method: str) -> None:
+        if "app_cert_sn" not in self._common:
+            raise ConfigurationError(
+                f"channel {self.name!r}: alipay {method} needs certificate mode "
+                "(app_cert, alipay_cert and alipay_root_cert), not a public key"
+            )
+
+    def transfer(self, request: TransferRequest) -> Flow[TransferResult]:
+        """``alipay.fund.trans.uni.transfer`` (product ``TRANS_ACCOUNT_NO_PWD``,
+        scene ``DIRECT_TRANSFER``): pay to an Alipay account.
+
+        Certificate mode only (Alipay refuses fund APIs signed in public-key
+        mode). Idempotent by ``out_biz_no``: send the same number with the same
+        content to retry. ``SUCCESS`` is SUCCEEDED; ``DEALING`` (and anything
+        but ``FAIL``) is PROCESSING, settled by :meth:`transfer_query`.
+        """
+        method = "alipay.fund.trans.uni.transfer"
+        self._require_cert_mode(method)
+        if request.amount.minor < 10:
+            raise AmountError("alipay: a transfer to an Alipay account is at least 0.10 CNY")
+        payee: dict[str, str] = {
+            "identity": request.account,
+            "identity_type": _PAYEE_TYPES[request.kind],
+        }
+        if request.name:
+            payee["name"] = request.name
+        elif request.kind is ReceiverKind.LOGIN_NAME:
+            raise InvalidRequestError("alipay: a transfer to a login name needs the payee's name")
+        biz: dict[str, Any] = {
+            "out_biz_no": _request_no(request.out_transfer_no),
+            "trans_amount": self._split_money(request.amount),
+            "product_code": "TRANS_ACCOUNT_NO_PWD",
+            "biz_scene": "DIRECT_TRANSFER",
+            "order_title": request.title or request.remark,
+            "payee_info": payee,
+            "remark": request.remark,
+        }
+        node = yield from self._call(method, biz)
+        return self._transfer_result(method, request.out_transfer_no, node, request.amount)
+
+    def transfer_query(self, out_transfer_no: str) -> Flow[TransferResult]:
+        """``alipay.fund.trans.common.query`` by ``out_biz_no``."""
+        method = "alipay.fund.trans.common.query"
+        self._require_cert_mode(method)
+        biz = {
+            "out_biz_no": _request_no(out_transfer_no),
+            "product_code": "TRANS_ACCOUNT_NO_PWD",
+            "biz_scene": "DIRECT_TRANSFER",
+        }
+        try:
+            node = yield from self._call(method, biz)
+        except ChannelError as exc:
+            if exc.channel_sub_code == "ORDER_NOT_EXIST":
+                return TransferResult(
+                    channel=self.name,
+                    out_transfer_no=out_transfer_no,
+                    status=TransferStatus.NOT_FOUND,
+                )
+            raise
+        return self._transfer_result(method, out_transfer_no, node, None)
+
+    def _transfer_result(
+        self, method: str, out_transfer_no: str, node: Mapping[str, Any], sent: Money | None
+    ) -> TransferResult:
+        echoed = node.get("out_biz_no")
+        if echoed is not None and echoed != out_transfer_no:
+            raise ProtocolError(f"alipay {method}: the response is about another out_biz_no")
+        raw_status = str(node.get("status") or "")
+        status = _TRANSFER_STATES.get(raw_status, TransferStatus.PROCESSING)
+        amount = self._optional_money(node, "trans_amount") or sent
+        return TransferResult(
+            channel=self.name,
+            out_transfer_no=out_transfer_no,
+            status=status,
+            amount=amount,
+            channel_transfer_id=_text(node.get("order_id")),
+            fail_reason=_text(node.get("error_code") or node.get("fail_reason")),
+            raw=dict(node),
+        )
+
     def download_bill(self, bill_date: date) -> Flow[list[BillRecord]]:
         """The day's trade bill: ask for its URL, fetch the zip (a plain GET, over
         https from an allowed bill host only; the URL lives 30 s), parse the GBK
@@ -767,6 +1059,20 @@ def _check_identifiers(fields: Mapping[str, str], what: str) -> None:
                 f"({len(value)} characters: {_shown(value)})",
                 code=ErrorCode.INVALID_REQUEST,
             )
+
+
+def _royalty_type(kind: ReceiverKind) -> str:
+    found = _ROYALTY_TYPES.get(kind)
+    if found is None:
+        raise InvalidRequestError(f"alipay royalty takes no {kind.value} receivers")
+    return found
+
+
+def _request_no(value: object) -> str:
+    """``out_request_no`` / ``out_biz_no``: 1-32 letters, digits or ``_`` (Alipay's rule)."""
+    if not isinstance(value, str) or not _REQUEST_NO.fullmatch(value):
+        raise InvalidRequestError("request number: must be 1-32 ASCII letters, digits or '_'")
+    return value
 
 
 def _text(value: object) -> str | None:

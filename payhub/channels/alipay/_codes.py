@@ -68,6 +68,19 @@ ALIPAY_ERROR_CODES: Final[Mapping[str, ErrorCode]] = MappingProxyType(
         "ACQ.BUYER_BALANCE_NOT_ENOUGH": _E.BUYER_ERROR,
         "ACQ.BUYER_ENABLE_STATUS_FORBID": _E.BUYER_ERROR,
         "ACQ.TRADE_BUYER_NOT_MATCH": _E.BUYER_ERROR,
+        # -- royalty (alipay.trade.royalty.relation.*, alipay.trade.order.settle)
+        "ACQ.ALLOC_AMOUNT_VALIDATE_ERROR": _E.INVALID_SPLIT,
+        "ACQ.ROYALTY_RECEIVER_INVALID": _E.INVALID_SPLIT,
+        "ACQ.USER_NOT_EXIST": _E.INVALID_REQUEST,
+        "ACQ.PRODUCT_UNSIGN": _E.PERMISSION_DENIED,
+        # -- transfers (alipay.fund.trans.uni.transfer / common.query) -----
+        "SYSTEM_ERROR": _E.CHANNEL_UNAVAILABLE,
+        "PAYER_BALANCE_NOT_ENOUGH": _E.INSUFFICIENT_BALANCE,
+        "PAYMENT_INFO_INCONSISTENCY": _E.ORDER_NUMBER_USED,
+        "PAYEE_NOT_EXIST": _E.INVALID_REQUEST,
+        "PAYEE_USER_INFO_ERROR": _E.INVALID_REQUEST,
+        "EXCEED_LIMIT_SM_AMOUNT": _E.INVALID_AMOUNT,
+        "ORDER_NOT_EXIST": _E.TRADE_NOT_FOUND,
     }
 )
 

@@ -52,8 +52,27 @@ from payhub.models import (
 )
 from payhub.models import order_number_problem as payhub_number_problem
 from payhub.money import Money
-from payhub.signing import certificate_serial_hex, load_certificate, load_private_key, rsa_sign
+from payhub.signing import (
+    certificate_serial_hex,
+    load_certificate,
+    load_private_key,
+    rsa_oaep_encrypt,
+    rsa_sign,
+)
 from payhub.signing import load_public_key as _load_public_key
+from payhub.splits_models import (
+    ReceiverBinding,
+    ReceiverKind,
+    SplitLineResult,
+    SplitRequest,
+    SplitResult,
+    SplitReturnRequest,
+    SplitReturnResult,
+    SplitStatus,
+    TransferRequest,
+    TransferResult,
+    TransferStatus,
+)
 
 from ._bill import (
     SHANGHAI,
@@ -118,6 +137,38 @@ _REFUND_STATES: Final[Mapping[str, RefundStatus]] = {
     "CLOSED": RefundStatus.CLOSED,
     "ABNORMAL": RefundStatus.FAILED,
 }
+_TRANSFER_BILLS_PATH: Final = "/v3/fund-app/mch-transfer/transfer-bills"
+#: ``user_name`` is required from 2,000.00 CNY on (WeChat Pay's transfer rules)
+_NAME_REQUIRED_FROM: Final = 200_000
+_NOT_FOUND: Final = frozenset({"RESOURCE_NOT_EXISTS", "ORDER_NOT_EXIST", "NOT_FOUND"})
+_SHARING_TYPES: Final[Mapping[ReceiverKind, str]] = {
+    ReceiverKind.MERCHANT: "MERCHANT_ID",
+    ReceiverKind.OPENID: "PERSONAL_OPENID",
+}
+#: a profit-sharing receiver's ``result``
+_SHARING_RESULTS: Final[Mapping[str, SplitStatus]] = {
+    "PENDING": SplitStatus.PROCESSING,
+    "SUCCESS": SplitStatus.SUCCEEDED,
+    "CLOSED": SplitStatus.FAILED,
+}
+#: a return order's ``result``
+_RETURN_RESULTS: Final[Mapping[str, SplitStatus]] = {
+    "PROCESSING": SplitStatus.PROCESSING,
+    "SUCCESS": SplitStatus.SUCCEEDED,
+    "FAILED": SplitStatus.FAILED,
+}
+#: a transfer bill's ``state``
+_TRANSFER_STATES: Final[Mapping[str, TransferStatus]] = {
+    "ACCEPTED": TransferStatus.PROCESSING,
+    "PROCESSING": TransferStatus.PROCESSING,
+    "WAIT_USER_CONFIRM": TransferStatus.WAIT_USER_CONFIRM,
+    "TRANSFERING": TransferStatus.PROCESSING,
+    "SUCCESS": TransferStatus.SUCCEEDED,
+    "FAIL": TransferStatus.FAILED,
+    "CANCELING": TransferStatus.PROCESSING,
+    "CANCELLED": TransferStatus.CANCELLED,
+}
+_SPLIT_NO: Final = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}", re.ASCII)
 _REFUND_EVENTS: Final[Mapping[str, NotificationKind]] = {
     "REFUND.SUCCESS": NotificationKind.REFUND,
     "REFUND.ABNORMAL": NotificationKind.REFUND_FAILED,
@@ -227,6 +278,24 @@ def _not_above(part: Money, whole: Money, part_name: str, whole_name: str) -> No
         raise AmountError(f"wechat: amount.{part_name} is above amount.{whole_name}")
 
 
+def _split_no(value: object, grammar: re.Pattern[str] = _SPLIT_NO) -> str:
+    """A number put into a URL path or query: its grammar, so nothing is injected."""
+    if not isinstance(value, str) or not grammar.fullmatch(value):
+        raise InvalidRequestError(f"wechat: not a valid number: {shown(value)}")
+    return value
+
+
+def _overall(processing: bool, lines: list[SplitStatus]) -> SplitStatus:
+    """A split's status from its lines: final only when no line is pending."""
+    if processing or not lines or SplitStatus.PROCESSING in lines:
+        return SplitStatus.PROCESSING
+    if all(line is SplitStatus.SUCCEEDED for line in lines):
+        return SplitStatus.SUCCEEDED
+    if all(line is SplitStatus.FAILED for line in lines):
+        return SplitStatus.FAILED
+    return SplitStatus.PARTIAL
+
+
 def _order_no(value: object, what: str = "out_trade_no") -> str:
     problem = payhub_number_problem(value)
     if problem is not None:
@@ -316,12 +385,16 @@ class WechatPayChannel(Channel):
         url = self._urls.get(path)
         return url if url is not None else httpx.URL(self._base + path)
 
-    def _request(self, method: str, url: httpx.URL, body: bytes = b"") -> httpx.Request:
+    def _request(
+        self, method: str, url: httpx.URL, body: bytes = b"", serial: str | None = None
+    ) -> httpx.Request:
         """A request carrying ``Authorization`` over the exact path and body bytes sent.
 
         Built complete (``Host`` and ``Content-Length`` included) over a byte
         stream, so httpx adds nothing and re-encodes nothing: the bytes signed
         are the bytes sent, and building costs a third of ``content=``'s.
+        ``serial`` names the platform key a field of the body was encrypted
+        with (``Wechatpay-Serial``; already sent when a public key id is set).
         """
         header = authorization(
             self._private_key,
@@ -334,6 +407,8 @@ class WechatPayChannel(Channel):
             body=body,
         )
         headers = [*self._fixed_headers, (b"Authorization", header.encode("ascii"))]
+        if serial is not None and self.config.wechatpay_public_key_id is None:
+            headers.append((b"Wechatpay-Serial", serial.encode("ascii")))
         if body:
             headers.append((b"Content-Type", b"application/json"))
             headers.append((b"Content-Length", b"%d" % len(body)))
@@ -342,7 +417,12 @@ class WechatPayChannel(Channel):
         return request
 
     def _call(
-        self, method: str, path: str, payload: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        serial: str | None = None,
     ) -> Flow[httpx.Response]:
         """Send one signed request; return the verified 2xx response or raise."""
         downloaded = False
@@ -350,7 +430,7 @@ class WechatPayChannel(Channel):
             downloaded = True
             yield from self._scheduled_download()
         body = b"" if payload is None else _dumps(payload)
-        response = yield self._request(method, self._url(path), body)
+        response = yield self._request(method, self._url(path), body, serial)
         if not response.is_success:
             raise error_from_response(response)
         yield from self._verify_response(response, may_download=not downloaded)
@@ -693,6 +773,305 @@ class WechatPayChannel(Channel):
                 data, "transaction_id", TRANSACTION_ID, what, ProtocolError
             ),
             "channel_refund_id": optional_id(data, "refund_id", REFUND_ID, what, ProtocolError),
+            "raw": data,
+        })
+
+    # -- profit sharing (分账) and merchant transfers --------------------------
+
+    def _encryption_key(self) -> Flow[PlatformKey]:
+        """The newest platform key (downloading certificates first if none is known)."""
+        now = self._clock()
+        key = self._keys.newest(now)
+        if key is None and self._keys.claim_download(now, unknown_serial=True):
+            yield from self._download_certificates()
+            key = self._keys.newest(self._clock())
+        if key is None:
+            raise ConfigurationError(
+                f"channel {self.name!r}: no platform key or certificate to encrypt names with"
+            )
+        return key
+
+    @staticmethod
+    def _sharing_type(kind: ReceiverKind) -> str:
+        found = _SHARING_TYPES.get(kind)
+        if found is None:
+            raise InvalidRequestError(f"wechat profit sharing takes no {kind.value} receivers")
+        return found
+
+    def add_receiver(self, receiver: ReceiverBinding) -> Flow[None]:
+        """``POST /v3/profitsharing/receivers/add``: allow splits to a receiver.
+
+        ``name`` (required for a merchant, optional for a person) is encrypted
+        with the platform public key (RSA-OAEP) and the request names that
+        key in ``Wechatpay-Serial``. ``relation_type`` is required.
+        """
+        if not receiver.relation_type:
+            raise InvalidRequestError("wechat: a profit-sharing receiver needs a relation_type")
+        kind = self._sharing_type(receiver.kind)
+        if kind == "MERCHANT_ID" and not receiver.name:
+            raise InvalidRequestError("wechat: a merchant receiver needs its full name")
+        payload: dict[str, Any] = {
+            "appid": self.config.app_id,
+            "type": kind,
+            "account": receiver.account,
+            "relation_type": receiver.relation_type,
+        }
+        serial = None
+        if receiver.name:
+            key = yield from self._encryption_key()
+            payload["name"] = rsa_oaep_encrypt(key.key, receiver.name.encode("utf-8"))
+            serial = key.serial
+        if receiver.relation_type == "CUSTOM":
+            if not receiver.memo:
+                raise InvalidRequestError("wechat: relation_type CUSTOM needs a memo")
+            payload["custom_relation"] = receiver.memo
+        response = yield from self._call(
+            "POST", "/v3/profitsharing/receivers/add", payload, serial=serial
+        )
+        data = _json_object(response.content, "receiver answer")
+        if data.get("account") != receiver.account:
+            raise ProtocolError("wechat: the receiver answer names another account")
+
+    def delete_receiver(self, kind: ReceiverKind, account: str) -> Flow[None]:
+        """``POST /v3/profitsharing/receivers/delete``."""
+        payload = {"appid": self.config.app_id, "type": self._sharing_type(kind),
+                   "account": account}
+        response = yield from self._call("POST", "/v3/profitsharing/receivers/delete", payload)
+        data = _json_object(response.content, "receiver answer")
+        if data.get("account") != account:
+            raise ProtocolError("wechat: the receiver answer names another account")
+
+    def share(self, request: SplitRequest) -> Flow[SplitResult]:
+        """``POST /v3/profitsharing/orders``: split a payment made with
+        ``settle_info.profit_sharing = true``; idempotent by ``out_order_no``.
+
+        Names given on lines are encrypted (RSA-OAEP, ``Wechatpay-Serial``).
+        ``finish`` sends ``unfreeze_unsplit = true``: the rest goes to the merchant.
+        """
+        receivers = []
+        serial = None
+        key: PlatformKey | None = None
+        for line in request.lines:
+            if line.amount.currency != "CNY":
+                raise InvalidRequestError("wechat: profit sharing is in CNY")
+            if line.amount.minor > MAX_MINOR:
+                raise AmountError("wechat: a split line exceeds WeChat Pay's amount limit")
+            item: dict[str, Any] = {
+                "type": self._sharing_type(line.kind),
+                "account": line.account,
+                "amount": line.amount.minor,
+                "description": line.description,
+            }
+            if line.name:
+                if key is None:
+                    key = yield from self._encryption_key()
+                    serial = key.serial
+                item["name"] = rsa_oaep_encrypt(key.key, line.name.encode("utf-8"))
+            receivers.append(item)
+        payload = {
+            "appid": self.config.app_id,
+            "transaction_id": request.channel_trade_id,
+            "out_order_no": request.out_request_no,
+            "receivers": receivers,
+            "unfreeze_unsplit": request.finish,
+        }
+        response = yield from self._call(
+            "POST", "/v3/profitsharing/orders", payload, serial=serial
+        )
+        return self._sharing_result(_json_object(response.content, "profit-sharing answer"),
+                                    request.out_request_no)
+
+    def share_query(self, out_request_no: str, channel_trade_id: str) -> Flow[SplitResult]:
+        """``GET /v3/profitsharing/orders/{out_order_no}?transaction_id=…``."""
+        path = (f"/v3/profitsharing/orders/{_split_no(out_request_no)}"
+                f"?transaction_id={_split_no(channel_trade_id, TRANSACTION_ID)}")
+        try:
+            response = yield from self._call("GET", path)
+        except ChannelError as exc:
+            if exc.http_status == 404 and exc.channel_code in _NOT_FOUND:
+                return SplitResult(channel=self.name, out_request_no=out_request_no,
+                                   status=SplitStatus.NOT_FOUND,
+                                   channel_trade_id=channel_trade_id)
+            raise
+        return self._sharing_result(_json_object(response.content, "profit-sharing answer"),
+                                    out_request_no)
+
+    def unfreeze(self, out_request_no: str, channel_trade_id: str,
+                 description: str) -> Flow[SplitResult]:
+        """``POST /v3/profitsharing/orders/unfreeze``: end splitting, the rest to the
+        merchant (an ``out_order_no`` of its own)."""
+        payload = {
+            "transaction_id": _split_no(channel_trade_id, TRANSACTION_ID),
+            "out_order_no": _split_no(out_request_no),
+            "description": description,
+        }
+        response = yield from self._call("POST", "/v3/profitsharing/orders/unfreeze", payload)
+        return self._sharing_result(_json_object(response.content, "unfreeze answer"),
+                                    out_request_no)
+
+    def _sharing_result(self, data: dict[str, Any], out_request_no: str) -> SplitResult:
+        what = "profit-sharing answer"
+        if data.get("out_order_no") != out_request_no:
+            raise ProtocolError(f"wechat: the {what} names another out_order_no")
+        state = _str(data, "state", what)
+        if state not in ("PROCESSING", "FINISHED"):
+            raise ProtocolError(f"wechat: unknown profit-sharing state {shown(state)}")
+        items = data.get("receivers") or []
+        if not isinstance(items, list):
+            raise ProtocolError(f"wechat: the {what}'s receivers is not a list")
+        lines = []
+        for item in items:
+            if not isinstance(item, dict):
+                raise ProtocolError(f"wechat: a receiver of the {what} is not an object")
+            result = _SHARING_RESULTS.get(str(item.get("result")))
+            if result is None:
+                raise ProtocolError(f"wechat: unknown receiver result {shown(item.get('result'))}")
+            lines.append(self._model(SplitLineResult, {
+                "kind": str(item.get("type") or ""),
+                "account": str(item.get("account") or ""),
+                "amount": _fen(item, "amount", "CNY"),
+                "status": result,
+                "fail_reason": item.get("fail_reason") or None,
+                "channel_detail_id": item.get("detail_id") or None,
+            }))
+        status = _overall(state == "PROCESSING", [line.status for line in lines])
+        return self._model(SplitResult, {
+            "channel": self.name,
+            "out_request_no": out_request_no,
+            "status": status,
+            "channel_trade_id": optional_id(data, "transaction_id", TRANSACTION_ID, what,
+                                            ProtocolError),
+            "channel_split_id": data.get("order_id") or None,
+            "lines": tuple(lines),
+            "raw": data,
+        })
+
+    def share_return(self, request: SplitReturnRequest) -> Flow[SplitReturnResult]:
+        """``POST /v3/profitsharing/return-orders`` (回退): take part of a split back
+        from a merchant receiver; idempotent by ``out_return_no``."""
+        if request.amount.currency != "CNY":
+            raise InvalidRequestError("wechat: profit-sharing returns are in CNY")
+        payload = {
+            "out_order_no": request.out_request_no,
+            "out_return_no": request.out_return_no,
+            "return_mchid": request.return_merchant,
+            "amount": request.amount.minor,
+            "description": request.description,
+        }
+        response = yield from self._call("POST", "/v3/profitsharing/return-orders", payload)
+        return self._return_result(_json_object(response.content, "return answer"),
+                                   request.out_return_no, request.out_request_no)
+
+    def share_return_query(self, out_return_no: str,
+                           out_request_no: str) -> Flow[SplitReturnResult]:
+        """``GET /v3/profitsharing/return-orders/{out_return_no}?out_order_no=…``."""
+        path = (f"/v3/profitsharing/return-orders/{_split_no(out_return_no)}"
+                f"?out_order_no={_split_no(out_request_no)}")
+        try:
+            response = yield from self._call("GET", path)
+        except ChannelError as exc:
+            if exc.http_status == 404 and exc.channel_code in _NOT_FOUND:
+                return SplitReturnResult(channel=self.name, out_return_no=out_return_no,
+                                         out_request_no=out_request_no,
+                                         status=SplitStatus.NOT_FOUND)
+            raise
+        return self._return_result(_json_object(response.content, "return answer"),
+                                   out_return_no, out_request_no)
+
+    def _return_result(self, data: dict[str, Any], out_return_no: str,
+                       out_request_no: str) -> SplitReturnResult:
+        if data.get("out_return_no") != out_return_no or data.get("out_order_no") != out_request_no:
+            raise ProtocolError("wechat: the return answer names another return or order")
+        result = _RETURN_RESULTS.get(_str(data, "result", "return answer"))
+        if result is None:
+            raise ProtocolError(f"wechat: unknown return result {shown(data.get('result'))}")
+        return self._model(SplitReturnResult, {
+            "channel": self.name,
+            "out_return_no": out_return_no,
+            "out_request_no": out_request_no,
+            "status": result,
+            "amount": _fen(data, "amount", "CNY", least=1),
+            "channel_return_id": data.get("return_id") or None,
+            "fail_reason": data.get("fail_reason") or None,
+            "raw": data,
+        })
+
+    def transfer(self, request: TransferRequest) -> Flow[TransferResult]:
+        """``POST /v3/fund-app/mch-transfer/transfer-bills``: the merchant transfer
+        to a user's balance (商家转账, the API new merchants get since 2025-01-15).
+
+        Idempotent by ``out_bill_no``. The answer's ``state`` is usually
+        ``WAIT_USER_CONFIRM``: hand ``package_info`` to the user's confirm page;
+        the outcome comes by notification or :meth:`transfer_query`.
+        ``user_name`` (required from 2,000 CNY) is encrypted (RSA-OAEP).
+        """
+        if request.kind is not ReceiverKind.OPENID:
+            raise InvalidRequestError("wechat: a transfer goes to an openid")
+        if request.amount.currency != "CNY":
+            raise InvalidRequestError("wechat: transfers are in CNY")
+        if request.amount.minor > MAX_MINOR:
+            raise AmountError("wechat: the transfer exceeds WeChat Pay's amount limit")
+        if not request.scene_id:
+            raise InvalidRequestError("wechat: a transfer needs its transfer_scene_id")
+        if request.amount.minor >= _NAME_REQUIRED_FROM and not request.name:
+            raise InvalidRequestError("wechat: a transfer of 2,000 CNY or more needs user_name")
+        payload: dict[str, Any] = {
+            "appid": self.config.app_id,
+            "out_bill_no": request.out_transfer_no,
+            "transfer_scene_id": request.scene_id,
+            "openid": request.account,
+            "transfer_amount": request.amount.minor,
+            "transfer_remark": request.remark,
+        }
+        serial = None
+        if request.name:
+            key = yield from self._encryption_key()
+            payload["user_name"] = rsa_oaep_encrypt(key.key, request.name.encode("utf-8"))
+            serial = key.serial
+        if request.notify_url:
+            payload["notify_url"] = request.notify_url
+        if request.perception:
+            payload["user_recv_perception"] = request.perception
+        if request.scene_report:
+            payload["transfer_scene_report_infos"] = [
+                {"info_type": kind, "info_content": content}
+                for kind, content in request.scene_report
+            ]
+        response = yield from self._call("POST", _TRANSFER_BILLS_PATH, payload, serial=serial)
+        return self._transfer_result(_json_object(response.content, "transfer answer"),
+                                     request.out_transfer_no, request.amount)
+
+    def transfer_query(self, out_transfer_no: str) -> Flow[TransferResult]:
+        """``GET /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}``."""
+        path = f"{_TRANSFER_BILLS_PATH}/out-bill-no/{_split_no(out_transfer_no)}"
+        try:
+            response = yield from self._call("GET", path)
+        except ChannelError as exc:
+            if exc.http_status == 404 and exc.channel_code in _NOT_FOUND:
+                return TransferResult(channel=self.name, out_transfer_no=out_transfer_no,
+                                      status=TransferStatus.NOT_FOUND)
+            raise
+        return self._transfer_result(_json_object(response.content, "transfer answer"),
+                                     out_transfer_no, None)
+
+    def _transfer_result(self, data: dict[str, Any], out_transfer_no: str,
+                         sent: Money | None) -> TransferResult:
+        if data.get("out_bill_no") != out_transfer_no:
+            raise ProtocolError("wechat: the transfer answer names another out_bill_no")
+        state = _str(data, "state", "transfer answer")
+        status = _TRANSFER_STATES.get(state)
+        if status is None:
+            raise ProtocolError(f"wechat: unknown transfer state {shown(state)}")
+        amount = (_fen(data, "transfer_amount", "CNY", least=1)
+                  if "transfer_amount" in data else sent)
+        return self._model(TransferResult, {
+            "channel": self.name,
+            "out_transfer_no": out_transfer_no,
+            "status": status,
+            "amount": amount,
+            "channel_transfer_id": data.get("transfer_bill_no") or None,
+            "package_info": data.get("package_info") or None,
+            "fail_reason": data.get("fail_reason") or None,
             "raw": data,
         })
 

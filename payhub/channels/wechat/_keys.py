@@ -210,6 +210,11 @@ class PlatformKeyring:
             return None
         return entry.key
 
+    def newest(self, now: float) -> PlatformKey | None:
+        """The valid key that became valid last: the one to encrypt with."""
+        valid = [k for k in self._keys.values() if k.not_before <= now < k.not_after]
+        return max(valid, key=lambda k: (k.not_before, k.serial), default=None)
+
     def _elapsed(self, since: float | None, now: float, period: float) -> bool:
         # abs(): a clock set back by more than a period must not stall downloads forever.
         return since is None or abs(now - since) >= period
