@@ -385,11 +385,12 @@ def anomalies_resolve(
 
 
 # Sub-commands in their own modules (they import this one's helpers when run).
-from payhub import cli_health, cli_reviews  # noqa: E402
+from payhub import cli_audit, cli_health, cli_reviews  # noqa: E402
 
 app.add_typer(cli_reviews.app, name="reviews")
 app.command("health")(cli_health.health)
 app.command("metrics")(cli_health.metrics)
+cli_audit.register(app, db_app)
 
 
 def main() -> None:

@@ -39,6 +39,8 @@ LAYERS: dict[str, int] = {
     "payhub.cli": 7,
     "payhub.cli_reviews": 7,
     "payhub.cli_health": 7,
+    "payhub.cli_audit": 7,
+    "payhub.audit": 7,
     "payhub.monitor": 7,
     "payhub": 7,
 }

@@ -54,6 +54,7 @@ from payhub.models import (
 )
 from payhub.money import Money
 from payhub.store._audit import write_audit
+from payhub.store._crypt import FieldKeys, opened_payload, sealed_row
 from payhub.store._engine import insert_ignore
 from payhub.store._records import ApplyResult, PaymentRecord
 from payhub.store._schema import (
@@ -283,6 +284,8 @@ class Applier:
     external_refunds: bool = False
     #: see :data:`PAID_TIME_SKEW`
     paid_time_skew: timedelta = PAID_TIME_SKEW
+    #: field encryption of the inbox's buyer data (None: stored in clear)
+    field_keys: FieldKeys | None = None
     event_ids: list[str] = field(default_factory=list)
 
     # -- entry points -------------------------------------------------------
@@ -299,7 +302,10 @@ class Applier:
                 "kind": notification.kind.value,
                 "out_trade_no": notification.out_trade_no,
                 "received_at": self.now,
-                "raw_body": notification.raw_body,
+                **sealed_row(
+                    self.field_keys, notification.channel, key, notification.raw_body,
+                    notification.raw,
+                ),
                 # the parsed copy only if it is deferred (below): nothing built
                 # for the duplicates this insert discards
                 "payload": None,
@@ -952,7 +958,8 @@ class Applier:
     ) -> None:
         values: dict[str, Any] = {"outcome": outcome.value, "processed_at": self.now}
         if payload is not None:
-            values["payload"] = payload
+            keys = self.field_keys
+            values["payload"] = payload if keys is None else keys.seal_json(payload, channel, key)
         self.conn.execute(
             notifications.update()
             .where(notifications.c.channel == channel, notifications.c.event_key == key)
@@ -978,7 +985,8 @@ class Applier:
             .order_by(notifications.c.id)
         ).mappings()
         for row in rows.all():
-            deferred = Notification.model_validate({**row["payload"], "raw_body": b""})
+            parsed = opened_payload(self.field_keys, row)
+            deferred = Notification.model_validate({**parsed, "raw_body": b""})
             fact = Fact.of_notification(deferred)
             situation, found = self._situation(payment, fact)
             decision = decide(situation)

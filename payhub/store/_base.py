@@ -32,6 +32,7 @@ from payhub.store._apply import (
     TransitionHook,
     _no_checkpoint,
 )
+from payhub.store._crypt import FieldKeys
 from payhub.store._engine import (
     Timeouts,
     create_store_engine,
@@ -69,6 +70,7 @@ class StoreBase:
         lock_timeout: float = Timeouts.lock,
         connect_timeout: float = Timeouts.connect,
         paid_time_skew: timedelta = PAID_TIME_SKEW,
+        encryption: FieldKeys | Mapping[str, Any] | None = None,
         **engine_options: Any,
     ) -> None:
         """``external_refunds``: apply refund notifications for refunds payhub did
@@ -81,6 +83,9 @@ class StoreBase:
         creation, or later than now, by more than this is flagged (a
         ``paid_time`` anomaly and a ``payment.time_anomaly`` event); the payment
         is still credited. Default 10 minutes (config: seconds).
+
+        ``encryption``: keys for the inbox's buyer data (:class:`FieldKeys` or
+        its configuration); without, it is stored in clear (docs/security.md).
         """
         if not isinstance(paid_time_skew, timedelta):
             if isinstance(paid_time_skew, bool) or not isinstance(paid_time_skew, int | float):
@@ -95,6 +100,9 @@ class StoreBase:
         self._hooks: list[TransitionHook] = []
         self._external_refunds = external_refunds
         self._paid_time_skew = paid_time_skew
+        if encryption is not None and not isinstance(encryption, FieldKeys):
+            encryption = FieldKeys.from_config(encryption)
+        self._field_keys: FieldKeys | None = encryption
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
@@ -115,6 +123,7 @@ class StoreBase:
             checkpoint or _no_checkpoint,
             external_refunds=self._external_refunds,
             paid_time_skew=self._paid_time_skew,
+            field_keys=self._field_keys,
         )
 
     @property

@@ -57,11 +57,18 @@ def _options() -> dict[str, Any]:
 
 
 def _table(name: str) -> sa.Table:
-    cols = [sa.Column("id", sa.BigInteger), sa.Column("chain_seq", sa.BigInteger),
-            sa.Column("chain_hash", sa.String(64))]
+    cols: list[sa.Column[Any]] = [
+        sa.Column("id", sa.BigInteger),
+        sa.Column("chain_seq", sa.BigInteger),
+        sa.Column("chain_hash", sa.String(64)),
+    ]
     for field in _FIELDS[name]:
-        kind: Any = UTCDateTime() if field == "at" else sa.JSON() if field == "detail" else None
-        cols.append(sa.Column(field, kind) if kind is not None else sa.Column(field))
+        if field == "at":
+            cols.append(sa.Column(field, UTCDateTime()))
+        elif field == "detail":
+            cols.append(sa.Column(field, sa.JSON()))
+        else:
+            cols.append(sa.Column(field))
     return sa.Table(name, sa.MetaData(), *cols)
 
 
