@@ -17,6 +17,7 @@ checkpoint (bad signature). See ``docs/audit.md``.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -171,14 +172,16 @@ def verify(
     """Walk the store's audit chain; with ``directory`` and ``public``, every
     signed checkpoint must verify and match it (docs/audit.md)."""
     expected: dict[int, str] = {}
+    read: list[Checkpoint] = []
     if directory is not None:
         if public is None:
             raise ConfigurationError("checkpoints are verified with their public key")
-        for checkpoint in read_checkpoints(directory, public):
+        read = read_checkpoints(directory, public)
+        for checkpoint in read:
             if checkpoint.seq == 0:
                 continue
             if expected.setdefault(checkpoint.seq, checkpoint.hash) != checkpoint.hash:
                 raise SignatureError(
                     f"two signed checkpoints disagree on row {checkpoint.seq}: the key was misused"
                 )
-    return store.verify_chain(expected)
+    return dataclasses.replace(store.verify_chain(expected), checkpoints=len(read))
