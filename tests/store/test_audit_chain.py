@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from storekit import ToyBank, paid
 from typer.testing import CliRunner
@@ -55,7 +54,7 @@ def test_every_audit_row_is_linked_in_order(hub, store: Store, bank: ToyBank) ->
 
 def test_canonical_form_is_the_documented_one() -> None:
     """The bytes docs/audit.md specifies, so that an auditor can recompute a link."""
-    from datetime import UTC, datetime  # noqa: PLC0415
+    from datetime import UTC, datetime
 
     at = datetime(2026, 12, 8, 1, 2, 3, 4, tzinfo=UTC)
     fields = ("P-1", "review", None, "payhub", {"z": 1, "a": ["é", True]}, at)
@@ -63,7 +62,7 @@ def test_canonical_form_is_the_documented_one() -> None:
         '["payhub-chain/1","payhub_risk_audit",7,"P-1","review",null,"payhub",'
         '{"a":["é",true],"z":1},"2026-12-08T01:02:03.000004Z"]'
     ).encode()
-    import hashlib  # noqa: PLC0415
+    import hashlib
 
     assert link(GENESIS, "payhub_risk_audit", 7, fields) == hashlib.sha256(
         bytes(32) + canonical("payhub_risk_audit", 7, fields)
@@ -174,7 +173,7 @@ def test_concurrent_writers_keep_the_chain_linear(store_url: str) -> None:
             with Store(store_url) as mine:
                 for i in range(each):
                     mine.record_risk(f"CC-{n}-{i}", VERDICT, hold=False)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
