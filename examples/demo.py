@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from payhub import (
     RefundRequest,
     RefundStatus,
 )
+from payhub.ledger import Account, AccountKind
 from payhub.store import Store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -379,6 +380,90 @@ def alipay_story(hub: PayHub, control: httpx.Client, shop: ShopEndpoint) -> None
     say(f"{len(records)} bill lines in all; net for {paid_no}: {total}")
 
 
+LEDGER = {
+    "default_plan": "T+1",
+    "plans": {"fast-cards": "instant"},
+    "instant_fee_rate": "0.003",
+    "seller_fees": {"default": {"type": "percentage", "rate": "0.01"}},
+    "withdrawal": {"minimum": 100, "fee": {"type": "fixed", "amount": 100}},
+    # T+1 counts Chinese working days; a year chinesecalendar does not know yet
+    # falls back to Monday-Friday (a warning is logged) rather than stopping the demo
+    "calendar": {"beyond": "weekends"},
+}
+
+
+def platform_story(hub: PayHub, control: httpx.Client, shop: ShopEndpoint) -> None:
+    step("Platform: two sellers on Alipay, balances in the ledger")
+    ledger = hub.ledger
+    orders = {}
+    for seller, amount in (("alice-cards", "30.00"), ("fast-cards", "20.00")):
+        number = order_no("SELL")
+        hub.pay(
+            PaymentRequest(
+                out_trade_no=number,
+                amount=Money.parse(amount, "CNY"),
+                subject=f"{seller} gift card",
+                method=PayMethod.QR,
+                seller=seller,
+            )
+        )
+        response = control.post(f"/alipay/trades/{number}/pay", json={"app_id": APP_ID})
+        check(response.status_code == 200, f"buyer payment answered {response.status_code}")
+        shop.wait_for(
+            lambda n, number=number: n.out_trade_no == number
+            and n.kind is NotificationKind.PAYMENT,
+            "payment",
+        )
+        orders[seller] = number
+
+    def show(seller: str) -> dict[str, Money]:
+        found = {
+            b.account.kind.value: b.balance for b in ledger.balances(seller) if b.balance.minor
+        }
+        say(f"{seller}: " + ", ".join(f"{k} {v}" for k, v in sorted(found.items())))
+        return found
+
+    alice = show("alice-cards")
+    check(alice == {"pending": Money(2970, "CNY")}, f"alice after paying: {alice}")
+    fast = show("fast-cards")  # 秒到: available at once, 1 % + 0.3 % instant fee
+    check(fast == {"available": Money(1974, "CNY")}, f"fast-cards after paying: {fast}")
+
+    step("Platform: refund 10.00 of alice's payment (its fee share comes back)")
+    hub.refund(
+        "alipay",
+        RefundRequest(
+            out_trade_no=orders["alice-cards"],
+            out_refund_no=f"{orders['alice-cards']}R",
+            amount=Money.parse("10.00", "CNY"),
+        ),
+    )
+    alice = show("alice-cards")
+    check(alice == {"pending": Money(1980, "CNY")}, f"alice after the refund: {alice}")
+
+    step("Platform: the clock moves on; the T+1 settlement run makes alice's batch")
+    later = datetime.now(SHANGHAI) + timedelta(days=6)
+    report = ledger.settle(at=later)
+    for batch in (ledger.batch(i) for i in report.batch_ids):
+        say(f"batch {batch.id}: {batch.party} {batch.amount} from {len(batch.members)} entries")
+    parties = sorted(ledger.batch(i).party for i in report.batch_ids)
+    check(parties == ["alice-cards", "shop"], f"batches for {parties}")
+    check(ledger.settle(at=later).batches == 0, "a second run made batches")
+    alice = show("alice-cards")
+    check(alice == {"available": Money(1980, "CNY")}, f"alice after settling: {alice}")
+
+    step("Platform: fast-cards withdraws 15.00 (fee 1.00), then it is paid out")
+    withdrawal = ledger.withdraw("fast-cards", Money.parse("15.00", "CNY"))
+    ledger.mark_withdrawal_paid(withdrawal.id, "bank transfer 0001")
+    fast = show("fast-cards")
+    check(fast == {"available": Money(474, "CNY")}, f"fast-cards after withdrawing: {fast}")
+    revenue = ledger.balance(Account("platform", AccountKind.REVENUE, "CNY"))
+    say(f"platform fee revenue: {revenue}")
+    # 1 % of each payment less what its refund returned (the shop's own 30.00 less
+    # 10.00 refunded, alice's the same), fast-cards' 0.3 % instant fee, the withdrawal fee
+    check(revenue == Money(20 + 20 + 20 + 6 + 100, "CNY"), f"revenue {revenue}")
+    check(sum(ledger.totals().values()) == 0, "the ledger does not balance")
+
+
 class _FormFields(HTMLParser):
     """The action and hidden fields of an auto-submitting form, as a browser sees them."""
 
@@ -481,13 +566,14 @@ def main() -> int:
                 "wechat": setup_wechat(control, sandbox_url, shop_url),
             }
             step("payhub: one hub, every channel, the embedded SQLite store")
-            store = Store(f"sqlite:///{workdir / 'payhub.sqlite3'}")
+            store = Store(f"sqlite:///{workdir / 'payhub.sqlite3'}", ledger=LEDGER)
             store.upgrade()
             say(f"store {store.url} at revision {store.current_revision()}")
             with PayHub.from_config({"channels": channels}, store=store) as hub:
                 hub.subscribe("*", events)
                 shop.hub = hub
                 alipay_story(hub, control, shop)
+                platform_story(hub, control, shop)
                 unionpay_story(hub, control, shop)
                 wechat_story(hub, control, shop)
                 step("Exactly once: what the store and the outbox say")
@@ -498,7 +584,7 @@ def main() -> int:
                 check(not store.events(pending=True), "outbox events left undelivered")
                 paid = sorted(set(events.delivered))
                 check(len(paid) == len(events.delivered), "goods delivered twice for a payment")
-                check(len(paid) == 3, f"goods delivered for {len(paid)} payments, expected 3")
+                check(len(paid) == 5, f"goods delivered for {len(paid)} payments, expected 5")
             store.close()
             check(not shop.rejected, f"notifications rejected: {shop.rejected}")
     except DemoFailure as exc:

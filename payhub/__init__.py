@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         CurrencyMismatchError,
         ErrorCode,
         InvalidRequestError,
+        LedgerError,
         NetworkError,
         NoEligibleChannel,
         NotificationRejected,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         PayHub,
         SyncReport,
     )
+    from payhub.ledger import Ledger
     from payhub.models import (
         Ack,
         AttemptOutcome,
@@ -103,6 +105,8 @@ _LAZY: dict[str, str] = {
     "FailoverPolicy": "payhub.routing",
     "Flow": "payhub.channels",
     "InvalidRequestError": "payhub.errors",
+    "Ledger": "payhub.ledger",
+    "LedgerError": "payhub.errors",
     "Money": "payhub.money",
     "NetworkError": "payhub.errors",
     "NoEligibleChannel": "payhub.errors",
@@ -187,6 +191,8 @@ __all__ = [
     "FailoverPolicy",
     "Flow",
     "InvalidRequestError",
+    "Ledger",
+    "LedgerError",
     "Money",
     "NetworkError",
     "NoEligibleChannel",

@@ -6,6 +6,9 @@
     ├── ConfigurationError          bad or missing configuration, unreadable key
     ├── InvalidRequestError         (also a ValueError) the caller's input is wrong
     │   ├── AmountError             malformed, negative, too precise or too large amount
+    │   ├── LedgerError             an entry that does not balance, an account that
+    │   │                           may not go negative, a replayed key with other
+    │   │                           content, an unknown or finished hold/withdrawal
     │   ├── CurrencyMismatchError   arithmetic or comparison across currencies
     │   ├── SplitError              a split or royalty that cannot be made
     │   └── PaymentStateError       the stored payment's state forbids it: already
@@ -50,6 +53,7 @@ __all__ = [
     "CurrencyMismatchError",
     "ErrorCode",
     "InvalidRequestError",
+    "LedgerError",
     "NetworkError",
     "NoEligibleChannel",
     "NotificationRejected",
@@ -109,6 +113,20 @@ class ErrorCode(enum.Enum):
     )
     UNKNOWN_PAYMENT = _CodeInfo(False, "no stored payment has that out_trade_no")
     UNKNOWN_REFUND = _CodeInfo(False, "no stored refund has that out_refund_no")
+    LEDGER_UNBALANCED = _CodeInfo(
+        False, "a ledger entry's lines do not sum to zero in each currency"
+    )
+    LEDGER_INSUFFICIENT_FUNDS = _CodeInfo(
+        False, "a ledger account that may not go negative cannot cover the entry"
+    )
+    LEDGER_IDEMPOTENCY_CONFLICT = _CodeInfo(
+        False, "a ledger idempotency key was used before for different content"
+    )
+    LEDGER_NOT_FOUND = _CodeInfo(False, "no such ledger hold, withdrawal or settlement batch")
+    LEDGER_STATE = _CodeInfo(
+        False, "the hold or withdrawal is already finished (released, captured, paid, failed)"
+    )
+    WITHDRAWAL_BELOW_MINIMUM = _CodeInfo(False, "the withdrawal is below the minimum amount")
     STORE_UNAVAILABLE = _CodeInfo(
         True, "the payment store could not be reached or its transaction failed"
     )
@@ -174,6 +192,17 @@ class CurrencyMismatchError(InvalidRequestError):
 
 class SplitError(InvalidRequestError):
     default_code = ErrorCode.INVALID_SPLIT
+
+
+class LedgerError(InvalidRequestError):
+    """The ledger refused an entry or an operation; nothing was written.
+
+    ``code`` tells which: ``LEDGER_UNBALANCED``, ``LEDGER_INSUFFICIENT_FUNDS``,
+    ``LEDGER_IDEMPOTENCY_CONFLICT``, ``LEDGER_NOT_FOUND``, ``LEDGER_STATE``,
+    ``WITHDRAWAL_BELOW_MINIMUM``.
+    """
+
+    default_code = ErrorCode.LEDGER_UNBALANCED
 
 
 class PaymentStateError(InvalidRequestError):

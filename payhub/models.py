@@ -146,6 +146,14 @@ class PaymentRequest(BaseModel):
     #: what is bought and how many (risk rules: per-product quantity limits)
     product_id: str | None = Field(default=None, max_length=64)
     quantity: int | None = Field(default=None, ge=1)
+    #: The seller of a multi-seller platform whose ledger accounts the payment
+    #: credits (docs/ledger.md); None: the shop itself.
+    seller: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$",
+    )
 
 
 class AttemptOutcome(enum.StrEnum):

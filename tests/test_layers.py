@@ -32,6 +32,8 @@ LAYERS: dict[str, int] = {
     "payhub.settlement": 5,
     "payhub.risk": 5,
     "payhub.store": 6,
+    # beside the store: the store builds its poster at construction (docs/ledger.md)
+    "payhub.ledger": 6,
     # the facade: the hub package (one module per job) and its old import path
     "payhub.hub": 7,
     "payhub.web": 7,

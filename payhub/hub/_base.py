@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from payhub.hub._notifications import NotificationOutcome
+    from payhub.ledger import Ledger
 
 
 def _risk_settler(risk: RiskEngine) -> Callable[[Connection, Transition], None]:
@@ -97,7 +98,9 @@ class BaseHub:
         """Build a hub from ``{"channels": {name: {"type": kind, ...}}}``.
 
         Optional sections: ``"store": {"url": ...}`` (the hub then owns and
-        closes the store), ``"events": {"handlers": {type: "module:function"}}``
+        closes the store), ``"ledger"``: fees, settlement plans, refund-fee
+        policies, withdrawal rules (``docs/ledger.md``; zero fees and ``D+1``
+        without it), ``"events": {"handlers": {type: "module:function"}}``
         and ``"routing"``: :meth:`Router.from_config`'s keys, plus ``"failover":
         {"max_attempts": 3, "deadline": 30}`` and ``"attempt_timeout"`` (seconds).
         Keyword arguments (``router=``, ``failover=``, ...) win over the file.
@@ -118,8 +121,14 @@ class BaseHub:
         if config.get("risk") is not None and "risk" not in kwargs:
             kwargs["risk"] = RiskEngine.from_config(config["risk"])
         owns_store = config.get("store") is not None and "store" not in kwargs
+        ledger = config.get("ledger")
         if owns_store:
-            kwargs["store"] = Store.from_config(config["store"])
+            store_config = config["store"]
+            if ledger is not None and isinstance(store_config, Mapping):
+                store_config = {**store_config, "ledger": ledger}
+            kwargs["store"] = Store.from_config(store_config)
+        elif ledger is not None and kwargs.get("store") is not None:
+            kwargs["store"].configure_ledger(ledger)
         try:
             hub = cls(channels=built, **kwargs)
             if owns_store:
@@ -179,6 +188,11 @@ class BaseHub:
     @property
     def store(self) -> Store | None:
         return self._store
+
+    @property
+    def ledger(self) -> Ledger:
+        """The store's double-entry ledger (``docs/ledger.md``)."""
+        return self._require_store().ledger
 
     def _require_store(self) -> Store:
         if self._store is None:

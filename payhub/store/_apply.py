@@ -18,7 +18,6 @@ or review and raises an alert event; it is never credited.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -54,14 +53,21 @@ from payhub.models import (
 )
 from payhub.money import Money
 from payhub.store._audit import write_audit
-from payhub.store._crypt import FieldKeys, opened_payload, sealed_row
+from payhub.store._crypt import FieldKeys, opened_payload
 from payhub.store._engine import insert_ignore
+from payhub.store._inbox import (
+    deferred_notifications,
+    inbox_key,
+    insert_inbox,
+    payment_named,
+    set_inbox_outcome,
+)
+from payhub.store._movements import Movement, MovementKind, Poster
 from payhub.store._records import ApplyResult, PaymentRecord
 from payhub.store._schema import (
     anomalies,
     attempts,
     events,
-    notifications,
     payments,
     refunds,
 )
@@ -80,10 +86,13 @@ __all__ = [
 #: Called at step boundaries with the open transaction (tests inject crashes here).
 Checkpoint = Callable[[str, Connection | None], None]
 
-_MAX_KEY = 191
 _PAID_STATUSES = frozenset({PaymentStatus.PAID, PaymentStatus.FINISHED, PaymentStatus.REFUNDED})
 _PAY_KINDS = frozenset({NotificationKind.PAYMENT, NotificationKind.FINISHED})
 _REFUND_KINDS = frozenset({NotificationKind.REFUND, NotificationKind.REFUND_FAILED})
+#: anomalies whose money arrived but is not credited: the ledger's suspense
+_UNATTRIBUTED = frozenset(
+    {AnomalyKind.DUPLICATE_PAYMENT, AnomalyKind.LATE_PAYMENT, AnomalyKind.AMOUNT_MISMATCH}
+)
 
 
 def _pay_if_pending_statement(check_paid_time: bool) -> sa.Update:
@@ -117,13 +126,6 @@ _PAY_IF_PENDING = (_pay_if_pending_statement(False), _pay_if_pending_statement(T
 
 def _no_checkpoint(name: str, conn: Connection | None) -> None:
     return None
-
-
-def inbox_key(event_key: str) -> str:
-    """The inbox column value: the channel's key, hashed if it would not fit."""
-    if len(event_key) <= _MAX_KEY:
-        return event_key
-    return "sha256:" + hashlib.sha256(event_key.encode("utf-8")).hexdigest()
 
 
 def _clip(text: str | None, size: int) -> str | None:
@@ -264,6 +266,7 @@ def payment_record(row: Any) -> PaymentRecord:
         created_at=mapping["created_at"],
         updated_at=mapping["updated_at"],
         version=int(mapping["version"]),
+        seller=mapping.get("seller"),
     )
 
 
@@ -284,6 +287,8 @@ class Applier:
     external_refunds: bool = False
     #: see :data:`PAID_TIME_SKEW`
     paid_time_skew: timedelta = PAID_TIME_SKEW
+    #: posts the ledger entries of money that moved, in this transaction (None: no ledger)
+    poster: Poster | None = None
     #: field encryption of the inbox's buyer data (None: stored in clear)
     field_keys: FieldKeys | None = None
     event_ids: list[str] = field(default_factory=list)
@@ -293,31 +298,12 @@ class Applier:
     def notification(self, notification: Notification) -> ApplyResult:
         """Inbox, then the fact; a duplicate delivery changes nothing."""
         key = inbox_key(notification.event_key)
-        inserted = insert_ignore(
-            self.conn,
-            notifications,
-            {
-                "channel": notification.channel,
-                "event_key": key,
-                "kind": notification.kind.value,
-                "out_trade_no": notification.out_trade_no,
-                "received_at": self.now,
-                **sealed_row(
-                    self.field_keys, notification.channel, key, notification.raw_body,
-                    notification.raw,
-                ),
-                # the parsed copy only if it is deferred (below): nothing built
-                # for the duplicates this insert discards
-                "payload": None,
-                "outcome": InboxOutcome.APPLIED.value,  # provisional, set below
-            },
-        )
-        if not inserted:
+        if not insert_inbox(self.conn, notification, self.now, self.field_keys):
             # The payment it was applied to, so that the hub re-dispatches that
             # payment's events (a resend after a crash must deliver them).
             return ApplyResult(
                 outcome=InboxOutcome.DUPLICATE,
-                out_trade_no=self._payment_named(notification),
+                out_trade_no=payment_named(self.conn, notification),
                 reason="this event was received before",
             )
         self.checkpoint("after_inbox_insert", self.conn)
@@ -325,9 +311,12 @@ class Applier:
         if result.outcome is InboxOutcome.DEFERRED:
             # read again when its payment is paid (_apply_deferred)
             parsed = notification.model_dump(mode="json", exclude={"raw_body"})
-            self._set_inbox_outcome(notification.channel, key, result.outcome, parsed)
+            set_inbox_outcome(
+                self.conn, notification.channel, key, result.outcome, self.now, payload=parsed,
+                keys=self.field_keys,
+            )
         elif result.outcome is not InboxOutcome.APPLIED:
-            self._set_inbox_outcome(notification.channel, key, result.outcome)
+            set_inbox_outcome(self.conn, notification.channel, key, result.outcome, self.now)
         return result
 
     def fact(self, fact: Fact) -> ApplyResult:
@@ -391,12 +380,11 @@ class Applier:
         }
         if paid is not None:
             params["p_created_by"] = paid + self.paid_time_skew
-        row = (
-            self.conn.execute(_PAY_IF_PENDING[paid is not None], params).mappings().first()
-        )
+        row = self.conn.execute(_PAY_IF_PENDING[paid is not None], params).mappings().first()
         if row is None:
             return None
         payment = _Payment(dict(row))
+        self._post_credit(payment, fact)
         self._recorded(payment, PaymentState.PENDING, fact, decision.event)
         self._apply_deferred(payment)
         return self._result(payment, fact, decision, PaymentState.PENDING)
@@ -521,6 +509,8 @@ class Applier:
                 # (settlement dates count from it): the time we learnt it.
                 "paid_at": self.now if odd_time else (fact.occurred_at or self.now),
             }
+            payment.row.update(values)
+            self._post_credit(payment, fact)
             self._transition(payment, target, fact, values, decision.event)
         elif decision.effect is Effect.HOLD:
             values = {"channel": fact.channel, "channel_trade_id": fact.channel_trade_id}
@@ -563,6 +553,9 @@ class Applier:
                 del values["channel_refund_id"]
             self.conn.execute(refunds.update().where(refunds.c.id == row["id"]).values(**values))
         refunded = payment.refunded + amount
+        self._post(
+            MovementKind.REFUNDED, fact.out_refund_no, payment, fact.channel, amount, at=self.now
+        )
         self._transition(
             payment,
             decision.target,
@@ -646,6 +639,10 @@ class Applier:
             },
         )
         if inserted:
+            if kind in _UNATTRIBUTED and fact.amount is not None:
+                self._post(
+                    MovementKind.UNATTRIBUTED, key, payment, fact.channel, fact.amount, at=self.now
+                )
             self._event(
                 event_type,
                 stable_event_id("anomaly", key),
@@ -716,6 +713,24 @@ class Applier:
             ):
                 self.complete_duplicate_refund(refund, row, fact.channel_refund_id)
             elif row["status"] == "open":
+                whole = row["amount_minor"]
+                amount = fact.refund_amount or (
+                    None if whole is None else Money(int(whole), str(row["currency"]))
+                )
+                if amount is not None and self.poster is not None:
+                    self.poster(
+                        self.conn,
+                        Movement(
+                            kind=MovementKind.UNATTRIBUTED_REFUNDED,
+                            key=f"anomaly-{row['id']}:{fact.out_refund_no or fact.source}",
+                            out_trade_no=str(row["out_trade_no"]),
+                            seller=None,
+                            channel=str(row["channel"]),
+                            amount=amount,
+                            at=self.now,
+                            now=self.now,
+                        ),
+                    )
                 self.resolve_anomaly(
                     row, "payhub", f"the channel reports a refund of this trade ({fact.source})"
                 )
@@ -730,6 +745,20 @@ class Applier:
             values["channel_refund_id"] = channel_refund_id
         self.conn.execute(refunds.update().where(refunds.c.id == refund["id"]).values(**values))
         amount = Money(int(refund["amount_minor"]), str(refund["currency"]))
+        if self.poster is not None:
+            self.poster(
+                self.conn,
+                Movement(
+                    kind=MovementKind.UNATTRIBUTED_REFUNDED,
+                    key=str(refund["out_refund_no"]),
+                    out_trade_no=str(anomaly["out_trade_no"]),
+                    seller=None,
+                    channel=str(anomaly["channel"]),
+                    amount=amount,
+                    at=self.now,
+                    now=self.now,
+                ),
+            )
         self._event(
             EventType.DUPLICATE_REFUNDED,
             stable_event_id("refund", refund["out_refund_no"], EventType.DUPLICATE_REFUNDED.value),
@@ -809,26 +838,6 @@ class Applier:
         )
         return _Payment(dict(rows[0])) if len(rows) == 1 else None
 
-    def _payment_named(self, notification: Notification) -> str:
-        """The out_trade_no of the payment a notification is about (without a lock):
-        its own, or, for a refund naming only the channel's trade, that trade's."""
-        if notification.kind in _REFUND_KINDS and notification.channel_trade_id:
-            known = self.conn.execute(
-                sa.select(payments.c.out_trade_no).where(
-                    payments.c.out_trade_no == notification.out_trade_no
-                )
-            ).first()
-            if known is None:
-                rows = self.conn.execute(
-                    sa.select(payments.c.out_trade_no).where(
-                        payments.c.channel == notification.channel,
-                        payments.c.channel_trade_id == notification.channel_trade_id,
-                    )
-                ).all()
-                if len(rows) == 1:
-                    return str(rows[0][0])
-        return notification.out_trade_no
-
     def _refund_row(self, out_refund_no: str) -> Any:
         return (
             self.conn.execute(sa.select(refunds).where(refunds.c.out_refund_no == out_refund_no))
@@ -864,9 +873,7 @@ class Applier:
         changes = {**values, "status": target.value, "updated_at": self.now, "version": version}
         self.conn.execute(payments.update().where(payments.c.id == payment.id).values(**changes))
         payment.row.update(changes)
-        self._recorded(
-            payment, before, fact, event_type, event_source=event_source, extra=extra
-        )
+        self._recorded(payment, before, fact, event_type, event_source=event_source, extra=extra)
 
     def _recorded(
         self,
@@ -949,21 +956,40 @@ class Applier:
         if inserted:
             self.event_ids.append(event_id)
 
-    def _set_inbox_outcome(
+    # -- the ledger ---------------------------------------------------------
+
+    def _post_credit(self, payment: _Payment, fact: Fact) -> None:
+        """The payment is credited: its entry, in this transaction (never one without
+        the other)."""
+        paid_at = payment.row.get("paid_at") or self.now
+        self._post(
+            MovementKind.PAID, fact.out_trade_no, payment, fact.channel, payment.amount, at=paid_at
+        )
+
+    def _post(
         self,
-        channel: str,
+        kind: MovementKind,
         key: str,
-        outcome: InboxOutcome,
-        payload: dict[str, Any] | None = None,
+        payment: _Payment,
+        channel: str,
+        amount: Money,
+        *,
+        at: datetime,
     ) -> None:
-        values: dict[str, Any] = {"outcome": outcome.value, "processed_at": self.now}
-        if payload is not None:
-            keys = self.field_keys
-            values["payload"] = payload if keys is None else keys.seal_json(payload, channel, key)
-        self.conn.execute(
-            notifications.update()
-            .where(notifications.c.channel == channel, notifications.c.event_key == key)
-            .values(**values)
+        if self.poster is None:
+            return
+        self.poster(
+            self.conn,
+            Movement(
+                kind=kind,
+                key=key,
+                out_trade_no=str(payment.row["out_trade_no"]),
+                seller=payment.row.get("seller"),
+                channel=channel,
+                amount=amount,
+                at=at,
+                now=self.now,
+            ),
         )
 
     def _apply_deferred(self, payment: _Payment) -> None:
@@ -976,19 +1002,13 @@ class Applier:
             payments.update().where(payments.c.id == payment.id).values(deferred_refunds=False)
         )
         payment.row["deferred_refunds"] = False
-        rows = self.conn.execute(
-            sa.select(notifications)
-            .where(
-                notifications.c.out_trade_no == payment.row["out_trade_no"],
-                notifications.c.outcome == InboxOutcome.DEFERRED.value,
-            )
-            .order_by(notifications.c.id)
-        ).mappings()
-        for row in rows.all():
+        for row in deferred_notifications(self.conn, str(payment.row["out_trade_no"])):
             parsed = opened_payload(self.field_keys, row)
             deferred = Notification.model_validate({**parsed, "raw_body": b""})
             fact = Fact.of_notification(deferred)
             situation, found = self._situation(payment, fact)
             decision = decide(situation)
             self._carry_out(payment, fact, decision, found)
-            self._set_inbox_outcome(row["channel"], row["event_key"], decision.outcome)
+            set_inbox_outcome(
+                self.conn, row["channel"], row["event_key"], decision.outcome, self.now
+            )

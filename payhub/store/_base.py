@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -41,9 +41,13 @@ from payhub.store._engine import (
     parse_url,
     safe_url,
 )
+from payhub.store._movements import Poster
 from payhub.store._schema import (
     payments,
 )
+
+if TYPE_CHECKING:
+    from payhub.ledger import Ledger, LedgerConfig
 
 __all__ = ["StoreBase"]
 
@@ -71,6 +75,7 @@ class StoreBase:
         connect_timeout: float = Timeouts.connect,
         paid_time_skew: timedelta = PAID_TIME_SKEW,
         encryption: FieldKeys | Mapping[str, Any] | None = None,
+        ledger: LedgerConfig | Mapping[str, Any] | bool | None = True,
         **engine_options: Any,
     ) -> None:
         """``external_refunds``: apply refund notifications for refunds payhub did
@@ -86,6 +91,11 @@ class StoreBase:
 
         ``encryption``: keys for the inbox's buyer data (:class:`FieldKeys` or
         its configuration); without, it is stored in clear (docs/security.md).
+        ``ledger``: the ledger's configuration (a :class:`~payhub.ledger.LedgerConfig`
+        or the mapping of the hub configuration's ``"ledger"`` section); True or
+        None: the defaults (zero fees, ``D+1``). Every credit, refund and
+        duplicate payment then posts its entries in the transition's own
+        transaction. False: no ledger at all (nothing is posted).
         """
         if not isinstance(paid_time_skew, timedelta):
             if isinstance(paid_time_skew, bool) or not isinstance(paid_time_skew, int | float):
@@ -103,6 +113,28 @@ class StoreBase:
         if encryption is not None and not isinstance(encryption, FieldKeys):
             encryption = FieldKeys.from_config(encryption)
         self._field_keys: FieldKeys | None = encryption
+        self._poster: Poster | None = None
+        self._ledger: Ledger | None = None
+        if ledger is not False:
+            self.configure_ledger(None if ledger is True else ledger)
+
+    def configure_ledger(self, config: LedgerConfig | Mapping[str, Any] | None) -> None:
+        """Post with this ledger configuration from now on (see ``docs/ledger.md``)."""
+        # The ledger sits beside the store and imports it: imported here, not at
+        # module level, so the two packages form no import cycle.
+        from payhub.ledger import Ledger, LedgerConfig, LedgerPoster  # noqa: PLC0415
+
+        if not isinstance(config, LedgerConfig):
+            config = LedgerConfig.from_config(config)
+        self._ledger = Ledger(self, config)
+        self._poster = LedgerPoster(config)
+
+    @property
+    def ledger(self) -> Ledger:
+        """The store's ledger (:class:`~payhub.ledger.Ledger`)."""
+        if self._ledger is None:
+            raise ConfigurationError("this store was built with ledger=False")
+        return self._ledger
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
@@ -124,6 +156,7 @@ class StoreBase:
             external_refunds=self._external_refunds,
             paid_time_skew=self._paid_time_skew,
             field_keys=self._field_keys,
+            poster=self._poster,
         )
 
     @property

@@ -45,10 +45,13 @@ __all__ = [
     "GENESIS",
     "ChainBreak",
     "ChainHead",
+    "ChainLink",
     "ChainReport",
+    "advance",
     "canonical",
     "chain_insert",
     "link",
+    "next_link",
     "read_head",
     "walk",
 ]
@@ -116,16 +119,41 @@ def _locked_head(conn: Connection) -> ChainHead:
 _HEAD_UPDATE = chain_head.update().where(chain_head.c.id == _HEAD_ID)
 
 
-def chain_insert(conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> int:
-    """Insert ``values`` into chained ``table`` as the chain's next row, and
-    advance the head, in the caller's transaction. Returns the row's sequence number."""
+@dataclass(frozen=True)
+class ChainLink:
+    """The next row's place and link: its values get ``chain_seq`` and ``chain_hash``."""
+
+    seq: int
+    hash: str
+
+    def columns(self) -> dict[str, Any]:
+        return {"chain_seq": self.seq, "chain_hash": self.hash}
+
+
+def next_link(conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> ChainLink:
+    """Lock the head and compute the link of ``values`` as the chain's next row
+    of ``table``. The caller inserts the row with :meth:`ChainLink.columns` and
+    then :func:`advance`, in this transaction (or inserts nothing, and the head
+    stays)."""
     fields = CHAINED[table.name]
     head = _locked_head(conn)
     seq = head.seq + 1
     digest = link(bytes.fromhex(head.hash), table.name, seq, [values[f] for f in fields])
-    conn.execute(table.insert(), {**values, "chain_seq": seq, "chain_hash": digest.hex()})
-    conn.execute(_HEAD_UPDATE, {"seq": seq, "hash": digest.hex()})
-    return seq
+    return ChainLink(seq, digest.hex())
+
+
+def advance(conn: Connection, new: ChainLink) -> None:
+    """Move the (locked) head to the row just inserted."""
+    conn.execute(_HEAD_UPDATE, {"seq": new.seq, "hash": new.hash})
+
+
+def chain_insert(conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> int:
+    """Insert ``values`` into chained ``table`` as the chain's next row, and
+    advance the head, in the caller's transaction. Returns the row's sequence number."""
+    new = next_link(conn, table, values)
+    conn.execute(table.insert(), {**values, **new.columns()})
+    advance(conn, new)
+    return new.seq
 
 
 # -- verification --------------------------------------------------------------

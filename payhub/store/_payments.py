@@ -85,6 +85,7 @@ class PaymentsJob(StoreBase):
                     "created_at": now,
                     "updated_at": now,
                     "version": 1,
+                    "seller": request.seller,
                 },
             )
             row = _lock_payment(conn, request.out_trade_no)
@@ -101,10 +102,10 @@ class PaymentsJob(StoreBase):
                     at=now,
                 )
                 return record
-            if record.amount != request.amount:
+            if record.amount != request.amount or record.seller != request.seller:
                 raise InvalidRequestError(
-                    f"out_trade_no {request.out_trade_no!r} was used for {record.amount}, "
-                    f"not {request.amount}",
+                    f"out_trade_no {request.out_trade_no!r} was used for {record.amount}"
+                    f"{_for(record.seller)}, not {request.amount}{_for(request.seller)}",
                     code=ErrorCode.ORDER_NUMBER_USED,
                 )
             _require_pending(record)
@@ -226,6 +227,10 @@ class PaymentsJob(StoreBase):
             source=f"close:{channel}",
         )
         return self.run(lambda conn: self._applier(conn).fact(fact))
+
+
+def _for(seller: str | None) -> str:
+    return "" if seller is None else f" for seller {seller!r}"
 
 
 def _require_pending(record: PaymentRecord) -> None:

@@ -54,6 +54,8 @@ class PaymentRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+    #: the seller whose ledger accounts it credits (None: the shop)
+    seller: str | None = None
 
 
 class AttemptRecord(BaseModel):

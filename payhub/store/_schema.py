@@ -23,6 +23,14 @@ __all__ = [
     "audit",
     "chain_head",
     "events",
+    "ledger_accounts",
+    "ledger_batch_members",
+    "ledger_batches",
+    "ledger_entries",
+    "ledger_holds",
+    "ledger_lines",
+    "ledger_parties",
+    "ledger_withdrawals",
     "metadata",
     "notifications",
     "payments",
@@ -78,6 +86,8 @@ payments = sa.Table(
     #: a risk rule holds it for review: its credit writes payment.review, not
     #: payment.succeeded, until approved (migration 0008)
     sa.Column("risk_hold", sa.Boolean, nullable=False, server_default=sa.false()),
+    #: the seller of a multi-seller platform; NULL: the shop itself (migration 0009)
+    sa.Column("seller", ExactString(64)),
     sa.Index(None, "status", "created_at"),
     #: a refund notification may name its payment only by the channel's trade id
     #: (UnionPay's origQryId) (migration 0003)
@@ -120,9 +130,9 @@ notifications = sa.Table(
     #: applied / duplicate / review / deferred / ignored
     sa.Column("outcome", ExactString(16), nullable=False),
     sa.Column("processed_at", UTCDateTime),
-    #: the key that encrypted raw_body and payload; NULL: stored in clear (migration 0009)
+    #: the key that encrypted raw_body and payload; NULL: stored in clear (migration 0010)
     sa.Column("key_id", ExactString(16)),
-    #: HMAC-SHA256 of the payer's id at the channel, for lookups (migration 0009)
+    #: HMAC-SHA256 of the payer's id at the channel, for lookups (migration 0010)
     sa.Column("buyer_hash", ExactString(64)),
     sa.UniqueConstraint("channel", "event_key"),
     sa.Index(None, "out_trade_no", "outcome"),
@@ -217,7 +227,7 @@ audit = sa.Table(
     #: what caused it: inbox key, channel query, out_refund_no
     sa.Column("source", ExactString(320), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
-    #: its place and link in the audit chain (migration 0009; payhub.store._chain)
+    #: its place and link in the audit chain (migration 0010; payhub.store._chain)
     sa.Column("chain_seq", sa.BigInteger, nullable=False, unique=True),
     sa.Column("chain_hash", ExactString(64), nullable=False),
     sa.Index(None, "payment_id"),
@@ -267,7 +277,7 @@ risk_audit = sa.Table(
 )
 
 #: The audit chain's head: one row (id 1), the last sequence number and its
-#: link, locked and advanced in the transaction of every chained row (migration 0009).
+#: link, locked and advanced in the transaction of every chained row (migration 0010).
 chain_head = sa.Table(
     "payhub_chain_head",
     metadata,
@@ -282,8 +292,156 @@ chain_head = sa.Table(
 CHAINED: dict[str, tuple[str, ...]] = {
     "payhub_audit": ("payment_id", "from_status", "to_status", "cause", "source", "at"),
     "payhub_risk_audit": ("out_trade_no", "action", "rule", "actor", "detail", "at"),
+    #: an entry's digest is SHA-256 over its lines (accounts and signed amounts)
+    "payhub_ledger_entries": (
+        "idempotency_key", "cause", "reference", "party", "plan", "available_on", "currency",
+        "pending_minor", "digest", "created_at",
+    ),
 }
 
 #: Written once, never updated or deleted: the application's database role gets
 #: INSERT and SELECT on them only (payhub.store._roles, docs/security.md).
-APPEND_ONLY: tuple[str, ...] = tuple(CHAINED)
+APPEND_ONLY: tuple[str, ...] = (*CHAINED, "payhub_ledger_lines")
+
+# -- the ledger (migration 0009; docs/ledger.md) ------------------------------------
+
+ledger_parties = sa.Table(
+    "payhub_ledger_parties",
+    metadata,
+    #: "shop", a seller's name, "platform", or a channel account's name
+    sa.Column("name", ExactString(64), primary_key=True),
+    #: the settlement plan set through the API (overrides the configuration)
+    sa.Column("plan", ExactString(32)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    **TABLE_OPTIONS,
+)
+
+ledger_accounts = sa.Table(
+    "payhub_ledger_accounts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("party", ExactString(64), nullable=False),
+    sa.Column("kind", ExactString(16), nullable=False),
+    sa.Column("currency", ExactString(3), nullable=False),
+    #: the balance on the account's normal side (positive normally), changed in
+    #: the same transaction as the lines, with the version
+    sa.Column("balance_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("party", "kind", "currency"),
+    **TABLE_OPTIONS,
+)
+
+ledger_entries = sa.Table(
+    "payhub_ledger_entries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("idempotency_key", ExactString(191), nullable=False, unique=True),
+    #: payment / refund / duplicate / settlement / hold / withdrawal / adjustment ...
+    sa.Column("cause", ExactString(24), nullable=False),
+    sa.Column("reference", ExactString(191), nullable=False),
+    #: the seller it is about (NULL: none)
+    sa.Column("party", ExactString(64)),
+    #: the settlement plan in force when posted
+    sa.Column("plan", ExactString(32)),
+    #: when the pending money it moved becomes due for settlement
+    sa.Column("available_on", UTCDateTime),
+    #: what it moved on ``party``'s pending account, in which currency (normal
+    #: side, signed: a refund's is negative); a settlement batch adds these up
+    sa.Column("currency", ExactString(3)),
+    sa.Column("pending_minor", sa.BigInteger),
+    #: SHA-256 of the content: a replay with other content is refused
+    sa.Column("digest", ExactString(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    #: its place and link in the audit chain (migration 0010; payhub.store._chain)
+    sa.Column("chain_seq", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("chain_hash", ExactString(64), nullable=False),
+    sa.Index(None, "available_on", "party"),
+    sa.Index(None, "cause", "reference"),
+    sa.Index(None, "party", "created_at"),
+    **TABLE_OPTIONS,
+)
+
+ledger_lines = sa.Table(
+    "payhub_ledger_lines",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("entry_id", BigId, sa.ForeignKey("payhub_ledger_entries.id"), nullable=False),
+    sa.Column("account_id", BigId, sa.ForeignKey("payhub_ledger_accounts.id"), nullable=False),
+    #: signed: a debit positive, a credit negative; an entry's lines sum to zero
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", ExactString(3), nullable=False),
+    #: the entry's time, here too so that a balance as of a time reads one index
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "entry_id"),
+    sa.Index(None, "account_id", "created_at"),
+    **TABLE_OPTIONS,
+)
+
+ledger_batches = sa.Table(
+    "payhub_ledger_batches",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    #: party, currency, cycle and first member: the same batch whoever makes it
+    sa.Column("key", ExactString(191), nullable=False, unique=True),
+    sa.Column("party", ExactString(64), nullable=False),
+    sa.Column("currency", ExactString(3), nullable=False),
+    sa.Column("available_on", UTCDateTime, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("entry_count", sa.Integer, nullable=False),
+    #: the settlement entry (pending -> available)
+    sa.Column("entry_id", BigId),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "party", "available_on"),
+    **TABLE_OPTIONS,
+)
+
+ledger_batch_members = sa.Table(
+    "payhub_ledger_batch_members",
+    metadata,
+    #: an entry lands in exactly one batch
+    sa.Column("entry_id", BigId, primary_key=True, autoincrement=False),
+    sa.Column("batch_id", BigId, nullable=False),
+    sa.Index(None, "batch_id"),
+    **TABLE_OPTIONS,
+)
+
+ledger_holds = sa.Table(
+    "payhub_ledger_holds",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("key", ExactString(191), nullable=False, unique=True),
+    sa.Column("party", ExactString(64), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", ExactString(3), nullable=False),
+    #: active / released / captured / expired
+    sa.Column("status", ExactString(16), nullable=False),
+    sa.Column("reason", ExactString(256)),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "status", "expires_at"),
+    sa.Index(None, "party"),
+    **TABLE_OPTIONS,
+)
+
+ledger_withdrawals = sa.Table(
+    "payhub_ledger_withdrawals",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("key", ExactString(191), nullable=False, unique=True),
+    sa.Column("party", ExactString(64), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("fee_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", ExactString(3), nullable=False),
+    #: pending / paid / failed
+    sa.Column("status", ExactString(16), nullable=False),
+    #: the bank's or channel's reference once paid, or why it failed
+    sa.Column("note", ExactString(256)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "status", "created_at"),
+    sa.Index(None, "party"),
+    **TABLE_OPTIONS,
+)

@@ -120,6 +120,7 @@ def check_payment_request(request: PaymentRequest) -> None:
     problem = _text_problem(request.subject, _length(payments.c.subject))
     if problem:
         raise InvalidRequestError(f"subject {problem}")
+    _identifier(request.seller, payments.c.seller, "seller", InvalidRequestError)
 
 
 def check_refund_request(channel: str | None, request: RefundRequest) -> None:

@@ -15,18 +15,19 @@ from typer.testing import CliRunner
 from payhub import cli
 from payhub.store import Store
 from payhub.store._chain import GENESIS, canonical, link
-from payhub.store._schema import CHAINED, audit, chain_head, risk_audit
+from payhub.store._schema import CHAINED, audit, chain_head, metadata, risk_audit
 
 runner = CliRunner()
 VERDICT = {"action": "block", "rule": "bad-net", "reason": "IP is in a listed network", "hits": []}
 
 
 def chained(hub, store: Store, bank: ToyBank, payments: int = 3) -> int:
-    """Payments paid through the hub and a risk block: 2 audit rows each, then 1."""
+    """Payments paid through the hub, then a risk block. Payment n (from 0) is
+    rows 3n+1 (audit: pending), 3n+2 (its ledger entry), 3n+3 (audit: paid)."""
     for n in range(payments):
         paid(hub, bank, f"CH-{n}")
     store.record_risk("CH-blocked", VERDICT, hold=False)
-    return 2 * payments + 1
+    return 3 * payments + 1
 
 
 def sql(store: Store, *statements: str | sa.Executable) -> None:
@@ -42,8 +43,9 @@ def test_every_audit_row_is_linked_in_order(hub, store: Store, bank: ToyBank) ->
     assert (report.rows, report.head.seq) == (rows, rows)
     with store.engine.connect() as conn:
         seqs = sorted(
-            [r[0] for r in conn.execute(sa.select(audit.c.chain_seq))]
-            + [r[0] for r in conn.execute(sa.select(risk_audit.c.chain_seq))]
+            r[0]
+            for name in CHAINED
+            for r in conn.execute(sa.select(metadata.tables[name].c.chain_seq))
         )
         last = conn.execute(
             sa.select(risk_audit.c.chain_hash).where(risk_audit.c.chain_seq == rows)
@@ -71,10 +73,10 @@ def test_canonical_form_is_the_documented_one() -> None:
 
 def test_a_changed_row_is_found(hub, store: Store, bank: ToyBank) -> None:
     chained(hub, store, bank)
-    sql(store, "UPDATE payhub_audit SET source = 'forged' WHERE chain_seq = 3")
+    sql(store, "UPDATE payhub_audit SET source = 'forged' WHERE chain_seq = 4")
     report = store.verify_chain()
     assert report.broken is not None
-    assert report.broken.seq == 3
+    assert report.broken.seq == 4
 
 
 def test_a_changed_json_detail_is_found(hub, store: Store, bank: ToyBank) -> None:
@@ -93,29 +95,29 @@ def test_a_deleted_row_is_found(hub, store: Store, bank: ToyBank) -> None:
 
 
 def test_reordered_rows_are_found(hub, store: Store, bank: ToyBank) -> None:
-    """Rows 2 and 3 swap places (their sequence numbers and links move with the content)."""
+    """Rows 3 and 4 swap places (their sequence numbers and links move with the content)."""
     chained(hub, store, bank)
     sql(
         store,
-        "UPDATE payhub_audit SET chain_seq = -2 WHERE chain_seq = 2",
-        "UPDATE payhub_audit SET chain_seq = 2 WHERE chain_seq = 3",
-        "UPDATE payhub_audit SET chain_seq = 3 WHERE chain_seq = -2",
+        "UPDATE payhub_audit SET chain_seq = -3 WHERE chain_seq = 3",
+        "UPDATE payhub_audit SET chain_seq = 3 WHERE chain_seq = 4",
+        "UPDATE payhub_audit SET chain_seq = 4 WHERE chain_seq = -3",
     )
-    assert store.verify_chain().broken.seq == 2  # type: ignore[union-attr]
+    assert store.verify_chain().broken.seq == 3  # type: ignore[union-attr]
 
 
 def test_reordered_content_keeping_links_is_found(hub, store: Store, bank: ToyBank) -> None:
-    """The content of rows 2 and 5 swapped, sequence numbers and links left in place."""
+    """The content of rows 3 and 6 swapped, sequence numbers and links left in place."""
     chained(hub, store, bank)
     with store.engine.begin() as conn:
         rows = {
             r.chain_seq: r
-            for r in conn.execute(sa.select(audit).where(audit.c.chain_seq.in_([2, 5])))
+            for r in conn.execute(sa.select(audit).where(audit.c.chain_seq.in_([3, 6])))
         }
-        for seq, other in ((2, 5), (5, 2)):
+        for seq, other in ((3, 6), (6, 3)):
             values = {f: rows[other]._mapping[f] for f in CHAINED["payhub_audit"]}
             conn.execute(audit.update().where(audit.c.chain_seq == seq).values(**values))
-    assert store.verify_chain().broken.seq == 2  # type: ignore[union-attr]
+    assert store.verify_chain().broken.seq == 3  # type: ignore[union-attr]
 
 
 def test_a_cut_tail_is_found(hub, store: Store, bank: ToyBank) -> None:
@@ -132,16 +134,36 @@ def test_cut_then_appended_rows_are_found(hub, store: Store, bank: ToyBank) -> N
     rows = chained(hub, store, bank)
     sql(
         store,
-        "DELETE FROM payhub_audit WHERE chain_seq >= 5",
+        "DELETE FROM payhub_audit WHERE chain_seq >= 4",
         "DELETE FROM payhub_risk_audit",
         risk_audit.insert().values(
             out_trade_no="CH-x", action="approve", rule=None, actor="mallory", detail={},
-            at=sa.func.current_timestamp(), chain_seq=5, chain_hash="ab" * 32,
+            at=sa.func.current_timestamp(), chain_seq=4, chain_hash="ab" * 32,
         ),
-        chain_head.update().values(seq=5, hash="ab" * 32),
+        chain_head.update().values(seq=rows, hash="ab" * 32),
     )
-    assert rows > 5
-    assert store.verify_chain().broken.seq == 5  # type: ignore[union-attr]
+    assert store.verify_chain().broken.seq == 4  # type: ignore[union-attr]
+
+
+def test_a_changed_ledger_entry_is_found(
+    hub, store: Store, bank: ToyBank, database
+) -> None:
+    """An entry's pending amount changed directly (on PostgreSQL the ledger's
+    trigger is disabled first, as the tables' owner could)."""
+    chained(hub, store, bank)
+    statements = ["UPDATE payhub_ledger_entries SET pending_minor = 1 WHERE chain_seq = 5"]
+    if database.backend == "postgres":
+        trigger = "payhub_ledger_entries_immutable"
+        statements = [
+            f"ALTER TABLE payhub_ledger_entries DISABLE TRIGGER {trigger}",
+            *statements,
+            f"ALTER TABLE payhub_ledger_entries ENABLE TRIGGER {trigger}",
+        ]
+    sql(store, *statements)
+    report = store.verify_chain()
+    assert report.broken is not None
+    assert report.broken.seq == 5
+    assert "payhub_ledger_entries" in report.broken.reason
 
 
 def test_a_row_past_the_head_is_found(hub, store: Store, bank: ToyBank) -> None:
@@ -195,17 +217,17 @@ def test_cli_verify_names_the_first_broken_sequence_number(
     result = runner.invoke(cli.app, ["audit", "verify", "--url", store_url])
     assert result.exit_code == 0, result.output
     assert f"{rows} rows" in result.output
-    sql(store, "UPDATE payhub_audit SET to_status = 'refunded' WHERE chain_seq = 2")
+    sql(store, "UPDATE payhub_audit SET to_status = 'refunded' WHERE chain_seq = 4")
     result = runner.invoke(cli.app, ["audit", "verify", "--url", store_url])
     assert result.exit_code == 1
-    assert "broken at sequence number 2" in result.output
+    assert "broken at sequence number 4" in result.output
 
 
 def test_migration_chains_the_rows_already_there(tmp_path: Path) -> None:
     """Rows written before 0009 are chained oldest first by the migration."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     with Store(url) as store:
-        store.upgrade("0008")
+        store.upgrade("0009")
         sql(
             store,
             "INSERT INTO payhub_payments (id, out_trade_no, amount_minor, currency, subject, "

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from storekit import ToyBank, paid
 from typer.testing import CliRunner
 
 from payhub import SignatureError, audit, cli
@@ -18,6 +17,13 @@ from payhub.store._chain import GENESIS, link
 from payhub.store._schema import CHAINED, chain_head, metadata
 
 runner = CliRunner()
+VERDICT = {"action": "block", "rule": "r", "reason": "x", "hits": []}
+
+
+def decisions(store: Store, prefix: str, count: int) -> None:
+    """``count`` risk decisions: one audit row each."""
+    for n in range(count):
+        store.record_risk(f"{prefix}-{n}", VERDICT, hold=False)
 
 
 @pytest.fixture
@@ -75,14 +81,13 @@ def rechain(store: Store, keep: int, extra: int) -> None:
 
 
 def test_a_rewritten_chain_passes_alone_but_not_against_checkpoints(
-    hub, store: Store, bank: ToyBank, store_url: str, keys: tuple[Path, Path], tmp_path: Path
+    store: Store, store_url: str, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
     private, public = keys
     directory = tmp_path / "anchors"
-    for n in range(2):
-        paid(hub, bank, f"CP-{n}")
+    decisions(store, "CP", 4)
     checkpoint(store_url, directory, private)  # row 4
-    paid(hub, bank, "CP-2")
+    decisions(store, "CQ", 2)
     checkpoint(store_url, directory, private)  # row 6
     assert verify(store_url, directory, public)[0] == 0
     rechain(store, keep=3, extra=3)  # rows 4..6 replaced, links valid
@@ -94,12 +99,11 @@ def test_a_rewritten_chain_passes_alone_but_not_against_checkpoints(
 
 
 def test_a_chain_cut_below_a_checkpoint_is_found(
-    hub, store: Store, bank: ToyBank, store_url: str, keys: tuple[Path, Path], tmp_path: Path
+    store: Store, store_url: str, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
     private, public = keys
     directory = tmp_path / "anchors"
-    for n in range(3):
-        paid(hub, bank, f"CT-{n}")
+    decisions(store, "CT", 6)
     checkpoint(store_url, directory, private)  # row 6
     rechain(store, keep=4, extra=0)  # truncated to 4, head moved back: consistent
     assert store.verify_chain().ok
@@ -110,11 +114,11 @@ def test_a_chain_cut_below_a_checkpoint_is_found(
 
 
 def test_a_forged_checkpoint_is_refused(
-    hub, store: Store, bank: ToyBank, store_url: str, keys: tuple[Path, Path], tmp_path: Path
+    store: Store, store_url: str, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
     private, public = keys
     directory = tmp_path / "anchors"
-    paid(hub, bank, "CF-1")
+    decisions(store, "CF", 2)
     checkpoint(store_url, directory, private)
     path = directory / audit.CHECKPOINT_FILE
     line = json.loads(path.read_text())
@@ -127,13 +131,13 @@ def test_a_forged_checkpoint_is_refused(
 
 
 def test_a_checkpoint_by_another_key_is_refused(
-    hub, store: Store, bank: ToyBank, store_url: str, keys: tuple[Path, Path], tmp_path: Path
+    store: Store, store_url: str, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
     _, public = keys
     other = tmp_path / "other.key"
     audit.generate_keys(other, tmp_path / "other.pub")
     directory = tmp_path / "anchors"
-    paid(hub, bank, "CK-1")
+    decisions(store, "CK", 1)
     audit.write_checkpoint(store, directory, audit.load_private_key(other))
     with pytest.raises(SignatureError, match="does not verify"):
         audit.verify(store, directory, audit.load_public_key(public))
@@ -145,8 +149,7 @@ def test_checkpoints_are_appended(
     private, public = keys
     directory = tmp_path / "anchors"
     key = audit.load_private_key(private)
-    store.record_risk("CA-1", {"action": "block", "rule": "r", "reason": "x", "hits": []},
-                      hold=False)
+    decisions(store, "CA", 1)
     first = audit.write_checkpoint(store, directory, key)
     second = audit.write_checkpoint(store, directory, key)
     read = audit.read_checkpoints(directory, audit.load_public_key(public))

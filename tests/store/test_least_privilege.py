@@ -91,15 +91,17 @@ def test_the_application_role_cannot_rewrite_the_audit(roles: tuple[str, str]) -
         assert record.status.value == "paid"
         report = hub._store.verify_chain()
         assert report.ok
-        assert report.rows == 3
+        assert report.rows == 4  # pay, paid, the ledger entry, the risk block
 
     forbidden = [
         f"{verb} {table}" for table in APPEND_ONLY
         for verb in ("UPDATE", "DELETE FROM", "TRUNCATE")
-    ]
+        if not (verb == "UPDATE" and table == "payhub_ledger_lines")
+    ] + ["UPDATE payhub_ledger_lines SET amount_minor = 0"]
     with Store(app_url) as store:
         for statement in forbidden:
-            sql = statement + (" SET at = at" if statement.startswith("UPDATE") else "")
+            update = statement.startswith("UPDATE") and " SET " not in statement
+            sql = statement + (" SET chain_hash = chain_hash" if update else "")
             with pytest.raises(ProgrammingError) as caught, store.engine.begin() as conn:
                 conn.exec_driver_sql(sql)
             assert isinstance(caught.value.orig, psycopg.errors.InsufficientPrivilege), sql
@@ -108,4 +110,4 @@ def test_the_application_role_cannot_rewrite_the_audit(roles: tuple[str, str]) -
             with pytest.raises(ProgrammingError) as caught, store.engine.begin() as conn:
                 conn.exec_driver_sql(ddl)
             assert isinstance(caught.value.orig, psycopg.errors.InsufficientPrivilege), ddl
-        assert store.verify_chain().rows == 3
+        assert store.verify_chain().rows == 4

@@ -102,7 +102,7 @@ def test_upgrade_from_0001_keeps_the_payments(tmp_path) -> None:
             )
     with Store(url) as store:
         store.upgrade()
-        assert store.current_revision() == "0009"
+        assert store.current_revision() == "0010"
         payment = store.payment("OLD1")
         assert payment is not None
         assert (payment.channel, payment.channel_trade_id, payment.amount) == (

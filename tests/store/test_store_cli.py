@@ -58,9 +58,9 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     assert result.output.strip() == "none"
     result = runner.invoke(cli.app, ["db", "upgrade", "--url", url])
     assert result.exit_code == 0, result.output
-    assert "at revision 0009" in result.output
+    assert "at revision 0010" in result.output
     result = runner.invoke(cli.app, ["db", "current"], env={"PAYHUB_DATABASE_URL": url})
-    assert result.output.strip() == "0009"
+    assert result.output.strip() == "0010"
 
 
 def test_db_upgrade_from_config_and_errors(tmp_path: Path) -> None:

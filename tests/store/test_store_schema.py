@@ -15,7 +15,7 @@ from payhub.store._schema import VERSION_TABLE, metadata
 
 
 def test_migrations_create_exactly_the_schema(store: Store) -> None:
-    assert store.current_revision() == "0009"
+    assert store.current_revision() == "0010"
     with store.engine.connect() as conn:
         context = MigrationContext.configure(
             conn, opts={"version_table": VERSION_TABLE, "compare_type": False}
@@ -27,14 +27,14 @@ def test_migrations_create_exactly_the_schema(store: Store) -> None:
 def test_upgrade_is_idempotent(store: Store) -> None:
     store.upgrade()
     store.upgrade("head")
-    assert store.current_revision() == "0009"
+    assert store.current_revision() == "0010"
 
 
 def test_fresh_database_has_no_revision(tmp_path) -> None:
     with Store(f"sqlite:///{tmp_path / 'new.db'}") as store:
         assert store.current_revision() is None
         store.upgrade()
-        assert store.current_revision() == "0009"
+        assert store.current_revision() == "0010"
         with store.engine.connect() as conn:
             tables = set(sa.inspect(conn).get_table_names())
         assert {t.name for t in metadata.sorted_tables} | {VERSION_TABLE} == tables
@@ -83,7 +83,7 @@ def server_reads_committed(database, store: Store) -> None:
                 {"prefix": "payhub%"},
             ).all()
             tables = {r[0]: (r[1], r[2]) for r in rows if r[0] != VERSION_TABLE}
-            assert len(tables) == 10  # 0008: risk review queue and audit; 0009: chain head
+            assert len(tables) == 18  # 0008: risk (2); 0009: ledger (8); 0010: chain head
             nopad = "utf8mb4_nopad_bin" if conn.dialect.is_mariadb else "utf8mb4_0900_bin"
             assert set(tables.values()) == {("InnoDB", nopad)}
 

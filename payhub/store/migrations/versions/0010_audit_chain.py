@@ -1,10 +1,12 @@
 """The audit chain, and buyer data encrypted field by field.
 
-``payhub_audit`` and ``payhub_risk_audit`` get ``chain_seq`` (the row's place
-in the one audit chain, unique) and ``chain_hash`` (its SHA-256 link, hex);
+``payhub_audit``, ``payhub_risk_audit`` and ``payhub_ledger_entries`` get
+``chain_seq`` (the row's place in the one audit chain, unique) and
+``chain_hash`` (its SHA-256 link, hex);
 ``payhub_chain_head`` holds the last sequence number and link (one row, id 1).
-Rows already there are chained here, oldest first: by ``at``, then
-``payhub_audit`` before ``payhub_risk_audit``, then id; the chain starts at
+Rows already there are chained here, oldest first: by their time (``at``,
+an entry's ``created_at``), then in the order the tables are named here, then
+id (the ledger's trigger is disabled on PostgreSQL meanwhile); the chain starts at
 the genesis link (32 zero bytes). The canonical form is
 ``payhub.store._chain.canonical`` (tag ``payhub-chain/1``, docs/audit.md); the
 fields of each table are fixed here so that a later table added to the chain
@@ -16,8 +18,8 @@ stored in clear (every older row, until ``payhub db rotate-keys``).
 ``buyer_hash``: HMAC-SHA256 of the payer's id at the channel, for lookups by
 equality without decrypting; NULL when unknown or no key is configured.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-08
 """
 
@@ -31,8 +33,8 @@ from alembic import op
 from payhub.store._chain import GENESIS, link
 from payhub.store._types import ExactString, UTCDateTime, nopad_collation
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
@@ -40,7 +42,16 @@ depends_on = None
 _FIELDS: dict[str, tuple[str, ...]] = {
     "payhub_audit": ("payment_id", "from_status", "to_status", "cause", "source", "at"),
     "payhub_risk_audit": ("out_trade_no", "action", "rule", "actor", "detail", "at"),
+    "payhub_ledger_entries": (
+        "idempotency_key", "cause", "reference", "party", "plan", "available_on", "currency",
+        "pending_minor", "digest", "created_at",
+    ),
 }
+#: each table's time: older rows are chained in its order
+_TIME = {"payhub_audit": "at", "payhub_risk_audit": "at", "payhub_ledger_entries": "created_at"}
+_TIMES = frozenset({"at", "created_at", "available_on"})
+#: the ledger's PostgreSQL trigger refuses UPDATE of entries (migration 0009)
+_IMMUTABLE = "payhub_ledger_entries_immutable"
 _HEAD = "payhub_chain_head"
 _BUYER_INDEX = "ix_payhub_notifications_buyer_hash"
 
@@ -63,7 +74,7 @@ def _table(name: str) -> sa.Table:
         sa.Column("chain_hash", sa.String(64)),
     ]
     for field in _FIELDS[name]:
-        if field == "at":
+        if field in _TIMES:
             cols.append(sa.Column(field, UTCDateTime()))
         elif field == "detail":
             cols.append(sa.Column(field, sa.JSON()))
@@ -78,8 +89,10 @@ def _chain_existing() -> tuple[int, str]:
     for order, name in enumerate(_FIELDS):
         table = _table(name)
         fields = [table.c[f] for f in _FIELDS[name]]
+        when = _FIELDS[name].index(_TIME[name])
         for r in conn.execute(sa.select(table.c.id, *fields)):
-            rows.append((r.at, order, int(r.id), name, tuple(r[1:])))
+            values = tuple(r[1:])
+            rows.append((values[when], order, int(r.id), name, values))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
     previous, seq = GENESIS, 0
     for _, _, row_id, name, values in rows:
@@ -105,7 +118,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_payhub_chain_head"),
         **_options(),
     )
+    postgres = op.get_bind().dialect.name == "postgresql"
+    if postgres:
+        op.execute(f"ALTER TABLE payhub_ledger_entries DISABLE TRIGGER {_IMMUTABLE}")
     seq, head = _chain_existing()
+    if postgres:
+        op.execute(f"ALTER TABLE payhub_ledger_entries ENABLE TRIGGER {_IMMUTABLE}")
     op.get_bind().execute(
         sa.table(_HEAD, sa.column("id"), sa.column("seq"), sa.column("hash")).insert(),
         {"id": 1, "seq": seq, "hash": head},

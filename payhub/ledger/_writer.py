@@ -1,0 +1,313 @@
+"""Writing an entry inside an open transaction: the entry, its accounts' balances, its lines.
+
+The entry is linked into the audit chain (:mod:`payhub.store._chain`): its
+head is locked first. Then one statement on PostgreSQL (data-modifying CTEs,
+the chain head's advance among them); three on SQLite, four on MySQL/MariaDB
+(no RETURNING), and the head's advance: the entry (skipped, with nothing
+else, if its idempotency key was posted before), one upsert of every account
+it touches (created by their first line; balance and version changed in
+place, rows locked in a fixed order so two postings never deadlock), and the
+lines in one multi-row INSERT. An account that may not go negative and would
+is refused by raising :class:`LedgerError`: the caller's transaction rolls
+back, nothing is written.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from payhub.errors import ErrorCode, LedgerError
+from payhub.ledger._model import Account, AccountKind, EntryDraft
+from payhub.money import Money
+from payhub.store._chain import ChainLink, advance, next_link
+from payhub.store._engine import is_duplicate_key
+from payhub.store._schema import ledger_accounts, ledger_entries, ledger_lines
+
+__all__ = ["Posted", "lock_accounts", "write_entry"]
+
+A = ledger_accounts
+E = ledger_entries
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What :func:`write_entry` did: the entry's id, and whether it was new."""
+
+    entry_id: int
+    created: bool
+    #: the normal-side balances of the entry's accounts after it (new entries only)
+    balances: dict[Account, int]
+
+
+@functools.cache
+def _entry_insert(dialect: str) -> sa.Insert:
+    if dialect == "postgresql":
+        return (
+            postgresql.insert(E)
+            .on_conflict_do_nothing(index_elements=[E.c.idempotency_key])
+            .returning(E.c.id)
+        )
+    if dialect == "sqlite":
+        return (
+            sqlite.insert(E)
+            .on_conflict_do_nothing(index_elements=[E.c.idempotency_key])
+            .returning(E.c.id)
+        )
+    return E.insert()
+
+
+@functools.cache
+def _account_upsert(dialect: str) -> sa.Insert:
+    columns = (A.c.id, A.c.party, A.c.kind, A.c.currency, A.c.balance_minor)
+    if dialect in ("postgresql", "sqlite"):
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        insert = module.insert(A)
+        upsert: sa.Insert = insert.on_conflict_do_update(
+            index_elements=[A.c.party, A.c.kind, A.c.currency],
+            set_={
+                "balance_minor": A.c.balance_minor + insert.excluded.balance_minor,
+                "version": A.c.version + 1,
+            },
+        )
+        return upsert.returning(*columns, sort_by_parameter_order=True)
+    raise AssertionError(dialect)  # pragma: no cover - MySQL: _mysql_upsert
+
+
+def _mysql_upsert(params: list[dict[str, Any]]) -> sa.Insert:
+    """One multi-row statement (PyMySQL cannot executemany an ON DUPLICATE KEY UPDATE)."""
+    insert = mysql.insert(A).values(params)
+    return insert.on_duplicate_key_update(
+        balance_minor=A.c.balance_minor + insert.inserted.balance_minor,
+        version=A.c.version + 1,
+    )
+
+
+def write_entry(conn: Connection, draft: EntryDraft, now: datetime) -> Posted:
+    """Post ``draft`` in ``conn``'s transaction (see the module docstring)."""
+    dialect = conn.dialect.name
+    digest = draft.digest()
+    pending = draft.pending
+    row = {
+        "idempotency_key": draft.idempotency_key,
+        "cause": draft.cause.value,
+        "reference": draft.reference,
+        "party": draft.party,
+        "plan": draft.plan,
+        "available_on": draft.available_on,
+        "currency": None if pending is None else pending[0].currency,
+        "pending_minor": None if pending is None else pending[1],
+        "digest": digest,
+        "created_at": now,
+    }
+    # The entry's place in the audit chain: the head is locked before any
+    # account, in every posting (a fixed lock order), and advanced only if the
+    # entry is new.
+    new = next_link(conn, E, row)
+    if dialect == "postgresql":
+        return _write_postgres(conn, draft, row, now, new)
+    entry_id = _insert_entry(conn, dialect, {**row, **new.columns()})
+    if entry_id is None:
+        return _replayed(conn, draft, digest)
+    advance(conn, new)
+    ids, balances = _apply_balances(conn, dialect, draft, now)
+    conn.execute(
+        ledger_lines.insert(),
+        [
+            {
+                "entry_id": entry_id,
+                "account_id": ids[line.account],
+                "amount_minor": line.signed_minor,
+                "currency": line.amount.currency,
+                "created_at": now,
+            }
+            for line in draft.lines
+        ],
+    )
+    return Posted(entry_id, True, balances)
+
+
+@functools.cache
+def _postgres_statement(lines: int) -> sa.TextClause:
+    """The whole posting as one statement (PostgreSQL): one round trip.
+
+    The entry is inserted unless its key exists; only then are the accounts
+    upserted (in the draft's order: a fixed lock order) and the lines inserted
+    with the ids both return. The result has one row per account, or one row
+    with no account when the key was posted before."""
+    values = ", ".join(
+        f"(CAST(:party{i} AS VARCHAR), CAST(:kind{i} AS VARCHAR), CAST(:cur{i} AS VARCHAR),"
+        f" CAST(:delta{i} AS BIGINT), CAST(:signed{i} AS BIGINT), {i})"
+        for i in range(lines)
+    )
+    # only placeholders and integers are formatted in: every value is a parameter
+    return sa.text(
+        f"WITH v(party, kind, currency, delta, signed, ord) AS (VALUES {values}),"  # noqa: S608
+        " e AS (INSERT INTO payhub_ledger_entries (idempotency_key, cause, reference, party,"
+        " plan, available_on, currency, pending_minor, digest, created_at, chain_seq,"
+        " chain_hash) VALUES"
+        " (:key, :cause, :reference, :eparty, :plan, CAST(:available_on AS TIMESTAMP),"
+        " :ecur, CAST(:pending AS BIGINT), :digest, :now, CAST(:cseq AS BIGINT), :chash)"
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),"
+        " h AS (UPDATE payhub_chain_head SET seq = CAST(:cseq AS BIGINT), hash = :chash"
+        " WHERE id = 1 AND EXISTS (SELECT 1 FROM e)),"
+        " a AS (INSERT INTO payhub_ledger_accounts (party, kind, currency, balance_minor,"
+        " version, created_at) SELECT party, kind, currency, delta, 1, :now FROM v"
+        " WHERE EXISTS (SELECT 1 FROM e) ORDER BY ord"
+        " ON CONFLICT (party, kind, currency) DO UPDATE SET balance_minor ="
+        " payhub_ledger_accounts.balance_minor + excluded.balance_minor,"
+        " version = payhub_ledger_accounts.version + 1"
+        " RETURNING id, party, kind, currency, balance_minor),"
+        " l AS (INSERT INTO payhub_ledger_lines (entry_id, account_id, amount_minor, currency,"
+        " created_at) SELECT e.id, a.id, v.signed, v.currency, :now FROM e CROSS JOIN a"
+        " JOIN v ON v.party = a.party AND v.kind = a.kind AND v.currency = a.currency"
+        " RETURNING 1)"
+        " SELECT (SELECT id FROM e) AS entry_id, a.party, a.kind, a.currency, a.balance_minor,"
+        " (SELECT count(*) FROM l) AS written FROM a"
+        " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, 0 WHERE NOT EXISTS (SELECT 1 FROM e)"
+    )
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _write_postgres(
+    conn: Connection, draft: EntryDraft, row: dict[str, Any], now: datetime, new: ChainLink
+) -> Posted:
+    params: dict[str, Any] = {
+        "cseq": new.seq,
+        "chash": new.hash,
+        "key": row["idempotency_key"],
+        "cause": row["cause"],
+        "reference": row["reference"],
+        "eparty": row["party"],
+        "plan": row["plan"],
+        "available_on": _naive(row["available_on"]),
+        "ecur": row["currency"],
+        "pending": row["pending_minor"],
+        "digest": row["digest"],
+        "now": _naive(now),
+    }
+    accounts = {}
+    for i, line in enumerate(draft.lines):
+        account = line.account
+        accounts[(account.party, account.kind.value, account.currency)] = account
+        params[f"party{i}"] = account.party
+        params[f"kind{i}"] = account.kind.value
+        params[f"cur{i}"] = account.currency
+        params[f"delta{i}"] = line.normal_minor
+        params[f"signed{i}"] = line.signed_minor
+    rows = conn.execute(_postgres_statement(len(draft.lines)), params).all()
+    if rows and rows[0].entry_id is None:
+        return _replayed(conn, draft, row["digest"])
+    balances: dict[Account, int] = {}
+    for r in rows:
+        account = accounts[(r.party, r.kind, r.currency)]
+        balances[account] = int(r.balance_minor)
+        _check_balance(account, balances[account])
+    assert len(rows) == len(draft.lines)
+    return Posted(int(rows[0].entry_id), True, balances)
+
+
+def _check_balance(account: Account, balance: int) -> None:
+    if balance < 0 and account.kind.non_negative:
+        raise LedgerError(
+            f"ledger: {account} would go to {Money(balance, account.currency)}; "
+            f"a {account.kind.value} account may not go negative, nothing written",
+            code=ErrorCode.LEDGER_INSUFFICIENT_FUNDS,
+        )
+
+
+def _insert_entry(conn: Connection, dialect: str, row: dict[str, Any]) -> int | None:
+    if dialect in ("postgresql", "sqlite"):
+        found = conn.execute(_entry_insert(dialect), row).first()
+        return None if found is None else int(found[0])
+    try:
+        result = conn.execute(_entry_insert(dialect), row)
+    except IntegrityError as exc:
+        if is_duplicate_key(exc):
+            return None
+        raise
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _replayed(conn: Connection, draft: EntryDraft, digest: str) -> Posted:
+    found = conn.execute(
+        sa.select(E.c.id, E.c.digest).where(E.c.idempotency_key == draft.idempotency_key)
+    ).one()
+    if found.digest != digest:
+        raise LedgerError(
+            f"ledger: idempotency key {draft.idempotency_key!r} was posted before with "
+            "different content; nothing written",
+            code=ErrorCode.LEDGER_IDEMPOTENCY_CONFLICT,
+        )
+    return Posted(int(found.id), False, {})
+
+
+def _apply_balances(
+    conn: Connection, dialect: str, draft: EntryDraft, now: datetime
+) -> tuple[dict[Account, int], dict[Account, int]]:
+    """Each account's id and its balance after the entry; refuses a forbidden negative."""
+    params = [
+        {
+            "party": line.account.party,
+            "kind": line.account.kind.value,
+            "currency": line.account.currency,
+            "balance_minor": line.normal_minor,
+            "version": 1,
+            "created_at": now,
+        }
+        for line in draft.lines  # sorted by account: a fixed lock order
+    ]
+    accounts = {(a.party, a.kind.value, a.currency): a for a in (ln.account for ln in draft.lines)}
+    if dialect in ("postgresql", "sqlite"):
+        rows = conn.execute(_account_upsert(dialect), params).all()
+    else:
+        conn.execute(_mysql_upsert(params))
+        rows = conn.execute(
+            sa.select(A.c.id, A.c.party, A.c.kind, A.c.currency, A.c.balance_minor).where(
+                sa.tuple_(A.c.party, A.c.kind, A.c.currency).in_(list(accounts))
+            )
+        ).all()
+    balances: dict[Account, int] = {}
+    ids: dict[Account, int] = {}
+    for r in rows:
+        account = accounts[(r.party, r.kind, r.currency)]
+        ids[account] = int(r.id)
+        balances[account] = int(r.balance_minor)
+        _check_balance(account, balances[account])
+    return ids, balances
+
+
+def lock_accounts(conn: Connection, accounts: list[Account]) -> dict[Account, int]:
+    """The normal-side balances of ``accounts``, rows locked until the transaction ends
+    (0 for an account with no line yet). Locked in the writer's order."""
+    ordered = sorted(set(accounts))
+    if not ordered:
+        return {}
+    rows = conn.execute(
+        sa.select(A.c.party, A.c.kind, A.c.currency, A.c.balance_minor)
+        .where(
+            sa.tuple_(A.c.party, A.c.kind, A.c.currency).in_(
+                [(a.party, a.kind.value, a.currency) for a in ordered]
+            )
+        )
+        .order_by(A.c.party, A.c.kind, A.c.currency)
+        .with_for_update()
+    ).all()
+    found = {(r.party, r.kind, r.currency): int(r.balance_minor) for r in rows}
+    return {a: found.get((a.party, a.kind.value, a.currency), 0) for a in ordered}
+
+
+def kind_of(value: str) -> AccountKind:
+    return AccountKind(value)
