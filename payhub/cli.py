@@ -12,6 +12,8 @@
     payhub reviews list|approve|decline -c hub.json  the risk review queue
     payhub health -c hub.json [--json] [--alert]   the backlog; exit 0/1/2/3
     payhub metrics -c hub.json --port 9464         Prometheus metrics
+    payhub audit verify|checkpoint|keygen          the tamper-evident audit chain
+    payhub db roles|rotate-keys                    least-privilege grants, key rotation
     payhub ledger balance --party alice            balances (--as-of TIME, --json)
     payhub ledger entries --party alice            entries with their lines (filters)
     payhub settle run --at 2026-03-12T00:00+08:00  due pending money -> available, in batches
