@@ -45,6 +45,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Ratio, compare, report
+from _rawchain import raw_link
 
 from payhub import Money, Notification, NotificationKind, PaymentRequest, PaymentStatus
 from payhub.ledger import LedgerConfig
@@ -146,8 +147,8 @@ def bench_transaction(server: str, batch: int, rounds: int) -> Ratio:
 
 _RAW_ENTRY = (
     "INSERT INTO payhub_ledger_entries (idempotency_key, cause, reference, party, plan,"
-    " available_on, currency, pending_minor, digest, created_at)"
-    " VALUES (%s, 'payment', %s, %s, 'D+1', %s, 'CNY', %s, %s, %s)"
+    " available_on, currency, pending_minor, digest, created_at, chain_seq, chain_hash)"
+    " VALUES (%s, 'payment', %s, %s, 'D+1', %s, 'CNY', %s, %s, %s, %s, %s)"
     " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
 )
 _RAW_ACCOUNTS = (
@@ -196,9 +197,14 @@ def _raw_poster(dsn: str, tag: str, n: int, hot: bool, barrier: Any, out: Any) -
         amount = 100 + i
         with conn.transaction():
             cur = conn.cursor()
+            aware = now.replace(tzinfo=UTC)
+            link = raw_link(cur, "%s", "payhub_ledger_entries", (
+                f"raw:{tag}-{i}", "payment", f"{tag}-{i}", seller, "D+1", aware, "CNY", amount,
+                "0" * 64, aware,
+            ))
             cur.execute(
                 _RAW_ENTRY,
-                (f"raw:{tag}-{i}", f"{tag}-{i}", seller, now, amount, "0" * 64, now),
+                (f"raw:{tag}-{i}", f"{tag}-{i}", seller, now, amount, "0" * 64, now, *link),
             )
             entry_id = cur.fetchone()[0]
             cur.execute(_RAW_ACCOUNTS, ("alipay", amount, now, seller, amount, now))
@@ -276,9 +282,10 @@ def _generate(url: str, entries: int, sellers: int, due: datetime) -> None:
         conn.execute(
             sa.text(
                 "INSERT INTO payhub_ledger_entries (idempotency_key, cause, reference, party,"
-                " plan, available_on, currency, pending_minor, digest, created_at)"
+                " plan, available_on, currency, pending_minor, digest, created_at, chain_seq,"
+                " chain_hash)"
                 f" SELECT 'payment:G' || n, 'payment', 'G' || n, 's' || (n % :sellers), 'D+1',"
-                f" :due, 'CNY', 100 + (n % 7), 'x', :due FROM ({series}) AS q"
+                f" :due, 'CNY', 100 + (n % 7), 'x', :due, -(n + 1), 'x' FROM ({series}) AS q"
             ).bindparams(typed),
             {"count": entries, "sellers": sellers, "due": due},
         )
@@ -316,9 +323,9 @@ _RAW_SETTLE = [
     " AND b.currency = e.currency AND b.available_on = e.available_on"
     " WHERE b.created_at = :now AND e.pending_minor IS NOT NULL",
     "INSERT INTO payhub_ledger_entries (idempotency_key, cause, reference, party, plan,"
-    " available_on, currency, pending_minor, digest, created_at) SELECT 'settlement:' || key,"
-    " 'settlement', key, party, NULL, available_on, NULL, NULL, 'x', :now"
-    " FROM payhub_ledger_batches WHERE created_at = :now",
+    " available_on, currency, pending_minor, digest, created_at, chain_seq, chain_hash)"
+    " SELECT 'settlement:' || key, 'settlement', key, party, NULL, available_on, NULL, NULL,"
+    " 'x', :now, -(2000000000 + id), 'x' FROM payhub_ledger_batches WHERE created_at = :now",
     "INSERT INTO payhub_ledger_accounts (party, kind, currency, balance_minor, version,"
     " created_at) SELECT party, 'available', currency, 0, 0, :now FROM payhub_ledger_batches"
     " WHERE created_at = :now",

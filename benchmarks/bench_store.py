@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Ratio, compare, report
+from _rawchain import raw_link
 from sqlalchemy.engine import make_url
 
 from payhub import (
@@ -157,8 +158,8 @@ _PAY = (
     " status = {p}, updated_at = {p}, version = {p} WHERE id = {p}"
 )
 _AUDIT = (
-    "INSERT INTO payhub_audit (payment_id, from_status, to_status, cause, source, at)"
-    " VALUES ({p}, {p}, {p}, {p}, {p}, {p})"
+    "INSERT INTO payhub_audit (payment_id, from_status, to_status, cause, source, at,"
+    " chain_seq, chain_hash) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
 )
 _EVENT = (
     "INSERT INTO payhub_events (id, type, out_trade_no, payload, created_at, attempts)"
@@ -188,7 +189,10 @@ def raw_apply(cur: Any, p: str, params: dict[str, str], body: bytes, ts: Any) ->
     cur.execute(
         _PAY.format(p=p), ("alipay", params["trade_no"], ts, "paid", ts, row[13] + 1, row[0])
     )
-    cur.execute(_AUDIT.format(p=p), (row[0], "pending", "paid", "notification", f"n:{key}", ts))
+    audit = (row[0], "pending", "paid", "notification", f"n:{key}", ts)
+    aware = ts.replace(tzinfo=UTC)
+    link = raw_link(cur, p, "payhub_audit", (*audit[:5], aware))
+    cur.execute(_AUDIT.format(p=p), (*audit, *link))
     cur.execute(
         _EVENT.format(p=p) + "ON CONFLICT DO NOTHING",
         (uuid.uuid4().hex, "payment.succeeded", params["out_trade_no"], payload, ts),

@@ -12,6 +12,8 @@
     payhub reviews list|approve|decline -c hub.json  the risk review queue
     payhub health -c hub.json [--json] [--alert]   the backlog; exit 0/1/2/3
     payhub metrics -c hub.json --port 9464         Prometheus metrics
+    payhub audit verify|checkpoint|keygen          the tamper-evident audit chain
+    payhub db roles|rotate-keys                    least-privilege grants, key rotation
     payhub ledger balance --party alice            balances (--as-of TIME, --json)
     payhub ledger entries --party alice            entries with their lines (filters)
     payhub settle run --at 2026-03-12T00:00+08:00  due pending money -> available, in batches
@@ -687,11 +689,12 @@ def run(args: Sequence[str], *, source: ConfigSource | None = None, prog_name: s
 
 
 # Sub-commands in their own modules (they import this one's helpers when run).
-from payhub import cli_health, cli_ledger, cli_reviews  # noqa: E402, F401 - cli_ledger registers itself
+from payhub import cli_audit, cli_health, cli_ledger, cli_reviews  # noqa: E402, F401 - cli_ledger registers itself
 
 app.add_typer(cli_reviews.app, name="reviews")
 app.command("health")(cli_health.health)
 app.command("metrics")(cli_health.metrics)
+cli_audit.register(app, db_app)
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "payhub.ledger": 6,
     # operations over the store: report runs, streaming exports, schedules
     "payhub.reports": 7,
+    "payhub.audit": 7,
     "payhub.monitor": 7,
     # the facade: the hub package (one module per job) and its old import path
     "payhub.hub": 8,
@@ -48,6 +49,7 @@ LAYERS: dict[str, int] = {
     "payhub.cli": 8,
     "payhub.cli_reviews": 8,
     "payhub.cli_health": 8,
+    "payhub.cli_audit": 8,
     # reconciliation's runner: bills through the hub, repairs through hub.sync
     "payhub.recon": 8,
     "payhub": 8,

@@ -1,12 +1,15 @@
 """Writing an entry inside an open transaction: the entry, its accounts' balances, its lines.
 
-One statement on PostgreSQL (data-modifying CTEs); three on SQLite, four on
-MySQL/MariaDB (no RETURNING): the entry (skipped, with nothing else, if its idempotency key was
-posted before), one upsert of every account it touches (created by their first
-line; balance and version changed in place, rows locked in a fixed order so
-two postings never deadlock), and the lines in one multi-row INSERT. An
-account that may not go negative and would is refused by raising
-:class:`LedgerError`: the caller's transaction rolls back, nothing is written.
+The entry is linked into the audit chain (:mod:`payhub.store._chain`): its
+head is locked first. Then one statement on PostgreSQL (data-modifying CTEs,
+the chain head's advance among them); three on SQLite, four on MySQL/MariaDB
+(no RETURNING), and the head's advance: the entry (skipped, with nothing
+else, if its idempotency key was posted before), one upsert of every account
+it touches (created by their first line; balance and version changed in
+place, rows locked in a fixed order so two postings never deadlock), and the
+lines in one multi-row INSERT. An account that may not go negative and would
+is refused by raising :class:`LedgerError`: the caller's transaction rolls
+back, nothing is written.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from payhub.errors import ErrorCode, LedgerError
 from payhub.ledger._model import Account, AccountKind, EntryDraft
 from payhub.money import Money
+from payhub.store._chain import ChainLink, advance, next_link
 from payhub.store._engine import is_duplicate_key
 from payhub.store._schema import ledger_accounts, ledger_entries, ledger_lines
 
@@ -103,11 +107,16 @@ def write_entry(conn: Connection, draft: EntryDraft, now: datetime) -> Posted:
         "digest": digest,
         "created_at": now,
     }
+    # The entry's place in the audit chain: the head is locked before any
+    # account, in every posting (a fixed lock order), and advanced only if the
+    # entry is new.
+    new = next_link(conn, E, row)
     if dialect == "postgresql":
-        return _write_postgres(conn, draft, row, now)
-    entry_id = _insert_entry(conn, dialect, row)
+        return _write_postgres(conn, draft, row, now, new)
+    entry_id = _insert_entry(conn, dialect, {**row, **new.columns()})
     if entry_id is None:
         return _replayed(conn, draft, digest)
+    advance(conn, new)
     ids, balances = _apply_balances(conn, dialect, draft, now)
     conn.execute(
         ledger_lines.insert(),
@@ -142,10 +151,13 @@ def _postgres_statement(lines: int) -> sa.TextClause:
     return sa.text(
         f"WITH v(party, kind, currency, delta, signed, ord) AS (VALUES {values}),"  # noqa: S608
         " e AS (INSERT INTO payhub_ledger_entries (idempotency_key, cause, reference, party,"
-        " plan, available_on, currency, pending_minor, digest, created_at) VALUES"
+        " plan, available_on, currency, pending_minor, digest, created_at, chain_seq,"
+        " chain_hash) VALUES"
         " (:key, :cause, :reference, :eparty, :plan, CAST(:available_on AS TIMESTAMP),"
-        " :ecur, CAST(:pending AS BIGINT), :digest, :now)"
+        " :ecur, CAST(:pending AS BIGINT), :digest, :now, CAST(:cseq AS BIGINT), :chash)"
         " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),"
+        " h AS (UPDATE payhub_chain_head SET seq = CAST(:cseq AS BIGINT), hash = :chash"
+        " WHERE id = 1 AND EXISTS (SELECT 1 FROM e)),"
         " a AS (INSERT INTO payhub_ledger_accounts (party, kind, currency, balance_minor,"
         " version, created_at) SELECT party, kind, currency, delta, 1, :now FROM v"
         " WHERE EXISTS (SELECT 1 FROM e) ORDER BY ord"
@@ -168,9 +180,11 @@ def _naive(value: datetime | None) -> datetime | None:
 
 
 def _write_postgres(
-    conn: Connection, draft: EntryDraft, row: dict[str, Any], now: datetime
+    conn: Connection, draft: EntryDraft, row: dict[str, Any], now: datetime, new: ChainLink
 ) -> Posted:
     params: dict[str, Any] = {
+        "cseq": new.seq,
+        "chash": new.hash,
         "key": row["idempotency_key"],
         "cause": row["cause"],
         "reference": row["reference"],

@@ -11,6 +11,8 @@ See ``docs/store.md`` for the databases, migrations and guarantees.
 
 from payhub.store._apply import Checkpoint, Fact, Transition, TransitionHook
 from payhub.store._backlog import Backlog
+from payhub.store._chain import ChainBreak, ChainHead, ChainReport
+from payhub.store._crypt import FieldKeys
 from payhub.store._records import (
     AnomalyKind,
     AnomalyRecord,
@@ -27,6 +29,7 @@ from payhub.store._records import (
     TransitionCause,
 )
 from payhub.store._reviews import ReviewRecord, ReviewStatus, RiskAuditRecord
+from payhub.store._roles import grant_statements
 from payhub.store._store import DEFAULT_EVENT_LEASE, Store
 
 __all__ = [
@@ -38,8 +41,12 @@ __all__ = [
     "AttemptRecord",
     "AuditRecord",
     "Backlog",
+    "ChainBreak",
+    "ChainHead",
+    "ChainReport",
     "Checkpoint",
     "Fact",
+    "FieldKeys",
     "InboxOutcome",
     "InboxRecord",
     "PaymentRecord",
@@ -53,4 +60,5 @@ __all__ = [
     "Transition",
     "TransitionCause",
     "TransitionHook",
+    "grant_statements",
 ]

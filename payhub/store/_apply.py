@@ -53,6 +53,7 @@ from payhub.models import (
 )
 from payhub.money import Money
 from payhub.store._audit import write_audit
+from payhub.store._crypt import FieldKeys, opened_payload
 from payhub.store._engine import insert_ignore
 from payhub.store._inbox import (
     deferred_notifications,
@@ -288,6 +289,8 @@ class Applier:
     paid_time_skew: timedelta = PAID_TIME_SKEW
     #: posts the ledger entries of money that moved, in this transaction (None: no ledger)
     poster: Poster | None = None
+    #: field encryption of the inbox's buyer data (None: stored in clear)
+    field_keys: FieldKeys | None = None
     event_ids: list[str] = field(default_factory=list)
 
     # -- entry points -------------------------------------------------------
@@ -295,7 +298,7 @@ class Applier:
     def notification(self, notification: Notification) -> ApplyResult:
         """Inbox, then the fact; a duplicate delivery changes nothing."""
         key = inbox_key(notification.event_key)
-        if not insert_inbox(self.conn, notification, self.now):
+        if not insert_inbox(self.conn, notification, self.now, self.field_keys):
             # The payment it was applied to, so that the hub re-dispatches that
             # payment's events (a resend after a crash must deliver them).
             return ApplyResult(
@@ -309,7 +312,8 @@ class Applier:
             # read again when its payment is paid (_apply_deferred)
             parsed = notification.model_dump(mode="json", exclude={"raw_body"})
             set_inbox_outcome(
-                self.conn, notification.channel, key, result.outcome, self.now, payload=parsed
+                self.conn, notification.channel, key, result.outcome, self.now, payload=parsed,
+                keys=self.field_keys,
             )
         elif result.outcome is not InboxOutcome.APPLIED:
             set_inbox_outcome(self.conn, notification.channel, key, result.outcome, self.now)
@@ -999,7 +1003,8 @@ class Applier:
         )
         payment.row["deferred_refunds"] = False
         for row in deferred_notifications(self.conn, str(payment.row["out_trade_no"])):
-            deferred = Notification.model_validate({**row["payload"], "raw_body": b""})
+            parsed = opened_payload(self.field_keys, row)
+            deferred = Notification.model_validate({**parsed, "raw_body": b""})
             fact = Fact.of_notification(deferred)
             situation, found = self._situation(payment, fact)
             decision = decide(situation)

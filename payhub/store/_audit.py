@@ -1,7 +1,8 @@
 """The one audit writer: every change of a payment's state leaves a row here.
 
 Written in the transaction of the change (a new payment, or a transition the
-lifecycle decided), never updated or deleted.
+lifecycle decided), never updated or deleted, each row linked into the audit
+chain (:mod:`payhub.store._chain`) in that same transaction.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from payhub.lifecycle import PaymentState, TransitionCause
+from payhub.store._chain import chain_insert
 from payhub.store._schema import audit, risk_audit
 
 __all__ = ["write_audit", "write_risk_audit"]
 
 _SOURCE = 320  #: the column's size
-_INSERT = audit.insert()
 
 
 def write_audit(
@@ -31,8 +32,9 @@ def write_audit(
     at: datetime,
 ) -> None:
     """Record that payment ``payment_id`` went from ``before`` to ``after``, and why."""
-    conn.execute(
-        _INSERT,
+    chain_insert(
+        conn,
+        audit,
         {
             "payment_id": payment_id,
             "from_status": None if before is None else before.value,
@@ -42,9 +44,6 @@ def write_audit(
             "at": at,
         },
     )
-
-
-_RISK_INSERT = risk_audit.insert()
 
 
 def write_risk_audit(
@@ -59,8 +58,9 @@ def write_risk_audit(
 ) -> None:
     """Record a risk decision or review action (block, review, observe, approve,
     decline) on order ``out_trade_no``, in the transaction of what it records."""
-    conn.execute(
-        _RISK_INSERT,
+    chain_insert(
+        conn,
+        risk_audit,
         {
             "out_trade_no": out_trade_no,
             "action": action,

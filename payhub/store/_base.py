@@ -32,6 +32,7 @@ from payhub.store._apply import (
     TransitionHook,
     _no_checkpoint,
 )
+from payhub.store._crypt import FieldKeys
 from payhub.store._engine import (
     Timeouts,
     create_store_engine,
@@ -73,6 +74,7 @@ class StoreBase:
         lock_timeout: float = Timeouts.lock,
         connect_timeout: float = Timeouts.connect,
         paid_time_skew: timedelta = PAID_TIME_SKEW,
+        encryption: FieldKeys | Mapping[str, Any] | None = None,
         ledger: LedgerConfig | Mapping[str, Any] | bool | None = True,
         **engine_options: Any,
     ) -> None:
@@ -87,6 +89,8 @@ class StoreBase:
         ``paid_time`` anomaly and a ``payment.time_anomaly`` event); the payment
         is still credited. Default 10 minutes (config: seconds).
 
+        ``encryption``: keys for the inbox's buyer data (:class:`FieldKeys` or
+        its configuration); without, it is stored in clear (docs/security.md).
         ``ledger``: the ledger's configuration (a :class:`~payhub.ledger.LedgerConfig`
         or the mapping of the hub configuration's ``"ledger"`` section); True or
         None: the defaults (zero fees, ``D+1``). Every credit, refund and
@@ -106,6 +110,9 @@ class StoreBase:
         self._hooks: list[TransitionHook] = []
         self._external_refunds = external_refunds
         self._paid_time_skew = paid_time_skew
+        if encryption is not None and not isinstance(encryption, FieldKeys):
+            encryption = FieldKeys.from_config(encryption)
+        self._field_keys: FieldKeys | None = encryption
         self._poster: Poster | None = None
         self._ledger: Ledger | None = None
         if ledger is not False:
@@ -148,6 +155,7 @@ class StoreBase:
             checkpoint or _no_checkpoint,
             external_refunds=self._external_refunds,
             paid_time_skew=self._paid_time_skew,
+            field_keys=self._field_keys,
             poster=self._poster,
         )
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from payhub.lifecycle import InboxOutcome
 from payhub.models import Notification, NotificationKind
+from payhub.store._crypt import FieldKeys, sealed_row
 from payhub.store._engine import insert_ignore
 from payhub.store._schema import notifications, payments
 
@@ -39,18 +40,24 @@ def inbox_key(event_key: str) -> str:
     return "sha256:" + hashlib.sha256(event_key.encode("utf-8")).hexdigest()
 
 
-def insert_inbox(conn: Connection, notification: Notification, now: datetime) -> bool:
-    """Insert the notification's inbox row; False if this event was received before."""
+def insert_inbox(
+    conn: Connection, notification: Notification, now: datetime, keys: FieldKeys | None = None
+) -> bool:
+    """Insert the notification's inbox row (its buyer data sealed with ``keys``
+    if given); False if this event was received before."""
+    key = inbox_key(notification.event_key)
     return insert_ignore(
         conn,
         notifications,
         {
             "channel": notification.channel,
-            "event_key": inbox_key(notification.event_key),
+            "event_key": key,
             "kind": notification.kind.value,
             "out_trade_no": notification.out_trade_no,
             "received_at": now,
-            "raw_body": notification.raw_body,
+            **sealed_row(
+                keys, notification.channel, key, notification.raw_body, notification.raw
+            ),
             # the parsed copy only if it is deferred: nothing built for the
             # duplicates this insert discards
             "payload": None,
@@ -67,10 +74,13 @@ def set_inbox_outcome(
     now: datetime,
     *,
     payload: dict[str, Any] | None = None,
+    keys: FieldKeys | None = None,
 ) -> None:
+    """Record what became of an inbox row (and its parsed copy, sealed with
+    ``keys`` if given: the row was inserted under them in this transaction)."""
     values: dict[str, Any] = {"outcome": outcome.value, "processed_at": now}
     if payload is not None:
-        values["payload"] = payload
+        values["payload"] = payload if keys is None else keys.seal_json(payload, channel, key)
     conn.execute(
         notifications.update()
         .where(notifications.c.channel == channel, notifications.c.event_key == key)

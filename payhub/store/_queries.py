@@ -16,6 +16,7 @@ from payhub.store._apply import (
     payment_record,
 )
 from payhub.store._base import StoreBase
+from payhub.store._crypt import opened_body
 from payhub.store._records import (
     AttemptRecord,
     AuditRecord,
@@ -162,7 +163,7 @@ class QueriesJob(StoreBase):
                     out_trade_no=r["out_trade_no"],
                     outcome=InboxOutcome(r["outcome"]),
                     received_at=r["received_at"],
-                    raw_body=bytes(r["raw_body"]),
+                    raw_body=opened_body(self._field_keys, r),
                 )
                 for r in conn.execute(stmt).mappings()
             ]

@@ -15,10 +15,13 @@ import sqlalchemy as sa
 from payhub.store._types import BigId, Blob, ExactString, UTCDateTime
 
 __all__ = [
+    "APPEND_ONLY",
+    "CHAINED",
     "VERSION_TABLE",
     "anomalies",
     "attempts",
     "audit",
+    "chain_head",
     "events",
     "ledger_accounts",
     "ledger_batch_members",
@@ -135,8 +138,13 @@ notifications = sa.Table(
     #: applied / duplicate / review / deferred / ignored
     sa.Column("outcome", ExactString(16), nullable=False),
     sa.Column("processed_at", UTCDateTime),
+    #: the key that encrypted raw_body and payload; NULL: stored in clear (migration 0010)
+    sa.Column("key_id", ExactString(16)),
+    #: HMAC-SHA256 of the payer's id at the channel, for lookups (migration 0010)
+    sa.Column("buyer_hash", ExactString(64)),
     sa.UniqueConstraint("channel", "event_key"),
     sa.Index(None, "out_trade_no", "outcome"),
+    sa.Index(None, "buyer_hash"),
     **TABLE_OPTIONS,
 )
 
@@ -227,6 +235,9 @@ audit = sa.Table(
     #: what caused it: inbox key, channel query, out_refund_no
     sa.Column("source", ExactString(320), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
+    #: its place and link in the audit chain (migration 0010; payhub.store._chain)
+    sa.Column("chain_seq", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("chain_hash", ExactString(64), nullable=False),
     sa.Index(None, "payment_id"),
     **TABLE_OPTIONS,
 )
@@ -266,6 +277,8 @@ risk_audit = sa.Table(
     sa.Column("actor", ExactString(128), nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("chain_seq", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("chain_hash", ExactString(64), nullable=False),
     sa.Index(None, "out_trade_no"),
     sa.Index(None, "at"),
     **TABLE_OPTIONS,
@@ -343,6 +356,33 @@ report_runs = sa.Table(
     **TABLE_OPTIONS,
 )
 
+#: The audit chain's head: one row (id 1), the last sequence number and its
+#: link, locked and advanced in the transaction of every chained row (migration 0012).
+chain_head = sa.Table(
+    "payhub_chain_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", ExactString(64), nullable=False),
+    **TABLE_OPTIONS,
+)
+
+#: Chained tables and their fields, in the order of their canonical form
+#: (docs/audit.md). Never reorder: it would break every existing link.
+CHAINED: dict[str, tuple[str, ...]] = {
+    "payhub_audit": ("payment_id", "from_status", "to_status", "cause", "source", "at"),
+    "payhub_risk_audit": ("out_trade_no", "action", "rule", "actor", "detail", "at"),
+    #: an entry's digest is SHA-256 over its lines (accounts and signed amounts)
+    "payhub_ledger_entries": (
+        "idempotency_key", "cause", "reference", "party", "plan", "available_on", "currency",
+        "pending_minor", "digest", "created_at",
+    ),
+}
+
+#: Written once, never updated or deleted: the application's database role gets
+#: INSERT and SELECT on them only (payhub.store._roles, docs/security.md).
+APPEND_ONLY: tuple[str, ...] = (*CHAINED, "payhub_ledger_lines")
+
 # -- the ledger (migration 0010; docs/ledger.md) ------------------------------------
 
 ledger_parties = sa.Table(
@@ -394,6 +434,9 @@ ledger_entries = sa.Table(
     #: SHA-256 of the content: a replay with other content is refused
     sa.Column("digest", ExactString(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    #: its place and link in the audit chain (migration 0010; payhub.store._chain)
+    sa.Column("chain_seq", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("chain_hash", ExactString(64), nullable=False),
     sa.Index(None, "available_on", "party"),
     sa.Index(None, "cause", "reference"),
     sa.Index(None, "party", "created_at"),

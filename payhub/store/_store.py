@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from payhub.store._anomalies import AnomaliesJob
 from payhub.store._backlog import BacklogJob
+from payhub.store._custody import CustodyJob
 from payhub.store._outbox import DEFAULT_EVENT_LEASE, OutboxJob
 from payhub.store._payments import PaymentsJob
 from payhub.store._queries import QueriesJob
@@ -20,7 +21,9 @@ from payhub.store._reviews import ReviewsJob
 __all__ = ["DEFAULT_EVENT_LEASE", "Store"]
 
 
-class Store(PaymentsJob, RefundsJob, AnomaliesJob, OutboxJob, QueriesJob, ReviewsJob, BacklogJob):
+class Store(
+    PaymentsJob, RefundsJob, AnomaliesJob, OutboxJob, QueriesJob, ReviewsJob, BacklogJob, CustodyJob
+):
     """The payment store on one database.
 
     >>> store = Store("sqlite:///payhub.db")  # doctest: +SKIP
