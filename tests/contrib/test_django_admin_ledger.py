@@ -149,6 +149,27 @@ def test_accounts_entries_and_batches_in_yuan(hub: PayHub, bank: ToyBank, operat
     assert {m.entry.reference for m in batch.members.all()} == {"L1001", "L1002"}
 
 
+def test_every_new_page_renders(hub: PayHub, bank: ToyBank, operator: Client) -> None:
+    paid(hub, bank, "S1001", 9000, seller="seller-h")  # held for review too
+    hold = hub.ledger.hold("seller-h", Money(100), reason="dispute")
+    withdrawal = hub.ledger.withdraw("seller-h", Money(200))
+    objects = {
+        "ledgeraccount": LedgerAccount.objects.get(party="seller-h", kind="available").pk,
+        "ledgerentry": LedgerEntry.objects.get(reference="S1001").pk,
+        "hold": hold.id,
+        "withdrawal": withdrawal.id,
+        "riskreview": RiskReview.objects.get().pk,
+        "recondifference": ghost_difference(hub).pk,
+    }
+    for model, pk in objects.items():
+        listed = operator.get(f"{ADMIN}/{model}/")
+        assert listed.status_code == 200, model
+        page = operator.get(f"{ADMIN}/{model}/{pk}/change/")
+        assert page.status_code == 200, model
+        assert 'name="_save"' not in page.content.decode(), model
+    assert "87.00 CNY" in shown_after(operator, "ledgeraccount")  # 90 paid, 1 frozen, 2 out
+
+
 def test_the_admin_never_edits_the_ledger(hub: PayHub, bank: ToyBank, operator: Client) -> None:
     paid(hub, bank, "L1003", 1000)
     entry = LedgerEntry.objects.get(reference="L1003")
@@ -177,11 +198,20 @@ def test_release_and_capture_holds_through_the_ledger(
     assert hub.ledger.holds(status="released")[0].id == first.id
     available = LedgerAccount.objects.get(party="seller-h", kind="available")
     assert available.balance == Money(800)
-    assert act(operator, "hold", "capture_holds", [second.id]).status_code == 302
+    form = act(operator, "hold", "capture_holds", [second.id])
+    assert form.status_code == 200  # capturing asks why first
+    assert Hold.objects.get(pk=second.id).status == "active"
+    done = act(
+        operator, "hold", "capture_holds", [second.id], confirm="Capture", note="chargeback lost"
+    )
+    assert done.status_code == 302
     assert Hold.objects.get(pk=second.id).status == HoldStatus.CAPTURED.value
     assert LedgerAccount.objects.get(party="platform", kind="captured").balance == Money(200)
     assert history(Hold.objects.get(pk=first.id)) == [
         "released through payhub: 3.00 CNY back to seller-h"
+    ]
+    assert history(Hold.objects.get(pk=second.id)) == [
+        "captured through payhub: 2.00 CNY from seller-h (chargeback lost)"
     ]
     assert LogEntry.objects.get(object_id=str(second.id)).user.username == "wang.fang"
 
@@ -200,7 +230,7 @@ def test_a_refused_hold_action_is_a_message(hub: PayHub, bank: ToyBank, operator
     paid(hub, bank, "H1002", 1000, seller="seller-h")
     hold = hub.ledger.hold("seller-h", Money(100))
     hub.ledger.release(hold.id)  # released meanwhile, by someone else
-    page = act(operator, "hold", "capture_holds", [hold.id])
+    page = act(operator, "hold", "capture_holds", [hold.id], confirm="Capture", note="fraud")
     assert page.status_code == 302
     assert said(operator, "hold") == [
         ("error", f"Hold {hold.id} seller-h: hold {hold.id} is already released")

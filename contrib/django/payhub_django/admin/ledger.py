@@ -161,13 +161,35 @@ class HoldAdmin(PayhubAdmin):
 
         self.act_on_each(request, list(queryset), release)
 
-    @action(description="Capture (taken from the party, to the platform)", permissions=["act"])
-    def capture_holds(self, request: HttpRequest, queryset: QuerySet) -> None:
-        def capture(hub: PayHub, hold: Hold) -> str:
+    @action(description="Capture (asks why; taken from the party)", permissions=["act"])
+    def capture_holds(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        def capture(hub: PayHub, hold: Hold, data: dict[str, Any]) -> str:
             record = hub.ledger.capture(hold.id)
-            return f"captured through payhub: {shown(record.amount)} from {record.party}"
+            return (
+                f"captured through payhub: {shown(record.amount)} from {record.party} "
+                f"({data['note']})"
+            )
 
-        self.act_on_each(request, list(queryset), capture)
+        return self.ask_then_act(
+            request,
+            list(queryset),
+            form_class=CaptureForm,
+            action="capture_holds",
+            title="Capture holds",
+            intro="Each frozen amount is taken from its party for good (to the platform's "
+            "captured account); the reason is kept in the admin history.",
+            submit="Capture",
+            do=capture,
+        )
+
+
+class CaptureForm(NoteForm):
+    """Why frozen money is taken from a seller (kept in the admin history)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["note"].label = "reason"
+        self.fields["note"].required = True
 
 
 class PayoutNoteForm(NoteForm):
