@@ -1,19 +1,38 @@
-"""payhub in the Django admin: one module per area (payments, events, anomalies;
-the ledger, settlements and reviews get theirs the same way). Every page is
-read only; the actions (sync, refund, resolve) go through the hub."""
+"""payhub in the Django admin: one module per area (payments, events, anomalies,
+the ledger, risk reviews, reconciliation). Every page is read only; the actions
+(sync, refund, resolve, release, capture, mark paid or failed, approve,
+decline, ignore) go through the hub."""
 
-from payhub_django.admin._base import PayhubAdmin
+from payhub_django.admin._base import NoteForm, PayhubAdmin
 from payhub_django.admin.anomalies import AnomalyAdmin, ResolveForm
 from payhub_django.admin.events import EventAdmin, InboxNotificationAdmin
+from payhub_django.admin.ledger import (
+    HoldAdmin,
+    LedgerAccountAdmin,
+    LedgerEntryAdmin,
+    SettlementBatchAdmin,
+    WithdrawalAdmin,
+)
 from payhub_django.admin.payments import PaymentAdmin, RefundAdmin, RefundForm
+from payhub_django.admin.recon import IgnoreForm, ReconDifferenceAdmin
+from payhub_django.admin.reviews import RiskReviewAdmin
 
 __all__ = [
     "AnomalyAdmin",
     "EventAdmin",
+    "HoldAdmin",
+    "IgnoreForm",
     "InboxNotificationAdmin",
+    "LedgerAccountAdmin",
+    "LedgerEntryAdmin",
+    "NoteForm",
     "PayhubAdmin",
     "PaymentAdmin",
+    "ReconDifferenceAdmin",
     "RefundAdmin",
     "RefundForm",
     "ResolveForm",
+    "RiskReviewAdmin",
+    "SettlementBatchAdmin",
+    "WithdrawalAdmin",
 ]

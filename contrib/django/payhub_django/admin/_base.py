@@ -3,9 +3,10 @@ in yuan, actions that go through the hub."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from django import forms  # type: ignore[import-untyped]
 from django.contrib import admin, messages  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
@@ -16,7 +17,7 @@ from payhub import Money, PayHub, PayhubError
 from payhub.tz import SHANGHAI
 from payhub_django._hub import get_hub
 
-__all__ = ["PayhubAdmin", "action", "display", "shown", "with_hub"]
+__all__ = ["NoteForm", "PayhubAdmin", "action", "display", "shown", "with_hub"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +48,14 @@ def with_hub(request: HttpRequest, admin_site: Any, work: Callable[[PayHub], Non
         admin_site.message_user(request, f"payhub is not configured: {exc}", messages.ERROR)
     except PayhubError as exc:
         admin_site.message_user(request, exc.message, messages.ERROR)
+
+
+class NoteForm(forms.Form):  # type: ignore[misc]  # Django ships no type hints
+    """A note kept with what an action did (optional unless a subclass says so)."""
+
+    note = forms.CharField(
+        label="note", max_length=256, required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
 
 
 class PayhubAdmin(admin.ModelAdmin):  # type: ignore[misc]  # Django ships no type hints
@@ -89,6 +98,57 @@ class PayhubAdmin(admin.ModelAdmin):  # type: ignore[misc]  # Django ships no ty
             lambda: super(PayhubAdmin, self).change_view(
                 request, object_id, form_url, extra_context
             )
+        )
+
+    def act_on_each(
+        self, request: HttpRequest, objects: Iterable[Any], do: Callable[[PayHub, Any], str]
+    ) -> None:
+        """``do(hub, obj)`` for each object: what it returns is recorded in the admin
+        history and shown; a refusal (a typed payhub error) is shown as an error
+        message and the others go on."""
+
+        def work(hub: PayHub) -> None:
+            for obj in objects:
+                try:
+                    message = do(hub, obj)
+                except PayhubError as exc:
+                    self.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+                    continue
+                self.log_change(request, obj, message)
+                self.message_user(request, f"{obj}: {message}", messages.SUCCESS)
+
+        with_hub(request, self, work)
+
+    def ask_then_act(
+        self,
+        request: HttpRequest,
+        objects: list[Any],
+        *,
+        form_class: type[forms.Form],
+        action: str,
+        title: str,
+        intro: str,
+        submit: str,
+        do: Callable[[PayHub, Any, dict[str, Any]], str],
+    ) -> HttpResponse | None:
+        """An action that asks first (a note, a reason): the form until it is
+        confirmed and valid, then ``do(hub, obj, cleaned_data)`` for each object."""
+        form = form_class(request.POST if "confirm" in request.POST else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            self.act_on_each(request, objects, lambda hub, obj: do(hub, obj, data))
+            return None
+        return self.render_action_form(
+            request,
+            "admin/payhub_django/confirm.html",
+            {
+                "title": title,
+                "intro": intro,
+                "objects": objects,
+                "form": form,
+                "action": action,
+                "submit": submit,
+            },
         )
 
     def render_action_form(
