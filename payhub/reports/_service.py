@@ -359,6 +359,9 @@ class Reports:
             password=password,
             parts=parts,
             part_rows=part_rows,
+            # the row count serves the one-file limit and the progress bar only:
+            # a parted run nobody watches skips that extra pass over the range
+            count=not parts or progress is not None,
         )
         if file_stem is not None:
             plan = replace(plan, stem=file_stem)
@@ -846,6 +849,7 @@ class Reports:
                 password=password,
                 parts=True,
                 part_rows=schedule.part_rows,
+                count=False,  # parts allowed, no progress bar: the count would be unused
             )
         except PayhubError as exc:
             self._set(
