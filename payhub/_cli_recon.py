@@ -4,6 +4,7 @@
 
     payhub reconcile --config hub.json --channel alipay --date 2024-03-01
     payhub reconcile --config hub.json --all --from 2024-03-01 --to 2024-03-07 --json
+    payhub reconcile --config hub.json --channel alipay --date 2024-03-01 --xlsx diffs.xlsx
     payhub reconcile list --url ... [--channel C] [--date D] [--all-statuses] [--json]
     payhub reconcile show ID --url ... [--json]
     payhub reconcile resolve ID --action ignore|adjust|create|replace|sync
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +30,16 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from payhub.errors import ConfigurationError, PayhubError
-from payhub.recon import Reconciler, ReconConfig, RunResult, difference_rows, write_csv
+from payhub.recon import (
+    REPORT_NAME,
+    Reconciler,
+    ReconConfig,
+    RunResult,
+    difference_rows,
+    write_csv,
+)
+from payhub.reports import ReportFilters, Reports
+from payhub.tz import SHANGHAI
 
 __all__ = ["reconcile_app"]
 
@@ -106,12 +116,22 @@ def reconcile(
     csv_path: Annotated[
         Path | None, typer.Option("--csv", help="Also write the open differences to this CSV file.")
     ] = None,
+    xlsx_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--xlsx",
+            help="Also write the open differences to this Excel file (a recorded report run, "
+            "see payhub reports list).",
+        ),
+    ] = None,
 ) -> None:
     """Reconcile channels' bills of a day (or a range) with the store."""
     if ctx.invoked_subcommand is not None:
         return
     if config is None:
         _cli()._fail("reconcile needs --config (the hub: channels and store)", _EXIT_USAGE)
+    if xlsx_path is not None and xlsx_path.suffix.lower() != ".xlsx":
+        raise typer.BadParameter(f"--xlsx: {xlsx_path.name!r} does not end in .xlsx")
     days = _days(day, first, last)
     try:
         with _reconciler(None, config) as reconciler:
@@ -127,6 +147,8 @@ def reconcile(
                     for item in reconciler.items(channel=name, bill_date=d)
                 ]
                 write_csv(csv_path, difference_rows(rows))
+            if xlsx_path is not None:
+                _export_xlsx(reconciler, xlsx_path, names, days, quiet=as_json)
     except PayhubError as exc:
         _fail(exc)
     if as_json:
@@ -135,6 +157,22 @@ def reconcile(
         _summary(results)
     if not all(r.clean for r in results):
         raise typer.Exit(_EXIT_OPEN)
+
+
+def _export_xlsx(
+    reconciler: Reconciler, path: Path, names: list[str], days: list[date], *, quiet: bool
+) -> None:
+    """The open differences of ``days`` through the reports machinery (streamed, escaped,
+    amounts numeric, recorded as a run), into ``path``. Several channels: all channels'."""
+    start = datetime.combine(days[0], time(), SHANGHAI)
+    end = datetime.combine(days[-1] + timedelta(days=1), time(), SHANGHAI)
+    filters = ReportFilters(
+        start=start, end=end, channel=names[0] if len(names) == 1 else None, status="open"
+    )
+    reports = Reports(reconciler.store, output_dir=path.parent, max_range=timedelta(days=367))
+    run = reports.run(REPORT_NAME, filters, format="xlsx", file_stem=path.stem)
+    if not quiet:
+        Console(stderr=True).print(f"differences: {run.rows} row(s) in {run.path} (run {run.id})")
 
 
 def _days(day: str | None, first: str | None, last: str | None) -> list[date]:

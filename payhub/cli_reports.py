@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+import payhub.recon  # noqa: F401 - registers the recon-differences report type
 from payhub.errors import ConfigurationError, InvalidRequestError, PayhubError
 from payhub.money import Money
 from payhub.reports import ReportFilters, ReportRun, Reports, RunStatus, report_types, zone

@@ -1,4 +1,5 @@
-"""The built-in report types over the payment store: payments and refunds.
+"""The built-in report types: payments and refunds over the store, and the ledger's
+(balance detail, fees, settlement batches and members, withdrawals, holds).
 
 Each is one SELECT, ordered by time then id, streamed from a server-side
 cursor (``stream_results`` with ``yield_per``): PostgreSQL and MySQL/MariaDB
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from payhub.errors import InvalidRequestError
+from payhub.reports._ledger_reports import ledger_report_types
 from payhub.reports._types import (
     Field,
     FieldKind,
@@ -196,3 +198,5 @@ def register_builtins() -> None:
             count=_count_refunds,
         )
     )
+    for kind in ledger_report_types():
+        register_report_type(kind)

@@ -23,7 +23,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import chain
 from pathlib import Path
@@ -61,6 +61,8 @@ DEFAULT_YIELD_PER: Final = 2_000
 _CHUNK: Final = 10_000
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 _MAX_CATCH_UP: Final = 400
+#: a file name the caller chose (Chinese welcome): no directory part, not hidden
+_FILE_STEM: Final = re.compile(r"[^./\\\x00-\x1f][^/\\\x00-\x1f]{0,127}")
 
 #: progress(rows written so far, rows expected)
 Progress = Callable[[int, int], None]
@@ -79,6 +81,8 @@ class _Plan:
     part_rows: int
     password: Secret | None
     expected_rows: int
+    #: the file's name without its suffix (default: type, range and run id)
+    stem: str | None = None
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -326,6 +330,7 @@ class Reports:
         parts: bool = False,
         part_rows: int | None = None,
         progress: Progress | None = None,
+        file_stem: str | None = None,
     ) -> ReportRun:
         """Run a report now and return its record (succeeded or failed).
 
@@ -335,7 +340,14 @@ class Reports:
         zip. It is never stored or logged. Bad input raises before anything
         is recorded; a failure while writing is recorded as ``failed`` and
         raised as :class:`~payhub.errors.ReportError` (or the store's error).
+        ``file_stem`` names the file (``diffs`` -> ``diffs.xlsx``, or ``.zip``
+        with parts or an encrypted CSV) instead of type, range and run id.
         """
+        if file_stem is not None and _FILE_STEM.fullmatch(file_stem) is None:
+            raise InvalidRequestError(
+                f"file name {file_stem!r}: 1-128 characters, no path separator, "
+                "not starting with a dot"
+            )
         plan = self._plan(
             report_type_name,
             filters,
@@ -347,7 +359,12 @@ class Reports:
             password=password,
             parts=parts,
             part_rows=part_rows,
+            # the row count serves the one-file limit and the progress bar only:
+            # a parted run nobody watches skips that extra pass over the range
+            count=not parts or progress is not None,
         )
+        if file_stem is not None:
+            plan = replace(plan, stem=file_stem)
         run_id = self._insert_run(plan, schedule_id=None, period_start=None)
         return self._execute(run_id, plan, progress)
 
@@ -516,6 +533,8 @@ class Reports:
         return f"unexpected {type(exc).__name__}"
 
     def _stem(self, run_id: int, plan: _Plan) -> str:
+        if plan.stem is not None:
+            return plan.stem
         tz = plan.filters.tz
         start, end = (plan.filters.start.astimezone(tz), plan.filters.end.astimezone(tz))
         midnight = all(
@@ -830,6 +849,7 @@ class Reports:
                 password=password,
                 parts=True,
                 part_rows=schedule.part_rows,
+                count=False,  # parts allowed, no progress bar: the count would be unused
             )
         except PayhubError as exc:
             self._set(
