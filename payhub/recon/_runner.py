@@ -12,8 +12,10 @@ only on differences still open: a re-run repairs nothing twice.
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Final
@@ -440,7 +442,7 @@ class Reconciler:
         store = self.store
         # One reading connection for the whole bill, its snapshot released after
         # each batch; the differences are written in their own short transactions.
-        with store.engine.connect() as opened:
+        with store.engine.connect() as opened, _fewer_collections():
             reader = opened.execution_options(payhub_readonly=True)
             batch: list[BillLine] = []
             for line in bill.lines():
@@ -758,6 +760,27 @@ class Reconciler:
 
     def open_count(self, channel: str | None = None, bill_date: date | None = None) -> int:
         return self.store.run(lambda conn: _db.open_count(conn, channel, bill_date), readonly=True)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while a bill is read.
+
+    A batch keeps thousands of rows (each a tuple holding a list) alive at
+    once; with the default threshold (700 new containers) the collector walks
+    them again and again, a third of a big run's time, freeing nothing: rows
+    hold no cycles. The thresholds are restored afterwards, whatever happens.
+    """
+    saved = gc.get_threshold()
+    gc.set_threshold(max(saved[0], _GC_THRESHOLD), *saved[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
+
+
+#: new containers between two young-generation collections while a bill is read
+_GC_THRESHOLD: Final = 50_000
 
 
 def _refuse(conn: Any, run_id: int, matcher: _Matcher, why: str, now: datetime) -> None:
