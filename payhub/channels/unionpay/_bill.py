@@ -24,8 +24,11 @@ numbers, a line that is not a ``ZM`` line refuses the bill.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from datetime import date
 from typing import IO, Final
@@ -34,7 +37,11 @@ from payhub.channels._bills import BillLine
 from payhub.errors import ProtocolError
 from payhub.models import BillRecord, BillRecordKind
 
-__all__ = ["ZM_HEADER", "ZM_WIDTHS", "iter_zm_bill", "parse_zm_bill", "zm_fields"]
+__all__ = [
+    "ZM_HEADER",
+    "ZM_WIDTHS",
+    "decode_file_content",
+    "iter_zm_bill", "parse_zm_bill", "zm_fields"]
 
 #: field widths of a ZM line, in bytes (GBK)
 ZM_WIDTHS: Final = (
@@ -64,6 +71,24 @@ _REFUND_TYPES: Final = frozenset({"04", "31"})
 #: a ZM file inside the zip: INN<yyMMdd>88ZM_<merId>
 _ZM_MARK: Final = "ZM_"
 MAX_ZM_BYTES: Final = 512 * 1024 * 1024
+
+
+def decode_file_content(text: str) -> bytes:
+    """``fileContent`` of a ``fileTransfer`` answer: base64 of the zip, DEFLATE
+    (zlib) compressed. The zip, refused past :data:`MAX_ZM_BYTES`."""
+    if not text:
+        raise ProtocolError("unionpay fileTransfer: the answer holds no fileContent")
+    try:
+        packed = base64.b64decode(text, validate=True)
+        inflater = zlib.decompressobj()
+        content = inflater.decompress(packed, MAX_ZM_BYTES)
+    except (binascii.Error, ValueError, zlib.error):
+        raise ProtocolError(
+            "unionpay fileTransfer: fileContent is not base64 DEFLATE data"
+        ) from None
+    if inflater.unconsumed_tail:
+        raise ProtocolError("unionpay fileTransfer: the file exceeds the size limit")
+    return content
 
 
 def zm_fields(line: bytes, number: int = 0) -> list[str]:
