@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -769,16 +770,27 @@ def _fewer_collections() -> Iterator[None]:
     A batch keeps thousands of rows (each a tuple holding a list) alive at
     once; with the default threshold (700 new containers) the collector walks
     them again and again, a third of a big run's time, freeing nothing: rows
-    hold no cycles. The thresholds are restored afterwards, whatever happens.
+    hold no cycles. The first of concurrent runs raises the threshold, the last
+    to finish restores what it was, whatever happens.
     """
-    saved = gc.get_threshold()
-    gc.set_threshold(max(saved[0], _GC_THRESHOLD), *saved[1:])
+    global _gc_saved, _gc_readers  # noqa: PLW0603 - one process-wide setting
+    with _gc_lock:
+        if _gc_readers == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(_gc_saved[0], _GC_THRESHOLD), *_gc_saved[1:])
+        _gc_readers += 1
     try:
         yield
     finally:
-        gc.set_threshold(*saved)
+        with _gc_lock:
+            _gc_readers -= 1
+            if _gc_readers == 0 and _gc_saved is not None:
+                gc.set_threshold(*_gc_saved)
 
 
+_gc_lock = threading.Lock()
+_gc_readers = 0
+_gc_saved: tuple[int, ...] | None = None
 #: new containers between two young-generation collections while a bill is read
 _GC_THRESHOLD: Final = 50_000
 
