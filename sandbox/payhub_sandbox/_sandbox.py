@@ -146,6 +146,7 @@ class Sandbox:
             time_factor=self.time_factor,
             pki=unionpay_pki,
         )
+        self._unionpay.bills_ready_immediately = bills_ready_immediately
         self._wechat = WechatSimulator(
             store=self._store,
             scheduler=self._scheduler,
@@ -537,8 +538,8 @@ class Sandbox:
         what happened (for testing reconciliation): ``unknown_trade``,
         ``wrong_fee``, ``missing_refund``, ``missing_trade``, ``duplicate_row``
         (see ``payhub_sandbox._bill_faults``). Trades and queries are unchanged."""
-        if channel not in ("alipay", "wechat"):
-            raise InvalidInputError("bills with planted differences: alipay or wechat")
+        if channel not in ("alipay", "wechat", "unionpay"):
+            raise InvalidInputError("bills with planted differences: alipay, wechat or unionpay")
         return self._bill_faults.plant(
             channel,
             merchant_id,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import ast
 import inspect
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import payhub_sandbox
 import pytest
 from payhub_sandbox import (
+    CHINA_TZ,
     VERBS,
     AlipayChannel,
     Refund,
@@ -55,7 +56,7 @@ def test_every_channel_offers_the_same_verbs(sandbox: Sandbox) -> None:
             ][: len(common)], (name, verb)
     assert not sandbox.alipay.unsupported
     assert not sandbox.wechat.unsupported
-    assert sandbox.unionpay.unsupported == {"close", "bill"}
+    assert sandbox.unionpay.unsupported == {"close"}
 
 
 def test_an_unknown_channel_is_refused(sandbox: Sandbox) -> None:
@@ -116,10 +117,12 @@ def test_unionpay_verbs_and_the_ones_it_has_not(env: Env) -> None:
     assert [a.kind for a in unionpay.notify(MER_ID, "UPVERBS001")] == ["04 refund"]
     with pytest.raises(TradeStateError, match="可退金额"):
         unionpay.refund(MER_ID, "UPVERBS001", "7.01")
-    for verb, call in (
-        ("close", lambda: unionpay.close(MER_ID, "UPVERBS001")),
-        ("bill", lambda: unionpay.bill(MER_ID, date(2024, 3, 1))),
-    ):
+    # the clearing day of the refund: one ZM line for the consume, one (S30) for the refund
+    day = unionpay.trade(MER_ID, "UPVERBS001").paid_at.astimezone(CHINA_TZ) + timedelta(hours=1)
+    lines = unionpay.bill(MER_ID, day.date()).splitlines()
+    assert [line[:3] for line in lines] == [b"S22", b"S30"]
+    assert unionpay.bill(MER_ID, date(2020, 1, 1)) == b""  # a day without trades
+    for verb, call in (("close", lambda: unionpay.close(MER_ID, "UPVERBS001")),):
         assert not unionpay.supports(verb)
         with pytest.raises(UnsupportedVerbError) as caught:
             call()

@@ -50,6 +50,13 @@ GATEWAYS: Final[Mapping[Environment, str]] = {
     "sandbox": "https://gateway.test.95516.com",
 }
 
+#: Where ``fileTransfer`` (reconciliation files) is posted: its own host, at its root.
+FILE_GATEWAYS: Final[Mapping[Environment, str]] = {
+    "production": "https://filedownload.95516.com",
+    "test": "https://filedownload.test.95516.com",
+    "sandbox": "https://filedownload.test.95516.com",
+}
+
 #: Hosts of UnionPay's test environment, refused as a production gateway.
 TEST_HOSTS: Final = frozenset(
     {"gateway.test.95516.com", "filedownload.test.95516.com", "101.231.204.80"}
@@ -97,6 +104,10 @@ class UnionPayConfig(BaseModel):
     #: Defaults for ``frontUrl`` (browser return) and ``backUrl`` (notifications).
     front_url: str | None = None
     back_url: str | None = None
+    #: The full URL ``fileTransfer`` is posted to (the reconciliation file). Default:
+    #: UnionPay's file host of the environment; with a ``gateway_url`` (a sandbox),
+    #: ``<gateway_url>/gateway/api/fileTransfer.do``.
+    file_url: str | None = None
     #: Verified platform certificates kept, by fingerprint; 0 turns the cache off.
     cert_cache_size: int = Field(default=64, ge=0, le=4096)
 
@@ -107,7 +118,7 @@ class UnionPayConfig(BaseModel):
             raise ValueError("must be 1-32 ASCII letters or digits")
         return value
 
-    @field_validator("gateway_url", "front_url", "back_url")
+    @field_validator("gateway_url", "front_url", "back_url", "file_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and _URL_RE.fullmatch(value) is None:
@@ -132,6 +143,15 @@ class UnionPayConfig(BaseModel):
     def gateway(self) -> str:
         """The gateway base URL in use, without a trailing slash."""
         return (self.gateway_url or GATEWAYS[self.environment]).rstrip("/")
+
+    @property
+    def file_transfer_url(self) -> str:
+        """Where ``fileTransfer`` is posted."""
+        if self.file_url is not None:
+            return self.file_url
+        if self.gateway_url is not None:
+            return self.gateway + "/gateway/api/fileTransfer.do"
+        return FILE_GATEWAYS[self.environment] + "/"
 
     @property
     def is_test(self) -> bool:

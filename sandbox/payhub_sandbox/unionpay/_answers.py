@@ -58,6 +58,7 @@ ENDPOINTS: Final[Mapping[str, str]] = {
     "appTransReq.do": "app",
     "backTransReq.do": "back",
     "queryTrans.do": "query",
+    "fileTransfer.do": "file",
 }
 
 
@@ -83,6 +84,7 @@ RESP_MESSAGES: Final[Mapping[str, str]] = {
     "35": "原交易不存在或状态不正确",
     "36": "与原交易信息不符",
     "39": "交易不在受理时间范围内",
+    "98": "文件不存在",
 }
 
 
@@ -135,6 +137,7 @@ SERVED: Final[Mapping[str, frozenset[tuple[str, str, str]]]] = {
         }
     ),
     "query": frozenset({("00", "00", "000000")}),
+    "file": frozenset({("76", "01", "000000")}),
 }
 
 

@@ -21,7 +21,7 @@ class UnionPayChannel(SandboxChannel[UnionPaySimulator]):
     ``orderId``."""
 
     name = "unionpay"
-    unsupported = frozenset({"close", "bill"})
+    unsupported = frozenset({"close"})
 
     def pay(self, merchant_id: str, out_trade_no: str, *, buyer_id: str | None = None) -> Trade:
         """The cardholder pays the consume; its notification is scheduled. ``buyer_id`` is
@@ -60,10 +60,9 @@ class UnionPayChannel(SandboxChannel[UnionPaySimulator]):
         )
 
     def bill(self, merchant_id: str, bill_date: date) -> bytes:
-        """Unsupported: the sandbox serves no UnionPay reconciliation file."""
-        raise self._unsupported(
-            "bill", "the sandbox does not serve UnionPay's reconciliation files (fileTransfer)"
-        )
+        """The ZM reconciliation file of a clearing day (as in ``fileTransfer``'s zip,
+        planted differences applied), whatever the time."""
+        return self._engine.zm_bill(merchant_id, bill_date)
 
     def set_cert_fault(self, kind: str | None) -> str | None:
         """Sign answers and notifications with a faulty certificate from now on (see

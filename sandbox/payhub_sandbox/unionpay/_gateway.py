@@ -20,7 +20,7 @@ from payhub_sandbox.unionpay._answers import (
     UnionPayReply,
     echo_fields,
 )
-from payhub_sandbox.unionpay._back import UnionPayBacks
+from payhub_sandbox.unionpay._files import UnionPayFiles
 from payhub_sandbox.unionpay._wire import (
     SIGN_METHOD,
     VERSION,
@@ -35,7 +35,7 @@ from payhub_sandbox.unionpay._wire import (
 __all__ = ["UnionPayGateway"]
 
 
-class UnionPayGateway(UnionPayBacks):
+class UnionPayGateway(UnionPayFiles):
     """Answers the ACP endpoints."""
 
     def handle(self, endpoint: str, raw: bytes) -> UnionPayReply:
@@ -123,6 +123,8 @@ class UnionPayGateway(UnionPayBacks):
             raise AcpFailure("32", "txnType/txnSubType/bizType")
         if fields["accessType"] != "0":
             raise AcpFailure("32", "accessType (只模拟商户直连 0)")
+        if endpoint == "file":
+            return  # its own fields: UnionPayFiles._file_transfer
         consume = endpoint in ("front", "app")
         required = ["orderId", "txnTime"]
         if endpoint != "query":
@@ -165,7 +167,9 @@ class UnionPayGateway(UnionPayBacks):
         base = echo_fields(fields) | {"respCode": SUCCESS, "respMsg": RESP_MESSAGES[SUCCESS]}
         if fields.get("reqReserved"):
             base["reqReserved"] = fields["reqReserved"]
-        if endpoint == "app":
+        if endpoint == "file":
+            answer = base | self._file_transfer(fields, merchant)
+        elif endpoint == "app":
             trade = self._consume(endpoint, fields, merchant)
             answer = base | {"tn": trade.extra["tn"]}
         elif endpoint == "back":
