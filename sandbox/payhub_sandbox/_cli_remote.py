@@ -33,8 +33,6 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import typer
-from rich.console import Console
-from rich.table import Table
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -168,13 +166,11 @@ def trigger(  # noqa: PLR0917 - typer passes a command's options by name
     echo(dump_json(done) if as_json else f"{scenario}: {done['message']}")
 
 
-def _table(title: str, columns: Iterable[str], rows: Iterable[Iterable[str]]) -> None:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
+def _table(columns: Iterable[str], rows: Iterable[Iterable[str]]) -> None:
+    """Tab-separated, a header first (as ``payhub events list`` prints)."""
+    echo("\t".join(columns))
     for row in rows:
-        table.add_row(*row)
-    Console(highlight=False).print(table)
+        echo("\t".join(str(cell) for cell in row))
 
 
 def trades(
@@ -187,7 +183,6 @@ def trades(
         echo(dump_json(found))
         return
     _table(
-        f"{len(found)} trade(s)",
         (
             "channel",
             "merchant",
@@ -226,7 +221,6 @@ def notifications(
         echo(dump_json(found))
         return
     _table(
-        f"{len(found)} notification(s)",
         ("id", "channel", "kind", "trade_no", "url", "attempts", "status"),
         (
             (

@@ -33,7 +33,6 @@ from types import FrameType
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import click
 import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -302,13 +301,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             prog_name="payhub-sandbox",
             standalone_mode=False,
         )
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:  # a usage error: a bad option or argument
-        exc.show()
-        return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
         return EXIT_FAILED
+    except typer.TyperException as exc:  # a usage error: a bad command, option or argument
+        exc.show()  # type: ignore[attr-defined]  # every one typer raises is a click exception
+        code = getattr(exc, "exit_code", EXIT_USAGE)
+        return code if isinstance(code, int) else EXIT_USAGE
     return result if isinstance(result, int) else EXIT_OK
 
 
