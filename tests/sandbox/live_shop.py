@@ -67,7 +67,7 @@ class _Recorder:
         record = Received(environ.get("PATH_INFO", ""), headers, body)
 
         def recording_start(status: str, *args: Any) -> Any:
-            record.status = int(status.split()[0])
+            record.status = int(status.split(maxsplit=1)[0])
             return start_response(status, *args)
 
         with self._lock:
@@ -130,7 +130,11 @@ class LiveShop:
 
 
 def shop_config(
-    sandbox: Sandbox, sandbox_url: str, notify_base: str, merchant_keys: Any, channels: Iterable[str]
+    sandbox: Sandbox,
+    sandbox_url: str,
+    notify_base: str,
+    merchant_keys: Any,
+    channels: Iterable[str],
 ) -> dict[str, Any]:
     """The shop's channel configuration against the sandbox; registers its merchants there."""
     config: dict[str, Any] = {}

@@ -107,9 +107,7 @@ def test_listen_forwards_each_notification_byte_exact_and_reports_the_answer(
     served, merchant_keys, tmp_path: Path, capsys
 ) -> None:
     sandbox, url = served
-    with live_shop(
-        sandbox, url, merchant_keys, tmp_path, notify_base=UNREACHABLE
-    ) as shop:
+    with live_shop(sandbox, url, merchant_keys, tmp_path, notify_base=UNREACHABLE) as shop:
         _order(shop, "LISTEN-1")
         command = [sys.executable, "-m", "payhub_sandbox", "listen"]
         command += ["--forward-to", shop.url, "--url", url]
@@ -142,7 +140,9 @@ def test_listen_forwards_each_notification_byte_exact_and_reports_the_answer(
                 assert not any(k.lower().startswith("x-payhub-sandbox") for k in got.headers)
                 assert shop.payment("LISTEN-1").status.value == "paid"
 
-                code, done = _trigger(capsys, url, "refund", "--channel", "alipay", "--amount", "4.00")
+                code, done = _trigger(
+                    capsys, url, "refund", "--channel", "alipay", "--amount", "4.00"
+                )
                 assert code == 0
                 assert done["refund"]["amount"] == "4.00"
                 lines.next_matching("[200]")
@@ -154,7 +154,9 @@ def test_listen_forwards_each_notification_byte_exact_and_reports_the_answer(
     assert sandbox.listeners.list() == []  # it unsubscribed on its way out
 
 
-def test_listen_json_lines_and_a_failing_shop(served, merchant_keys, tmp_path: Path, capsys) -> None:
+def test_listen_json_lines_and_a_failing_shop(
+    served, merchant_keys, tmp_path: Path, capsys
+) -> None:
     sandbox, url = served
     with live_shop(sandbox, url, merchant_keys, tmp_path, notify_base=UNREACHABLE) as shop:
         _order(shop, "LISTEN-2")
@@ -167,7 +169,7 @@ def test_listen_json_lines_and_a_failing_shop(served, merchant_keys, tmp_path: P
         ) as proc:
             lines = _Lines(proc)
             try:
-                _wait(lambda: sandbox.listeners.list())
+                _wait(sandbox.listeners.list)
                 assert _trigger(capsys, url, "payment", "--channel", "alipay")[0] == 0
                 record = json.loads(lines.next_matching('"status"'))
                 assert record["status"] == 404
@@ -208,7 +210,9 @@ def shop_and_box(served, merchant_keys, tmp_path: Path) -> Iterator[tuple[Sandbo
 def test_trigger_duplicate_notification(shop_and_box, capsys) -> None:
     sandbox, url, shop = shop_and_box
     _order(shop, "DUP-1")
-    code, done = _trigger(capsys, url, "duplicate-notification", "--channel", "alipay", "--count", "3")
+    code, done = _trigger(
+        capsys, url, "duplicate-notification", "--channel", "alipay", "--count", "3"
+    )
     assert code == 0
     assert done["delivery_fault"]["duplicates"] == 3
     _wait(lambda: len(shop.received) >= 3)
@@ -221,7 +225,9 @@ def test_trigger_delayed_notification(shop_and_box, capsys) -> None:
     sandbox, url, shop = shop_and_box
     _order(shop, "LATE-1")
     before = sandbox.clock.now()
-    code, _ = _trigger(capsys, url, "delayed-notification", "--channel", "alipay", "--seconds", "600")
+    code, _ = _trigger(
+        capsys, url, "delayed-notification", "--channel", "alipay", "--seconds", "600"
+    )
     assert code == 0
     (note,) = sandbox.notifications
     assert note.next_at is not None
@@ -292,8 +298,8 @@ def test_usage_and_reachability_errors(served, capsys) -> None:
 
 
 def test_a_token_protected_sandbox(platform_keys, capsys) -> None:
-    from live_shop import serve  # noqa: PLC0415
-    from payhub_sandbox import create_app  # noqa: PLC0415
+    from live_shop import serve
+    from payhub_sandbox import create_app
 
     sandbox = Sandbox(alipay_platform_key=platform_keys.private)
     with serve(create_app(sandbox, token="s3cret-token-for-tests")) as (url, _):
@@ -327,7 +333,7 @@ def test_trades_and_notifications_json(shop_and_box, capsys) -> None:
 
 
 def test_version_and_help(capsys) -> None:
-    from importlib.metadata import version  # noqa: PLC0415
+    from importlib.metadata import version
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"payhub-sandbox {version('payhub-sandbox')}"
