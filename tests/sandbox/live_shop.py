@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, redirect
+from flask import Flask, jsonify, redirect, request
 from flask_payhub import PayHubExtension
 from payhub_sandbox import Sandbox, create_app
 from werkzeug.serving import make_server
@@ -174,6 +174,21 @@ def shop_config(
             "notify_url": f"{notify_base}/payhub/notify/wechat",
             "refund_notify_url": f"{notify_base}/payhub/notify/wechat",
         }
+    if "unionpay" in channels:
+        pfx, _ = sandbox.issue_unionpay_merchant(
+            UNIONPAY_MER_ID, "000000", key=merchant_keys.private
+        )
+        config["unionpay"] = {
+            "type": "unionpay",
+            "mer_id": UNIONPAY_MER_ID,
+            "environment": "test",
+            "sign_cert": pfx,
+            "sign_cert_password": "000000",
+            "root_cert": sandbox.unionpay_root_cert_pem,
+            "middle_cert": sandbox.unionpay_middle_cert_pem,
+            "gateway_url": sandbox_url,
+            "back_url": f"{notify_base}/payhub/notify/unionpay",
+        }
     return config
 
 
@@ -195,11 +210,14 @@ def build_shop(
                 out_trade_no=order,
                 amount=Money(1000),
                 subject="礼品卡 / gift card",
-                method="qr",
+                method=request.args.get("method", "qr"),
                 channel=channel,
+                return_url=f"{shop_url}/payhub/return/{channel}",
             )
         )
-        return redirect(result.qr_code, code=303)
+        if result.form_html:  # UnionPay's page payment: a form the browser submits itself
+            return result.form_html
+        return redirect(result.qr_code or result.redirect_url or "/", code=303)
 
     @app.get("/orders/<order>.json")
     def order_json(order: str) -> Any:

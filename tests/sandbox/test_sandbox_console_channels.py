@@ -40,27 +40,26 @@ def everything(
     platform_keys, merchant_keys, tmp_path: Path
 ) -> Iterator[tuple[Sandbox, str, LiveShop]]:
     sandbox = Sandbox(alipay_platform_key=platform_keys.private, unionpay_pki=session_pki())
-    with live_sandbox(sandbox) as url:
-        with live_shop(
-            sandbox, url, merchant_keys, tmp_path, channels=("alipay", "wechat")
-        ) as shop:
-            shop.hub.pay(_pay_request("CON-A1", "alipay"))
-            shop.hub.pay(_pay_request("CON-A2", "alipay"))
-            shop.hub.pay(_pay_request("CON-W1", "wechat"))
-            _, cert = sandbox.issue_unionpay_merchant(MER_ID, "000000", key=merchant_keys.private)
-            with httpx.Client(base_url=url) as http:
-                client = UnionPayWireClient(
-                    http,
-                    mer_id=MER_ID,
-                    key=merchant_keys.private,
-                    cert_id=str(cert.serial_number),
-                    trust=trust_of(session_pki()),
-                    now=lambda: datetime.now(UTC),
-                )
-                page = client.front_consume("CONU00000001")
-                assert page.status_code == 200
-                assert "CONU00000001" in page.text, page.text
-            yield sandbox, url, shop
+    with live_sandbox(sandbox) as url, live_shop(
+        sandbox, url, merchant_keys, tmp_path, channels=("alipay", "wechat")
+    ) as shop:
+        shop.hub.pay(_pay_request("CON-A1", "alipay"))
+        shop.hub.pay(_pay_request("CON-A2", "alipay"))
+        shop.hub.pay(_pay_request("CON-W1", "wechat"))
+        _, cert = sandbox.issue_unionpay_merchant(MER_ID, "000000", key=merchant_keys.private)
+        with httpx.Client(base_url=url) as http:
+            client = UnionPayWireClient(
+                http,
+                mer_id=MER_ID,
+                key=merchant_keys.private,
+                cert_id=str(cert.serial_number),
+                trust=trust_of(session_pki()),
+                now=lambda: datetime.now(UTC),
+            )
+            page = client.front_consume("CONU00000001")
+            assert page.status_code == 200
+            assert "CONU00000001" in page.text, page.text
+        yield sandbox, url, shop
 
 
 def _rows(html: str) -> dict[str, str]:
@@ -109,7 +108,7 @@ def test_the_zone_is_the_consoles(platform_keys) -> None:
 
 
 def test_close_button_and_the_live_refresh_endpoint(everything) -> None:
-    sandbox, url, shop = everything
+    sandbox, url, _shop = everything
     first = httpx.get(f"{url}/_console/state.json").json()
     assert first == httpx.get(f"{url}/_console/state.json").json() | {"now": first["now"]}
     trade = sandbox.alipay_trade(ALIPAY_APP_ID, "CON-A1")
