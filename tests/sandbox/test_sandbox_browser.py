@@ -57,7 +57,7 @@ def browser() -> Iterator[Any]:
         if IN_CI:
             pytest.fail(f"CI=true and the browser tests cannot run: {missing}")
         pytest.skip(missing)
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only when present
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
         launched = driver.chromium.launch(
@@ -105,11 +105,10 @@ def world(platform_keys, merchant_keys, tmp_path: Path) -> Iterator[tuple[Sandbo
     sandbox = Sandbox(
         alipay_platform_key=platform_keys.private, unionpay_pki=session_pki(), time_factor=60
     )
-    with live_sandbox(sandbox) as url:
-        with live_shop(
-            sandbox, url, merchant_keys, tmp_path, channels=("alipay", "wechat", "unionpay")
-        ) as shop:
-            yield sandbox, url, shop
+    with live_sandbox(sandbox) as url, live_shop(
+        sandbox, url, merchant_keys, tmp_path, channels=("alipay", "wechat", "unionpay")
+    ) as shop:
+        yield sandbox, url, shop
 
 
 def _shop_shows(page: Any, shop: LiveShop, order: str, selector: str, text: str) -> None:
