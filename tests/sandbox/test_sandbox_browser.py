@@ -105,9 +105,12 @@ def world(platform_keys, merchant_keys, tmp_path: Path) -> Iterator[tuple[Sandbo
     sandbox = Sandbox(
         alipay_platform_key=platform_keys.private, unionpay_pki=session_pki(), time_factor=60
     )
-    with live_sandbox(sandbox) as url, live_shop(
-        sandbox, url, merchant_keys, tmp_path, channels=("alipay", "wechat", "unionpay")
-    ) as shop:
+    with (
+        live_sandbox(sandbox) as url,
+        live_shop(
+            sandbox, url, merchant_keys, tmp_path, channels=("alipay", "wechat", "unionpay")
+        ) as shop,
+    ):
         yield sandbox, url, shop
 
 
@@ -132,7 +135,7 @@ def _shop_shows(page: Any, shop: LiveShop, order: str, selector: str, text: str)
 def test_pay_through_the_cashier_page_and_the_shop_is_notified(
     page: Any, world, channel: str, order: str, method: str, button: str
 ) -> None:
-    sandbox, url, shop = world
+    _sandbox, url, shop = world
     with screenshot_on_failure(page, f"pay-{channel}"):
         # The buyer clicks "buy" in the shop and lands on the channel's page (UnionPay:
         # through the auto-submitting form payhub rendered).
@@ -148,7 +151,7 @@ def test_pay_through_the_cashier_page_and_the_shop_is_notified(
 
 
 def test_refund_from_the_console_lands_in_the_shop(page: Any, world) -> None:
-    sandbox, url, shop = world
+    _sandbox, url, shop = world
     with screenshot_on_failure(page, "console-refund"):
         page.goto(f"{shop.url}/buy/alipay/BR-REF-1")
         page.get_by_role("button", name="确认付款 Pay").click()
@@ -161,7 +164,9 @@ def test_refund_from_the_console_lands_in_the_shop(page: Any, world) -> None:
         row.get_by_role("button", name="refund").click()
         page.wait_for_url(re.compile(r".*\?msg=.*"))
         assert "refund: alipay trade BR-REF-1" in page.inner_text("#message")
-        page.locator('tr[data-out-trade-no="BR-REF-1"] td.refunded').filter(has_text="4.00").wait_for()
+        page.locator('tr[data-out-trade-no="BR-REF-1"] td.refunded').filter(
+            has_text="4.00"
+        ).wait_for()
 
         _shop_shows(page, shop, "BR-REF-1", "#refunded", "4.00")
         assert shop.payment("BR-REF-1").refunded == Money(400)

@@ -40,9 +40,10 @@ def everything(
     platform_keys, merchant_keys, tmp_path: Path
 ) -> Iterator[tuple[Sandbox, str, LiveShop]]:
     sandbox = Sandbox(alipay_platform_key=platform_keys.private, unionpay_pki=session_pki())
-    with live_sandbox(sandbox) as url, live_shop(
-        sandbox, url, merchant_keys, tmp_path, channels=("alipay", "wechat")
-    ) as shop:
+    with (
+        live_sandbox(sandbox) as url,
+        live_shop(sandbox, url, merchant_keys, tmp_path, channels=("alipay", "wechat")) as shop,
+    ):
         shop.hub.pay(_pay_request("CON-A1", "alipay"))
         shop.hub.pay(_pay_request("CON-A2", "alipay"))
         shop.hub.pay(_pay_request("CON-W1", "wechat"))
