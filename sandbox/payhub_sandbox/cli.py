@@ -305,10 +305,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     except typer.Abort:
         return EXIT_FAILED
-    except typer.TyperException as exc:  # a usage error: a bad command, option or argument
-        exc.show()  # type: ignore[attr-defined]  # every one typer raises is a click exception
-        code = getattr(exc, "exit_code", EXIT_USAGE)
-        return code if isinstance(code, int) else EXIT_USAGE
+    except Exception as exc:
+        # A usage error: a bad command, option or argument. Older typers raise click's own
+        # exceptions, newer ones those of the click they carry: both have show/exit_code.
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if not callable(show) or not isinstance(code, int):
+            raise
+        show()
+        return code
     return result if isinstance(result, int) else EXIT_OK
 
 
