@@ -346,3 +346,30 @@ def test_version_and_help(capsys) -> None:
     text = capsys.readouterr().out
     assert "--bills-immediately / --bills-next-day" in text
     assert main([]) == 2  # no command: the usage, exit 2
+
+
+def test_a_channel_listener_takes_only_its_channel(served, merchant_keys, tmp_path) -> None:
+    from live_shop import serve
+
+    sandbox, url = served
+    taken: list[bytes] = []
+
+    def listener(environ, start_response):  # a listener that acknowledges as WeChat would
+        taken.append(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+        start_response("204 No Content", [])
+        return [b""]
+
+    with live_shop(sandbox, url, merchant_keys, tmp_path) as shop, serve(listener) as (own, _):
+        made = httpx.post(f"{url}/_control/listeners", json={"url": own, "channel": "wechat"})
+        assert made.status_code == 201
+        assert httpx.post(f"{url}/_control/listeners", json={"url": "x"}).status_code == 400
+        bad = httpx.post(f"{url}/_control/listeners", json={"url": own, "channel": "paypal"})
+        assert bad.status_code == 400
+        _order(shop, "CH-1")
+        sandbox.alipay.pay(ALIPAY_APP_ID, "CH-1")
+        _wait(lambda: shop.received)  # Alipay's went to the shop itself
+        assert taken == []
+        listed = httpx.get(f"{url}/_control/listeners").json()
+        assert [entry["channel"] for entry in listed] == ["wechat"]
+        assert httpx.delete(f"{url}/_control/listeners/{listed[0]['id']}").status_code == 200
+        assert httpx.delete(f"{url}/_control/listeners/{listed[0]['id']}").status_code == 404

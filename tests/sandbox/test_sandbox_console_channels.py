@@ -20,8 +20,7 @@ from live_shop import (
     live_shop,
     serve,
 )
-from payhub_sandbox import CHINA_TZ, Sandbox, TradeState, create_app
-from payhub_sandbox._console import CONSOLE_TZ_KEY
+from payhub_sandbox import CHINA_TZ, CONSOLE_TZ_KEY, Sandbox, TradeState, create_app
 from sandbox_unionpay_client import MER_ID, UnionPayWireClient, session_pki, trust_of
 from test_sandbox_cli_trigger_listen import _env
 
