@@ -26,6 +26,7 @@ import logging
 import os
 import secrets
 import signal
+import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -294,10 +295,15 @@ register_remote_commands(app)
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``payhub-sandbox`` console script: the exit code (``sys.exit`` takes it)."""
     command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args:
+        # The usage, exit 2: the same whichever click typer brings (older ones exit 0).
+        echo(command.get_help(typer.Context(command, info_name="payhub-sandbox")))
+        return EXIT_USAGE
     try:
         # Not standalone: a typer.Exit comes back as its code (commands return None).
         result = command.main(
-            args=None if argv is None else list(argv),
+            args=args,
             prog_name="payhub-sandbox",
             standalone_mode=False,
         )
