@@ -19,6 +19,7 @@ from payhub_sandbox._app import create_app
 from payhub_sandbox._channel import VERBS, SandboxChannel, UnsupportedVerbError
 from payhub_sandbox._clock import CHINA_TZ, Clock, ManualClock, SystemClock
 from payhub_sandbox._config import SandboxConfig, build_sandbox, load_config
+from payhub_sandbox._console import CONSOLE_TZ_KEY
 from payhub_sandbox._errors import (
     InvalidInputError,
     SandboxError,
@@ -29,6 +30,7 @@ from payhub_sandbox._errors import (
 from payhub_sandbox._faults import FaultMode, GatewayFault, GatewayFaults
 from payhub_sandbox._sandbox import Sandbox
 from payhub_sandbox._state import Refund, Trade, TradeState
+from payhub_sandbox._triggers import SCENARIOS, TriggerRequest, run_trigger
 from payhub_sandbox.alipay._bills import (
     ALIPAY_BILL_COLUMNS,
     alipay_bill_csvs,
@@ -51,6 +53,7 @@ from payhub_sandbox.delivery._faults import (
     Tamperer,
     register_tamperer,
 )
+from payhub_sandbox.delivery._listeners import Listener, Listeners
 from payhub_sandbox.delivery._scheduler import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -84,8 +87,10 @@ __all__ = [
     "ALIPAY_BILL_COLUMNS",
     "ALIPAY_RETRY_DELAYS",
     "CHINA_TZ",
+    "CONSOLE_TZ_KEY",
     "DEFAULT_BUYER_ID",
     "DEFAULT_OPENID",
+    "SCENARIOS",
     "UNIONPAY_FAULT_KINDS",
     "UNIONPAY_RETRY_DELAYS",
     "VERBS",
@@ -106,6 +111,8 @@ __all__ = [
     "GatewayFaults",
     "HeaderSignatureTamperer",
     "InvalidInputError",
+    "Listener",
+    "Listeners",
     "ManualClock",
     "OutboundNotification",
     "Refund",
@@ -119,6 +126,7 @@ __all__ = [
     "TradeNotFoundError",
     "TradeState",
     "TradeStateError",
+    "TriggerRequest",
     "UnionPayChannel",
     "UnionPayMerchant",
     "UnionPayPKI",
@@ -137,6 +145,7 @@ __all__ = [
     "event_type_of",
     "load_config",
     "register_tamperer",
+    "run_trigger",
     "unionpay_orig_resp_code",
     "wechat_bill_csv",
     "wechat_trade_state",

@@ -7,6 +7,7 @@ so a person's browser shows the console again with what happened.
 ``POST /_console/trades/<trade_no>/pay``          the buyer pays (``buyer_id`` optional)
 ``POST /_console/trades/<trade_no>/fail``         the payment fails: the unpaid trade
                                                   is closed as a timeout (notified)
+``POST /_console/trades/<trade_no>/close``        the merchant closes the unpaid trade
 ``POST /_console/trades/<trade_no>/refund``       refund ``amount`` (merchant portal)
 ``POST /_console/notifications/<id>/resend``      send a notification again, now
 ``POST /_console/deliver``                        deliver what is due (``force=1``: all)
@@ -39,7 +40,12 @@ console_actions_blueprint = Blueprint("console_actions", __name__, url_prefix="/
 
 #: button → the channel verb it calls ``(merchant_id, out_trade_no, ...)``: the buyer
 #: failing to pay closes the trade. A channel gets the buttons whose verb it supports.
-CONSOLE_VERBS: Final[Mapping[str, str]] = {"pay": "pay", "fail": "close", "refund": "refund"}
+CONSOLE_VERBS: Final[Mapping[str, str]] = {
+    "pay": "pay",
+    "fail": "close",
+    "close": "close",
+    "refund": "refund",
+}
 
 
 def _method(sandbox: Sandbox, action: str, channel: str) -> Callable[..., Any] | None:
@@ -54,7 +60,7 @@ def _method(sandbox: Sandbox, action: str, channel: str) -> Callable[..., Any] |
 def trade_actions(sandbox: Sandbox, channel: str, state: str) -> list[str]:
     """The buttons a trade gets, given its channel and (neutral) state."""
     wanted = {
-        TradeState.PENDING.value: ("pay", "fail"),
+        TradeState.PENDING.value: ("pay", "fail", "close"),
         TradeState.PAID.value: ("refund",),
         TradeState.CLOSED.value: ("refund",),
     }.get(state, ())
@@ -99,6 +105,16 @@ def pay(trade_no: str) -> BaseResponse:
 @console_actions_blueprint.post("/trades/<trade_no>/fail")
 def fail(trade_no: str) -> BaseResponse:
     return _act("fail", trade_no)
+
+
+@console_actions_blueprint.post("/trades/<trade_no>/close")
+def close(trade_no: str) -> BaseResponse:
+    try:
+        channel = _trade(current_sandbox(), trade_no).channel
+    except SandboxError as exc:
+        return _back(error=exc.message)
+    # Alipay tells a merchant's close from a timeout (only the latter is notified).
+    return _act("close", trade_no, **({"reason": "merchant"} if channel == "alipay" else {}))
 
 
 @console_actions_blueprint.post("/trades/<trade_no>/refund")

@@ -163,9 +163,19 @@ def _sandbox_error(exc: SandboxError) -> tuple[Response, int]:
 
 @faults_blueprint.post("/faults")
 def set_fault() -> tuple[Response, int]:
-    """``{channel, mode, app_id?, seconds?, count?, close?, code?}`` -> the fault, 201."""
+    """``{channel, mode, app_id?, seconds?, count?, close?, code?, duration?}`` -> the
+    fault, 201."""
     data = _body()
-    unknown = set(data) - {"channel", "mode", "app_id", "seconds", "count", "close", "code"}
+    unknown = set(data) - {
+        "channel",
+        "mode",
+        "app_id",
+        "seconds",
+        "count",
+        "close",
+        "code",
+        "duration",
+    }
     if unknown:
         raise InvalidInputError(f"unknown fields {sorted(unknown)}")
     fault = current_sandbox().set_fault(
@@ -176,6 +186,7 @@ def set_fault() -> tuple[Response, int]:
         count=data.get("count"),
         close=data.get("close", False),
         code=data.get("code"),
+        duration=data.get("duration"),
     )
     return jsonify(fault.to_json()), 201
 

@@ -2,8 +2,8 @@
 
 A fault belongs to a channel (``alipay``, ``wechat``, ``unionpay``) and
 optionally to one merchant of it (an Alipay ``app_id``, a WeChat ``mchid``, a
-UnionPay ``merId``); it lasts for the next ``count`` requests or until
-cleared. The modes:
+UnionPay ``merId``); it lasts for the next ``count`` requests, for
+``duration`` seconds (real time: an outage), or until cleared. The modes:
 
 ========================  ====================================================
 ``down``                  503 with an empty body; with ``close`` and a live
@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 import math
 import threading
+import time
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final
@@ -35,6 +36,7 @@ from payhub_sandbox._errors import InvalidInputError
 
 __all__ = [
     "GATEWAY_PATHS",
+    "MAX_DURATION",
     "MAX_SLOW_SECONDS",
     "SYSTEM_ERROR_CODES",
     "FaultMode",
@@ -59,6 +61,8 @@ SYSTEM_ERROR_CODES: Final = MappingProxyType(
 
 #: The longest a ``slow`` fault may hold a request (seconds).
 MAX_SLOW_SECONDS: Final = 120.0
+#: The longest a fault set with a ``duration`` may last (seconds): a day.
+MAX_DURATION: Final = 86400.0
 
 
 class FaultMode(enum.StrEnum):
@@ -81,6 +85,11 @@ class GatewayFault:
     code: str | None = None
     #: requests this fault has failed (or slowed) so far
     hits: int = 0
+    #: when it ends (``time.monotonic()``), for a fault set with a ``duration``
+    until: float | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.until is not None and now >= self.until
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,6 +101,9 @@ class GatewayFault:
             "close": self.close,
             "code": self.code,
             "hits": self.hits,
+            "expires_in": None
+            if self.until is None
+            else round(max(0.0, self.until - time.monotonic()), 3),
         }
 
 
@@ -125,11 +137,22 @@ class GatewayFaults:
         count: int | None = None,
         close: bool = False,
         code: str | None = None,
+        duration: float | None = None,
     ) -> GatewayFault:
-        """Make ``channel``'s gateway (one merchant's, with ``app_id``) fail; see the module."""
+        """Make ``channel``'s gateway (one merchant's, with ``app_id``) fail; see the module.
+        ``duration``: for that many seconds (real time) from now, then it is gone."""
         fault = _checked(
             channel, mode, app_id=app_id, seconds=seconds, count=count, close=close, code=code
         )
+        if duration is not None:
+            if (
+                isinstance(duration, bool)
+                or not isinstance(duration, int | float)
+                or not math.isfinite(duration)
+                or not 0 < duration <= MAX_DURATION
+            ):
+                raise InvalidInputError(f"duration must be in (0, {MAX_DURATION:g}] seconds")
+            fault = replace(fault, until=time.monotonic() + float(duration))
         key = (fault.channel, fault.app_id)
         with self._lock:
             self._faults[key] = fault
@@ -161,7 +184,14 @@ class GatewayFaults:
 
     def list(self) -> list[GatewayFault]:
         with self._lock:
+            self._prune(time.monotonic())
             return list(self._faults.values())
+
+    def _prune(self, now: float) -> None:
+        """Drop the faults whose duration is over (the lock is held)."""
+        for key in [k for k, f in self._faults.items() if f.expired(now)]:
+            del self._faults[key]
+            self._wake.pop(key).set()
 
     def take(self, channel: str, app_id: str | None) -> tuple[GatewayFault, threading.Event] | None:
         """The fault for one request, counted; None if it passes.
@@ -170,6 +200,7 @@ class GatewayFaults:
         holds still waits its time).
         """
         with self._lock:
+            self._prune(time.monotonic())
             key: _Key = (channel, app_id)
             fault = self._faults.get(key) if app_id is not None else None
             if fault is None:

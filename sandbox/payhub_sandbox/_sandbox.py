@@ -33,6 +33,7 @@ from payhub_sandbox.alipay._simulator import (
     make_merchant,
 )
 from payhub_sandbox.delivery._faults import DeliveryFault, DeliveryFaultOptions
+from payhub_sandbox.delivery._listeners import Listeners, ListeningTransport
 from payhub_sandbox.delivery._scheduler import (
     DeliveryAttempt,
     DeliveryScheduler,
@@ -122,7 +123,9 @@ class Sandbox:
         self._bill_faults = BillFaults()
         self._store.bill_faults = self._bill_faults
         # WeChat Pay signs each notification attempt afresh (see _wechat_notify).
-        self._resigner = ResigningTransport(notify_transport)
+        #: Processes taking notifications in the shops' place (``payhub-sandbox listen``).
+        self.listeners = Listeners()
+        self._resigner = ResigningTransport(ListeningTransport(self.listeners, notify_transport))
         self._scheduler = DeliveryScheduler(
             clock=self.clock,
             lock=self._lock,
@@ -608,13 +611,15 @@ class Sandbox:
         count: int | None = None,
         close: bool = False,
         code: str | None = None,
+        duration: float | None = None,
     ) -> GatewayFault:
         """Make a channel's gateway fail on purpose: ``down`` (503, empty body; with
         ``close`` a live server drops the connection instead of answering),
         ``slow`` (answer after ``seconds``, real time), ``system_error`` (the
         channel's "system busy", ``code`` choosing which), ``html_error`` (502,
         an nginx page). ``app_id``: one merchant only; ``count``: the next
-        ``count`` requests only (until :meth:`clear_faults` otherwise)."""
+        ``count`` requests only; ``duration``: for that many seconds of real time (an
+        outage); until :meth:`clear_faults` otherwise."""
         return self.gateway_faults.set(
             channel,
             mode,
@@ -623,6 +628,7 @@ class Sandbox:
             count=count,
             close=close,
             code=code,
+            duration=duration,
         )
 
     def clear_faults(self, channel: str | None = None, *, app_id: str | None = None) -> int:

@@ -19,10 +19,14 @@ Every name starts with ``payhub_`` so none clashes with a project's own.
 ``payhub_sandbox_live``                 the app served on a free loopback port in a thread,
                                         notifications delivered by the background thread
                                         (:class:`LiveSandbox`)
-``payhub_sandbox_hub``                  a ``PayHub`` with the Alipay channel configured
-                                        against the sandbox (merchant :data:`ALIPAY_APP_ID`
-                                        registered) and a SQLite store in ``tmp_path``; the
-                                        notifications reach it at :data:`ALIPAY_NOTIFY_URL`
+``payhub_sandbox_hub``                  a ``PayHub`` with every channel (Alipay, WeChat Pay,
+                                        UnionPay) configured against the sandbox, their
+                                        merchants registered, and a store; each channel's
+                                        notifications reach it (:data:`NOTIFY_URLS`)
+``payhub_sandbox_store_url``            the hub's store: ini ``payhub_sandbox_store_url`` or
+                                        ``PAYHUB_SANDBOX_STORE_URL`` (PostgreSQL, MySQL,
+                                        SQLite...), else SQLite in ``tmp_path``
+``payhub_sandbox_hub_channels``         which channels the hub gets (default all three)
 ``payhub_sandbox_responses``            mounts the sandbox for ``requests``-based clients
                                         with ``responses`` (:class:`ResponsesMount`)
 ``payhub_pay_as_buyer``                 ``(out_trade_no, *, merchant_id=None, channel=None)``
@@ -39,6 +43,7 @@ time factor: Alipay's first resend comes 4 s after a failure instead of 4 min.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -72,7 +77,14 @@ __all__ = [
     "ALIPAY_NOTIFY_URL",
     "ALIPAY_SELLER_ID",
     "BASE_URL",
+    "HUB_CHANNELS",
+    "NOTIFY_URLS",
     "SHOP_URL",
+    "UNIONPAY_MER_ID",
+    "UNIONPAY_NOTIFY_URL",
+    "WECHAT_APP_ID",
+    "WECHAT_MCH_ID",
+    "WECHAT_NOTIFY_URL",
     "LiveSandbox",
     "NotificationWaiter",
     "NotifyRouter",
@@ -91,6 +103,26 @@ ALIPAY_APP_ID: Final = "2021000000000001"
 ALIPAY_SELLER_ID: Final = "2088000000000001"
 #: Where ``payhub_sandbox_hub``'s Alipay notifications are delivered (to the hub).
 ALIPAY_NOTIFY_URL: Final = f"{SHOP_URL}/alipay/notify"
+WECHAT_MCH_ID: Final = "1900000001"
+WECHAT_APP_ID: Final = "wxd678efh567hg6787"
+#: The merchant API certificate's serial ``payhub_sandbox_hub`` signs WeChat requests with.
+WECHAT_SERIAL_NO: Final = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
+#: A test API v3 key (32 ASCII bytes), not a secret.
+WECHAT_API_V3_KEY: Final = "payhubSandboxApiV3Key0123456789a"
+WECHAT_NOTIFY_URL: Final = f"{SHOP_URL}/wechat/notify"
+UNIONPAY_MER_ID: Final = "777290058110048"
+UNIONPAY_PFX_PASSWORD: Final = "000000"  # noqa: S105 - the test .pfx's password
+UNIONPAY_NOTIFY_URL: Final = f"{SHOP_URL}/unionpay/notify"
+#: channel → where ``payhub_sandbox_hub`` receives its notifications.
+NOTIFY_URLS: Final = {
+    "alipay": ALIPAY_NOTIFY_URL,
+    "wechat": WECHAT_NOTIFY_URL,
+    "unionpay": UNIONPAY_NOTIFY_URL,
+}
+#: The channels ``payhub_sandbox_hub`` configures by default: every one.
+HUB_CHANNELS: Final = ("alipay", "wechat", "unionpay")
+STORE_URL_INI: Final = "payhub_sandbox_store_url"
+STORE_URL_ENV: Final = "PAYHUB_SANDBOX_STORE_URL"
 
 _METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
@@ -100,6 +132,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "payhub_sandbox_time_factor",
         "time factor of the payhub_sandbox fixture's Sandbox (default 60)",
         default="60",
+    )
+    parser.addini(
+        STORE_URL_INI,
+        f"the store URL of payhub_sandbox_hub (also {STORE_URL_ENV}; default a SQLite file "
+        "in tmp_path)",
+        default="",
     )
 
 
@@ -385,47 +423,113 @@ def payhub_sandbox_live(
 
 
 @pytest.fixture
-def payhub_sandbox_hub(
-    payhub_sandbox: Sandbox,
-    payhub_sandbox_http: httpx.Client,
-    payhub_sandbox_notify: NotifyRouter,
-    payhub_sandbox_keys: SandboxKeys,
-    tmp_path: Path,
-) -> Iterator[PayHub]:
-    """payhub configured against the sandbox, with a store; notifications reach it.
+def payhub_sandbox_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store ``payhub_sandbox_hub`` uses: the ini option ``payhub_sandbox_store_url``
+    or ``PAYHUB_SANDBOX_STORE_URL`` (any SQLAlchemy URL payhub supports: PostgreSQL,
+    MySQL/MariaDB, a SQLite file), else a SQLite file in ``tmp_path``. Override the
+    fixture to give each test its own database."""
+    given = os.environ.get(STORE_URL_ENV) or str(request.config.getini(STORE_URL_INI) or "")
+    return given or f"sqlite:///{tmp_path / 'payhub-sandbox.db'}"
 
-    Built through payhub's public configuration (the channel found as a plugin):
-    the sandbox itself never imports payhub's channels.
-    """
-    from payhub import PayHub, Store  # noqa: PLC0415 - the facade, only for this fixture
 
-    payhub_sandbox.add_alipay_merchant(
-        ALIPAY_APP_ID, payhub_sandbox_keys.merchant_public_pem, ALIPAY_SELLER_ID
-    )
-    store = Store(f"sqlite:///{tmp_path / 'payhub-sandbox.db'}")
-    store.upgrade()
-    config = {
-        "alipay": {
+@pytest.fixture
+def payhub_sandbox_hub_channels() -> tuple[str, ...]:
+    """The channels ``payhub_sandbox_hub`` configures (override to take fewer)."""
+    return HUB_CHANNELS
+
+
+def _hub_channel_config(sandbox: Sandbox, keys: SandboxKeys, channel: str) -> dict[str, Any]:
+    """One channel of the hub's configuration; registers its merchant in the sandbox."""
+    if channel == "alipay":
+        sandbox.add_alipay_merchant(ALIPAY_APP_ID, keys.merchant_public_pem, ALIPAY_SELLER_ID)
+        return {
             "type": "alipay",
             "app_id": ALIPAY_APP_ID,
-            "app_private_key": payhub_sandbox_keys.merchant_private_pem,
-            "alipay_public_key": payhub_sandbox.alipay_public_key_pem,
+            "app_private_key": keys.merchant_private_pem,
+            "alipay_public_key": sandbox.alipay_public_key_pem,
             "environment": "sandbox",
             "gateway": f"{BASE_URL}/gateway.do",
             "bill_download_hosts": [BASE_URL],
             "seller_id": ALIPAY_SELLER_ID,
             "notify_url": ALIPAY_NOTIFY_URL,
         }
+    if channel == "wechat":
+        sandbox.add_wechat_merchant(
+            WECHAT_MCH_ID,
+            WECHAT_APP_ID,
+            WECHAT_SERIAL_NO,
+            keys.merchant_public_pem,
+            WECHAT_API_V3_KEY.encode("ascii"),
+            "public_key",
+        )
+        return {
+            "type": "wechat",
+            "mch_id": WECHAT_MCH_ID,
+            "app_id": WECHAT_APP_ID,
+            "merchant_private_key": keys.merchant_private_pem,
+            "merchant_serial_no": WECHAT_SERIAL_NO,
+            "api_v3_key": WECHAT_API_V3_KEY,
+            "wechatpay_public_key": sandbox.wechat_public_key_pem,
+            "wechatpay_public_key_id": sandbox.wechat_public_key_id,
+            "environment": "sandbox",
+            "base_url": BASE_URL,
+            "notify_url": WECHAT_NOTIFY_URL,
+            "refund_notify_url": WECHAT_NOTIFY_URL,
+        }
+    if channel == "unionpay":
+        pfx, _ = sandbox.issue_unionpay_merchant(
+            UNIONPAY_MER_ID, UNIONPAY_PFX_PASSWORD, key=keys.merchant
+        )
+        return {
+            "type": "unionpay",
+            "mer_id": UNIONPAY_MER_ID,
+            "environment": "test",
+            "sign_cert": pfx,
+            "sign_cert_password": UNIONPAY_PFX_PASSWORD,
+            "root_cert": sandbox.unionpay_root_cert_pem,
+            "middle_cert": sandbox.unionpay_middle_cert_pem,
+            "gateway_url": BASE_URL,
+            "back_url": UNIONPAY_NOTIFY_URL,
+        }
+    raise InvalidInputError(f"payhub_sandbox_hub: no channel {channel!r} (one of {HUB_CHANNELS})")
+
+
+@pytest.fixture
+def payhub_sandbox_hub(  # noqa: PLR0917 - pytest passes fixtures by name
+    payhub_sandbox: Sandbox,
+    payhub_sandbox_http: httpx.Client,
+    payhub_sandbox_notify: NotifyRouter,
+    payhub_sandbox_keys: SandboxKeys,
+    payhub_sandbox_store_url: str,
+    payhub_sandbox_hub_channels: tuple[str, ...],
+) -> Iterator[PayHub]:
+    """payhub configured against the sandbox for every channel, with a store at
+    ``payhub_sandbox_store_url``; each channel's notifications reach it.
+
+    Built through payhub's public configuration (the channels found as plugins):
+    the sandbox itself never imports payhub's channels.
+    """
+    from payhub import PayHub, Store  # noqa: PLC0415 - the facade, only for this fixture
+
+    config = {
+        name: _hub_channel_config(payhub_sandbox, payhub_sandbox_keys, name)
+        for name in payhub_sandbox_hub_channels
     }
+    store = Store(payhub_sandbox_store_url)
+    store.upgrade()
     hub = PayHub.from_config({"channels": config}, store=store, http_client=payhub_sandbox_http)
 
-    def receive(request: httpx.Request) -> httpx.Response:
-        outcome = hub.handle_notification("alipay", request.headers, request.read())
-        return httpx.Response(
-            outcome.ack.status_code, content=outcome.ack.body, headers=outcome.ack.headers
-        )
+    def receiver(channel: str) -> Callable[[httpx.Request], httpx.Response]:
+        def receive(request: httpx.Request) -> httpx.Response:
+            outcome = hub.handle_notification(channel, request.headers, request.read())
+            return httpx.Response(
+                outcome.ack.status_code, content=outcome.ack.body, headers=outcome.ack.headers
+            )
 
-    payhub_sandbox_notify.mount_handler(ALIPAY_NOTIFY_URL, receive)
+        return receive
+
+    for name in payhub_sandbox_hub_channels:
+        payhub_sandbox_notify.mount_handler(NOTIFY_URLS[name], receiver(name))
     try:
         yield hub
     finally:

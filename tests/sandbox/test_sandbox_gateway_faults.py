@@ -293,6 +293,7 @@ def test_control_api_sets_lists_and_clears_faults(
         "close": False,
         "code": "20000",
         "hits": 0,
+        "expires_in": None,
     }
     http.post(
         "/_control/faults",

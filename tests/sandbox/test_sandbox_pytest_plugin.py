@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 pytest_plugins = ["pytester"]
 
-#: Inner runs skip unrelated plugins (hypothesis' and benchmark's summaries are slow).
+#: Inner runs skip unrelated plugins (hypothesis' and benchmark's summaries are slow). They
+#: run in a subprocess: in-process, pytester forgets the modules a run imported and the
+#: next run imports them afresh beside the ones the loaded plugin holds (SQLAlchemy's
+#: dialects then warn, an error here, and hubs of two runs got mixed up).
 QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark")
 
 INI = """
@@ -195,14 +204,14 @@ def test_the_plugin_is_registered_by_the_entry_point(pytestconfig: pytest.Config
 def test_hub_and_helpers(pytester: pytest.Pytester) -> None:
     pytester.makeini(INI)
     pytester.makepyfile(test_shop=HUB_TESTS)
-    result = pytester.runpytest(*QUIET)
+    result = pytester.runpytest_subprocess(*QUIET)
     result.assert_outcomes(passed=3)
 
 
 def test_live_server(pytester: pytest.Pytester) -> None:
     pytester.makeini(INI)
     pytester.makepyfile(test_live=LIVE_TESTS)
-    result = pytester.runpytest(*QUIET)
+    result = pytester.runpytest_subprocess(*QUIET)
     result.assert_outcomes(passed=1)
 
 
@@ -211,7 +220,7 @@ def test_responses_mount_for_requests_clients(pytester: pytest.Pytester) -> None
     pytest.importorskip("requests")
     pytester.makeini(INI)
     pytester.makepyfile(test_requests_shop=RESPONSES_TESTS)
-    result = pytester.runpytest(*QUIET)
+    result = pytester.runpytest_subprocess(*QUIET)
     result.assert_outcomes(passed=1)
 
 
@@ -233,9 +242,9 @@ def test_names_do_not_clash_and_options_are_overridable(pytester: pytest.Pyteste
             "    assert payhub_sandbox.base_url == 'http://box.test'",
         )
     )
-    result = pytester.runpytest(*QUIET)
+    result = pytester.runpytest_subprocess(*QUIET)
     result.assert_outcomes(passed=2)
-    fixtures = pytester.runpytest("--fixtures", *QUIET)
+    fixtures = pytester.runpytest_subprocess("--fixtures", *QUIET)
     for name in (
         "payhub_sandbox",
         "payhub_sandbox_app",
@@ -255,5 +264,98 @@ def test_the_documented_example_runs(pytester: pytest.Pytester) -> None:
     example = section.split("```python\n", 1)[1].split("```", 1)[0]
     pytester.makeini(INI)
     pytester.makepyfile(test_documented=example)
-    result = pytester.runpytest(*QUIET)
+    result = pytester.runpytest_subprocess(*QUIET)
     result.assert_outcomes(passed=1)
+
+
+EVERY_CHANNEL_TESTS = """
+from payhub import Money, PaymentRequest, PaymentState
+
+
+def test_every_channel(payhub_sandbox_hub, payhub_pay_as_buyer, payhub_wait_for_notification):
+    hub = payhub_sandbox_hub
+    assert hub.store.dialect == "DIALECT"
+    for channel, order, method in (
+        ("alipay", "E-ALI-1", "qr"),
+        ("wechat", "E-WX-1", "qr"),
+        ("unionpay", "EUNION000001", "app"),
+    ):
+        hub.pay(PaymentRequest(out_trade_no=order, amount=Money(1000), subject="gift card",
+                               method=method, channel=channel))
+        payhub_pay_as_buyer(order, channel=channel)
+        attempt = payhub_wait_for_notification(order, event_type="payment")
+        assert attempt.acknowledged, attempt.response_body
+        assert attempt.channel == channel
+        assert hub.store.payment(order).status is PaymentState.PAID
+
+
+def test_fewer_channels(payhub_sandbox, payhub_sandbox_hub):
+    assert [m.app_id for m in payhub_sandbox.alipay_merchants] == ["2021000000000001"]
+    assert payhub_sandbox.unionpay_merchants == []
+"""
+
+FEWER = """
+import pytest
+
+@pytest.fixture
+def payhub_sandbox_hub_channels(request):
+    if request.node.name == "test_fewer_channels":
+        return ("alipay",)
+    return ("alipay", "wechat", "unionpay")
+"""
+
+
+@contextmanager
+def _server_database(backend: str) -> Iterator[str]:
+    """A database of its own on the PostgreSQL or MySQL server the suite names."""
+    variable = {"postgresql": "PAYHUB_TEST_POSTGRES_URL", "mysql": "PAYHUB_TEST_MYSQL_URL"}[backend]
+    server_url = os.environ.get(variable)
+    if not server_url:
+        pytest.skip(f"{variable} is not set: no {backend} server to test against")
+    name = f"payhub_plugin_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    server = make_url(server_url)
+    admin = sa.create_engine(server)
+    create, drop = (
+        (f'CREATE SCHEMA "{name}"', f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        if backend == "postgresql"
+        else (
+            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
+            f"DROP DATABASE IF EXISTS `{name}`",
+        )
+    )
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(create)
+        if backend == "postgresql":
+            url = server.update_query_dict({"options": f"-csearch_path={name}"})
+        else:
+            url = server.set(database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(drop)
+        admin.dispose()
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ],
+)
+def test_hub_covers_every_channel_on_any_store(
+    pytester: pytest.Pytester, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{pytester.path / 'shop.db'}"
+        else:
+            url = stack.enter_context(_server_database(backend))
+        monkeypatch.setenv("PAYHUB_SANDBOX_STORE_URL", url)
+        pytester.makeini(INI)
+        pytester.makeconftest(FEWER)
+        pytester.makepyfile(test_every=EVERY_CHANNEL_TESTS.replace("DIALECT", backend))
+        result = pytester.runpytest_subprocess(*QUIET)
+        result.assert_outcomes(passed=2)

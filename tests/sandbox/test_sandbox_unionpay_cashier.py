@@ -157,5 +157,5 @@ def test_the_console_lists_unionpay(env: Env, browser: FlaskClient) -> None:
     page = browser.get("/").get_data(as_text=True)
     assert "UnionPay merchants" in page
     assert MER_ID in page
-    assert f'href="/unionpay/cashier/{trade.trade_no}"' in page
+    assert f'/unionpay/cashier/{trade.trade_no}" class="cashier"' in page
     assert "signing fault: expired" in page

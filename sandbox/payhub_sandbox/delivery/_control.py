@@ -9,6 +9,9 @@
 ``POST /_control/notifications/<id>/resend``               send now → the attempts
 ``POST /_control/alipay/trades/<out_trade_no>/refund``     ``{app_id, amount,
                                                            out_request_no?, reason?}``
+``POST /_control/listeners`` ``{url, channel?}``            subscribe a listener → 201
+``GET /_control/listeners``                                list them
+``DELETE /_control/listeners/<id>``                        unsubscribe
 =========================================================  ===========================
 """
 
@@ -88,3 +91,24 @@ def refund_alipay_trade(out_trade_no: str) -> tuple[Response, int]:
         reason=_text(data, "reason", required=False) or "",
     )
     return jsonify(refund.to_json()), 201
+
+
+@delivery_control_blueprint.post("/listeners")
+def add_listener() -> tuple[Response, int]:
+    data = _body()
+    sandbox = current_sandbox()
+    channel = data.get("channel")
+    if isinstance(channel, str):
+        sandbox.channel(channel)  # an unknown name: 400 before anything is added
+    listener = sandbox.listeners.add(data.get("url"), channel, now=sandbox.clock.now())
+    return jsonify(listener.to_json()), 201
+
+
+@delivery_control_blueprint.get("/listeners")
+def list_listeners() -> Response:
+    return jsonify([listener.to_json() for listener in current_sandbox().listeners.list()])
+
+
+@delivery_control_blueprint.delete("/listeners/<listener_id>")
+def remove_listener(listener_id: str) -> Response:
+    return jsonify(current_sandbox().listeners.remove(listener_id).to_json())

@@ -33,6 +33,7 @@ from payhub_sandbox.delivery._faults import (
     TamperUnsupportedError,
     tamperer_for,
 )
+from payhub_sandbox.delivery._listeners import NOTIFICATION_EXTENSION
 from payhub_sandbox.delivery._records import (
     AckRule,
     DeliveryAttempt,
@@ -383,7 +384,19 @@ class DeliveryScheduler:
         body: bytes,
     ) -> _Result:
         try:
-            response = self._http().post(notification.url, content=body, headers=list(headers))
+            response = self._http().post(
+                notification.url,
+                content=body,
+                headers=list(headers),
+                extensions={
+                    # Lets a listener (see _listeners) say which notification this is.
+                    NOTIFICATION_EXTENSION: {
+                        "id": notification.id,
+                        "channel": notification.channel,
+                        "kind": notification.kind,
+                    }
+                },
+            )
             return _Result(
                 response.status_code,
                 response.content[:_RESPONSE_BODY_KEPT].decode("utf-8", "replace"),

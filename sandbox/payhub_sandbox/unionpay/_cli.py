@@ -18,20 +18,19 @@ shop's UnionPay configuration needs.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
-import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
 import httpx
+import typer
 
+from payhub_sandbox._cli_common import EXIT_FAILED, EXIT_USAGE, echo, fail
 from payhub_sandbox._config import load_config
-from payhub_sandbox._errors import InvalidInputError, SandboxError
+from payhub_sandbox._errors import SandboxError
 from payhub_sandbox.unionpay._pki import (
     UnionPayPKI,
     certificate_pem,
@@ -39,30 +38,12 @@ from payhub_sandbox.unionpay._pki import (
     new_rsa_key,
 )
 
-__all__ = ["UNIONPAY_HANDLERS", "add_unionpay_commands"]
+__all__ = ["register_unionpay_commands"]
 
 ROOT_FILE = "unionpay-root.pem"
 MIDDLE_FILE = "unionpay-middle.pem"
 
-
-def add_unionpay_commands(commands: Any) -> None:
-    """Add the subcommands to ``payhub-sandbox``'s subparsers."""
-    pki = commands.add_parser(
-        "unionpay-pki",
-        help="write a new UnionPay PKI (root, middle, platform signing certificate) into DIR",
-    )
-    pki.add_argument("directory", help="where to write it (name it unionpay.pki_dir)")
-
-    merchant = commands.add_parser(
-        "unionpay-merchant",
-        help="issue a UnionPay merchant signing certificate as a .pfx, with the root/middle PEMs",
-    )
-    merchant.add_argument("mer_id", help="the merchant id (merId)")
-    merchant.add_argument("--password", required=True, help="the .pfx password")
-    merchant.add_argument("--out", required=True, help="the .pfx file to write")
-    source = merchant.add_mutually_exclusive_group(required=True)
-    source.add_argument("--url", help="a running sandbox (registers the merchant there)")
-    source.add_argument("--config", help="a configuration naming unionpay.pki_dir (offline)")
+_Issued = tuple[bytes, str, str, str, str]
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
@@ -76,31 +57,36 @@ def _write_trust(directory: Path, root_pem: str, middle_pem: str) -> None:
     (directory / MIDDLE_FILE).write_text(middle_pem, encoding="ascii")
 
 
-def _pki(args: argparse.Namespace) -> int:
+def unionpay_pki(
+    directory: Annotated[
+        Path, typer.Argument(help="Where to write it (name it unionpay.pki_dir).")
+    ],
+) -> None:
+    """Write a new UnionPay PKI (root, middle, platform signing certificate) into DIRECTORY."""
     try:
-        written = UnionPayPKI.generate(now=datetime.now(UTC)).save(args.directory)
+        written = UnionPayPKI.generate(now=datetime.now(UTC)).save(directory)
     except FileExistsError as exc:
-        print(f"payhub-sandbox: {exc} exists; not overwriting it", file=sys.stderr)
-        return 2
+        fail(f"{exc} exists; not overwriting it", EXIT_USAGE)
     for path in written:
-        print(f"wrote {path}")
-    print(f'configure it as: "unionpay": {{"pki_dir": {json.dumps(str(args.directory))}}}')
-    return 0
+        echo(f"wrote {path}")
+    echo(f'configure it as: "unionpay": {{"pki_dir": {json.dumps(str(directory))}}}')
 
 
-def _from_url(args: argparse.Namespace) -> tuple[bytes, str, str, str, str]:
-    url = args.url.rstrip("/") + "/_control/unionpay/merchants"
+def _from_url(url: str, mer_id: str, password: str) -> _Issued:
+    endpoint = url.rstrip("/") + "/_control/unionpay/merchants"
     try:
-        response = httpx.post(url, json={"mer_id": args.mer_id, "password": args.password})
+        response = httpx.post(endpoint, json={"mer_id": mer_id, "password": password})
     except httpx.HTTPError as exc:
-        raise SandboxError(f"cannot reach {url}: {exc}") from None
+        fail(f"cannot reach {endpoint}: {exc}", EXIT_FAILED)
     try:
         data = response.json()
     except ValueError:
         data = {}
     if response.status_code != 201 or not isinstance(data, dict):
         message = data.get("message") if isinstance(data, dict) else None
-        raise SandboxError(f"{url} answered {response.status_code}: {message or response.text}")
+        # The sandbox refusing the merchant (a bad merId) is the command line's fault.
+        code = EXIT_USAGE if response.status_code == 400 else EXIT_FAILED
+        fail(f"{endpoint} answered {response.status_code}: {message or response.text}", code)
     return (
         base64.b64decode(data["pfx"]),
         data["cert_id"],
@@ -110,17 +96,18 @@ def _from_url(args: argparse.Namespace) -> tuple[bytes, str, str, str, str]:
     )
 
 
-def _from_config(args: argparse.Namespace) -> tuple[bytes, str, str, str, str]:
-    config = load_config(args.config)
-    if config.unionpay_pki_dir is None:
-        raise InvalidInputError(
-            f"{args.config} names no unionpay.pki_dir: make one with "
-            "`payhub-sandbox unionpay-pki DIR`, or use --url with a running sandbox"
+def _from_config(config: Path, mer_id: str, password: str) -> _Issued:
+    loaded = load_config(config)
+    if loaded.unionpay_pki_dir is None:
+        fail(
+            f"{config} names no unionpay.pki_dir: make one with "
+            "`payhub-sandbox unionpay-pki DIR`, or use --url with a running sandbox",
+            EXIT_USAGE,
         )
-    pki = UnionPayPKI.load(config.unionpay_pki_dir)
+    pki = UnionPayPKI.load(loaded.unionpay_pki_dir)
     key = new_rsa_key()
-    cert = pki.issue_merchant_cert(args.mer_id, key.public_key(), now=datetime.now(UTC))
-    pfx = merchant_pfx(key, cert, args.password, name=f"{args.mer_id} sign")
+    cert = pki.issue_merchant_cert(mer_id, key.public_key(), now=datetime.now(UTC))
+    pfx = merchant_pfx(key, cert, password, name=f"{mer_id} sign")
     return (
         pfx,
         str(cert.serial_number),
@@ -130,31 +117,46 @@ def _from_config(args: argparse.Namespace) -> tuple[bytes, str, str, str, str]:
     )
 
 
-def _merchant(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+def unionpay_merchant(
+    mer_id: Annotated[str, typer.Argument(help="The merchant id (merId).", metavar="MER_ID")],
+    password: Annotated[str, typer.Option(help="The .pfx password.")],
+    out: Annotated[Path, typer.Option(help="The .pfx file to write.")],
+    url: Annotated[
+        str | None, typer.Option(help="A running sandbox (registers the merchant there).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="A configuration naming unionpay.pki_dir (offline).", dir_okay=False),
+    ] = None,
+) -> None:
+    """Issue a UnionPay merchant signing certificate as a .pfx, with the root/middle PEMs."""
+    if (url is None) == (config is None):
+        fail("give exactly one of --url (a running sandbox) or --config (offline)", EXIT_USAGE)
     if out.exists():
-        print(f"payhub-sandbox: {out} exists; not overwriting it", file=sys.stderr)
-        return 2
-    fetch: Callable[[argparse.Namespace], tuple[bytes, str, str, str, str]] = (
-        _from_url if args.url else _from_config
-    )
-    pfx, cert_id, cert_pem, root_pem, middle_pem = fetch(args)
+        fail(f"{out} exists; not overwriting it", EXIT_USAGE)
+    try:
+        if url is not None:
+            issued = _from_url(url, mer_id, password)
+        else:
+            assert config is not None  # one of the two, checked above
+            issued = _from_config(config, mer_id, password)
+    except SandboxError as exc:
+        fail(exc.message, EXIT_USAGE)
+    pfx, cert_id, cert_pem, root_pem, middle_pem = issued
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_new(out, pfx, 0o600)
     _write_trust(out.parent, root_pem, middle_pem)
-    print(f"wrote {out} (merId {args.mer_id}, certId {cert_id})")
-    print(f"wrote {out.parent / ROOT_FILE} and {out.parent / MIDDLE_FILE}")
-    if not args.url:
+    echo(f"wrote {out} (merId {mer_id}, certId {cert_id})")
+    echo(f"wrote {out.parent / ROOT_FILE} and {out.parent / MIDDLE_FILE}")
+    if not url:
         cert_file = out.with_suffix(".cer.pem")
         cert_file.write_text(cert_pem, encoding="ascii")
-        print(f"wrote {cert_file}; register the merchant in {args.config}:")
-        entry = {"mer_id": args.mer_id, "certificate_file": str(cert_file.resolve())}
-        print(f'  "unionpay": {{"merchants": [{json.dumps(entry, ensure_ascii=False)}]}}')
-    return 0
+        echo(f"wrote {cert_file}; register the merchant in {config}:")
+        entry = {"mer_id": mer_id, "certificate_file": str(cert_file.resolve())}
+        echo(f'  "unionpay": {{"merchants": [{json.dumps(entry, ensure_ascii=False)}]}}')
 
 
-#: Subcommand → handler, merged into ``payhub-sandbox``'s table.
-UNIONPAY_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "unionpay-pki": _pki,
-    "unionpay-merchant": _merchant,
-}
+def register_unionpay_commands(app: typer.Typer) -> None:
+    """Add the UnionPay part's commands to ``payhub-sandbox``."""
+    app.command("unionpay-pki")(unionpay_pki)
+    app.command("unionpay-merchant")(unionpay_merchant)
