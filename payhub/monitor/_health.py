@@ -57,6 +57,10 @@ class HealthConfig(BaseModel):
     refused_max: int = Field(default=0, ge=0)
     anomalies_max: int = Field(default=0, ge=0)
     reviews_max: int = Field(default=0, ge=0)
+    #: pending money due for settlement this long without a batch: `payhub settle run` missed
+    settle_after: int = Field(default=7200, ge=1)
+    settlements_due_max: int = Field(default=0, ge=0)
+    recon_open_max: int = Field(default=0, ge=0)
     #: checked with PING when given (``{"$env": ...}`` allowed)
     redis_url: Any = None
 
@@ -99,6 +103,7 @@ class HealthContext:
                 pending_after=timedelta(seconds=c.pending_after),
                 undelivered_after=timedelta(seconds=c.undelivered_after),
                 refused_window=timedelta(seconds=c.refused_window),
+                settle_after=timedelta(seconds=c.settle_after),
             )
         return self._backlog
 
@@ -170,6 +175,25 @@ def reviews_waiting(ctx: HealthContext) -> CheckResult:
     return _count(
         "reviews_waiting", b.reviews_waiting, ctx.config.reviews_max,
         "paid payments waiting for risk review",
+    )
+
+
+@register_check
+def settlements_due(ctx: HealthContext) -> CheckResult:
+    b = ctx.backlog()
+    return _count(
+        "settlements_due", b.settlements_due, ctx.config.settlements_due_max,
+        f"ledger entries due for settlement over {ctx.config.settle_after}s, in no batch",
+        b.settlements_due_oldest,
+    )
+
+
+@register_check
+def recon_differences(ctx: HealthContext) -> CheckResult:
+    b = ctx.backlog()
+    return _count(
+        "recon_differences", b.recon_open, ctx.config.recon_open_max,
+        "unresolved reconciliation differences", b.recon_open_oldest,
     )
 
 

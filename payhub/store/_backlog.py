@@ -11,7 +11,16 @@ from sqlalchemy.engine import Connection
 
 from payhub.lifecycle import PAID_STATES, InboxOutcome, PaymentState
 from payhub.store._base import StoreBase
-from payhub.store._schema import anomalies, events, notifications, payments, risk_reviews
+from payhub.store._schema import (
+    anomalies,
+    events,
+    ledger_batch_members,
+    ledger_entries,
+    notifications,
+    payments,
+    recon_items,
+    risk_reviews,
+)
 
 __all__ = ["Backlog", "BacklogJob"]
 
@@ -28,6 +37,12 @@ class Backlog:
     refused: int  #: notifications held for review (not credited) since the window began
     open_anomalies: int
     reviews_waiting: int  #: paid payments a risk rule holds for a person
+    #: pending ledger entries due for settlement longer than the threshold, in no batch
+    settlements_due: int = 0
+    settlements_due_oldest: float | None = None
+    #: reconciliation differences waiting for a person (or an automatic repair)
+    recon_open: int = 0
+    recon_open_oldest: float | None = None
 
 
 def _age(at: datetime, oldest: datetime | None) -> float | None:
@@ -41,6 +56,7 @@ class BacklogJob(StoreBase):
         pending_after: timedelta,
         undelivered_after: timedelta,
         refused_window: timedelta,
+        settle_after: timedelta = timedelta(hours=2),
     ) -> Backlog:
         """The backlog as of now (see :class:`Backlog`)."""
         now = self.now()
@@ -76,8 +92,25 @@ class BacklogJob(StoreBase):
                     payments.c.status.in_([s.value for s in PAID_STATES]),
                 )
             ).scalar_one()
+            entry, member = ledger_entries, ledger_batch_members
+            due = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(entry.c.available_on)).where(
+                    entry.c.pending_minor.is_not(None),
+                    entry.c.available_on <= now - settle_after,
+                    ~sa.exists().where(member.c.entry_id == entry.c.id),
+                )
+            ).one()
+            recon = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(recon_items.c.created_at)).where(
+                    recon_items.c.status == "open"
+                )
+            ).one()
             return Backlog(
                 at=now,
+                settlements_due=int(due[0]),
+                settlements_due_oldest=_age(now, due[1]),
+                recon_open=int(recon[0]),
+                recon_open_oldest=_age(now, recon[1]),
                 pending=int(pend[0]),
                 pending_oldest=_age(now, pend[1]),
                 undelivered=int(und[0]),

@@ -33,7 +33,7 @@ def test_health_exit_codes_and_json(hub, store: Store, store_url: str, tmp_path:
     names = [c["name"] for c in report["checks"]]
     assert names == [
         "database", "pending_payments", "undelivered_events", "refused_notifications",
-        "open_anomalies", "reviews_waiting", "redis",
+        "open_anomalies", "reviews_waiting", "settlements_due", "recon_differences", "redis",
     ]
     assert {c["status"] for c in report["checks"]} == {"ok"}
     for number in ("H1", "H2"):
@@ -56,6 +56,26 @@ def test_health_exit_codes_and_json(hub, store: Store, store_url: str, tmp_path:
                                "health": {**thresholds, "pending_max": 5, "anomalies_max": 5,
                                           "refused_max": 5, "undelivered_max": 5}})
     assert runner.invoke(cli.app, ["health", "-c", relaxed]).exit_code == 0
+
+
+def test_health_sees_settlement_not_run(hub, store: Store, store_url: str, tmp_path: Path) -> None:
+    """Pending money due for settlement that no batch took: `payhub settle run` missed."""
+    config = write(tmp_path, {"store": {"url": store_url}, "health": {"settle_after": 1}})
+    hub.ledger.set_plan("shop", "D+0")  # due since midnight (Shanghai), for the test
+    hub.pay(PaymentRequest(out_trade_no="S1", amount=Money(1000), subject="x",
+                           method=PayMethod.QR))
+    hub.handle_notification("toy-a", *notification("S1"))
+    time.sleep(1.2)
+    result = runner.invoke(cli.app, ["health", "-c", config, "--json"])
+    checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    assert checks["settlements_due"]["status"] == "fail", checks["settlements_due"]
+    assert checks["settlements_due"]["value"] == 1
+    assert checks["recon_differences"]["value"] == 0
+    assert result.exit_code == 1
+    hub.ledger.settle()
+    result = runner.invoke(cli.app, ["health", "-c", config, "--json"])
+    checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    assert checks["settlements_due"]["value"] == 0, result.output
 
 
 def test_health_unreachable_and_bad_configuration(tmp_path: Path) -> None:
