@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from payhub.errors import AmountError
+from payhub.models import PositiveMoney
 from payhub.money import Money
 
 __all__ = [
@@ -49,14 +49,7 @@ def _request_no(value: str) -> str:
     return value
 
 
-def _positive(value: Money) -> Money:
-    if value.minor <= 0:
-        raise AmountError("amount must be positive")
-    return value
-
-
 RequestNo = Annotated[str, AfterValidator(_request_no)]
-PositiveMoney = Annotated[Money, AfterValidator(_positive)]
 
 _REQUEST = ConfigDict(extra="forbid", frozen=True)
 _PARSED = ConfigDict(extra="forbid", frozen=True)
