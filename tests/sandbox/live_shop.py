@@ -70,9 +70,11 @@ class _Recorder:
             record.status = int(status.split(maxsplit=1)[0])
             return start_response(status, *args)
 
+        # Listed only once the app has answered, so whoever sees the record sees its status.
+        response = self.app(environ, recording_start)
         with self._lock:
             self.received.append(record)
-        return self.app(environ, recording_start)
+        return response  # type: ignore[no-any-return]
 
 
 class _Slot:
