@@ -9,12 +9,16 @@ from payhub.channels._base import (
     run_flow_sync,
 )
 from payhub.channels._bills import BillReader, BillStream
+from payhub.channels._fundflow import FundFlowLine, FundFlowReader, FundFlowStream
 
 __all__ = [
     "BillReader",
     "BillStream",
     "Channel",
     "Flow",
+    "FundFlowLine",
+    "FundFlowReader",
+    "FundFlowStream",
     "HeadersInput",
     "as_headers",
     "run_flow_async",

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self, TypeAlias, TypeVar
 import httpx
 
 from payhub.channels._bills import BillStream
+from payhub.channels._fundflow import FundFlowStream
 from payhub.errors import InvalidRequestError
 from payhub.models import (
     Ack,
@@ -172,6 +173,13 @@ class Channel(abc.ABC):
         :meth:`download_bill` list wrapped."""
         records = yield from self.download_bill(bill_date)
         return BillStream.of(records, channel=self.name, bill_date=bill_date)
+
+    def stream_fundflow_bill(self, bill_date: date) -> Flow[FundFlowStream | None]:
+        """The day's fund-flow bill (资金账单: what moved on the merchant's
+        account), or None when the channel has none (the default). Fees are
+        reconciled against it where it exists."""
+        return None
+        yield  # a flow that asks nothing
 
     # -- notifications (pure) -----------------------------------------------
 

@@ -15,6 +15,7 @@ import httpx
 
 from payhub.channels._base import Channel, Flow, HeadersInput, run_flow_async
 from payhub.channels._bills import BillStream
+from payhub.channels._fundflow import FundFlowStream
 from payhub.hub import (
     _anomalies,
     _events,
@@ -212,6 +213,12 @@ class AsyncPayHub(BaseHub):
         at a time from a temporary file (close it, or use ``with``)."""
         target = self.channel(channel)
         return await self._run_flow(target, target.stream_bill(bill_date))
+
+    async def stream_fundflow_bill(self, channel: str, bill_date: date) -> FundFlowStream | None:
+        """The day's fund-flow bill (资金账单) where the channel has one, else None:
+        a :class:`~payhub.channels.FundFlowStream` (close it, or use ``with``)."""
+        target = self.channel(channel)
+        return await self._run_flow(target, target.stream_fundflow_bill(bill_date))
 
     # -- recovery and events (need a store) -------------------------------------
 

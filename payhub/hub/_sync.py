@@ -14,6 +14,7 @@ import httpx
 
 from payhub.channels._base import Channel, Flow, HeadersInput, run_flow_sync
 from payhub.channels._bills import BillStream
+from payhub.channels._fundflow import FundFlowStream
 from payhub.hub import (
     _anomalies,
     _events,
@@ -251,6 +252,12 @@ class PayHub(BaseHub):
         at a time from a temporary file (close it, or use ``with``)."""
         target = self.channel(channel)
         return self._run_flow(target, target.stream_bill(bill_date))
+
+    def stream_fundflow_bill(self, channel: str, bill_date: date) -> FundFlowStream | None:
+        """The day's fund-flow bill (资金账单) where the channel has one, else None:
+        a :class:`~payhub.channels.FundFlowStream` (close it, or use ``with``)."""
+        target = self.channel(channel)
+        return self._run_flow(target, target.stream_fundflow_bill(bill_date))
 
     # -- recovery and events (need a store) -------------------------------------
 

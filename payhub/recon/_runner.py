@@ -36,6 +36,7 @@ from payhub.bill_match import (
     refund_key,
 )
 from payhub.channels._bills import BillLine, BillStream
+from payhub.channels._fundflow import FundFlowLine, FundFlowStream
 from payhub.errors import (
     ConfigurationError,
     InvalidRequestError,
@@ -218,6 +219,10 @@ class _Matcher:
         self.seen_unknown: dict[str, int] = {}
         self.rows = 0
         self.batches = 0
+        #: with a fund-flow bill: the fees it shows that differ from the books',
+        #: by out_trade_no (every other payment's fee agrees); None: the trade
+        #: bill's fee column is compared instead
+        self.flow_fees: dict[str, int] | None = None
 
     def batch(
         self,
@@ -235,6 +240,7 @@ class _Matcher:
         payment = BillRecordKind.PAYMENT
         ledger_fees = ledger if ledger is not None and self.ledger_prices else None
         schedule = self.config.fees is not None
+        flow_fees = self.flow_fees
 
         def expected_fee(out_trade_no: str, amount: int, currency: str) -> int | None:
             if ledger_fees is not None and out_trade_no in ledger_fees:
@@ -245,6 +251,7 @@ class _Matcher:
             self.rows += 1
             if line.kind is payment:
                 stored = stored_payments.get(line.out_trade_no)
+                fee = line.fee_minor if flow_fees is None else flow_fees.get(line.out_trade_no)
                 if stored is not None and stored[0] not in seen_payments:
                     # the common case, inline: a paid payment billed once, as stored
                     # (by position: id, out_trade_no, amount, currency, status, channel)
@@ -256,9 +263,9 @@ class _Matcher:
                         and stored[3] == line.currency
                         and (ledger is None or line.out_trade_no in ledger)
                         and (
-                            line.fee_minor is None
+                            fee is None
                             or (ledger_fees is None and not schedule)
-                            or line.fee_minor
+                            or fee
                             == expected_fee(line.out_trade_no, line.amount_minor, line.currency)
                         )
                     ):
@@ -301,7 +308,7 @@ class _Matcher:
                     channel_trade_id=line.channel_trade_id,
                     amount_minor=line.amount_minor,
                     currency=line.currency,
-                    fee_minor=line.fee_minor,
+                    fee_minor=fee,
                     stored=stored,
                     expected_fee_minor=expected,
                     in_ledger=in_ledger,
@@ -391,12 +398,25 @@ class Reconciler:
         _check_date(bill_date)
         self.hub.channel(channel)  # an unknown channel fails before anything is stored
         with self.hub.stream_bill(channel, bill_date) as bill:
-            return self.run_bill(bill, progress=progress)
+            fundflow = self.hub.stream_fundflow_bill(channel, bill_date)
+            try:
+                return self.run_bill(bill, fundflow=fundflow, progress=progress)
+            finally:
+                if fundflow is not None:
+                    fundflow.close()
 
     def run_bill(
-        self, bill: BillStream, *, progress: Callable[[int], None] | None = None
+        self,
+        bill: BillStream,
+        *,
+        fundflow: FundFlowStream | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> RunResult:
-        """Reconcile a bill already at hand (a :class:`BillStream`)."""
+        """Reconcile a bill already at hand (a :class:`BillStream`).
+
+        ``fundflow``: the channel's fund-flow bill of the same day, where it has
+        one: payments' fees are then decided by what it shows came in (the
+        payment less the fee kept), not by the trade bill's fee column."""
         channel, bill_date = bill.channel, bill.bill_date
         _check_date(bill_date)
         store = self.store
@@ -408,6 +428,8 @@ class Reconciler:
         )
         matcher = _Matcher(channel, self.config, ledger_prices=prices)
         try:
+            if fundflow is not None:
+                matcher.flow_fees = self._flow_fees(fundflow, matcher)
             self._stream(bill, matcher, run_id, progress)
         except ProtocolError as exc:
             # The bill did not add up (or broke off): what it showed is void.
@@ -457,6 +479,63 @@ class Reconciler:
                 self._batch(reader, batch, matcher, run_id, bill)
                 if progress is not None:
                     progress(matcher.rows)
+
+    def _flow_fees(self, fundflow: FundFlowStream, matcher: _Matcher) -> dict[str, int]:
+        """Read the fund-flow bill before the trade bill: the fee of each paid
+        payment it shows coming in is the stored amount less what came in;
+        kept only where it differs from the books (the ledger's fee line, else
+        the fee schedule's), so memory grows with the differences, not the day.
+        A payment the store does not have as paid here is left to the trade
+        bill, which classifies it."""
+        channel, config = matcher.channel, self.config
+        schedule = config.fees is not None
+        check_ledger = self._ledger is not None and config.check_ledger and matcher.ledger_prices
+        found: dict[str, int] = {}
+        if not schedule and not check_ledger:
+            return found  # nothing prices this channel: no fee is compared
+        payment = BillRecordKind.PAYMENT
+        size = config.batch_size
+
+        def judge(lines: list[FundFlowLine]) -> None:
+            keys = list(dict.fromkeys(line.reference for line in lines))
+
+            def look_up(conn: Any) -> tuple[dict[str, StoredPayment], dict[str, int] | None]:
+                return (
+                    _db.lookup_payments(conn, keys),
+                    _db.lookup_ledger(conn, keys) if check_ledger else None,
+                )
+
+            stored_payments, ledger = self.store.run(look_up, readonly=True)
+            for line in lines:
+                stored = stored_payments.get(line.reference)
+                if (
+                    stored is None
+                    or stored[4] not in _PAID
+                    or stored[5] != channel
+                    or stored[3] != line.currency
+                ):
+                    continue
+                fee = stored[2] - line.amount_minor
+                if ledger is not None and line.reference in ledger:
+                    expected: int | None = ledger[line.reference]
+                elif schedule:
+                    expected = config.expected_fee(channel, stored[2], stored[3])
+                else:
+                    expected = None
+                if expected is not None and fee != expected:
+                    found[line.reference] = fee
+
+        batch: list[FundFlowLine] = []
+        for line in fundflow.lines():
+            if line.kind is not payment or not line.reference:
+                continue
+            batch.append(line)
+            if len(batch) >= size:
+                judge(batch)
+                batch = []
+        if batch:
+            judge(batch)
+        return found
 
     def _batch(
         self,

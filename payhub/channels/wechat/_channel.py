@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from payhub.channels._base import Channel, Flow
 from payhub.channels._bills import BillLine, BillStream
+from payhub.channels._fundflow import FundFlowLine, FundFlowStream
 from payhub.errors import (
     AmountError,
     ChannelError,
@@ -84,6 +85,7 @@ from ._bill import (
 )
 from ._config import WechatPayConfig
 from ._errors import error_from_response, shown
+from ._fundflow import iter_fundflow_bill
 from ._grammar import (
     MAX_MINOR,
     NOTIFICATION_ID,
@@ -1123,6 +1125,37 @@ class WechatPayChannel(Channel):
         stream = BillStream.spool(download.content, read, channel=name, bill_date=bill_date)
         try:
             # The file itself is not signed: its SHA1 sits in the signed answer above.
+            verify_bill_file_hash(stream.file, data.get("hash_type"), data.get("hash_value"))
+        except BaseException:
+            stream.close()
+            raise
+        return stream
+
+    def stream_fundflow_bill(self, bill_date: date) -> Flow[FundFlowStream | None]:
+        """The day's fund-flow bill of the basic account (``GET
+        /v3/bill/fundflowbill?account_type=BASIC``): what came in for each
+        payment (less the fee) and went out for each refund, the gzip download
+        kept in a temporary file, its SHA1 checked, held to its summary."""
+        query = f"bill_date={bill_date.isoformat()}&account_type=BASIC&tar_type=GZIP"
+        try:
+            response = yield from self._call("GET", f"/v3/bill/fundflowbill?{query}")
+        except ChannelError as exc:
+            if exc.channel_code == "NO_STATEMENT_EXIST":
+                return FundFlowStream.of((), channel=self.name, bill_date=bill_date)
+            raise
+        data = _json_object(response.content, "fund-flow bill answer")
+        url = self._download_url(_str(data, "download_url", "fund-flow bill answer"))
+        download = yield self._request("GET", url)
+        if not download.is_success:
+            raise error_from_response(download)
+
+        def read(file: IO[bytes]) -> Iterator[FundFlowLine]:
+            return iter_fundflow_bill(file, max_minor=MAX_MINOR)
+
+        stream = FundFlowStream.spool(
+            download.content, read, channel=self.name, bill_date=bill_date
+        )
+        try:
             verify_bill_file_hash(stream.file, data.get("hash_type"), data.get("hash_value"))
         except BaseException:
             stream.close()

@@ -129,11 +129,17 @@ class WechatBilling:
     def _fundflow_text(
         self, merchant: WechatMerchant, day: date, account_type: str
     ) -> tuple[str, int]:
+        # The planted differences show in the fund-flow bill too (a wrong fee is
+        # what came in less; a left-out trade or refund moved nothing).
+        store = self._core.store
+        trades, refunds = store.bill_faults.apply(
+            CHANNEL, merchant.mch_id, day, store.trades(CHANNEL), store.refunds(CHANNEL)
+        )
         return wechat_fundflow_csv(
             mch_id=merchant.mch_id,
             bill_date=day,
-            trades=self._core.store.trades(CHANNEL),
-            refunds=self._core.store.refunds(CHANNEL),
+            trades=trades,
+            refunds=refunds,
             account_type=account_type,
         )
 
