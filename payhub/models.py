@@ -277,6 +277,9 @@ class RefundResult(BaseModel):
     channel_trade_id: str | None = None
     channel_refund_id: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
+    #: when the channel says the refund succeeded, where its answer says (the
+    #: day reconciliation looks for it in the channel's bill)
+    succeeded_at: AwareDatetime | None = None
 
 
 class NotificationKind(enum.StrEnum):

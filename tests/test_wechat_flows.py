@@ -404,6 +404,27 @@ def test_refund_query(setup: Any) -> None:
     assert result.amount == Money(40)
 
 
+def test_a_succeeded_refunds_success_time_is_its_succeeded_at(setup: Any) -> None:
+    # WeChat's refund answer gives success_time once the refund is SUCCESS: the
+    # day the channel's bill lists the refund on (reconciliation reads it)
+    ch, fake = setup
+    answer = fake.refund_answer("A100001", "R1001", 40, 100, "SUCCESS")
+    answer["success_time"] = "2023-11-15T23:59:30+08:00"
+    fake.routes["GET", "/v3/refund/domestic/refunds/R1001"] = (
+        lambda request: fake.signed(200, answer)
+    )
+    result = run_sync(ch, fake, lambda hub: hub.refund_query(
+        "wechat", RefundQueryRequest(out_trade_no="A100001", out_refund_no="R1001")))
+    assert result.succeeded_at == datetime(2023, 11, 15, 15, 59, 30, tzinfo=UTC)
+    pending = fake.refund_answer("A100001", "R1001", 40, 100, "PROCESSING")
+    fake.routes["GET", "/v3/refund/domestic/refunds/R1001"] = (
+        lambda request: fake.signed(200, pending)
+    )
+    result = run_sync(ch, fake, lambda hub: hub.refund_query(
+        "wechat", RefundQueryRequest(out_trade_no="A100001", out_refund_no="R1001")))
+    assert result.succeeded_at is None
+
+
 def test_refund_query_of_an_unknown_refund_is_not_found(setup: Any) -> None:
     ch, fake = setup
     fake.routes["GET", "/v3/refund/domestic/refunds/R404"] = (

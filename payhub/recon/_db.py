@@ -352,7 +352,9 @@ def payments_by_id(
 def day_refunds(
     conn: Connection, channel: str, start: datetime, end: datetime
 ) -> Iterator[tuple[int, str, str, int, str]]:
-    """The channel's refunds that succeeded (last changed) in ``[start, end)``."""
+    """The channel's refunds that succeeded in ``[start, end)``: by the channel's
+    success time (``succeeded_at``), the day its bill lists them on; by when
+    they last changed only for a row without one (written by an older payhub)."""
     query = (
         sa.select(
             refunds.c.id,
@@ -365,8 +367,14 @@ def day_refunds(
         .where(
             refunds.c.channel == channel,
             refunds.c.status == "succeeded",
-            refunds.c.updated_at >= start,
-            refunds.c.updated_at < end,
+            sa.or_(
+                sa.and_(refunds.c.succeeded_at >= start, refunds.c.succeeded_at < end),
+                sa.and_(
+                    refunds.c.succeeded_at.is_(None),
+                    refunds.c.updated_at >= start,
+                    refunds.c.updated_at < end,
+                ),
+            ),
         )
     )
     result = conn.execute(query, execution_options=_STREAM)

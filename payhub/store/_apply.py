@@ -534,6 +534,7 @@ class Applier:
             "status": RefundState.SUCCEEDED.value,
             "updated_at": self.now,
             "channel_refund_id": fact.channel_refund_id,
+            "succeeded_at": self._refund_time(fact.occurred_at),
         }
         if row is None:
             self.conn.execute(
@@ -569,6 +570,14 @@ class Applier:
                 "refunded": _money_json(refunded),
             },
         )
+
+    def _refund_time(self, said: datetime | None) -> datetime:
+        """When a refund succeeded, for the day its bill lists it on: the
+        channel's time, unless it says none or one in the future beyond the
+        clock skew (then the time payhub learnt it)."""
+        if said is None or said > self.now + self.paid_time_skew:
+            return self.now
+        return said
 
     def mark_refund_failed(self, row: Any, out_trade_no: str, source: str) -> None:
         """A pending refund failed: release its reservation, tell the shop."""
@@ -740,7 +749,11 @@ class Applier:
     ) -> None:
         """A refund of a duplicate or late payment succeeded: the payment itself is
         unchanged; the anomaly is resolved once its whole amount is refunded."""
-        values: dict[str, Any] = {"status": RefundState.SUCCEEDED.value, "updated_at": self.now}
+        values: dict[str, Any] = {
+            "status": RefundState.SUCCEEDED.value,
+            "updated_at": self.now,
+            "succeeded_at": self.now,
+        }
         if channel_refund_id is not None:
             values["channel_refund_id"] = channel_refund_id
         self.conn.execute(refunds.update().where(refunds.c.id == refund["id"]).values(**values))

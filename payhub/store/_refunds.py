@@ -178,6 +178,7 @@ class RefundsJob(StoreBase):
                 refund_amount=refund.amount,
                 out_refund_no=refund.out_refund_no,
                 channel_refund_id=result.channel_refund_id,
+                occurred_at=result.succeeded_at,
             )
             return self.run(lambda conn: self._applier(conn).fact(fact))
         if result.status in _FAILED_REFUND_CODES:

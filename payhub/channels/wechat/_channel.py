@@ -776,6 +776,11 @@ class WechatPayChannel(Channel):
             ),
             "channel_refund_id": optional_id(data, "refund_id", REFUND_ID, what, ProtocolError),
             "raw": data,
+            "succeeded_at": (
+                _time(data.get("success_time"), "success_time")
+                if status is RefundStatus.SUCCEEDED and data.get("success_time")
+                else None
+            ),
         })
 
     # -- profit sharing (分账) and merchant transfers --------------------------
