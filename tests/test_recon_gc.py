@@ -1,54 +1,45 @@
-"""Reconciliation reads a bill with fewer garbage collections, and leaves the
-process's collector settings as they were (also with runs overlapping in threads,
-and after a failure)."""
+"""Reconciliation leaves the process's garbage collector alone: a library must
+not change the host's settings (it allocates less instead: docs/reconciliation.md)."""
 
 from __future__ import annotations
 
 import gc
-import threading
+from datetime import UTC, date, datetime
 
-import pytest
+from payhub.channels import BillStream
+from payhub.models import BillRecord, BillRecordKind
+from payhub.money import Money
+from payhub.recon import Reconciler, ReconConfig
+from payhub.store import Store
 
-from payhub.recon._runner import _GC_THRESHOLD, _fewer_collections
 
-
-@pytest.fixture(autouse=True)
-def default_threshold():
+def test_a_run_does_not_touch_the_collectors_thresholds(tmp_path) -> None:  # type: ignore[no-untyped-def]
     saved = gc.get_threshold()
     gc.set_threshold(700, 10, 10)
-    yield
-    gc.set_threshold(*saved)
-
-
-def test_the_threshold_is_raised_while_reading_and_restored_after() -> None:
-    with _fewer_collections():
-        assert gc.get_threshold() == (_GC_THRESHOLD, 10, 10)
-    assert gc.get_threshold() == (700, 10, 10)
-
-
-def test_restored_after_a_failure() -> None:
-    with pytest.raises(RuntimeError), _fewer_collections():
-        raise RuntimeError("the bill was refused")
-    assert gc.get_threshold() == (700, 10, 10)
-
-
-def test_overlapping_runs_restore_the_original_once_the_last_ends() -> None:
-    first_in, second_done, seen = threading.Event(), threading.Event(), []
-
-    def first() -> None:
-        with _fewer_collections():
-            first_in.set()
-            second_done.wait(5)
-            seen.append(gc.get_threshold())
-
-    worker = threading.Thread(target=first)
-    worker.start()
-    first_in.wait(5)
-    with _fewer_collections():
-        pass
-    # the second run ended while the first still reads: still raised
-    assert gc.get_threshold() == (_GC_THRESHOLD, 10, 10)
-    second_done.set()
-    worker.join(5)
-    assert seen == [(_GC_THRESHOLD, 10, 10)]
-    assert gc.get_threshold() == (700, 10, 10)
+    seen: list[tuple[int, ...]] = []
+    try:
+        with Store(f"sqlite:///{tmp_path / 'shop.db'}") as store:
+            store.upgrade()
+            rows = [
+                BillRecord(
+                    channel="wechat",
+                    kind=BillRecordKind.PAYMENT,
+                    channel_trade_id=f"T{n}",
+                    out_trade_no=f"GC-{n}",
+                    amount=Money(100 + n),
+                    raw={},
+                )
+                for n in range(30)
+            ]
+            config = ReconConfig(batch_size=10, auto_repair=False)
+            reconciler = Reconciler(
+                None, config, store=store, clock=lambda: datetime(2024, 3, 9, tzinfo=UTC)
+            )
+            bill = BillStream.of(rows, channel="wechat", bill_date=date(2024, 3, 1))
+            result = reconciler.run_bill(bill, progress=lambda _: seen.append(gc.get_threshold()))
+        assert result.counts == {"matched": 0, "missing_in_store": 30}
+        assert seen
+        assert set(seen) == {(700, 10, 10)}
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*saved)

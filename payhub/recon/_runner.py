@@ -12,11 +12,8 @@ only on differences still open: a re-run repairs nothing twice.
 
 from __future__ import annotations
 
-import gc
 import logging
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Final
@@ -35,7 +32,7 @@ from payhub.bill_match import (
     payment_key,
     refund_key,
 )
-from payhub.channels._bills import BillLine, BillStream
+from payhub.channels._bills import BillStream
 from payhub.channels._fundflow import FundFlowLine, FundFlowStream
 from payhub.errors import (
     ConfigurationError,
@@ -77,6 +74,15 @@ _CONFIG_KEYS: Final = frozenset(
         "check_ledger",
     }
 )
+
+
+#: A bill row as a batch keeps it: (is_payment, out_trade_no, out_refund_no,
+#: amount_minor, currency, fee_minor, channel_trade_id). A plain tuple of
+#: strings and numbers on purpose: the garbage collector stops tracking such a
+#: tuple the first time it sees it, so the thousands a batch holds are not
+#: walked again and again (a BillLine, holding its enum kind and field list,
+#: would be, a third of a big run's time).
+_Row = tuple[bool, str, str | None, int, str, int | None, str]
 
 
 @dataclass(frozen=True)
@@ -226,18 +232,17 @@ class _Matcher:
 
     def batch(
         self,
-        lines: list[BillLine],
-        stored_payments: Mapping[str, StoredPayment],
+        rows: list[_Row],
+        stored_payments: Mapping[str, tuple[Any, ...]],
         stored_refunds: Mapping[str, StoredRefund],
         ledger: Mapping[str, int] | None = None,
     ) -> list[Difference]:
-        """Classify a batch. ``ledger``: the channel fee the ledger booked for each
-        payment it posted (None: the ledger is not checked)."""
+        """Classify a batch of rows (:func:`_row` s). ``ledger``: the channel fee the
+        ledger booked for each payment it posted (None: the ledger is not checked)."""
         found: list[Difference] = []
         channel = self.channel
         counts = self.counts
         seen_payments, seen_refunds = self.seen_payments, self.seen_refunds
-        payment = BillRecordKind.PAYMENT
         ledger_fees = ledger if ledger is not None and self.ledger_prices else None
         schedule = self.config.fees is not None
         flow_fees = self.flow_fees
@@ -247,42 +252,44 @@ class _Matcher:
                 return ledger_fees[out_trade_no]
             return self.config.expected_fee(channel, amount, currency) if schedule else None
 
-        for line in lines:
+        for is_payment, out_trade_no, out_refund_no, amount, currency, line_fee, trade_id in rows:
             self.rows += 1
-            if line.kind is payment:
-                stored = stored_payments.get(line.out_trade_no)
-                fee = line.fee_minor if flow_fees is None else flow_fees.get(line.out_trade_no)
+            if is_payment:
+                stored = stored_payments.get(out_trade_no)
+                fee = line_fee if flow_fees is None else flow_fees.get(out_trade_no)
                 if stored is not None and stored[0] not in seen_payments:
                     # the common case, inline: a paid payment billed once, as stored
                     # (by position: id, out_trade_no, amount, currency, status, channel)
                     seen_payments.add(stored[0])
                     if (
-                        stored[2] == line.amount_minor
+                        stored[2] == amount
                         and stored[4] in _PAID
                         and stored[5] == channel
-                        and stored[3] == line.currency
-                        and (ledger is None or line.out_trade_no in ledger)
+                        and stored[3] == currency
+                        and (ledger is None or out_trade_no in ledger)
                         and (
                             fee is None
                             or (ledger_fees is None and not schedule)
                             or fee
-                            == expected_fee(line.out_trade_no, line.amount_minor, line.currency)
+                            == expected_fee(out_trade_no, amount, currency)
                         )
                     ):
                         counts[MATCHED] += 1
                         continue
                     seen_payments.discard(stored[0])
-                key = payment_key(line.out_trade_no)
-                ident = None if stored is None else stored.id
+                key = payment_key(out_trade_no)
+                # a plain tuple until here: named only on this slower path
+                record = None if stored is None else StoredPayment(*stored)
+                ident = None if record is None else record.id
                 seen = seen_payments
                 expected = (
                     None
-                    if stored is None or stored.status not in _PAID
-                    else expected_fee(line.out_trade_no, line.amount_minor, line.currency)
+                    if record is None or record.status not in _PAID
+                    else expected_fee(out_trade_no, amount, currency)
                 )
-                in_ledger = None if ledger is None else line.out_trade_no in ledger
+                in_ledger = None if ledger is None else out_trade_no in ledger
             else:
-                number = line.out_refund_no or f"{line.out_trade_no}:{-line.amount_minor}"
+                number = out_refund_no or f"{out_trade_no}:{-amount}"
                 key = refund_key(number)
                 refund = stored_refunds.get(number)
                 ident = None if refund is None else refund.id
@@ -292,35 +299,35 @@ class _Matcher:
                 found.append(
                     duplicate_row(
                         key,
-                        out_trade_no=line.out_trade_no,
-                        out_refund_no=line.out_refund_no,
-                        amount_minor=line.amount_minor,
-                        currency=line.currency,
+                        out_trade_no=out_trade_no,
+                        out_refund_no=out_refund_no,
+                        amount_minor=amount,
+                        currency=currency,
                         seen=times,
                     )
                 )
                 counts[DiffKind.DUPLICATE_ROW] = counts.get(DiffKind.DUPLICATE_ROW, 0) + 1
                 continue
-            if line.kind is BillRecordKind.PAYMENT:
+            if is_payment:
                 diffs = classify_payment(
                     channel=channel,
-                    out_trade_no=line.out_trade_no,
-                    channel_trade_id=line.channel_trade_id,
-                    amount_minor=line.amount_minor,
-                    currency=line.currency,
+                    out_trade_no=out_trade_no,
+                    channel_trade_id=trade_id,
+                    amount_minor=amount,
+                    currency=currency,
                     fee_minor=fee,
-                    stored=stored,
+                    stored=record,
                     expected_fee_minor=expected,
                     in_ledger=in_ledger,
                 )
             else:
                 diffs = classify_refund(
                     channel=channel,
-                    out_trade_no=line.out_trade_no,
+                    out_trade_no=out_trade_no,
                     out_refund_no=number,
-                    channel_trade_id=line.channel_trade_id,
-                    amount_minor=line.amount_minor,
-                    currency=line.currency,
+                    channel_trade_id=trade_id,
+                    amount_minor=amount,
+                    currency=currency,
                     stored=refund,
                 )
             if not diffs:
@@ -465,14 +472,21 @@ class Reconciler:
         store = self.store
         # One reading connection for the whole bill, its snapshot released after
         # each batch; the differences are written in their own short transactions.
-        with store.engine.connect() as opened, _fewer_collections():
+        with store.engine.connect() as opened:
             reader = opened.execution_options(payhub_readonly=True)
-            batch: list[BillLine] = []
+            batch: list[_Row] = []
+            remember = batch.append
+            payment = BillRecordKind.PAYMENT
             for line in bill.lines():
-                batch.append(line)
+                # by position: kind, channel_trade_id, out_trade_no, out_refund_no,
+                # amount_minor, currency, fee_minor (see _Row)
+                remember(
+                    (line[0] is payment, line[2], line[3], line[4], line[5], line[6], line[1])
+                )
                 if len(batch) >= size:
                     self._batch(reader, batch, matcher, run_id, bill)
                     batch = []
+                    remember = batch.append
                     if progress is not None:
                         progress(matcher.rows)
             if batch:
@@ -499,7 +513,7 @@ class Reconciler:
         def judge(lines: list[FundFlowLine]) -> None:
             keys = list(dict.fromkeys(line.reference for line in lines))
 
-            def look_up(conn: Any) -> tuple[dict[str, StoredPayment], dict[str, int] | None]:
+            def look_up(conn: Any) -> tuple[dict[str, tuple[Any, ...]], dict[str, int] | None]:
                 return (
                     _db.lookup_payments(conn, keys),
                     _db.lookup_ledger(conn, keys) if check_ledger else None,
@@ -540,29 +554,19 @@ class Reconciler:
     def _batch(
         self,
         reader: Any,
-        lines: list[BillLine],
+        rows: list[_Row],
         matcher: _Matcher,
         run_id: int,
         bill: BillStream,
     ) -> None:
         # in bill order (the index is walked in order), without repeats
-        payment_keys = list(
-            dict.fromkeys(
-                line.out_trade_no for line in lines if line.kind is BillRecordKind.PAYMENT
-            )
-        )
-        refund_keys = list(
-            dict.fromkeys(
-                line.out_refund_no
-                for line in lines
-                if line.kind is BillRecordKind.REFUND and line.out_refund_no
-            )
-        )
+        payment_keys = list(dict.fromkeys(row[1] for row in rows if row[0]))
+        refund_keys = list(dict.fromkeys(row[2] for row in rows if not row[0] and row[2]))
 
         check_ledger = self._ledger is not None and self.config.check_ledger
 
         def look_up() -> tuple[
-            dict[str, StoredPayment], dict[str, StoredRefund], dict[str, int] | None
+            dict[str, tuple[Any, ...]], dict[str, StoredRefund], dict[str, int] | None
         ]:
             try:
                 return (
@@ -575,15 +579,15 @@ class Reconciler:
 
         stored_payments, stored_refunds, ledger = self.store.guard(look_up)
         # Classified outside the write: a retried transaction writes the same rows.
-        found = matcher.batch(lines, stored_payments, stored_refunds, ledger)
+        found = matcher.batch(rows, stored_payments, stored_refunds, ledger)
         matcher.batches += 1
         if not found and matcher.batches % _PROGRESS_EVERY:
             return  # nothing to record: the run's progress is written every few batches
-        rows, now = matcher.rows, self.store.now()
+        read, now = matcher.rows, self.store.now()
 
         def write(conn: Any) -> None:
             _db.record_differences(conn, bill.channel, bill.bill_date, run_id, found, now=now)
-            _db.progress(conn, run_id, rows)
+            _db.progress(conn, run_id, read)
 
         self.store.run(write)
 
@@ -840,38 +844,6 @@ class Reconciler:
 
     def open_count(self, channel: str | None = None, bill_date: date | None = None) -> int:
         return self.store.run(lambda conn: _db.open_count(conn, channel, bill_date), readonly=True)
-
-
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector less often while a bill is read.
-
-    A batch keeps thousands of rows (each a tuple holding a list) alive at
-    once; with the default threshold (700 new containers) the collector walks
-    them again and again, a third of a big run's time, freeing nothing: rows
-    hold no cycles. The first of concurrent runs raises the threshold, the last
-    to finish restores what it was, whatever happens.
-    """
-    global _gc_saved, _gc_readers  # noqa: PLW0603 - one process-wide setting
-    with _gc_lock:
-        if _gc_readers == 0:
-            _gc_saved = gc.get_threshold()
-            gc.set_threshold(max(_gc_saved[0], _GC_THRESHOLD), *_gc_saved[1:])
-        _gc_readers += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_readers -= 1
-            if _gc_readers == 0 and _gc_saved is not None:
-                gc.set_threshold(*_gc_saved)
-
-
-_gc_lock = threading.Lock()
-_gc_readers = 0
-_gc_saved: tuple[int, ...] | None = None
-#: new containers between two young-generation collections while a bill is read
-_GC_THRESHOLD: Final = 50_000
 
 
 def _refuse(conn: Any, run_id: int, matcher: _Matcher, why: str, now: datetime) -> None:

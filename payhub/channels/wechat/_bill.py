@@ -19,7 +19,7 @@ import io
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from operator import itemgetter
@@ -303,11 +303,16 @@ def iter_trade_bill(
     i_amount = needed(_ORDER_AMOUNT)
     i_refund, i_refund_no = column(_REFUND_AMOUNT), column(_OUT_REFUND_NO)
     i_currency, i_subject, i_fee = column(_CURRENCY), column(_SUBJECT), column(_FEE)
+    totalled = [at[name] for name in _TOTALLED if name in at]
+    # what each row keeps for the totals: only the totalled texts, as a plain
+    # tuple (the collector stops tracking it at once; the row's list of fields
+    # would be promoted, and enough of them make it walk the whole heap)
+    keep = _keeper(totalled)
     counted: list[tuple[int, Counter[str]]] = [
-        (at[name], Counter()) for name in _TOTALLED if name in at
+        (place, Counter()) for place in range(len(totalled))
     ]
     # rows waiting to be counted, a block at a time (Counter counts in C)
-    pending: list[list[str]] = []
+    pending: list[tuple[str, ...]] = []
     # A day's bill repeats the same few prices and fees: each text is parsed
     # once, and the totals count texts, summed exactly at the end.
     parsed: dict[str, int] = {}
@@ -363,7 +368,7 @@ def iter_trade_bill(
                             parsed[fee_text] = fee
                 except AmountError as exc:
                     raise ProtocolError(f"wechat: bill line {number}: {exc.message}") from None
-            remember(fields)
+            remember(keep(fields))
             if len(pending) >= _COUNT_BLOCK:
                 _count(counted, pending)
             rows += 1
@@ -406,18 +411,32 @@ def iter_trade_bill(
                 )
     _count(counted, pending)
     totals: dict[str, int] = {}
-    for index, texts in counted:
+    for place, texts in counted:
         try:
-            totals[header[index]] = sum(
+            totals[header[totalled[place]]] = sum(
                 decimal_minor(text or "0", _TOTAL_SCALE) * times for text, times in texts.items()
             )
         except AmountError as exc:
-            raise ProtocolError(f"wechat: bill column {header[index]}: {exc.message}") from None
+            raise ProtocolError(
+                f"wechat: bill column {header[totalled[place]]}: {exc.message}"
+            ) from None
     _check_summary(tail)
     _check_totals(tail, rows, totals)
 
 
-def _count(counted: Sequence[tuple[int, Counter[str]]], pending: list[list[str]]) -> None:
+def _keeper(indices: Sequence[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """A function picking ``indices`` out of a row's fields, as a tuple."""
+    if len(indices) > 1:
+        return itemgetter(*indices)
+    if indices:
+        (only,) = indices
+        return lambda fields: (fields[only],)
+    return lambda fields: ()
+
+
+def _count(
+    counted: Sequence[tuple[int, Counter[str]]], pending: list[tuple[str, ...]]
+) -> None:
     for index, texts in counted:
         texts.update(map(itemgetter(index), pending))
     pending.clear()
