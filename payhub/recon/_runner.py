@@ -401,7 +401,8 @@ class Reconciler:
         *,
         progress: Callable[[int], None] | None = None,
     ) -> RunResult:
-        """Download ``channel``'s bill of ``bill_date`` and reconcile it."""
+        """Download ``channel``'s bill of ``bill_date`` (and its fund-flow bill,
+        where the channel has one: it then decides the fees) and reconcile it."""
         _check_date(bill_date)
         self.hub.channel(channel)  # an unknown channel fails before anything is stored
         with self.hub.stream_bill(channel, bill_date) as bill:
