@@ -9,6 +9,7 @@ from payhub.channels._base import (
     run_flow_sync,
 )
 from payhub.channels._bills import BillReader, BillStream
+from payhub.channels._splitting import NoSplits, SplitOperations, not_supported
 
 __all__ = [
     "BillReader",
@@ -16,7 +17,10 @@ __all__ = [
     "Channel",
     "Flow",
     "HeadersInput",
+    "NoSplits",
+    "SplitOperations",
     "as_headers",
+    "not_supported",
     "run_flow_async",
     "run_flow_sync",
 ]

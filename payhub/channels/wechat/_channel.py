@@ -10,7 +10,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import IO, Any, ClassVar, Final, Self, TypeVar
 
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from payhub.channels._base import Channel, Flow
 from payhub.channels._bills import BillLine, BillStream
+from payhub.channels._splitting import SplitOperations
 from payhub.errors import (
     AmountError,
     ChannelError,
@@ -304,7 +305,7 @@ def _order_no(value: object, what: str = "out_trade_no") -> str:
     return value
 
 
-class WechatPayChannel(Channel):
+class WechatPayChannel(Channel, SplitOperations):
     """One WeChat Pay merchant account, speaking APIv3.
 
     Every operation is a flow (see :mod:`payhub.channels`): the same code serves
@@ -570,6 +571,8 @@ class WechatPayChannel(Channel):
             "notify_url": notify_url,
             "amount": {"total": amount.minor, "currency": amount.currency},
         }
+        if request.split:
+            payload["settle_info"] = {"profit_sharing": True}
         if request.expires_at is not None:
             payload["time_expire"] = request.expires_at.astimezone(SHANGHAI).isoformat(
                 timespec="seconds"
@@ -798,13 +801,22 @@ class WechatPayChannel(Channel):
             raise InvalidRequestError(f"wechat profit sharing takes no {kind.value} receivers")
         return found
 
-    def add_receiver(self, receiver: ReceiverBinding) -> Flow[None]:
-        """``POST /v3/profitsharing/receivers/add``: allow splits to a receiver.
+    def bind_receiver(
+        self, out_request_no: str, receivers: Sequence[ReceiverBinding]
+    ) -> Flow[None]:
+        """``POST /v3/profitsharing/receivers/add``, once per receiver (WeChat Pay
+        takes no request number: ``out_request_no`` is not sent).
 
         ``name`` (required for a merchant, optional for a person) is encrypted
         with the platform public key (RSA-OAEP) and the request names that
         key in ``Wechatpay-Serial``. ``relation_type`` is required.
         """
+        if not receivers:
+            raise InvalidRequestError("wechat: bind at least one receiver")
+        for receiver in receivers:
+            yield from self._add_receiver(receiver)
+
+    def _add_receiver(self, receiver: ReceiverBinding) -> Flow[None]:
         if not receiver.relation_type:
             raise InvalidRequestError("wechat: a profit-sharing receiver needs a relation_type")
         kind = self._sharing_type(receiver.kind)
@@ -832,8 +844,16 @@ class WechatPayChannel(Channel):
         if data.get("account") != receiver.account:
             raise ProtocolError("wechat: the receiver answer names another account")
 
-    def delete_receiver(self, kind: ReceiverKind, account: str) -> Flow[None]:
-        """``POST /v3/profitsharing/receivers/delete``."""
+    def unbind_receiver(
+        self, out_request_no: str, receivers: Sequence[ReceiverBinding]
+    ) -> Flow[None]:
+        """``POST /v3/profitsharing/receivers/delete``, once per receiver."""
+        if not receivers:
+            raise InvalidRequestError("wechat: unbind at least one receiver")
+        for receiver in receivers:
+            yield from self._delete_receiver(receiver.kind, receiver.account)
+
+    def _delete_receiver(self, kind: ReceiverKind, account: str) -> Flow[None]:
         payload = {"appid": self.config.app_id, "type": self._sharing_type(kind),
                    "account": account}
         response = yield from self._call("POST", "/v3/profitsharing/receivers/delete", payload)
@@ -841,7 +861,7 @@ class WechatPayChannel(Channel):
         if data.get("account") != account:
             raise ProtocolError("wechat: the receiver answer names another account")
 
-    def share(self, request: SplitRequest) -> Flow[SplitResult]:
+    def split(self, request: SplitRequest) -> Flow[SplitResult]:
         """``POST /v3/profitsharing/orders``: split a payment made with
         ``settle_info.profit_sharing = true``; idempotent by ``out_order_no``.
 
@@ -881,7 +901,7 @@ class WechatPayChannel(Channel):
         return self._sharing_result(_json_object(response.content, "profit-sharing answer"),
                                     request.out_request_no)
 
-    def share_query(self, out_request_no: str, channel_trade_id: str) -> Flow[SplitResult]:
+    def split_query(self, out_request_no: str, channel_trade_id: str) -> Flow[SplitResult]:
         """``GET /v3/profitsharing/orders/{out_order_no}?transaction_id=…``."""
         path = (f"/v3/profitsharing/orders/{_split_no(out_request_no)}"
                 f"?transaction_id={_split_no(channel_trade_id, TRANSACTION_ID)}")
@@ -896,8 +916,8 @@ class WechatPayChannel(Channel):
         return self._sharing_result(_json_object(response.content, "profit-sharing answer"),
                                     out_request_no)
 
-    def unfreeze(self, out_request_no: str, channel_trade_id: str,
-                 description: str) -> Flow[SplitResult]:
+    def split_finish(self, out_request_no: str, channel_trade_id: str,
+                     description: str) -> Flow[SplitResult]:
         """``POST /v3/profitsharing/orders/unfreeze``: end splitting, the rest to the
         merchant (an ``out_order_no`` of its own)."""
         payload = {
