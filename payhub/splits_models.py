@@ -28,6 +28,7 @@ __all__ = [
     "ReceiverKind",
     "SplitLine",
     "SplitLineResult",
+    "SplitReceiver",
     "SplitRequest",
     "SplitResult",
     "SplitReturnRequest",
@@ -95,6 +96,18 @@ class SplitLine(BaseModel):
     amount: PositiveMoney
     description: str = Field(min_length=1, max_length=80)
     #: Checked against the account by the channel when given (never logged).
+    name: str | None = Field(default=None, max_length=1024, repr=False)
+
+
+class SplitReceiver(BaseModel):
+    """Where a receiver of ``hub.split`` is paid at the channel: the split plan
+    names receivers by ledger party, this says which account each one is."""
+
+    model_config = _REQUEST
+
+    kind: ReceiverKind
+    account: str = Field(min_length=1, max_length=64)
+    #: Checked by the channel when given (never logged nor stored).
     name: str | None = Field(default=None, max_length=1024, repr=False)
 
 
