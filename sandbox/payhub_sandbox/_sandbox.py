@@ -163,6 +163,7 @@ class Sandbox:
             public_key=wechat_public_key,
             platform_key=wechat_platform_key,
             resigner=self._resigner,
+            splits=self.splits,
         )
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -540,6 +541,7 @@ class Sandbox:
         ``REFUND.SUCCESS`` notifications go out in the same call."""
         self._wechat.settle_due_refunds()
         self._alipay.settle_due_transfers()
+        self._wechat.sharing.settle_due()
         return self._scheduler.deliver_due(force=force)
 
     def tick(self) -> list[DeliveryAttempt]:

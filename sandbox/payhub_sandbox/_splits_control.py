@@ -12,6 +12,9 @@
 ``GET /_control/splits/alipay``            Alipay receivers (``?app_id=``), settles, transfers
 ``GET /_control/alipay/certificates``      certificate mode: ``alipay_cert``, ``root_cert``
 ``POST /_control/alipay/app-cert``         ``app_id``, ``public_key``: an app certificate
+``GET /_control/splits/wechat``            WeChat receivers (``?mch_id=``), orders, bills
+``POST /_control/splits/wechat/transfers/<out_bill_no>/confirm``
+                                           ``mch_id``: the user confirms a transfer bill
 =========================================  ==========================================
 """
 
@@ -127,3 +130,33 @@ def alipay_app_cert() -> tuple[Response, int]:
         string_field(data, "app_id"), string_field(data, "public_key")
     )
     return jsonify({"app_cert": pem}), 201
+
+
+@splits_control_blueprint.get("/splits/wechat")
+def wechat_splits() -> Response:
+    sharing = current_sandbox().wechat.engine.sharing
+    mch_id = request.args.get("mch_id", "")
+    receivers = (
+        [
+            {"type": r.type, "account": r.account, "relation_type": r.relation_type}
+            for r in sharing.receivers(mch_id)
+        ]
+        if mch_id
+        else []
+    )
+    return jsonify(
+        {
+            "receivers": receivers,
+            "orders": sharing.orders(),
+            "transfers": [b.to_json() for b in sharing.bills()],
+        }
+    )
+
+
+@splits_control_blueprint.post("/splits/wechat/transfers/<out_bill_no>/confirm")
+def confirm_wechat_transfer(out_bill_no: str) -> Response:
+    data = json_body()
+    bill = current_sandbox().wechat.engine.sharing.confirm_transfer(
+        string_field(data, "mch_id"), out_bill_no
+    )
+    return jsonify(bill.to_json())
