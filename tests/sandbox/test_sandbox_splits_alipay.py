@@ -41,15 +41,15 @@ SELLER = "2088000000000011"
 AGENT = "2088000000000022"
 
 
-# -- payhub's flows, by name (h-split may rename them) --------------------------
+# -- payhub's flows, by name (the common SplitOperations interface) --------------------------
 
 
 def bind(ch: Any, no: str, receivers: list[ReceiverBinding]) -> Any:
-    return ch.royalty_bind(no, receivers)
+    return ch.bind_receiver(no, receivers)
 
 
 def unbind(ch: Any, no: str, receivers: list[ReceiverBinding]) -> Any:
-    return ch.royalty_unbind(no, receivers)
+    return ch.unbind_receiver(no, receivers)
 
 
 def bound(ch: Any, no: str) -> Any:
@@ -57,11 +57,11 @@ def bound(ch: Any, no: str) -> Any:
 
 
 def split(ch: Any, request: SplitRequest) -> Any:
-    return ch.settle(request)
+    return ch.split(request)
 
 
 def split_query(ch: Any, no: str, trade_no: str) -> Any:
-    return ch.settle_query(no, trade_no)
+    return ch.split_query(no, trade_no)
 
 
 def transfer(ch: Any, request: TransferRequest) -> Any:
@@ -226,7 +226,7 @@ def test_settle_to_an_unbound_receiver_is_refused(live: Live) -> None:
     with pytest.raises(ChannelError) as caught:
         live.run(split(live.cert, _split("S1", trade_no, 1000)))
     assert caught.value.channel_sub_code == "ACQ.ROYALTY_RECEIVER_INVALID"
-    assert caught.value.code is ErrorCode.INVALID_SPLIT
+    assert caught.value.code is ErrorCode.RECEIVER_NOT_BOUND
     assert live.run(split_query(live.cert, "S1", trade_no)).status is SplitStatus.NOT_FOUND
 
 
@@ -364,6 +364,7 @@ def test_transfer_to_an_unverified_name(live: Live) -> None:
     with pytest.raises(ChannelError) as caught:
         live.run(transfer(live.cert, _payout("T1", name="王五")))
     assert caught.value.channel_sub_code == "PAYEE_USER_INFO_ERROR"
+    assert caught.value.code is ErrorCode.PAYEE_NAME_MISMATCH
     assert live.run(transfer(live.cert, _payout("T2", name="李四"))).status is (
         TransferStatus.SUCCEEDED
     )

@@ -45,27 +45,27 @@ OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 NOTIFY = "http://shop.test/wechat/notify"
 
 
-# -- payhub's flows, by name (h-split may rename them) --------------------------
+# -- payhub's flows, by name (the common SplitOperations interface) -------------
 
 
 def add_receiver(ch: Any, receiver: ReceiverBinding) -> Any:
-    return ch.add_receiver(receiver)
+    return ch.bind_receiver("B1", [receiver])
 
 
 def delete_receiver(ch: Any, kind: ReceiverKind, account: str) -> Any:
-    return ch.delete_receiver(kind, account)
+    return ch.unbind_receiver("U1", [ReceiverBinding(kind=kind, account=account)])
 
 
 def split(ch: Any, request: SplitRequest) -> Any:
-    return ch.share(request)
+    return ch.split(request)
 
 
 def split_query(ch: Any, no: str, transaction_id: str) -> Any:
-    return ch.share_query(no, transaction_id)
+    return ch.split_query(no, transaction_id)
 
 
 def unfreeze(ch: Any, no: str, transaction_id: str) -> Any:
-    return ch.unfreeze(no, transaction_id, "解冻全部剩余资金")
+    return ch.split_finish(no, transaction_id, "解冻全部剩余资金")
 
 
 def split_return(ch: Any, request: SplitReturnRequest) -> Any:

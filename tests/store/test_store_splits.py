@@ -307,3 +307,50 @@ def test_bad_payouts_are_typed_and_change_nothing(hub, store: Store, bank) -> No
     with pytest.raises(LedgerError) as caught:
         _payout(store, withdrawal, _transfer("PO5", 490))
     assert caught.value.code is ErrorCode.LEDGER_STATE
+
+
+# -- through the hub: a channel without splits or transfers --------------------------
+
+
+def test_a_channel_without_splits_is_refused_before_anything_is_stored(
+    hub, store: Store, bank
+) -> None:
+    from payhub.splits import SplitPart
+    from payhub.splits_models import SplitReceiver
+
+    store.configure_ledger({"plans": {"w": "instant"}})
+    paid(hub, bank, "N1", 1000, seller="w")
+    receiver = SplitReceiver(kind=ReceiverKind.USER_ID, account="2088000000000002")
+    with pytest.raises(InvalidRequestError) as caught:
+        hub.split("N1", "SPN", [SplitPart("bob", Money(100))], {"bob": receiver})
+    assert caught.value.code is ErrorCode.NOT_SUPPORTED
+    withdrawal = store.ledger.withdraw("w", Money(500))
+    with pytest.raises(InvalidRequestError) as caught:
+        hub.payout("toy-a", withdrawal.id, _transfer("PON", 500))
+    assert caught.value.code is ErrorCode.NOT_SUPPORTED
+    assert count(store, splits) == 0
+    assert count(store, payouts) == 0
+    assert count(store, ledger_entries) == 2  # the payment and the withdrawal, nothing else
+
+
+def test_the_async_hub_refuses_the_same_way(store: Store, bank) -> None:
+    import asyncio
+
+    from storekit import ToyChannel
+
+    from payhub import AsyncPayHub
+    from payhub.splits import SplitPart
+    from payhub.splits_models import SplitReceiver
+
+    async def run() -> None:
+        async with AsyncPayHub(channels=[ToyChannel("toy-a")], store=store) as hub:
+            receiver = SplitReceiver(kind=ReceiverKind.USER_ID, account="2088000000000002")
+            with pytest.raises(PaymentStateError) as caught:
+                await hub.split("NOPE", "SPA", [SplitPart("bob", Money(1))], {"bob": receiver})
+            assert caught.value.code is ErrorCode.UNKNOWN_PAYMENT
+            with pytest.raises(InvalidRequestError) as refused:
+                await hub.payout("toy-a", 1, _transfer("POA", 500))
+            assert refused.value.code is ErrorCode.NOT_SUPPORTED
+
+    asyncio.run(run())
+    assert count(store, splits) == 0
