@@ -28,6 +28,7 @@ __all__ = [
     "ReceiverKind",
     "SplitLine",
     "SplitLineResult",
+    "SplitNotice",
     "SplitReceiver",
     "SplitRequest",
     "SplitResult",
@@ -237,3 +238,22 @@ class TransferResult(BaseModel):
     package_info: str | None = None
     fail_reason: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class SplitNotice(BaseModel):
+    """A verified notification about a split or a transfer (not a payment).
+
+    ``kind`` ``split``: a receiver of the split ``number`` (the shop's
+    out_order_no) got its money (WeChat ``PROFITSHARING``); the hub settles the
+    split by query. ``transfer``: a transfer reached its final state (WeChat
+    ``MCHTRANSFER.BILL.FINISHED``); ``transfer`` holds it, applied as is.
+    """
+
+    model_config = _PARSED
+
+    channel: str
+    kind: str = Field(pattern=r"^(split|transfer)$")
+    number: str
+    event_key: str
+    channel_trade_id: str | None = None
+    transfer: TransferResult | None = None

@@ -425,7 +425,7 @@ def test_wechat_transfer_builds_the_documented_request(wechat: Any, platform_key
 
 def test_wechat_transfer_of_2000_cny_needs_the_name(wechat: Any) -> None:
     channel, fake = wechat
-    request = TransferRequest(out_transfer_no="T1", kind=ReceiverKind.OPENID, account="o-1",
+    request = TransferRequest(out_transfer_no="T0001", kind=ReceiverKind.OPENID, account="o-1",
                               amount=Money(200000), remark="x", scene_id="1000")
     with pytest.raises(InvalidRequestError, match="user_name"):
         _run(channel.transfer(request), fake)
@@ -490,7 +490,7 @@ def test_oaep_round_trip_and_wrong_key(platform_keys: Any, merchant_keys: Any) -
 
 def test_wechat_transfer_above_the_32_bit_limit_is_refused(wechat: Any) -> None:
     channel, fake = wechat
-    request = TransferRequest(out_transfer_no="T1", kind=ReceiverKind.OPENID, account="o-1",
+    request = TransferRequest(out_transfer_no="T0001", kind=ReceiverKind.OPENID, account="o-1",
                               amount=Money(2**31), remark="x", scene_id="1000", name="王五")
     with pytest.raises(AmountError, match="limit"):
         _run(channel.transfer(request), fake)
@@ -509,3 +509,15 @@ def test_names_never_show_in_a_request_repr() -> None:
     binding = ReceiverBinding(kind=ReceiverKind.OPENID, account="o-1", name="张三",
                               relation_type="USER")
     assert "张三" not in repr(binding)
+
+
+@pytest.mark.parametrize("number", ["T1", "T_0001", "TX01"])
+def test_wechat_transfer_numbers_are_letters_and_digits_only(wechat: Any, number: str) -> None:
+    """商家转账 out_bill_no: "只能由数字、大小写字母组成", 5-32 characters: refused
+    before anything is sent (the sandbox answers PARAM_ERROR, as WeChat Pay does)."""
+    channel, fake = wechat
+    request = TransferRequest(out_transfer_no=number, kind=ReceiverKind.OPENID, account="o-1",
+                              amount=Money(100), remark="x", scene_id="1000")
+    with pytest.raises(InvalidRequestError, match="out_bill_no"):
+        _run(channel.transfer(request), fake)
+    assert fake.requests == []

@@ -14,10 +14,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
+import httpx
+
 from payhub.channels._base import Flow
 from payhub.errors import ErrorCode, InvalidRequestError
 from payhub.splits_models import (
     ReceiverBinding,
+    SplitNotice,
     SplitRequest,
     SplitResult,
     TransferRequest,
@@ -65,6 +68,15 @@ class SplitOperations(abc.ABC):
     @abc.abstractmethod
     def transfer_query(self, out_transfer_no: str) -> Flow[TransferResult]:
         """Where a transfer stands; ``NOT_FOUND`` when the channel knows none."""
+
+    def is_split_notification(self, headers: httpx.Headers, body: bytes) -> bool:
+        """Whether a notification is about a split or transfer rather than a
+        payment (a cheap look, nothing verified yet). Default: never."""
+        return False
+
+    def parse_split_notification(self, headers: httpx.Headers, body: bytes) -> SplitNotice:
+        """Verify and parse a split or transfer notification; a PayhubError if bad."""
+        raise not_supported(getattr(self, "name", "?"), "split notifications")
 
 
 def not_supported(channel: str, what: str) -> InvalidRequestError:

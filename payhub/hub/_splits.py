@@ -20,9 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from payhub.channels._base import Channel
 from payhub.channels._splitting import NoSplits, SplitOperations, not_supported
 from payhub.errors import (
+    ChannelTimeout,
     ErrorCode,
     InvalidRequestError,
     PayhubError,
@@ -34,6 +37,7 @@ from payhub.splits import SplitPart
 from payhub.splits import SplitResult as SplitPlan
 from payhub.splits_models import (
     SplitLine,
+    SplitNotice,
     SplitReceiver,
     SplitRequest,
     SplitStatus,
@@ -166,6 +170,13 @@ def prepare_payout(
         splitting_channel(hub, channel, "transfers")
     digest = payout_digest(channel, withdrawal_id, request)
     return store.reserve_payout(channel, withdrawal_id, request, digest)
+
+
+def parse_notice(target: Channel, headers: httpx.Headers, body: bytes) -> SplitNotice:
+    """Verify and parse a split or transfer notification (see ``SplitOperations``)."""
+    if not isinstance(target, SplitOperations):
+        raise not_supported(target.name, "split notifications")
+    return target.parse_split_notification(headers, body)
 
 
 def unknown_number(what: str, number: str) -> InvalidRequestError:
@@ -409,6 +420,38 @@ async def sync_stored_payout_async(hub: AsyncPayHub, out_payout_no: str) -> Payo
     if record.status.final:
         return record
     return (await settle_payout_async(hub, record))[0]
+
+
+def apply_notice(hub: PayHub, notice: SplitNotice) -> None:
+    """Apply a verified notice: a transfer's final state as the payout's answer, a
+    split's by asking the channel. A number the store does not know (a split
+    or transfer made outside the hub) is acknowledged and left alone."""
+    store = hub._require_store()
+    if notice.transfer is not None:
+        if hub._call_store(store.payout, notice.number) is not None:
+            hub._call_store(store.apply_payout_result, notice.number, notice.transfer)
+        return
+    record = hub._call_store(store.split, notice.number)
+    if record is not None and not record.status.final:
+        _, why = settle_split(hub, record)
+        if why is not None and why != query_problem(SplitStatus.NOT_FOUND):
+            raise ChannelTimeout(f"split {notice.number} could not be asked: {why}")
+
+
+async def apply_notice_async(hub: AsyncPayHub, notice: SplitNotice) -> None:
+    """Apply a verified notice: a transfer's final state as the payout's answer, a
+    split's by asking the channel. A number the store does not know (a split
+    or transfer made outside the hub) is acknowledged and left alone."""
+    store = hub._require_store()
+    if notice.transfer is not None:
+        if await hub._call_store(store.payout, notice.number) is not None:
+            await hub._call_store(store.apply_payout_result, notice.number, notice.transfer)
+        return
+    record = await hub._call_store(store.split, notice.number)
+    if record is not None and not record.status.final:
+        _, why = await settle_split_async(hub, record)
+        if why is not None and why != query_problem(SplitStatus.NOT_FOUND):
+            raise ChannelTimeout(f"split {notice.number} could not be asked: {why}")
 
 
 def sync_processing(hub: PayHub, report: SyncReport, limit: int | None) -> None:

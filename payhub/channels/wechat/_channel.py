@@ -65,6 +65,7 @@ from payhub.splits_models import (
     ReceiverBinding,
     ReceiverKind,
     SplitLineResult,
+    SplitNotice,
     SplitRequest,
     SplitResult,
     SplitReturnRequest,
@@ -169,6 +170,10 @@ _TRANSFER_STATES: Final[Mapping[str, TransferStatus]] = {
     "CANCELING": TransferStatus.PROCESSING,
     "CANCELLED": TransferStatus.CANCELLED,
 }
+#: 商家转账 ``out_bill_no``: "只能由数字、大小写字母组成", 5 to 32 characters
+_BILL_NO: Final = re.compile(r"[0-9A-Za-z]{5,32}", re.ASCII)
+#: notifications about splits and transfers, not payments (parse_split_notification)
+_SPLIT_EVENTS: Final = ("PROFITSHARING", "MCHTRANSFER.")
 _SPLIT_NO: Final = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}", re.ASCII)
 _REFUND_EVENTS: Final[Mapping[str, NotificationKind]] = {
     "REFUND.SUCCESS": NotificationKind.REFUND,
@@ -1027,6 +1032,10 @@ class WechatPayChannel(Channel, SplitOperations):
         """
         if request.kind is not ReceiverKind.OPENID:
             raise InvalidRequestError("wechat: a transfer goes to an openid")
+        if not _BILL_NO.fullmatch(request.out_transfer_no):
+            raise InvalidRequestError(
+                "wechat: a transfer's out_bill_no is 5-32 ASCII letters and digits"
+            )
         if request.amount.currency != "CNY":
             raise InvalidRequestError("wechat: transfers are in CNY")
         if request.amount.minor > MAX_MINOR:
@@ -1256,6 +1265,58 @@ class WechatPayChannel(Channel, SplitOperations):
             after_deadline=False,
             raw=envelope,
             raw_body=body,
+        )
+
+    def is_split_notification(self, headers: httpx.Headers, body: bytes) -> bool:
+        """A ``PROFITSHARING*`` or ``MCHTRANSFER.*`` event (read, not yet verified)."""
+        try:
+            envelope = json.loads(body)
+        except ValueError:
+            return False
+        event_type = envelope.get("event_type") if isinstance(envelope, dict) else None
+        return isinstance(event_type, str) and event_type.startswith(_SPLIT_EVENTS)
+
+    def parse_split_notification(self, headers: httpx.Headers, body: bytes) -> SplitNotice:
+        """Verify over the raw body, decrypt, check it is ours, parse: a profit-sharing
+        receiver's notice (``PROFITSHARING``; resource ``out_order_no``,
+        ``transaction_id``, ``receiver``) or a transfer bill's final state
+        (``MCHTRANSFER.BILL.FINISHED``; resource ``out_bill_no``, ``state``,
+        ``transfer_bill_no``, ``transfer_amount``, ``fail_reason``)."""
+        now = self._clock()
+        signed = read_signed_headers(headers, now)
+        key = self._keys.lookup(signed[3], now)
+        if key is None:
+            raise SignatureError(f"wechat: unknown platform serial {shown(signed[3])}")
+        verify_signed(key, signed, body)
+        envelope = _json_object(body, "notification")
+        event_type = envelope.get("event_type")
+        if not isinstance(event_type, str) or not event_type.startswith(_SPLIT_EVENTS):
+            raise NotificationRejected(f"wechat: not a split event {shown(event_type)}")
+        notification_id = checked_id(
+            envelope, "id", NOTIFICATION_ID, "notification", ProtocolError
+        )
+        data = _json_object(
+            self._decrypt(envelope.get("resource"), "notification"), "notification resource"
+        )
+        mchid = data.get("mchid", data.get("mch_id"))
+        if mchid != self.config.mch_id:
+            raise NotificationRejected(f"wechat: notification for another merchant {shown(mchid)}")
+        event_key = f"wechat:{mchid}:{notification_id}"
+        if event_type.startswith("PROFITSHARING"):
+            return SplitNotice(
+                channel=self.name,
+                kind="split",
+                number=_split_no(data.get("out_order_no")),
+                event_key=event_key,
+                channel_trade_id=_split_no(data.get("transaction_id"), TRANSACTION_ID),
+            )
+        out_bill_no = _split_no(data.get("out_bill_no"))
+        return SplitNotice(
+            channel=self.name,
+            kind="transfer",
+            number=out_bill_no,
+            event_key=event_key,
+            transfer=self._transfer_result(data, out_bill_no, None),
         )
 
     def _check_ours(
