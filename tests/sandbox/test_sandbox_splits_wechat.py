@@ -3,8 +3,8 @@
 payhub's sans-I/O flows run over a real httpx client into the sandbox's WSGI
 app, in both key modes (public key, platform certificates). The payment to be
 shared is created with ``settle_info.profit_sharing = true`` by a plain signed
-request (payhub's PaymentRequest has no such option yet). payhub's flows are
-called through the helpers below, so a rename is a one-line change here.
+request (``PaymentRequest(split=True)`` sends the same; see test_hub_splits_wechat).
+payhub's flows are called through the helpers below.
 """
 
 from __future__ import annotations
