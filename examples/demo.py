@@ -46,7 +46,6 @@ from payhub import (
     RefundRequest,
     RefundStatus,
 )
-from payhub.channels import SplitOperations, run_flow_sync
 from payhub.ledger import Account, AccountKind, WithdrawalStatus
 from payhub.splits import Share, split
 from payhub.splits_models import ReceiverBinding, ReceiverKind, SplitReceiver, TransferRequest
@@ -515,17 +514,13 @@ def split_story(hub: PayHub, control: httpx.Client, shop: ShopEndpoint) -> None:
     say(f"{order} paid; split-seller available {ledger.balance(seller)} (秒到, fees taken)")
 
     step("分账: bind the platform as a receiver, split 20 % to it, the rest stays")
-    wechat = hub.channel("wechat")
-    check(isinstance(wechat, SplitOperations), "the WeChat channel offers no splits")
-    assert isinstance(wechat, SplitOperations)
     binding = ReceiverBinding(
         kind=ReceiverKind.MERCHANT,
         account=PLATFORM_MCH,
         name="示例平台",
         relation_type="SERVICE_PROVIDER",
     )
-    with httpx.Client(timeout=10) as http:
-        run_flow_sync(wechat.bind_receiver("BIND1", [binding]), http.send)
+    hub.bind_receivers("wechat", "BIND1", [binding])
     plan = split(
         Money.parse("100.00", "CNY"),
         [Share.ratio("platform", Decimal("0.2")), Share.remainder("split-seller")],

@@ -41,7 +41,7 @@ from payhub.models import (
 from payhub.money import Money
 from payhub.risk import RiskEngine
 from payhub.routing import FailoverPolicy, InMemoryHealthStore, Router
-from payhub.splits_models import SplitReceiver, TransferRequest
+from payhub.splits_models import ReceiverBinding, SplitReceiver, TransferRequest
 from payhub.store import (
     DEFAULT_EVENT_LEASE,
     AnomalyKind,
@@ -239,6 +239,17 @@ class AsyncPayHub(BaseHub):
         return await _recovery.sync_stored_refund_async(self, out_refund_no)
 
     # -- splits (分账) and payouts (need a store with its ledger) ------------------
+
+    async def bind_receivers(
+        self,
+        channel: str,
+        out_request_no: str,
+        receivers: Sequence[ReceiverBinding],
+        *,
+        unbind: bool = False,
+    ) -> None:
+        """As :meth:`PayHub.bind_receivers`."""
+        await _splits.bind_receivers_async(self, channel, out_request_no, receivers, unbind)
 
     async def split(
         self,

@@ -17,7 +17,7 @@ left processing for ``payhub sync`` if the channel cannot say yet.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -36,6 +36,7 @@ from payhub.ledger import SHOP
 from payhub.splits import SplitPart
 from payhub.splits import SplitResult as SplitPlan
 from payhub.splits_models import (
+    ReceiverBinding,
     SplitLine,
     SplitNotice,
     SplitReceiver,
@@ -196,6 +197,36 @@ def query_problem(status: SplitStatus | TransferStatus) -> str | None:
 
 
 # -- the I/O loops, twice ------------------------------------------------------------
+
+
+def bind_receivers(
+    hub: PayHub,
+    channel: str,
+    out_request_no: str,
+    receivers: Sequence[ReceiverBinding],
+    unbind: bool,
+) -> None:
+    target = splitting_channel(hub, channel, "split receivers")
+    if unbind:
+        flow = target.unbind_receiver(out_request_no, receivers)
+    else:
+        flow = target.bind_receiver(out_request_no, receivers)
+    hub._run_flow(hub.channel(channel), flow)
+
+
+async def bind_receivers_async(
+    hub: AsyncPayHub,
+    channel: str,
+    out_request_no: str,
+    receivers: Sequence[ReceiverBinding],
+    unbind: bool,
+) -> None:
+    target = splitting_channel(hub, channel, "split receivers")
+    if unbind:
+        flow = target.unbind_receiver(out_request_no, receivers)
+    else:
+        flow = target.bind_receiver(out_request_no, receivers)
+    await hub._run_flow(hub.channel(channel), flow)
 
 
 def split(

@@ -40,7 +40,7 @@ from payhub.models import (
 from payhub.money import Money
 from payhub.risk import RiskEngine
 from payhub.routing import FailoverPolicy, Router
-from payhub.splits_models import SplitReceiver, TransferRequest
+from payhub.splits_models import ReceiverBinding, SplitReceiver, TransferRequest
 from payhub.store import (
     DEFAULT_EVENT_LEASE,
     AnomalyKind,
@@ -293,6 +293,19 @@ class PayHub(BaseHub):
         return _recovery.sync_stored_refund(self, out_refund_no)
 
     # -- splits (分账) and payouts (need a store with its ledger) ------------------
+
+    def bind_receivers(
+        self,
+        channel: str,
+        out_request_no: str,
+        receivers: Sequence[ReceiverBinding],
+        *,
+        unbind: bool = False,
+    ) -> None:
+        """Bind (or, with ``unbind``, remove) split receivers at ``channel``: splits
+        go only to bound receivers (Alipay royalty relations, WeChat Pay profit-sharing
+        receivers). ``NOT_SUPPORTED`` for a channel without splits."""
+        _splits.bind_receivers(self, channel, out_request_no, receivers, unbind)
 
     def split(
         self,

@@ -75,16 +75,12 @@ class World:
         assert record is not None
         assert record.status.is_paid
 
-    def bind(self) -> None:
-        self.run(
-            self.channel.bind_receiver(
-                "B1",
-                [
-                    ReceiverBinding(kind=ReceiverKind.USER_ID, account=PLATFORM_ACCOUNT),
-                    ReceiverBinding(kind=ReceiverKind.USER_ID, account=AGENT_ACCOUNT),
-                ],
-            )
-        )
+    def bind(self, *, unbind: bool = False) -> None:
+        receivers = [
+            ReceiverBinding(kind=ReceiverKind.USER_ID, account=PLATFORM_ACCOUNT),
+            ReceiverBinding(kind=ReceiverKind.USER_ID, account=AGENT_ACCOUNT),
+        ]
+        self.hub.bind_receivers("alipay", "B1", receivers, unbind=unbind)
 
     def balance(self, party: str, kind: AccountKind) -> Money:
         return self.store.ledger.balance(Account(party, kind))
@@ -195,6 +191,10 @@ def test_a_split_to_an_unbound_receiver_changes_nothing_then_succeeds_once_bound
     assert world.balance("alice", K.AVAILABLE) == Money(10000)
     world.bind()
     assert world.hub.split("P2", "SP2", _plan(), RECEIVERS).status is SplitState.SUCCEEDED
+    world.bind(unbind=True)  # through the hub too: the next split is refused again
+    with pytest.raises(ChannelError) as again:
+        world.hub.split("P2", "SP2b", _plan(), RECEIVERS)
+    assert again.value.code is ErrorCode.RECEIVER_NOT_BOUND
 
 
 def test_a_split_above_the_payment_is_refused_before_anything_is_sent(world: World) -> None:
