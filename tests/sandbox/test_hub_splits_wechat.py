@@ -224,3 +224,21 @@ def test_a_payout_waits_for_the_user_and_its_notification_settles_it(
         assert world.balance("alice", K.AVAILABLE) == Money(10000)
     # a resent notification, or a sync, changes nothing more
     assert world.hub.sync_pending().payouts_checked == 0
+
+
+def test_a_split_to_a_receiver_not_added_changes_nothing(world: World) -> None:
+    """WeChat Pay refuses it with INVALID_REQUEST (its message says the receiver does
+    not exist): the hub raises that, stores nothing, posts nothing."""
+    from payhub.errors import ChannelError
+
+    world.paid("WX0004")
+    plan = [SplitPart("platform", Money(1000))]
+    with pytest.raises(ChannelError) as caught:
+        world.hub.split("WX0004", "SPW4", plan, {"platform": SELLER})
+    assert caught.value.channel_code == "INVALID_REQUEST"
+    assert world.store.split("SPW4") is None
+    assert world.balance("alice", K.AVAILABLE) == Money(10000)
+    _bind(world)
+    assert world.hub.split("WX0004", "SPW4", plan, {"platform": SELLER}).status is (
+        SplitState.SUCCEEDED
+    )
