@@ -44,10 +44,12 @@ class Endpoint:
 
     hub: PayHub | None = None
     acks: list[int] = field(default_factory=list)
+    seen: list[tuple[httpx.Headers, bytes]] = field(default_factory=list)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         request.read()
         assert self.hub is not None
+        self.seen.append((request.headers, request.content))
         outcome = self.hub.handle_notification("wechat", request.headers, request.content)
         self.acks.append(outcome.ack.status_code)
         return httpx.Response(outcome.ack.status_code, content=outcome.ack.body)
@@ -242,3 +244,27 @@ def test_a_split_to_a_receiver_not_added_changes_nothing(world: World) -> None:
     assert world.hub.split("WX0004", "SPW4", plan, {"platform": SELLER}).status is (
         SplitState.SUCCEEDED
     )
+
+
+def test_a_transfer_notification_again_or_forged_changes_nothing(world: World) -> None:
+    world.paid("WX0005")
+    withdrawal = world.store.ledger.withdraw("alice", Money(2000))
+    world.hub.payout("wechat", withdrawal.id, _transfer("POW0005", 2000))
+    _confirm(world, "POW0005")
+    world.box.deliver_due()
+    assert world.store.payout("POW0005").status is PayoutState.SUCCEEDED
+    headers, body = next(
+        (h, b) for h, b in world.endpoint.seen if b"MCHTRANSFER.BILL.FINISHED" in b
+    )
+    entries = len(world.store.ledger.entries())
+    # the channel resends it: acknowledged, nothing moves twice
+    again = world.hub.handle_notification("wechat", headers, body)
+    assert again.ack.ok
+    assert len(world.store.ledger.entries()) == entries
+    # a forged one (the body changed after signing, still a transfer event): refused
+    forged = world.hub.handle_notification("wechat", headers, body.replace(b"{", b"{ ", 1))
+    assert not forged.ack.ok
+    assert forged.error is not None
+    assert forged.error.code.name == "SIGNATURE_INVALID"
+    assert len(world.store.ledger.entries()) == entries
+    assert world.store.ledger.withdrawals()[0].status is WithdrawalStatus.PAID

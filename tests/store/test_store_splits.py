@@ -354,3 +354,29 @@ def test_the_async_hub_refuses_the_same_way(store: Store, bank) -> None:
 
     asyncio.run(run())
     assert count(store, splits) == 0
+
+
+def test_a_split_from_pending_then_a_refund_then_settlement_add_up(
+    hub, store: Store, bank
+) -> None:
+    """The split's pending movement counts when a later refund asks what is left
+    of the payment, and nets in the payment's settlement batch."""
+    from datetime import timedelta
+
+    paid(hub, bank, "S9", 1000, seller="alice")
+    _reserve(store, "SP9", "S9", ("bob", "2088000000000002", 300))
+    store.apply_split_result(
+        "SP9",
+        _answer("SP9", SplitStatus.SUCCEEDED, ("2088000000000002", 300, SplitStatus.SUCCEEDED)),
+    )
+    hub.refund(None, RefundRequest(out_trade_no="S9", out_refund_no="R9", amount=Money(600)))
+    got = balances(store)
+    assert got[("alice", "pending")] == 100
+    assert ("alice", "receivable") not in got
+    check_invariants(store)
+    report = store.ledger.settle(store.now() + timedelta(days=30))
+    assert report.batches == 1
+    got = balances(store)
+    assert got[("alice", "available")] == 100
+    assert ("alice", "pending") not in got
+    check_invariants(store)
