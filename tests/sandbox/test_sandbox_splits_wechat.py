@@ -439,3 +439,31 @@ def test_transfer_processing_then_outcome(
     assert live.box.splits.balance("wechat", MCHID) == Money(balance)
     (note,) = live.events("MCHTRANSFER.BILL.FINISHED")
     assert note["state"] == ("SUCCESS" if final is TransferStatus.SUCCEEDED else "FAIL")
+
+
+# -- notifications with delivery faults, triggers ----------------------------------
+
+
+def test_split_notification_goes_through_delivery_faults(live: Live) -> None:
+    live.run(add_receiver(live.channel, _seller()))
+    transaction_id = live.paid(10000)
+    live.box.deliver_due()
+    live.shop.requests.clear()  # the payment's notification
+    live.box.add_delivery_fault(channel="wechat", event_types=["split"], drop_first=1)
+    live.run(split(live.channel, _split("S1", transaction_id, 1000)))
+    assert live.events("PROFITSHARING") == []  # the first attempt was lost
+    (attempt,) = [d for d in live.box.deliveries if d.kind == "PROFITSHARING"]
+    assert attempt.effects == ("dropped",)
+    live.clock.advance(15 / 60)  # WeChat's first retry, 15 s, at time factor 60
+    (note,) = live.events("PROFITSHARING")
+    assert note["out_order_no"] == "S1"
+
+
+def test_trigger_confirms_the_waiting_transfer(live: Live) -> None:
+    live.run(transfer(live.channel, _payout("T0001", 500)))
+    done = live.http.post(
+        "/_control/trigger", json={"scenario": "transfer-confirmed", "channel": "wechat"}
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["transfer"]["state"] == "SUCCESS"
+    assert live.run(transfer_query(live.channel, "T0001")).status is TransferStatus.SUCCEEDED

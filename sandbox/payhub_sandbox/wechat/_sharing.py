@@ -673,6 +673,7 @@ class WechatSharing:
                 summary="商家转账单据终态通知",
                 original_type="mch_payment",
                 resource=_bill_json(bill),
+                neutral_type="transfer",
             )
         return bill
 
@@ -707,6 +708,7 @@ class WechatSharing:
                     event_type="PROFITSHARING",
                     summary="分账",
                     original_type="profitsharing",
+                    neutral_type="split",
                     resource={
                         "mchid": order.mch_id,
                         "transaction_id": order.transaction_id,
