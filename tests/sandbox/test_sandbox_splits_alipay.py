@@ -418,3 +418,46 @@ def test_wire_settle_with_a_bad_cert_serial(alipay: AlipayWireClient, sandbox: S
         alipay_root_cert_sn=sandbox.alipay.engine.certificates.root_cert_sn,
     )
     assert (reply.code, reply.node["sub_code"]) == ("40002", "isv.invalid-app-cert-sn")
+
+
+def test_wire_batchquery_pages_and_settle_query_by_settle_no(
+    alipay: AlipayWireClient, sandbox: Sandbox
+) -> None:
+    receivers = [{"type": "userId", "account": f"20880000000001{i:02d}"} for i in range(3)]
+    bound = alipay.call(
+        "alipay.trade.royalty.relation.bind",
+        {"out_request_no": "B1", "receiver_list": receivers},
+    )
+    assert bound.node["result_code"] == "SUCCESS"
+    page = alipay.call(
+        "alipay.trade.royalty.relation.batchquery",
+        {"out_request_no": "Q1", "page_num": 2, "page_size": 2},
+    )
+    assert (page.node["total_record_num"], page.node["total_page_num"]) == (3, 2)
+    assert [r["account"] for r in page.node["receiver_list"]] == ["2088000000000102"]
+    trade_no = new_trade(alipay, "P1", "10.00")
+    sandbox.alipay.pay(APP_ID, "P1")
+    # the same content in another key order is the same request
+    line = {"trans_in": "2088000000000100", "amount": "1.00", "trans_in_type": "userId"}
+    first = alipay.call(
+        "alipay.trade.order.settle",
+        {"out_request_no": "S1", "trade_no": trade_no, "royalty_parameters": [line]},
+    )
+    again = alipay.call(
+        "alipay.trade.order.settle",
+        {
+            "out_request_no": "S1",
+            "trade_no": trade_no,
+            "royalty_parameters": [dict(reversed(list(line.items())))],
+        },
+    )
+    assert again.node["settle_no"] == first.node["settle_no"]
+    found = alipay.call("alipay.trade.order.settle.query", {"settle_no": first.node["settle_no"]})
+    (detail,) = found.node["royalty_detail_list"]
+    assert (detail["state"], detail["amount"], detail["trans_out"]) == (
+        "SUCCESS",
+        "1.00",
+        SELLER_ID,
+    )
+    unknown = alipay.call("alipay.trade.order.settle.query", {"settle_no": "0"})
+    assert unknown.node["sub_code"] == "ACQ.SETTLE_NOT_EXIST"

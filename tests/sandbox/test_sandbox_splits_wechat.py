@@ -404,6 +404,12 @@ def test_transfer_above_the_balance(live: Live) -> None:
     assert caught.value.code is ErrorCode.INSUFFICIENT_BALANCE
     assert live.box.splits.balance("wechat", MCHID) == Money(499)
     assert live.run(transfer_query(live.channel, "T0001")).status is TransferStatus.NOT_FOUND
+    live.box.splits.set_balance("wechat", MCHID, Money(10000))
+    live.box.splits.faults.set("wechat", "insufficient_balance", merchant_id=MCHID, count=1)
+    with pytest.raises(ChannelError) as forced:
+        live.run(transfer(live.channel, _payout("T0002", 500)))
+    assert forced.value.code is ErrorCode.INSUFFICIENT_BALANCE
+    assert live.box.splits.balance("wechat", MCHID) == Money(10000)
 
 
 def test_transfer_to_an_unverified_name(live: Live) -> None:

@@ -27,6 +27,7 @@ balances, known payees).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -538,4 +539,4 @@ def _fund_amount(biz: Mapping[str, object], name: str) -> Money:
 
 def _content(biz: Mapping[str, object], names: tuple[str, ...]) -> str:
     """What must match for a repeated request number to be the same request."""
-    return repr([(n, biz.get(n)) for n in names])
+    return json.dumps([biz.get(n) for n in names], sort_keys=True, ensure_ascii=False)
