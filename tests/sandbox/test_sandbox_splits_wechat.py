@@ -248,7 +248,7 @@ def test_share_query_idempotent_and_notified(live: Live) -> None:
     with pytest.raises(ChannelError) as caught:
         live.run(split(live.channel, _split("S1", transaction_id, 2100)))
     assert caught.value.channel_code == "INVALID_REQUEST"
-    (note,) = live.events("PROFITSHARING")
+    (note,) = live.events("PROFITSHARING.SUCCESS")  # WeChat's 分账成功通知 (fixtures: SOURCES.md)
     assert note["out_order_no"] == "S1"
     assert note["receiver"] == {
         "type": "MERCHANT_ID",
@@ -327,11 +327,11 @@ def test_share_processing_then_outcome(live: Live, mode: str, final: SplitStatus
     assert live.run(split_query(live.channel, "S1", transaction_id)).status is (
         SplitStatus.PROCESSING
     )
-    assert live.events("PROFITSHARING") == []
+    assert live.events("PROFITSHARING.SUCCESS") == []
     live.clock.advance(2)
     result = live.run(split_query(live.channel, "S1", transaction_id))
     assert result.status is final
-    notes = live.events("PROFITSHARING")
+    notes = live.events("PROFITSHARING.SUCCESS")
     assert len(notes) == (1 if final is SplitStatus.SUCCEEDED else 0)
     if final is SplitStatus.FAILED:
         assert result.lines[0].fail_reason == "ACCOUNT_ABNORMAL"
@@ -457,11 +457,11 @@ def test_split_notification_goes_through_delivery_faults(live: Live) -> None:
     live.shop.requests.clear()  # the payment's notification
     live.box.add_delivery_fault(channel="wechat", event_types=["split"], drop_first=1)
     live.run(split(live.channel, _split("S1", transaction_id, 1000)))
-    assert live.events("PROFITSHARING") == []  # the first attempt was lost
-    (attempt,) = [d for d in live.box.deliveries if d.kind == "PROFITSHARING"]
+    assert live.events("PROFITSHARING.SUCCESS") == []  # the first attempt was lost
+    (attempt,) = [d for d in live.box.deliveries if d.kind == "PROFITSHARING.SUCCESS"]
     assert attempt.effects == ("dropped",)
     live.clock.advance(15 / 60)  # WeChat's first retry, 15 s, at time factor 60
-    (note,) = live.events("PROFITSHARING")
+    (note,) = live.events("PROFITSHARING.SUCCESS")
     assert note["out_order_no"] == "S1"
 
 

@@ -63,7 +63,7 @@ _PAYEE_TYPES: Final = {
 _MAX_RECEIVERS: Final = 20
 _MIN_TRANSFER: Final = Money(10)
 #: What a line or transfer that fails after "processing" says.
-_SETTLE_FAIL: Final = ("RECEIVE_ACCOUNT_ERROR", "收款账户异常")
+_SETTLE_FAIL: Final = ("TXN_RESULT_ACCOUNT_BALANCE_NOT_ENOUGH", "分账余额不足")
 _TRANSFER_FAIL: Final = ("PAYEE_ACCOUNT_STATUS_ERROR", "收款方账户状态异常")
 _NAME_MISMATCH: Final = "支付宝账号和姓名不匹配，请确认姓名是否正确"
 

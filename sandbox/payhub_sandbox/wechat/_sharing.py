@@ -15,7 +15,7 @@ Profit sharing (``/v3/profitsharing/...``):
   splitting; so does ``orders/unfreeze``. ``GET orders/{out_order_no}``;
   ``GET transactions/{transaction_id}/amounts`` (``unsplit_amount``).
 * ``return-orders`` (回退) from a merchant receiver, and their query.
-* Each receiver that got money is notified (``PROFITSHARING``, resource
+* Each receiver that got money is notified (``PROFITSHARING.SUCCESS``, resource
   ``profitsharing``) at the payment's ``notify_url``, encrypted like payment
   notifications, through the delivery machinery.
 
@@ -162,6 +162,7 @@ class TransferBill:
     remark: str
     notify_url: str
     created_at: datetime
+    scene_id: str
     content: str = field(repr=False)
     state: str = "WAIT_USER_CONFIRM"
     fault: SplitFault | None = None
@@ -611,6 +612,7 @@ class WechatSharing:
             remark=remark,
             notify_url=notify_url,
             created_at=now,
+            scene_id=scene,
             content=content,
             fault=fault,
             updated_at=now,
@@ -672,7 +674,7 @@ class WechatSharing:
                 event_type="MCHTRANSFER.BILL.FINISHED",
                 summary="商家转账单据终态通知",
                 original_type="mch_payment",
-                resource=_bill_json(bill),
+                resource=_bill_notice(bill),
                 neutral_type="transfer",
             )
         return bill
@@ -705,8 +707,8 @@ class WechatSharing:
                     merchant,
                     order.transaction_id,
                     url=trade.notify_url,
-                    event_type="PROFITSHARING",
-                    summary="分账",
+                    event_type="PROFITSHARING.SUCCESS",
+                    summary="分账动账成功",
                     original_type="profitsharing",
                     neutral_type="split",
                     resource={
@@ -760,6 +762,26 @@ def _bill_answer(bill: TransferBill) -> dict[str, Any]:
     }
     if bill.state == "WAIT_USER_CONFIRM":
         data["package_info"] = bill.package_info
+    if bill.fail_reason:
+        data["fail_reason"] = bill.fail_reason
+    return data
+
+
+def _bill_notice(bill: TransferBill) -> dict[str, Any]:
+    """The resource of ``MCHTRANSFER.BILL.FINISHED`` (``mchid``, unlike the query's ``mch_id``)."""
+    data: dict[str, Any] = {
+        "mchid": bill.mch_id,
+        "appid": bill.appid,
+        "out_bill_no": bill.out_bill_no,
+        "transfer_bill_no": bill.transfer_bill_no,
+        "transfer_scene_id": bill.scene_id,
+        "openid": bill.openid,
+        "transfer_amount": bill.amount,
+        "transfer_remark": bill.remark,
+        "state": bill.state,
+        "create_time": format_time(bill.created_at),
+        "update_time": format_time(bill.updated_at or bill.created_at),
+    }
     if bill.fail_reason:
         data["fail_reason"] = bill.fail_reason
     return data
