@@ -473,3 +473,29 @@ def test_trigger_confirms_the_waiting_transfer(live: Live) -> None:
     assert done.status_code == 200, done.text
     assert done.json()["transfer"]["state"] == "SUCCESS"
     assert live.run(transfer_query(live.channel, "T0001")).status is TransferStatus.SUCCEEDED
+
+
+def test_cancel_and_unconfirmed_timeout_give_the_balance_back(live: Live) -> None:
+    live.box.splits.set_balance("wechat", MCHID, Money(10000))
+    live.run(transfer(live.channel, _payout("T0001", 500)))
+    live.run(transfer(live.channel, _payout("T0002", 700)))
+    assert live.box.splits.balance("wechat", MCHID) == Money(8800)
+    path = "/v3/fund-app/mch-transfer/transfer-bills/out-bill-no"
+    cancelled = live.client.post(f"{path}/T0001/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["state"] == "CANCELING"
+    assert live.run(transfer_query(live.channel, "T0001")).status is TransferStatus.CANCELLED
+    assert live.box.splits.balance("wechat", MCHID) == Money(9300)
+    # the user never confirms T0002: 24 hours later (÷ 60) WeChat cancels it
+    live.clock.advance(24 * 3600 / 60)
+    late = live.client.get(f"{path}/T0002")  # signed with the sandbox clock's time
+    assert late.json()["state"] == "CANCELLED"
+    assert live.box.splits.balance("wechat", MCHID) == Money(10000)
+    states = [note["state"] for note in live.events("MCHTRANSFER.BILL.FINISHED")]
+    assert states == ["CANCELLED", "CANCELLED"]
+    again = live.client.post(f"{path}/T0002/cancel")
+    assert again.status_code == 200  # cancelling a cancelled bill answers the same
+    too_late = live.http.post(
+        "/_control/splits/wechat/transfers/T0002/confirm", json={"mch_id": MCHID}
+    )
+    assert too_late.status_code == 400  # the user can no longer confirm it
