@@ -461,3 +461,62 @@ def test_wire_batchquery_pages_and_settle_query_by_settle_no(
     )
     unknown = alipay.call("alipay.trade.order.settle.query", {"settle_no": "0"})
     assert unknown.node["sub_code"] == "ACQ.SETTLE_NOT_EXIST"
+
+
+def test_wire_royalty_freeze_and_finish_alone(
+    alipay: AlipayWireClient, sandbox: Sandbox, http: httpx.Client
+) -> None:
+    alipay.call(
+        "alipay.trade.royalty.relation.bind",
+        {"out_request_no": "B1", "receiver_list": [{"type": "userId", "account": SELLER}]},
+    )
+    created = alipay.call(
+        "alipay.trade.precreate",
+        {
+            "out_trade_no": "P1",
+            "total_amount": "100.00",
+            "subject": "分账订单",
+            "extend_params": {"royalty_freeze": "true"},
+        },
+    )
+    assert created.code == "10000", created.node
+    trade_no = sandbox.alipay.pay(APP_ID, "P1").trade_no
+    line = {"trans_in_type": "userId", "trans_in": SELLER, "amount": "30.00"}
+    alipay.call(
+        "alipay.trade.order.settle",
+        {"out_request_no": "S1", "trade_no": trade_no, "royalty_parameters": [line]},
+    )
+    (before,) = http.get(f"/_control/splits/alipay?app_id={APP_ID}").json()["trades"]
+    assert (before["royalty_freeze"], before["frozen"], before["finished"]) == (
+        True,
+        "70.00",
+        False,
+    )
+    # 分账完结 alone: no royalty_parameters, only the finish flag
+    finish = {
+        "out_request_no": "F1",
+        "trade_no": trade_no,
+        "extend_params": {"royalty_finish": "true"},
+    }
+    done = alipay.call("alipay.trade.order.settle", finish)
+    assert done.code == "10000", done.node
+    assert done.node["settle_no"]
+    assert (
+        alipay.call("alipay.trade.order.settle", finish).node["settle_no"]
+        == (done.node["settle_no"])
+    )
+    found = alipay.call(
+        "alipay.trade.order.settle.query", {"out_request_no": "F1", "trade_no": trade_no}
+    )
+    assert found.node["royalty_detail_list"] == []
+    (after,) = http.get(f"/_control/splits/alipay?app_id={APP_ID}").json()["trades"]
+    assert (after["frozen"], after["finished"]) == ("0.00", True)
+    late = alipay.call(
+        "alipay.trade.order.settle",
+        {"out_request_no": "S2", "trade_no": trade_no, "royalty_parameters": [line]},
+    )
+    assert late.node["sub_code"] == "ACQ.ALLOC_AMOUNT_VALIDATE_ERROR"
+    nothing = alipay.call(
+        "alipay.trade.order.settle", {"out_request_no": "S3", "trade_no": trade_no}
+    )
+    assert nothing.node["sub_code"] == "ACQ.INVALID_PARAMETER"  # neither lines nor finish

@@ -10,7 +10,9 @@
   the trade (its amount less refunds and earlier splits):
   ``ACQ.ALLOC_AMOUNT_VALIDATE_ERROR``. ``extend_params.royalty_finish = "true"``
   ends the trade's splitting (for a trade created with
-  ``extend_params.royalty_freeze = "true"`` the frozen rest goes to the seller).
+  ``extend_params.royalty_freeze = "true"`` the frozen rest goes to the seller);
+  it may come alone, without ``royalty_parameters`` (分账完结 only: its query
+  lists no detail).
   A receiver not bound is ``ACQ.ROYALTY_RECEIVER_INVALID``.
 * ``alipay.trade.order.settle.query``: ``royalty_detail_list`` with each line's
   ``state`` (``SUCCESS``, ``PROCESSING``, ``FAIL`` with ``error_code``).
@@ -194,6 +196,30 @@ class AlipayRoyalty(AlipayRefunds):
             now = self._clock.now()
             return [t.to_json(now) for t in self._transfers.values()]
 
+    def royalty_trades(self, app_id: str) -> list[dict[str, Any]]:
+        """The app's paid trades made for royalty (``royalty_freeze``) or split: what is
+        left to split, and what is still frozen (0 once finished)."""
+        with self._lock:
+            now = self._clock.now()
+            split = {s.trade_no for s in self._settles.values() if s.app_id == app_id}
+            found = []
+            for trade in self._store.trades(CHANNEL):
+                frozen = trade.extra.get("royalty_freeze") == "true"
+                if trade.merchant_id != app_id or not (frozen or trade.trade_no in split):
+                    continue
+                left = self._splittable(trade.trade_no, trade.amount - trade.refunded, now)
+                found.append(
+                    {
+                        "trade_no": trade.trade_no,
+                        "out_trade_no": trade.out_trade_no,
+                        "royalty_freeze": frozen,
+                        "finished": trade.trade_no in self._royalty_finished,
+                        "splittable": amount_text(max(left, Money.zero())),
+                        "frozen": amount_text(max(left, Money.zero()) if frozen else Money.zero()),
+                    }
+                )
+            return found
+
     def settle_due_transfers(self) -> None:
         """Give back the amount of transfers that failed after processing."""
         with self._lock:
@@ -268,8 +294,12 @@ class AlipayRoyalty(AlipayRefunds):
         trade_no = biz_text(biz, "trade_no")
         if not trade_no:
             raise bad_param("trade_no不能为空")
+        extend = biz.get("extend_params")
+        finish = isinstance(extend, dict) and extend.get("royalty_finish") == "true"
         params = biz.get("royalty_parameters")
-        if not isinstance(params, list) or not params:
+        if params is None and finish:
+            params = []  # 分账完结 alone: "也可不传入分账条款，只传入分账完结标识"
+        if not isinstance(params, list) or not (params or finish):
             raise bad_param("royalty_parameters不能为空")
         trade = self._store.find(CHANNEL, app_id, trade_no=trade_no)
         if trade is None:
@@ -322,8 +352,8 @@ class AlipayRoyalty(AlipayRefunds):
             raise business_error(
                 "ACQ.ROYALTY_RECEIVER_INVALID", "分账接收方无效: 未绑定分账关系或信息不匹配"
             )
-        extend = biz.get("extend_params")
-        finish = isinstance(extend, dict) and extend.get("royalty_finish") == "true"
+        if finish and not lines and trade.trade_no in self._royalty_finished:
+            raise business_error("ACQ.ALLOC_AMOUNT_VALIDATE_ERROR", "分账已完结，可分账金额为0")
         self._serial += 1
         settle = Settle(
             app_id=app_id,
