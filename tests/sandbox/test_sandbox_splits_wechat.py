@@ -499,3 +499,22 @@ def test_cancel_and_unconfirmed_timeout_give_the_balance_back(live: Live) -> Non
         "/_control/splits/wechat/transfers/T0002/confirm", json={"mch_id": MCHID}
     )
     assert too_late.status_code == 400  # the user can no longer confirm it
+
+
+def test_console_lists_splits_and_transfers_and_confirms(live: Live) -> None:
+    live.run(add_receiver(live.channel, _seller()))
+    transaction_id = live.paid(10000)
+    live.run(split(live.channel, _split("S1", transaction_id, 1000)))
+    live.run(transfer(live.channel, _payout("T0001", 500)))
+    page = live.http.get("/")
+    assert page.status_code == 200
+    assert 'id="splits"' in page.text
+    assert f"{SELLER_MCH} 10.00 SUCCESS" in page.text
+    assert SELLER_NAME not in page.text  # names never shown
+    assert f"/_console/wechat-transfers/{MCHID}/T0001/confirm" in page.text
+    pressed = live.http.post(f"/_console/wechat-transfers/{MCHID}/T0001/confirm")
+    assert pressed.status_code == 303
+    assert "SUCCESS" in pressed.headers["location"]
+    assert live.run(transfer_query(live.channel, "T0001")).status is TransferStatus.SUCCEEDED
+    again = live.http.post(f"/_console/wechat-transfers/{MCHID}/T0001/confirm")
+    assert "error=" in again.headers["location"]

@@ -472,7 +472,7 @@ class WechatSharing:
 
     def orders(self) -> list[dict[str, Any]]:
         with self._core.lock:
-            return [self.order_json(o) for o in self._orders.values()]
+            return [{"mch_id": o.mch_id, **self.order_json(o)} for o in self._orders.values()]
 
     # -- returns (回退) ----------------------------------------------------------------
 
