@@ -520,3 +520,16 @@ def test_wire_royalty_freeze_and_finish_alone(
         "alipay.trade.order.settle", {"out_request_no": "S3", "trade_no": trade_no}
     )
     assert nothing.node["sub_code"] == "ACQ.INVALID_PARAMETER"  # neither lines nor finish
+
+
+def test_a_busy_gateway_moves_nothing_and_the_same_number_is_retried(live: Live) -> None:
+    live.box.splits.set_balance("alipay", APP_ID, Money(10000))
+    live.box.set_fault("alipay", "system_error", code="40004", count=1)
+    with pytest.raises(ChannelError) as caught:
+        live.run(transfer(live.cert, _payout("T1", 3000)))
+    assert caught.value.code is ErrorCode.CHANNEL_UNAVAILABLE
+    assert live.box.splits.balance("alipay", APP_ID) == Money(10000)
+    assert live.run(transfer_query(live.cert, "T1")).status is TransferStatus.NOT_FOUND
+    assert live.run(transfer(live.cert, _payout("T1", 3000))).status is TransferStatus.SUCCEEDED
+    assert live.run(transfer(live.cert, _payout("T1", 3000))).status is TransferStatus.SUCCEEDED
+    assert live.box.splits.balance("alipay", APP_ID) == Money(7000)  # drawn once
