@@ -9,7 +9,8 @@
 ``PUT /_control/splits/balance``           ``channel``, ``merchant_id``, ``amount`` (fen)
 ``GET /_control/splits/balance``           ``?channel=&merchant_id=``: the balance
 ``POST /_control/splits/payees``           ``channel``, ``account``, ``name``: a known name
-``GET /_control/splits/alipay``            Alipay receivers (``?app_id=``), settles, transfers
+``GET /_control/splits/alipay``            Alipay receivers and royalty trades (``?app_id=``),
+                                           settles, transfers
 ``GET /_control/alipay/certificates``      certificate mode: ``alipay_cert``, ``root_cert``
 ``POST /_control/alipay/app-cert``         ``app_id``, ``public_key``: an app certificate
 ``GET /_control/splits/wechat``            WeChat receivers (``?mch_id=``), orders, bills
@@ -111,7 +112,12 @@ def alipay_splits() -> Response:
     app_id = request.args.get("app_id", "")
     receivers = [r.to_json() for r in engine.royalty_receivers(app_id)] if app_id else []
     return jsonify(
-        {"receivers": receivers, "settles": engine.settles(), "transfers": engine.transfers()}
+        {
+            "receivers": receivers,
+            "trades": engine.royalty_trades(app_id) if app_id else [],
+            "settles": engine.settles(),
+            "transfers": engine.transfers(),
+        }
     )
 
 

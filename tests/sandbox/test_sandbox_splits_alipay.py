@@ -419,3 +419,118 @@ def test_wire_settle_with_a_bad_cert_serial(alipay: AlipayWireClient, sandbox: S
         alipay_root_cert_sn=sandbox.alipay.engine.certificates.root_cert_sn,
     )
     assert (reply.code, reply.node["sub_code"]) == ("40002", "isv.invalid-app-cert-sn")
+
+
+def test_wire_batchquery_pages_and_settle_query_by_settle_no(
+    alipay: AlipayWireClient, sandbox: Sandbox
+) -> None:
+    receivers = [{"type": "userId", "account": f"20880000000001{i:02d}"} for i in range(3)]
+    bound = alipay.call(
+        "alipay.trade.royalty.relation.bind",
+        {"out_request_no": "B1", "receiver_list": receivers},
+    )
+    assert bound.node["result_code"] == "SUCCESS"
+    page = alipay.call(
+        "alipay.trade.royalty.relation.batchquery",
+        {"out_request_no": "Q1", "page_num": 2, "page_size": 2},
+    )
+    assert (page.node["total_record_num"], page.node["total_page_num"]) == (3, 2)
+    assert [r["account"] for r in page.node["receiver_list"]] == ["2088000000000102"]
+    trade_no = new_trade(alipay, "P1", "10.00")
+    sandbox.alipay.pay(APP_ID, "P1")
+    # the same content in another key order is the same request
+    line = {"trans_in": "2088000000000100", "amount": "1.00", "trans_in_type": "userId"}
+    first = alipay.call(
+        "alipay.trade.order.settle",
+        {"out_request_no": "S1", "trade_no": trade_no, "royalty_parameters": [line]},
+    )
+    again = alipay.call(
+        "alipay.trade.order.settle",
+        {
+            "out_request_no": "S1",
+            "trade_no": trade_no,
+            "royalty_parameters": [dict(reversed(list(line.items())))],
+        },
+    )
+    assert again.node["settle_no"] == first.node["settle_no"]
+    found = alipay.call("alipay.trade.order.settle.query", {"settle_no": first.node["settle_no"]})
+    (detail,) = found.node["royalty_detail_list"]
+    assert (detail["state"], detail["amount"], detail["trans_out"]) == (
+        "SUCCESS",
+        "1.00",
+        SELLER_ID,
+    )
+    unknown = alipay.call("alipay.trade.order.settle.query", {"settle_no": "0"})
+    assert unknown.node["sub_code"] == "ACQ.SETTLE_NOT_EXIST"
+
+
+def test_wire_royalty_freeze_and_finish_alone(
+    alipay: AlipayWireClient, sandbox: Sandbox, http: httpx.Client
+) -> None:
+    alipay.call(
+        "alipay.trade.royalty.relation.bind",
+        {"out_request_no": "B1", "receiver_list": [{"type": "userId", "account": SELLER}]},
+    )
+    created = alipay.call(
+        "alipay.trade.precreate",
+        {
+            "out_trade_no": "P1",
+            "total_amount": "100.00",
+            "subject": "分账订单",
+            "extend_params": {"royalty_freeze": "true"},
+        },
+    )
+    assert created.code == "10000", created.node
+    trade_no = sandbox.alipay.pay(APP_ID, "P1").trade_no
+    line = {"trans_in_type": "userId", "trans_in": SELLER, "amount": "30.00"}
+    alipay.call(
+        "alipay.trade.order.settle",
+        {"out_request_no": "S1", "trade_no": trade_no, "royalty_parameters": [line]},
+    )
+    (before,) = http.get(f"/_control/splits/alipay?app_id={APP_ID}").json()["trades"]
+    assert (before["royalty_freeze"], before["frozen"], before["finished"]) == (
+        True,
+        "70.00",
+        False,
+    )
+    # 分账完结 alone: no royalty_parameters, only the finish flag
+    finish = {
+        "out_request_no": "F1",
+        "trade_no": trade_no,
+        "extend_params": {"royalty_finish": "true"},
+    }
+    done = alipay.call("alipay.trade.order.settle", finish)
+    assert done.code == "10000", done.node
+    assert done.node["settle_no"]
+    assert (
+        alipay.call("alipay.trade.order.settle", finish).node["settle_no"]
+        == (done.node["settle_no"])
+    )
+    found = alipay.call(
+        "alipay.trade.order.settle.query", {"out_request_no": "F1", "trade_no": trade_no}
+    )
+    assert found.node["royalty_detail_list"] == []
+    (after,) = http.get(f"/_control/splits/alipay?app_id={APP_ID}").json()["trades"]
+    assert (after["frozen"], after["finished"]) == ("0.00", True)
+    late = alipay.call(
+        "alipay.trade.order.settle",
+        {"out_request_no": "S2", "trade_no": trade_no, "royalty_parameters": [line]},
+    )
+    assert late.node["sub_code"] == "ACQ.ALLOC_AMOUNT_VALIDATE_ERROR"
+    nothing = alipay.call(
+        "alipay.trade.order.settle", {"out_request_no": "S3", "trade_no": trade_no}
+    )
+    assert nothing.node["sub_code"] == "ACQ.INVALID_PARAMETER"  # neither lines nor finish
+
+
+def test_a_busy_gateway_moves_nothing_and_the_same_number_is_retried(live: Live) -> None:
+    live.box.splits.set_balance("alipay", APP_ID, Money(10000))
+    live.box.set_fault("alipay", "system_error", code="40004", count=1)
+    with pytest.raises(ChannelError) as caught:
+        live.run(transfer(live.cert, _payout("T1", 3000)))
+    assert caught.value.code is ErrorCode.CHANNEL_UNAVAILABLE
+    assert live.box.splits.balance("alipay", APP_ID) == Money(10000)
+    assert live.run(transfer_query(live.cert, "T1")).status is TransferStatus.NOT_FOUND
+    assert live.run(transfer(live.cert, _payout("T1", 3000))).status is TransferStatus.SUCCEEDED
+    assert live.run(transfer(live.cert, _payout("T1", 3000))).status is TransferStatus.SUCCEEDED
+    assert live.box.splits.balance("alipay", APP_ID) == Money(7000)  # drawn once

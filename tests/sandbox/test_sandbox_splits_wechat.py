@@ -248,7 +248,7 @@ def test_share_query_idempotent_and_notified(live: Live) -> None:
     with pytest.raises(ChannelError) as caught:
         live.run(split(live.channel, _split("S1", transaction_id, 2100)))
     assert caught.value.channel_code == "INVALID_REQUEST"
-    (note,) = live.events("PROFITSHARING")
+    (note,) = live.events("PROFITSHARING.SUCCESS")  # WeChat's 分账成功通知 (fixtures: SOURCES.md)
     assert note["out_order_no"] == "S1"
     assert note["receiver"] == {
         "type": "MERCHANT_ID",
@@ -327,11 +327,11 @@ def test_share_processing_then_outcome(live: Live, mode: str, final: SplitStatus
     assert live.run(split_query(live.channel, "S1", transaction_id)).status is (
         SplitStatus.PROCESSING
     )
-    assert live.events("PROFITSHARING") == []
+    assert live.events("PROFITSHARING.SUCCESS") == []
     live.clock.advance(2)
     result = live.run(split_query(live.channel, "S1", transaction_id))
     assert result.status is final
-    notes = live.events("PROFITSHARING")
+    notes = live.events("PROFITSHARING.SUCCESS")
     assert len(notes) == (1 if final is SplitStatus.SUCCEEDED else 0)
     if final is SplitStatus.FAILED:
         assert result.lines[0].fail_reason == "ACCOUNT_ABNORMAL"
@@ -404,6 +404,12 @@ def test_transfer_above_the_balance(live: Live) -> None:
     assert caught.value.code is ErrorCode.INSUFFICIENT_BALANCE
     assert live.box.splits.balance("wechat", MCHID) == Money(499)
     assert live.run(transfer_query(live.channel, "T0001")).status is TransferStatus.NOT_FOUND
+    live.box.splits.set_balance("wechat", MCHID, Money(10000))
+    live.box.splits.faults.set("wechat", "insufficient_balance", merchant_id=MCHID, count=1)
+    with pytest.raises(ChannelError) as forced:
+        live.run(transfer(live.channel, _payout("T0002", 500)))
+    assert forced.value.code is ErrorCode.INSUFFICIENT_BALANCE
+    assert live.box.splits.balance("wechat", MCHID) == Money(10000)
 
 
 def test_transfer_to_an_unverified_name(live: Live) -> None:
@@ -439,3 +445,76 @@ def test_transfer_processing_then_outcome(
     assert live.box.splits.balance("wechat", MCHID) == Money(balance)
     (note,) = live.events("MCHTRANSFER.BILL.FINISHED")
     assert note["state"] == ("SUCCESS" if final is TransferStatus.SUCCEEDED else "FAIL")
+
+
+# -- notifications with delivery faults, triggers ----------------------------------
+
+
+def test_split_notification_goes_through_delivery_faults(live: Live) -> None:
+    live.run(add_receiver(live.channel, _seller()))
+    transaction_id = live.paid(10000)
+    live.box.deliver_due()
+    live.shop.requests.clear()  # the payment's notification
+    live.box.add_delivery_fault(channel="wechat", event_types=["split"], drop_first=1)
+    live.run(split(live.channel, _split("S1", transaction_id, 1000)))
+    assert live.events("PROFITSHARING.SUCCESS") == []  # the first attempt was lost
+    (attempt,) = [d for d in live.box.deliveries if d.kind == "PROFITSHARING.SUCCESS"]
+    assert attempt.effects == ("dropped",)
+    live.clock.advance(15 / 60)  # WeChat's first retry, 15 s, at time factor 60
+    (note,) = live.events("PROFITSHARING.SUCCESS")
+    assert note["out_order_no"] == "S1"
+
+
+def test_trigger_confirms_the_waiting_transfer(live: Live) -> None:
+    live.run(transfer(live.channel, _payout("T0001", 500)))
+    done = live.http.post(
+        "/_control/trigger", json={"scenario": "transfer-confirmed", "channel": "wechat"}
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["transfer"]["state"] == "SUCCESS"
+    assert live.run(transfer_query(live.channel, "T0001")).status is TransferStatus.SUCCEEDED
+
+
+def test_cancel_and_unconfirmed_timeout_give_the_balance_back(live: Live) -> None:
+    live.box.splits.set_balance("wechat", MCHID, Money(10000))
+    live.run(transfer(live.channel, _payout("T0001", 500)))
+    live.run(transfer(live.channel, _payout("T0002", 700)))
+    assert live.box.splits.balance("wechat", MCHID) == Money(8800)
+    path = "/v3/fund-app/mch-transfer/transfer-bills/out-bill-no"
+    cancelled = live.client.post(f"{path}/T0001/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["state"] == "CANCELING"
+    assert live.run(transfer_query(live.channel, "T0001")).status is TransferStatus.CANCELLED
+    assert live.box.splits.balance("wechat", MCHID) == Money(9300)
+    # the user never confirms T0002: 24 hours later (÷ 60) WeChat cancels it
+    live.clock.advance(24 * 3600 / 60)
+    late = live.client.get(f"{path}/T0002")  # signed with the sandbox clock's time
+    assert late.json()["state"] == "CANCELLED"
+    assert live.box.splits.balance("wechat", MCHID) == Money(10000)
+    states = [note["state"] for note in live.events("MCHTRANSFER.BILL.FINISHED")]
+    assert states == ["CANCELLED", "CANCELLED"]
+    again = live.client.post(f"{path}/T0002/cancel")
+    assert again.status_code == 200  # cancelling a cancelled bill answers the same
+    too_late = live.http.post(
+        "/_control/splits/wechat/transfers/T0002/confirm", json={"mch_id": MCHID}
+    )
+    assert too_late.status_code == 400  # the user can no longer confirm it
+
+
+def test_console_lists_splits_and_transfers_and_confirms(live: Live) -> None:
+    live.run(add_receiver(live.channel, _seller()))
+    transaction_id = live.paid(10000)
+    live.run(split(live.channel, _split("S1", transaction_id, 1000)))
+    live.run(transfer(live.channel, _payout("T0001", 500)))
+    page = live.http.get("/")
+    assert page.status_code == 200
+    assert 'id="splits"' in page.text
+    assert f"{SELLER_MCH} 10.00 SUCCESS" in page.text
+    assert SELLER_NAME not in page.text  # names never shown
+    assert f"/_console/wechat-transfers/{MCHID}/T0001/confirm" in page.text
+    pressed = live.http.post(f"/_console/wechat-transfers/{MCHID}/T0001/confirm")
+    assert pressed.status_code == 303
+    assert "SUCCESS" in pressed.headers["location"]
+    assert live.run(transfer_query(live.channel, "T0001")).status is TransferStatus.SUCCEEDED
+    again = live.http.post(f"/_console/wechat-transfers/{MCHID}/T0001/confirm")
+    assert "error=" in again.headers["location"]

@@ -10,7 +10,9 @@
   the trade (its amount less refunds and earlier splits):
   ``ACQ.ALLOC_AMOUNT_VALIDATE_ERROR``. ``extend_params.royalty_finish = "true"``
   ends the trade's splitting (for a trade created with
-  ``extend_params.royalty_freeze = "true"`` the frozen rest goes to the seller).
+  ``extend_params.royalty_freeze = "true"`` the frozen rest goes to the seller);
+  it may come alone, without ``royalty_parameters`` (分账完结 only: its query
+  lists no detail).
   A receiver not bound is ``ACQ.ROYALTY_RECEIVER_INVALID``.
 * ``alipay.trade.order.settle.query``: ``royalty_detail_list`` with each line's
   ``state`` (``SUCCESS``, ``PROCESSING``, ``FAIL`` with ``error_code``).
@@ -27,6 +29,7 @@ balances, known payees).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -62,7 +65,7 @@ _PAYEE_TYPES: Final = {
 _MAX_RECEIVERS: Final = 20
 _MIN_TRANSFER: Final = Money(10)
 #: What a line or transfer that fails after "processing" says.
-_SETTLE_FAIL: Final = ("RECEIVE_ACCOUNT_ERROR", "收款账户异常")
+_SETTLE_FAIL: Final = ("TXN_RESULT_ACCOUNT_BALANCE_NOT_ENOUGH", "分账余额不足")
 _TRANSFER_FAIL: Final = ("PAYEE_ACCOUNT_STATUS_ERROR", "收款方账户状态异常")
 _NAME_MISMATCH: Final = "支付宝账号和姓名不匹配，请确认姓名是否正确"
 
@@ -193,6 +196,30 @@ class AlipayRoyalty(AlipayRefunds):
             now = self._clock.now()
             return [t.to_json(now) for t in self._transfers.values()]
 
+    def royalty_trades(self, app_id: str) -> list[dict[str, Any]]:
+        """The app's paid trades made for royalty (``royalty_freeze``) or split: what is
+        left to split, and what is still frozen (0 once finished)."""
+        with self._lock:
+            now = self._clock.now()
+            split = {s.trade_no for s in self._settles.values() if s.app_id == app_id}
+            found = []
+            for trade in self._store.trades(CHANNEL):
+                frozen = trade.extra.get("royalty_freeze") == "true"
+                if trade.merchant_id != app_id or not (frozen or trade.trade_no in split):
+                    continue
+                left = self._splittable(trade.trade_no, trade.amount - trade.refunded, now)
+                found.append(
+                    {
+                        "trade_no": trade.trade_no,
+                        "out_trade_no": trade.out_trade_no,
+                        "royalty_freeze": frozen,
+                        "finished": trade.trade_no in self._royalty_finished,
+                        "splittable": amount_text(max(left, Money.zero())),
+                        "frozen": amount_text(max(left, Money.zero()) if frozen else Money.zero()),
+                    }
+                )
+            return found
+
     def settle_due_transfers(self) -> None:
         """Give back the amount of transfers that failed after processing."""
         with self._lock:
@@ -267,8 +294,12 @@ class AlipayRoyalty(AlipayRefunds):
         trade_no = biz_text(biz, "trade_no")
         if not trade_no:
             raise bad_param("trade_no不能为空")
+        extend = biz.get("extend_params")
+        finish = isinstance(extend, dict) and extend.get("royalty_finish") == "true"
         params = biz.get("royalty_parameters")
-        if not isinstance(params, list) or not params:
+        if params is None and finish:
+            params = []  # 分账完结 alone: "也可不传入分账条款，只传入分账完结标识"
+        if not isinstance(params, list) or not (params or finish):
             raise bad_param("royalty_parameters不能为空")
         trade = self._store.find(CHANNEL, app_id, trade_no=trade_no)
         if trade is None:
@@ -321,8 +352,8 @@ class AlipayRoyalty(AlipayRefunds):
             raise business_error(
                 "ACQ.ROYALTY_RECEIVER_INVALID", "分账接收方无效: 未绑定分账关系或信息不匹配"
             )
-        extend = biz.get("extend_params")
-        finish = isinstance(extend, dict) and extend.get("royalty_finish") == "true"
+        if finish and not lines and trade.trade_no in self._royalty_finished:
+            raise business_error("ACQ.ALLOC_AMOUNT_VALIDATE_ERROR", "分账已完结，可分账金额为0")
         self._serial += 1
         settle = Settle(
             app_id=app_id,
@@ -538,4 +569,4 @@ def _fund_amount(biz: Mapping[str, object], name: str) -> Money:
 
 def _content(biz: Mapping[str, object], names: tuple[str, ...]) -> str:
     """What must match for a repeated request number to be the same request."""
-    return repr([(n, biz.get(n)) for n in names])
+    return json.dumps([biz.get(n) for n in names], sort_keys=True, ensure_ascii=False)

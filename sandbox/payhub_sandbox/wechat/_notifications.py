@@ -144,10 +144,12 @@ class WechatNotifier:
         summary: str,
         original_type: str,
         resource: Mapping[str, Any],
+        neutral_type: str = "",
     ) -> None:
         """Schedule one notification to ``url``: the envelope with ``resource``
         encrypted under the merchant's API v3 key, signed. ``subject_no`` names what
-        it is about (a transaction id, a transfer bill number) in the delivery log."""
+        it is about (a transaction id, a transfer bill number) in the delivery log;
+        ``neutral_type`` is its channel-neutral event type (empty: guessed)."""
         now = self._core.now()
         nonce = new_nonce(12)
         # A version-5 UUID, as real notifications' ids are (tests/fixtures/wechat/);
@@ -192,5 +194,6 @@ class WechatNotifier:
             body=body,
             created_at=now,
             delays=scaled(WECHAT_RETRY_DELAYS, self._core.time_factor),
+            event_type=neutral_type,
         )
         self._core.scheduler.enqueue(notification, _acknowledged)

@@ -15,13 +15,14 @@ Profit sharing (``/v3/profitsharing/...``):
   splitting; so does ``orders/unfreeze``. ``GET orders/{out_order_no}``;
   ``GET transactions/{transaction_id}/amounts`` (``unsplit_amount``).
 * ``return-orders`` (回退) from a merchant receiver, and their query.
-* Each receiver that got money is notified (``PROFITSHARING``, resource
+* Each receiver that got money is notified (``PROFITSHARING.SUCCESS``, resource
   ``profitsharing``) at the payment's ``notify_url``, encrypted like payment
   notifications, through the delivery machinery.
 
 Merchant transfers (``/v3/fund-app/mch-transfer/transfer-bills``, the current
 API): a bill waits for the user to confirm (``WAIT_USER_CONFIRM`` with
-``package_info``; :meth:`WechatSharing.confirm_transfer` is the user's tap),
+``package_info``; :meth:`WechatSharing.confirm_transfer` is the user's tap;
+unconfirmed for 24 hours, or cancelled by ``…/cancel``, it is ``CANCELLED``),
 then ``TRANSFERING`` and ``SUCCESS`` / ``FAIL`` (notified
 ``MCHTRANSFER.BILL.FINISHED``, resource ``mch_payment``, to the bill's
 ``notify_url``). Bills draw on the merchant's balance (``NOT_ENOUGH``); a failed
@@ -39,7 +40,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -91,6 +92,8 @@ _MIN_TRANSFER: Final = 10  # fen
 #: ``fail_reason`` of a receiver (or bill) that fails after "processing".
 _SHARE_FAIL: Final = "ACCOUNT_ABNORMAL"
 _TRANSFER_FAIL: Final = "ACCOUNT_FROZEN"
+#: How long a transfer bill waits for the user to confirm before it is cancelled.
+_CONFIRM_WINDOW: Final = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ class TransferBill:
     remark: str
     notify_url: str
     created_at: datetime
+    scene_id: str
     content: str = field(repr=False)
     state: str = "WAIT_USER_CONFIRM"
     fault: SplitFault | None = None
@@ -468,7 +472,7 @@ class WechatSharing:
 
     def orders(self) -> list[dict[str, Any]]:
         with self._core.lock:
-            return [self.order_json(o) for o in self._orders.values()]
+            return [{"mch_id": o.mch_id, **self.order_json(o)} for o in self._orders.values()]
 
     # -- returns (回退) ----------------------------------------------------------------
 
@@ -611,6 +615,7 @@ class WechatSharing:
             remark=remark,
             notify_url=notify_url,
             created_at=now,
+            scene_id=scene,
             content=content,
             fault=fault,
             updated_at=now,
@@ -649,19 +654,53 @@ class WechatSharing:
             self._bills[(mch_id, out_bill_no)] = bill
             return self._advance(bill)
 
+    def cancel_transfer(self, call: Call) -> Answer:
+        """``POST …/out-bill-no/{out_bill_no}/cancel``: only before the user confirmed;
+        the bill is ``CANCELING`` in the answer, then ``CANCELLED`` (notified,
+        the amount given back)."""
+        key = (call.merchant.mch_id, call.groups[0])
+        bill = self._bills.get(key)
+        if bill is None:
+            raise WechatFailure("NOT_FOUND", "记录不存在")
+        bill = self._advance(bill)
+        if bill.state not in ("WAIT_USER_CONFIRM", "CANCELLED"):
+            raise WechatFailure("INVALID_REQUEST", f"转账单据状态为{bill.state}，不能撤销")
+        now = self._core.now()
+        if bill.state == "WAIT_USER_CONFIRM":
+            bill = self._end(bill, "CANCELLED", now, "")
+        return Answer(
+            data={
+                "out_bill_no": bill.out_bill_no,
+                "transfer_bill_no": bill.transfer_bill_no,
+                "state": "CANCELING",
+                "update_time": format_time(bill.updated_at or now),
+            }
+        )
+
     def _advance(self, bill: TransferBill) -> TransferBill:
-        """Settle a ``TRANSFERING`` bill whose time has come (notified; a failure
-        gives the amount back)."""
+        """Settle a ``TRANSFERING`` bill whose time has come, or cancel one the user
+        left unconfirmed for 24 hours (divided by the time factor) (notified; a
+        failure gives the amount back)."""
+        now = self._core.now()
+        if bill.state == "WAIT_USER_CONFIRM":
+            expires = bill.created_at + _CONFIRM_WINDOW / self._core.time_factor
+            if now >= expires:
+                return self._end(bill, "CANCELLED", expires, "")
+            return bill
         if bill.state != "TRANSFERING" or bill.outcome is None:
             return bill
-        now = self._core.now()
         if not bill.outcome.settled(now):
             return bill
         when = bill.outcome.due_at or now
         if bill.outcome.success:
-            bill = replace(bill, state="SUCCESS", updated_at=when)
-        else:
-            bill = replace(bill, state="FAIL", fail_reason=_TRANSFER_FAIL, updated_at=when)
+            return self._end(bill, "SUCCESS", when, "")
+        return self._end(bill, "FAIL", when, _TRANSFER_FAIL)
+
+    def _end(self, bill: TransferBill, state: str, when: datetime, reason: str) -> TransferBill:
+        """A bill reaches its final ``state``: stored, the amount given back unless it
+        succeeded, ``MCHTRANSFER.BILL.FINISHED`` scheduled."""
+        bill = replace(bill, state=state, fail_reason=reason, updated_at=when)
+        if state != "SUCCESS":
             self.splits.credit(CHANNEL, bill.mch_id, Money(bill.amount))
         self._bills[(bill.mch_id, bill.out_bill_no)] = bill
         if bill.notify_url:
@@ -672,7 +711,8 @@ class WechatSharing:
                 event_type="MCHTRANSFER.BILL.FINISHED",
                 summary="商家转账单据终态通知",
                 original_type="mch_payment",
-                resource=_bill_json(bill),
+                resource=_bill_notice(bill),
+                neutral_type="transfer",
             )
         return bill
 
@@ -704,9 +744,10 @@ class WechatSharing:
                     merchant,
                     order.transaction_id,
                     url=trade.notify_url,
-                    event_type="PROFITSHARING",
-                    summary="分账",
+                    event_type="PROFITSHARING.SUCCESS",
+                    summary="分账动账成功",
                     original_type="profitsharing",
+                    neutral_type="split",
                     resource={
                         "mchid": order.mch_id,
                         "transaction_id": order.transaction_id,
@@ -758,6 +799,26 @@ def _bill_answer(bill: TransferBill) -> dict[str, Any]:
     }
     if bill.state == "WAIT_USER_CONFIRM":
         data["package_info"] = bill.package_info
+    if bill.fail_reason:
+        data["fail_reason"] = bill.fail_reason
+    return data
+
+
+def _bill_notice(bill: TransferBill) -> dict[str, Any]:
+    """The resource of ``MCHTRANSFER.BILL.FINISHED`` (``mchid``, unlike the query's ``mch_id``)."""
+    data: dict[str, Any] = {
+        "mchid": bill.mch_id,
+        "appid": bill.appid,
+        "out_bill_no": bill.out_bill_no,
+        "transfer_bill_no": bill.transfer_bill_no,
+        "transfer_scene_id": bill.scene_id,
+        "openid": bill.openid,
+        "transfer_amount": bill.amount,
+        "transfer_remark": bill.remark,
+        "state": bill.state,
+        "create_time": format_time(bill.created_at),
+        "update_time": format_time(bill.updated_at or bill.created_at),
+    }
     if bill.fail_reason:
         data["fail_reason"] = bill.fail_reason
     return data

@@ -151,6 +151,11 @@ class WechatSimulator:
             ("GET", re.compile(rf"{share_path}/transactions/([^/]+)/amounts"), sharing.amounts),
             ("POST", re.compile(bills_path), sharing.create_transfer),
             ("GET", re.compile(rf"{bills_path}/out-bill-no/([^/]+)"), sharing.query_transfer),
+            (
+                "POST",
+                re.compile(rf"{bills_path}/out-bill-no/([^/]+)/cancel"),
+                sharing.cancel_transfer,
+            ),
         )
         if resigner is not None:
             resigner.register("wechat", self.keys.resign)
