@@ -33,7 +33,7 @@ from payhub.errors import (
 )
 from payhub.ledger import PLATFORM, Account, AccountKind, EntryCause, WithdrawalStatus
 from payhub.money import Money
-from payhub.splits import Share
+from payhub.splits import Share, SplitPart
 from payhub.splits import split as plan_split
 from payhub.splits_models import ReceiverBinding, ReceiverKind, SplitReceiver, TransferRequest
 from payhub.store import PayoutState, SplitState, Store
@@ -326,3 +326,23 @@ def test_a_processing_payout_is_settled_by_sync(
     else:
         assert w.status is WithdrawalStatus.FAILED
         assert world.balance("alice", K.AVAILABLE) == Money(10000)
+
+
+def test_finishing_unfreezes_the_rest_and_ends_the_splitting(world: World) -> None:
+    """split_finish: alipay.trade.order.settle with only royalty_finish (the payment
+    was created with royalty_freeze by PaymentRequest(split=True))."""
+    world.paid("P9")
+    world.bind()
+    assert world.hub.split("P9", "SP9", _plan(), RECEIVERS).status is SplitState.SUCCEEDED
+    trade_no = world.store.payment("P9").channel_trade_id
+    [trade] = world.box.alipay.engine.royalty_trades(APP_ID)
+    assert (trade["royalty_freeze"], trade["frozen"]) == (True, "81.00")  # 100 - 19 split
+    world.run(world.channel.split_finish("FIN9", trade_no, "完结"))
+    [trade] = world.box.alipay.engine.royalty_trades(APP_ID)
+    assert (trade["finished"], trade["frozen"]) == (True, "0.00")
+    settles = {s["out_request_no"]: s for s in world.box.alipay.engine.settles()}
+    assert "FIN9" in settles
+    with pytest.raises(ChannelError) as caught:
+        world.hub.split("P9", "SP9b", [SplitPart("platform", Money(100))], RECEIVERS)
+    assert caught.value.code is ErrorCode.INVALID_SPLIT  # nothing left to split at Alipay
+    assert world.store.split("SP9b") is None
