@@ -11,8 +11,10 @@ The same call again returns the stored record; one whose outcome is still
 unknown is *queried* under its number, never sent under a new one. A channel
 that refuses (a non-retryable error) changed nothing: the reservation is
 dropped and the typed error raised. A send whose answer was lost (a
-retryable error: timeout, network, channel busy) is asked about at once, and
-left processing for ``payhub sync`` if the channel cannot say yet.
+retryable error: timeout, network, channel busy) is asked about at once; if
+the channel knows nothing of it, the same request goes again under the same
+number, once (:func:`resend_after`); otherwise it is left processing for
+``payhub sync``, which only asks.
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ if TYPE_CHECKING:
 
 #: A split plan: what :func:`payhub.splits.split` returns, or its parts.
 Plan = SplitPlan | Iterable[SplitPart]
-#: A prepared split: the stored record, and the request to send (None: stored before).
-PreparedSplit = tuple[SplitRecord, SplitRequest | None]
+#: A prepared split: the stored record, the request (sent only as that record's
+#: number), and whether the record existed before (the same call repeated).
+PreparedSplit = tuple[SplitRecord, SplitRequest, bool]
 
 
 def splitting_channel(hub: BaseHub, name: str, what: str) -> SplitOperations:
@@ -136,8 +139,6 @@ def prepare_split(
         finish=finish,
         digest=digest_of(content),
     )
-    if existed:
-        return record, None
     request = SplitRequest(
         out_request_no=out_split_no,
         channel_trade_id=record.channel_trade_id,
@@ -153,7 +154,7 @@ def prepare_split(
         ),
         finish=finish,
     )
-    return record, request
+    return record, request, existed
 
 
 def payout_digest(channel: str, withdrawal_id: int, request: TransferRequest) -> str:
@@ -189,11 +190,22 @@ def unknown(exc: PayhubError) -> bool:
     return exc.retryable
 
 
+#: what a query's NOT_FOUND answer means for a processing record
+NOT_FOUND_YET = "the channel does not know it (yet): it stays processing"
+
+
 def query_problem(status: SplitStatus | TransferStatus) -> str | None:
     """Why a query's answer settles nothing yet, or None."""
     if status in (SplitStatus.NOT_FOUND, TransferStatus.NOT_FOUND):
-        return "the channel does not know it (yet): it stays processing"
+        return NOT_FOUND_YET
     return None
+
+
+def resend_after(why: str | None) -> bool:
+    """After a send whose outcome was unknown, the channel says it knows no such
+    request: the same request goes again under the same number (the channel takes
+    a repeat of a number as the same operation), once. Never a new number."""
+    return why == NOT_FOUND_YET
 
 
 # -- the I/O loops, twice ------------------------------------------------------------
@@ -239,8 +251,7 @@ def split(
     description: str,
     finish: bool,
 ) -> SplitRecord:
-    store = hub._require_store()
-    record, request = hub._call_store(
+    record, request, existed = hub._call_store(
         prepare_split,
         hub,
         out_trade_no,
@@ -250,22 +261,13 @@ def split(
         description=description,
         finish=finish,
     )
-    if request is None:
+    if existed:
         if record.status.final:
             return record
-        return settle_split(hub, record)[0]
-    target = splitting_channel(hub, record.channel, "splits")
-    try:
-        answer = hub._run_flow(hub.channel(record.channel), target.split(request))
-    except PayhubError as exc:
-        if unknown(exc):
-            return settle_split(hub, record)[0]
-        hub._call_store(store.drop_split, out_split_no)
-        raise
-    stored = hub._call_store(store.apply_split_result, out_split_no, answer)
-    if stored.status.final:
-        return stored
-    return settle_split(hub, stored)[0]
+        asked, why = settle_split(hub, record)
+        if not resend_after(why):
+            return asked
+    return send_split(hub, record, request)
 
 
 async def split_async(
@@ -278,8 +280,7 @@ async def split_async(
     description: str,
     finish: bool,
 ) -> SplitRecord:
-    store = hub._require_store()
-    record, request = await hub._call_store(
+    record, request, existed = await hub._call_store(
         prepare_split,
         hub,
         out_trade_no,
@@ -289,19 +290,68 @@ async def split_async(
         description=description,
         finish=finish,
     )
-    if request is None:
+    if existed:
         if record.status.final:
             return record
-        return (await settle_split_async(hub, record))[0]
+        asked, why = await settle_split_async(hub, record)
+        if not resend_after(why):
+            return asked
+    return await send_split_async(hub, record, request)
+
+
+def send_split(hub: PayHub, record: SplitRecord, request: SplitRequest) -> SplitRecord:
+    """Send a reserved split under its own number and apply the answer; an unknown
+    outcome is asked about, and sent again (same number) only if the channel
+    knows nothing of it; a refusal drops the reservation and is raised."""
+    store = hub._require_store()
+    target = splitting_channel(hub, record.channel, "splits")
+    try:
+        answer = hub._run_flow(hub.channel(record.channel), target.split(request))
+    except PayhubError as exc:
+        if not unknown(exc):
+            hub._call_store(store.drop_split, record.out_split_no)
+            raise
+        asked, why = settle_split(hub, record)
+        if not resend_after(why):
+            return asked
+        try:  # the channel never got it: the same request, under the same number, once
+            answer = hub._run_flow(hub.channel(record.channel), target.split(request))
+        except PayhubError as again:
+            if unknown(again):
+                return asked
+            hub._call_store(store.drop_split, record.out_split_no)
+            raise
+    stored = hub._call_store(store.apply_split_result, record.out_split_no, answer)
+    if stored.status.final:
+        return stored
+    return settle_split(hub, stored)[0]
+
+
+async def send_split_async(
+    hub: AsyncPayHub, record: SplitRecord, request: SplitRequest
+) -> SplitRecord:
+    """Send a reserved split under its own number and apply the answer; an unknown
+    outcome is asked about, and sent again (same number) only if the channel
+    knows nothing of it; a refusal drops the reservation and is raised."""
+    store = hub._require_store()
     target = splitting_channel(hub, record.channel, "splits")
     try:
         answer = await hub._run_flow(hub.channel(record.channel), target.split(request))
     except PayhubError as exc:
-        if unknown(exc):
-            return (await settle_split_async(hub, record))[0]
-        await hub._call_store(store.drop_split, out_split_no)
-        raise
-    stored = await hub._call_store(store.apply_split_result, out_split_no, answer)
+        if not unknown(exc):
+            await hub._call_store(store.drop_split, record.out_split_no)
+            raise
+        asked, why = await settle_split_async(hub, record)
+        if not resend_after(why):
+            return asked
+        try:  # the channel never got it: the same request, under the same number, once
+            answer = await hub._run_flow(hub.channel(record.channel), target.split(request))
+        except PayhubError as again:
+            if unknown(again):
+                return asked
+            await hub._call_store(store.drop_split, record.out_split_no)
+            raise
+    stored = await hub._call_store(store.apply_split_result, record.out_split_no, answer)
     if stored.status.final:
         return stored
     return (await settle_split_async(hub, stored))[0]
@@ -344,41 +394,75 @@ async def settle_split_async(
 def payout(
     hub: PayHub, channel: str, withdrawal_id: int, request: TransferRequest
 ) -> PayoutRecord:
-    store = hub._require_store()
     record, existed = hub._call_store(prepare_payout, hub, channel, withdrawal_id, request)
     if existed:
         if record.status.final:
             return record
-        return settle_payout(hub, record)[0]
-    target = splitting_channel(hub, channel, "transfers")
-    try:
-        answer = hub._run_flow(hub.channel(channel), target.transfer(request))
-    except PayhubError as exc:
-        if unknown(exc):
-            return settle_payout(hub, record)[0]
-        hub._call_store(store.drop_payout, request.out_transfer_no)
-        raise
-    return hub._call_store(store.apply_payout_result, request.out_transfer_no, answer)
+        asked, why = settle_payout(hub, record)
+        if not resend_after(why):
+            return asked
+    return send_payout(hub, record, request)
 
 
 async def payout_async(
     hub: AsyncPayHub, channel: str, withdrawal_id: int, request: TransferRequest
 ) -> PayoutRecord:
-    store = hub._require_store()
     record, existed = await hub._call_store(prepare_payout, hub, channel, withdrawal_id, request)
     if existed:
         if record.status.final:
             return record
-        return (await settle_payout_async(hub, record))[0]
-    target = splitting_channel(hub, channel, "transfers")
+        asked, why = await settle_payout_async(hub, record)
+        if not resend_after(why):
+            return asked
+    return await send_payout_async(hub, record, request)
+
+
+def send_payout(hub: PayHub, record: PayoutRecord, request: TransferRequest) -> PayoutRecord:
+    """As :func:`send_split`, for a payout's transfer."""
+    store = hub._require_store()
+    target = splitting_channel(hub, record.channel, "transfers")
     try:
-        answer = await hub._run_flow(hub.channel(channel), target.transfer(request))
+        answer = hub._run_flow(hub.channel(record.channel), target.transfer(request))
     except PayhubError as exc:
-        if unknown(exc):
-            return (await settle_payout_async(hub, record))[0]
-        await hub._call_store(store.drop_payout, request.out_transfer_no)
-        raise
-    return await hub._call_store(store.apply_payout_result, request.out_transfer_no, answer)
+        if not unknown(exc):
+            hub._call_store(store.drop_payout, record.out_payout_no)
+            raise
+        asked, why = settle_payout(hub, record)
+        if not resend_after(why):
+            return asked
+        try:  # the channel never got it: the same request, under the same number, once
+            answer = hub._run_flow(hub.channel(record.channel), target.transfer(request))
+        except PayhubError as again:
+            if unknown(again):
+                return asked
+            hub._call_store(store.drop_payout, record.out_payout_no)
+            raise
+    return hub._call_store(store.apply_payout_result, record.out_payout_no, answer)
+
+
+async def send_payout_async(
+    hub: AsyncPayHub, record: PayoutRecord, request: TransferRequest
+) -> PayoutRecord:
+    """As :func:`send_split`, for a payout's transfer."""
+    store = hub._require_store()
+    target = splitting_channel(hub, record.channel, "transfers")
+    try:
+        answer = await hub._run_flow(hub.channel(record.channel), target.transfer(request))
+    except PayhubError as exc:
+        if not unknown(exc):
+            await hub._call_store(store.drop_payout, record.out_payout_no)
+            raise
+        asked, why = await settle_payout_async(hub, record)
+        if not resend_after(why):
+            return asked
+        try:  # the channel never got it: the same request, under the same number, once
+            answer = await hub._run_flow(hub.channel(record.channel), target.transfer(request))
+        except PayhubError as again:
+            if unknown(again):
+                return asked
+            await hub._call_store(store.drop_payout, record.out_payout_no)
+            raise
+    return await hub._call_store(store.apply_payout_result, record.out_payout_no, answer)
 
 
 def settle_payout(hub: PayHub, record: PayoutRecord) -> tuple[PayoutRecord, str | None]:
@@ -465,7 +549,7 @@ def apply_notice(hub: PayHub, notice: SplitNotice) -> None:
     record = hub._call_store(store.split, notice.number)
     if record is not None and not record.status.final:
         _, why = settle_split(hub, record)
-        if why is not None and why != query_problem(SplitStatus.NOT_FOUND):
+        if why is not None and why != NOT_FOUND_YET:
             raise ChannelTimeout(f"split {notice.number} could not be asked: {why}")
 
 
@@ -481,7 +565,7 @@ async def apply_notice_async(hub: AsyncPayHub, notice: SplitNotice) -> None:
     record = await hub._call_store(store.split, notice.number)
     if record is not None and not record.status.final:
         _, why = await settle_split_async(hub, record)
-        if why is not None and why != query_problem(SplitStatus.NOT_FOUND):
+        if why is not None and why != NOT_FOUND_YET:
             raise ChannelTimeout(f"split {notice.number} could not be asked: {why}")
 
 

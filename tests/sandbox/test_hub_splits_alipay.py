@@ -31,6 +31,7 @@ from payhub.errors import (
     InvalidRequestError,
     SplitError,
 )
+from payhub.hub._splits import NOT_FOUND_YET
 from payhub.ledger import PLATFORM, Account, AccountKind, EntryCause, WithdrawalStatus
 from payhub.money import Money
 from payhub.splits import Share, SplitPart
@@ -346,3 +347,39 @@ def test_finishing_unfreezes_the_rest_and_ends_the_splitting(world: World) -> No
         world.hub.split("P9", "SP9b", [SplitPart("platform", Money(100))], RECEIVERS)
     assert caught.value.code is ErrorCode.INVALID_SPLIT  # nothing left to split at Alipay
     assert world.store.split("SP9b") is None
+
+
+def test_a_busy_gateway_is_asked_then_sent_again_under_the_same_number(world: World) -> None:
+    """Alipay answers "system busy" (outcome unknown): the hub asks, Alipay knows no
+    such request, so the same request goes again under the same number, once."""
+    world.paid("P10")
+    world.bind()
+    world.box.set_fault("alipay", "system_error", code="40004", count=1)
+    record = world.hub.split("P10", "SP10", _plan(), RECEIVERS)
+    assert record.status is SplitState.SUCCEEDED
+    assert [s["out_request_no"] for s in world.box.alipay.engine.settles()] == ["SP10"]
+    assert len(_split_entries(world, "P10")) == 1
+    world.box.splits.set_balance("alipay", APP_ID, Money(100000))
+    withdrawal = world.store.ledger.withdraw("alice", Money(2000))
+    world.box.set_fault("alipay", "system_error", code="40004", count=1)
+    payout = world.hub.payout("alipay", withdrawal.id, _payout("PO10", 2000))
+    assert payout.status is PayoutState.SUCCEEDED
+    assert len(world.box.alipay.engine.transfers()) == 1
+    assert world.box.splits.balance("alipay", APP_ID) == Money(98000)  # drawn once
+
+
+def test_a_gateway_down_twice_leaves_it_processing_until_repeated(world: World) -> None:
+    world.paid("P11")
+    world.bind()
+    world.box.set_fault("alipay", "system_error", code="40004", count=2)  # the send, the ask
+    record = world.hub.split("P11", "SP11", _plan(), RECEIVERS)
+    assert record.status is SplitState.PROCESSING
+    assert _split_entries(world, "P11") == []
+    # nothing reached Alipay: sync only asks; Alipay knows nothing of it: still processing
+    report = world.hub.sync_pending()
+    assert report.split_errors == {"SP11": NOT_FOUND_YET}
+    assert world.box.alipay.engine.settles() == []
+    # the caller repeats the call: asked, then sent again under the same number
+    assert world.hub.split("P11", "SP11", _plan(), RECEIVERS).status is SplitState.SUCCEEDED
+    assert [s["out_request_no"] for s in world.box.alipay.engine.settles()] == ["SP11"]
+    assert len(_split_entries(world, "P11")) == 1
