@@ -309,7 +309,7 @@ def send_split(hub: PayHub, record: SplitRecord, request: SplitRequest) -> Split
         answer = hub._run_flow(hub.channel(record.channel), target.split(request))
     except PayhubError as exc:
         if not unknown(exc):
-            hub._call_store(store.drop_split, record.out_split_no)
+            hub._call_store(store.refuse_split, record.out_split_no, exc.code.name)
             raise
         asked, why = settle_split(hub, record)
         if not resend_after(why):
@@ -319,7 +319,7 @@ def send_split(hub: PayHub, record: SplitRecord, request: SplitRequest) -> Split
         except PayhubError as again:
             if unknown(again):
                 return asked
-            hub._call_store(store.drop_split, record.out_split_no)
+            hub._call_store(store.refuse_split, record.out_split_no, again.code.name)
             raise
     stored = hub._call_store(store.apply_split_result, record.out_split_no, answer)
     if stored.status.final:
@@ -339,7 +339,7 @@ async def send_split_async(
         answer = await hub._run_flow(hub.channel(record.channel), target.split(request))
     except PayhubError as exc:
         if not unknown(exc):
-            await hub._call_store(store.drop_split, record.out_split_no)
+            await hub._call_store(store.refuse_split, record.out_split_no, exc.code.name)
             raise
         asked, why = await settle_split_async(hub, record)
         if not resend_after(why):
@@ -349,7 +349,7 @@ async def send_split_async(
         except PayhubError as again:
             if unknown(again):
                 return asked
-            await hub._call_store(store.drop_split, record.out_split_no)
+            await hub._call_store(store.refuse_split, record.out_split_no, again.code.name)
             raise
     stored = await hub._call_store(store.apply_split_result, record.out_split_no, answer)
     if stored.status.final:
@@ -425,7 +425,7 @@ def send_payout(hub: PayHub, record: PayoutRecord, request: TransferRequest) -> 
         answer = hub._run_flow(hub.channel(record.channel), target.transfer(request))
     except PayhubError as exc:
         if not unknown(exc):
-            hub._call_store(store.drop_payout, record.out_payout_no)
+            hub._call_store(store.refuse_payout, record.out_payout_no, exc.code.name)
             raise
         asked, why = settle_payout(hub, record)
         if not resend_after(why):
@@ -435,7 +435,7 @@ def send_payout(hub: PayHub, record: PayoutRecord, request: TransferRequest) -> 
         except PayhubError as again:
             if unknown(again):
                 return asked
-            hub._call_store(store.drop_payout, record.out_payout_no)
+            hub._call_store(store.refuse_payout, record.out_payout_no, again.code.name)
             raise
     return hub._call_store(store.apply_payout_result, record.out_payout_no, answer)
 
@@ -450,7 +450,7 @@ async def send_payout_async(
         answer = await hub._run_flow(hub.channel(record.channel), target.transfer(request))
     except PayhubError as exc:
         if not unknown(exc):
-            await hub._call_store(store.drop_payout, record.out_payout_no)
+            await hub._call_store(store.refuse_payout, record.out_payout_no, exc.code.name)
             raise
         asked, why = await settle_payout_async(hub, record)
         if not resend_after(why):
@@ -460,7 +460,7 @@ async def send_payout_async(
         except PayhubError as again:
             if unknown(again):
                 return asked
-            await hub._call_store(store.drop_payout, record.out_payout_no)
+            await hub._call_store(store.refuse_payout, record.out_payout_no, again.code.name)
             raise
     return await hub._call_store(store.apply_payout_result, record.out_payout_no, answer)
 

@@ -616,7 +616,7 @@ splits = sa.Table(
     sa.Column("finish", sa.Boolean, nullable=False, server_default=sa.false()),
     #: SHA-256 of the request's content: the same number with other content is refused
     sa.Column("digest", ExactString(64), nullable=False),
-    #: processing / succeeded / failed / partial
+    #: processing / succeeded / failed / partial / refused
     sa.Column("status", ExactString(16), nullable=False),
     #: Alipay settle_no / WeChat order_id
     sa.Column("channel_split_id", ExactString(128)),
@@ -636,8 +636,9 @@ payouts = sa.Table(
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     #: the caller's idempotency number: Alipay out_biz_no / WeChat out_bill_no
     sa.Column("out_payout_no", ExactString(32), nullable=False, unique=True),
-    #: the ledger withdrawal it pays (one payout per withdrawal)
-    sa.Column("withdrawal_id", BigId, nullable=False, unique=True),
+    #: the ledger withdrawal it pays (one live payout per withdrawal: checked under
+    #: the withdrawal's lock, as a refused payout's row stays)
+    sa.Column("withdrawal_id", BigId, nullable=False),
     sa.Column("party", ExactString(64), nullable=False),
     sa.Column("channel", ExactString(64), nullable=False),
     #: the payee: ReceiverKind and account (never the real name)
@@ -646,7 +647,7 @@ payouts = sa.Table(
     sa.Column("amount_minor", sa.BigInteger, nullable=False),
     sa.Column("currency", ExactString(3), nullable=False),
     sa.Column("digest", ExactString(64), nullable=False),
-    #: processing / succeeded / failed
+    #: processing / succeeded / failed / refused
     sa.Column("status", ExactString(16), nullable=False),
     #: Alipay order_id / WeChat transfer_bill_no
     sa.Column("channel_transfer_id", ExactString(128)),
@@ -656,5 +657,6 @@ payouts = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index(None, "status", "updated_at"),
+    sa.Index(None, "withdrawal_id"),
     **TABLE_OPTIONS,
 )

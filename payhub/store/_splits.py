@@ -65,6 +65,9 @@ class SplitState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  #: final, nothing moved
     PARTIAL = "partial"  #: final, some lines moved
+    #: the channel refused it when asked: nothing moved, and the same call
+    #: (same number, same content) may be made again once the cause is fixed
+    REFUSED = "refused"
 
     @property
     def final(self) -> bool:
@@ -75,6 +78,9 @@ class PayoutState(enum.StrEnum):
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"  #: the withdrawal is paid
     FAILED = "failed"  #: the withdrawal went back to available
+    #: the channel refused it when asked: nothing moved, the withdrawal is still
+    #: pending, and the same call may be made again once the cause is fixed
+    REFUSED = "refused"
 
     @property
     def final(self) -> bool:
@@ -246,7 +252,8 @@ class SplitsJob(StoreBase):
             if found is not None:
                 if found["digest"] != digest:
                     raise _number_used("split", out_split_no)
-                return _split_record(found), True
+                if found["status"] != SplitState.REFUSED.value:
+                    return _split_record(found), True
             payment = _lock_payment(conn, out_trade_no)
             if payment is None:
                 raise PaymentStateError(
@@ -295,7 +302,16 @@ class SplitsJob(StoreBase):
                 "created_at": now,
                 "updated_at": now,
             }
-            if not insert_ignore(conn, splits, values):
+            if found is not None:  # refused before: reserved again, as new
+                conn.execute(
+                    splits.update()
+                    .where(
+                        splits.c.id == found["id"],
+                        splits.c.status == SplitState.REFUSED.value,
+                    )
+                    .values(**{k: v for k, v in values.items() if k != "created_at"})
+                )
+            elif not insert_ignore(conn, splits, values):
                 row = self._split_row(conn, out_split_no)
                 if row is None or row["digest"] != digest:
                     raise _number_used("split", out_split_no)
@@ -318,7 +334,7 @@ class SplitsJob(StoreBase):
         rows = conn.execute(
             sa.select(splits.c.status, splits.c.amount_minor, splits.c.lines).where(
                 splits.c.out_trade_no == payment["out_trade_no"],
-                splits.c.status != SplitState.FAILED.value,
+                splits.c.status.not_in([SplitState.FAILED.value, SplitState.REFUSED.value]),
             )
         ).all()
         taken = 0
@@ -393,15 +409,22 @@ class SplitsJob(StoreBase):
 
         return self.run(fn)
 
-    def drop_split(self, out_split_no: str) -> None:
-        """The channel refused the split before taking it: forget the reservation
-        (nothing moved; the number may be sent again once the cause is fixed)."""
+    def refuse_split(self, out_split_no: str, reason: str) -> None:
+        """The channel refused the split when asked: nothing moved. It no longer
+        counts against the payment, and the same call may be made again (a row
+        is never deleted: the application's role may delete nothing)."""
 
         def fn(conn: Connection) -> None:
             conn.execute(
-                splits.delete().where(
+                splits.update()
+                .where(
                     splits.c.out_split_no == out_split_no,
                     splits.c.status == SplitState.PROCESSING.value,
+                )
+                .values(
+                    status=SplitState.REFUSED.value,
+                    error=_clip(reason, 256),
+                    updated_at=self.now(),
                 )
             )
 
@@ -446,7 +469,8 @@ class SplitsJob(StoreBase):
             if found is not None:
                 if found["digest"] != digest:
                     raise _number_used("payout", number)
-                return _payout_record(found), True
+                if found["status"] != PayoutState.REFUSED.value:
+                    return _payout_record(found), True
             w = ledger_withdrawals
             row = (
                 conn.execute(sa.select(w).where(w.c.id == withdrawal_id).with_for_update())
@@ -495,16 +519,33 @@ class SplitsJob(StoreBase):
                 "created_at": now,
                 "updated_at": now,
             }
-            if not insert_ignore(conn, payouts, values):
-                again = self._payout_row(conn, number)
-                if again is not None:
-                    if again["digest"] != digest:
-                        raise _number_used("payout", number)
-                    return _payout_record(again), True
+            # under the withdrawal's lock: one live payout per withdrawal
+            other = conn.execute(
+                sa.select(payouts.c.out_payout_no).where(
+                    payouts.c.withdrawal_id == withdrawal_id,
+                    payouts.c.status != PayoutState.REFUSED.value,
+                    payouts.c.out_payout_no != number,
+                )
+            ).first()
+            if other is not None:
                 raise LedgerError(
                     f"withdrawal {withdrawal_id} is being paid out under another number",
                     code=ErrorCode.LEDGER_STATE,
                 )
+            if found is not None:  # refused before: reserved again, as new
+                conn.execute(
+                    payouts.update()
+                    .where(
+                        payouts.c.id == found["id"],
+                        payouts.c.status == PayoutState.REFUSED.value,
+                    )
+                    .values(**{k: v for k, v in values.items() if k != "created_at"})
+                )
+            elif not insert_ignore(conn, payouts, values):
+                again = self._payout_row(conn, number)
+                if again is None or again["digest"] != digest:
+                    raise _number_used("payout", number)
+                return _payout_record(again), True
             return _payout_record(self._payout_row(conn, number)), False
 
         return self.run(fn)
@@ -567,15 +608,21 @@ class SplitsJob(StoreBase):
 
         return self.run(fn)
 
-    def drop_payout(self, out_payout_no: str) -> None:
-        """The channel refused the payout before taking it: forget the reservation
-        (the withdrawal stays pending; nothing moved)."""
+    def refuse_payout(self, out_payout_no: str, reason: str) -> None:
+        """The channel refused the payout when asked: nothing moved, the withdrawal
+        stays pending, and the same call may be made again (no row is deleted)."""
 
         def fn(conn: Connection) -> None:
             conn.execute(
-                payouts.delete().where(
+                payouts.update()
+                .where(
                     payouts.c.out_payout_no == out_payout_no,
                     payouts.c.status == PayoutState.PROCESSING.value,
+                )
+                .values(
+                    status=PayoutState.REFUSED.value,
+                    error=_clip(reason, 256),
+                    updated_at=self.now(),
                 )
             )
 

@@ -187,7 +187,7 @@ def test_a_split_to_an_unbound_receiver_changes_nothing_then_succeeds_once_bound
     with pytest.raises(ChannelError) as caught:
         world.hub.split("P2", "SP2", _plan(), RECEIVERS)
     assert caught.value.code is ErrorCode.RECEIVER_NOT_BOUND
-    assert world.store.split("SP2") is None
+    assert world.store.split("SP2").status is SplitState.REFUSED
     assert _split_entries(world, "P2") == []
     assert world.balance("alice", K.AVAILABLE) == Money(10000)
     world.bind()
@@ -206,7 +206,7 @@ def test_a_split_above_the_payment_is_refused_before_anything_is_sent(world: Wor
         world.hub.split("P3", "SP3b", _plan(40000), RECEIVERS)  # 1000 + 3900 more: too much
     assert caught.value.code is ErrorCode.INVALID_SPLIT
     assert [s["out_request_no"] for s in world.box.alipay.engine.settles()] == ["SP3"]
-    assert world.store.split("SP3b") is None
+    assert world.store.split("SP3b") is None  # refused before anything was stored
     with pytest.raises(SplitError):
         world.hub.split("P3", "SP3c", _plan(), {"platform": RECEIVERS["platform"]})  # no agent
 
@@ -284,7 +284,7 @@ def test_bad_payouts_are_typed_and_move_nothing(world: World) -> None:
     with pytest.raises(ChannelError) as caught:
         world.hub.payout("alipay", withdrawal.id, _payout("PO6", 5000, name="王五"))
     assert caught.value.code is ErrorCode.PAYEE_NAME_MISMATCH
-    assert world.store.payout("PO6") is None
+    assert world.store.payout("PO6").status is PayoutState.REFUSED
     assert world.store.ledger.withdrawals()[0].status is WithdrawalStatus.PENDING
     assert world.box.splits.balance("alipay", APP_ID) == Money(100000)
     # the right name, the same number: paid
@@ -346,7 +346,7 @@ def test_finishing_unfreezes_the_rest_and_ends_the_splitting(world: World) -> No
     with pytest.raises(ChannelError) as caught:
         world.hub.split("P9", "SP9b", [SplitPart("platform", Money(100))], RECEIVERS)
     assert caught.value.code is ErrorCode.INVALID_SPLIT  # nothing left to split at Alipay
-    assert world.store.split("SP9b") is None
+    assert world.store.split("SP9b").status is SplitState.REFUSED
 
 
 def test_a_busy_gateway_is_asked_then_sent_again_under_the_same_number(world: World) -> None:

@@ -238,7 +238,7 @@ def test_a_split_to_a_receiver_not_added_changes_nothing(world: World) -> None:
     with pytest.raises(ChannelError) as caught:
         world.hub.split("WX0004", "SPW4", plan, {"platform": SELLER})
     assert caught.value.channel_code == "INVALID_REQUEST"
-    assert world.store.split("SPW4") is None
+    assert world.store.split("SPW4").status is SplitState.REFUSED
     assert world.balance("alice", K.AVAILABLE) == Money(10000)
     _bind(world)
     assert world.hub.split("WX0004", "SPW4", plan, {"platform": SELLER}).status is (

@@ -182,15 +182,25 @@ def test_a_partial_split_posts_only_the_lines_that_moved(hub, store: Store, bank
     check_invariants(store)
 
 
-def test_a_refused_split_is_forgotten(hub, store: Store, bank) -> None:
+def test_a_refused_split_frees_its_room_and_may_be_made_again(hub, store: Store, bank) -> None:
     paid(hub, bank, "S7", 1000)
-    _reserve(store, "SP7", "S7", PLATFORM_LINE)
-    store.drop_split("SP7")
-    assert store.split("SP7") is None
-    record, existed = _reserve(store, "SP7", "S7", PLATFORM_LINE)
+    _reserve(store, "SP7", "S7", ("bob", "2088000000000002", 1000))
+    store.refuse_split("SP7", "RECEIVER_NOT_BOUND")
+    refused = store.split("SP7")
+    assert refused.status is SplitState.REFUSED
+    assert refused.error == "RECEIVER_NOT_BOUND"
+    assert store.splits(status="processing") == []
+    # the same call again: reserved again (the row is kept, never deleted)
+    record, existed = _reserve(store, "SP7", "S7", ("bob", "2088000000000002", 1000))
     assert not existed
     assert record.status is SplitState.PROCESSING
     assert [s.out_split_no for s in store.splits(status="processing")] == ["SP7"]
+    assert count(store, splits) == 1
+    # other content under a refused number is still refused
+    store.refuse_split("SP7", "RECEIVER_NOT_BOUND")
+    with pytest.raises(InvalidRequestError) as caught:
+        _reserve(store, "SP7", "S7", ("bob", "2088000000000002", 999))
+    assert caught.value.code is ErrorCode.ORDER_NUMBER_USED
 
 
 def test_a_split_after_settlement_takes_from_available(hub, store: Store, bank) -> None:
@@ -299,9 +309,18 @@ def test_bad_payouts_are_typed_and_change_nothing(hub, store: Store, bank) -> No
         _payout(store, withdrawal, _transfer("PO4", 490))
     assert caught.value.code is ErrorCode.LEDGER_STATE
     assert count(store, payouts) == 1
-    store.drop_payout("PO3")
-    assert store.payout("PO3") is None
+    store.refuse_payout("PO3", "PAYEE_NAME_MISMATCH")
+    assert store.payout("PO3").status is PayoutState.REFUSED
     assert store.ledger.withdrawals()[0].status is WithdrawalStatus.PENDING
+    # a refused payout does not hold the withdrawal: another number may pay it
+    record, existed = _payout(store, withdrawal, _transfer("PO4", 490))
+    assert not existed
+    assert record.status is PayoutState.PROCESSING
+    store.refuse_payout("PO4", "INSUFFICIENT_BALANCE")
+    # and the refused number itself may be made again
+    again, existed = _payout(store, withdrawal, _transfer("PO3", 490))
+    assert not existed
+    assert again.status is PayoutState.PROCESSING
     # a withdrawal already ended cannot be paid out
     store.ledger.mark_withdrawal_failed(withdrawal, "by hand")
     with pytest.raises(LedgerError) as caught:

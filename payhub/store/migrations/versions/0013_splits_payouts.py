@@ -2,9 +2,10 @@
 
 ``payhub_splits``: one row per ``hub.split`` (unique ``out_split_no``, the
 channel's out_request_no / out_order_no), with the SHA-256 of its content, its
-status (processing / succeeded / failed / partial) and lines.
-``payhub_payouts``: one row per ``hub.payout`` (unique ``out_payout_no`` and
-``withdrawal_id``: a withdrawal is paid out once). Real names are never stored.
+status (processing / succeeded / failed / partial / refused) and lines.
+``payhub_payouts``: one row per ``hub.payout`` (unique ``out_payout_no``; one
+live payout per withdrawal, checked under the withdrawal's lock). Rows are
+never deleted (a refusal is ``refused``). Real names are never stored.
 
 Revision ID: 0013
 Revises: 0012
@@ -80,8 +81,8 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_payhub_payouts"),
         sa.UniqueConstraint("out_payout_no", name="uq_payhub_payouts_out_payout_no"),
-        sa.UniqueConstraint("withdrawal_id", name="uq_payhub_payouts_withdrawal_id"),
         sa.Index("ix_payhub_payouts_status_updated_at", "status", "updated_at"),
+        sa.Index("ix_payhub_payouts_withdrawal_id", "withdrawal_id"),
         **options,
     )
 
