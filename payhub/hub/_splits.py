@@ -9,8 +9,9 @@ written twice (sync and async, kept in step by ``tests/test_hub_twins.py``).
 The rules: the caller's number is kept in the store before anything is sent.
 The same call again returns the stored record; one whose outcome is still
 unknown is *queried* under its number, never sent under a new one. A channel
-that refuses (a non-retryable error) changed nothing: the reservation is
-dropped and the typed error raised. A send whose answer was lost (a
+that refuses (a non-retryable error) changed nothing: the record is marked
+``refused`` (it no longer counts; the same call may be made again) and the
+typed error raised. A send whose answer was lost (a
 retryable error: timeout, network, channel busy) is asked about at once; if
 the channel knows nothing of it, the same request goes again under the same
 number, once (:func:`resend_after`); otherwise it is left processing for
@@ -302,7 +303,7 @@ async def split_async(
 def send_split(hub: PayHub, record: SplitRecord, request: SplitRequest) -> SplitRecord:
     """Send a reserved split under its own number and apply the answer; an unknown
     outcome is asked about, and sent again (same number) only if the channel
-    knows nothing of it; a refusal drops the reservation and is raised."""
+    knows nothing of it; a refusal marks it refused and is raised."""
     store = hub._require_store()
     target = splitting_channel(hub, record.channel, "splits")
     try:
@@ -332,7 +333,7 @@ async def send_split_async(
 ) -> SplitRecord:
     """Send a reserved split under its own number and apply the answer; an unknown
     outcome is asked about, and sent again (same number) only if the channel
-    knows nothing of it; a refusal drops the reservation and is raised."""
+    knows nothing of it; a refusal marks it refused and is raised."""
     store = hub._require_store()
     target = splitting_channel(hub, record.channel, "splits")
     try:

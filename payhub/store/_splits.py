@@ -5,8 +5,8 @@ The same number with the same content is the same operation: the stored record
 comes back, and an outcome still unknown is settled by a query under that
 number, never by a new one. The same number with other content (its SHA-256
 ``digest`` differs) raises ``ORDER_NUMBER_USED`` and sends nothing. A
-channel's refusal drops the reservation: nothing moved, the number may be sent
-again once the cause is fixed. The ledger is posted only when the channel
+channel's refusal marks it ``refused`` (no row is ever deleted): nothing moved,
+and the same call may be made again once the cause is fixed. The ledger is posted only when the channel
 confirms, in the transaction that records it (``docs/ledger.md``).
 """
 
