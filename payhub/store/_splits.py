@@ -6,8 +6,9 @@ comes back, and an outcome still unknown is settled by a query under that
 number, never by a new one. The same number with other content (its SHA-256
 ``digest`` differs) raises ``ORDER_NUMBER_USED`` and sends nothing. A
 channel's refusal marks it ``refused`` (no row is ever deleted): nothing moved,
-and the same call may be made again once the cause is fixed. The ledger is posted only when the channel
-confirms, in the transaction that records it (``docs/ledger.md``).
+and the same call may be made again once the cause is fixed. The ledger is
+posted only when the channel confirms, in the transaction that records it
+(``docs/ledger.md``).
 """
 
 from __future__ import annotations
