@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,10 @@ from payhub import (
     RefundRequest,
     RefundStatus,
 )
-from payhub.ledger import Account, AccountKind
-from payhub.store import Store
+from payhub.ledger import Account, AccountKind, WithdrawalStatus
+from payhub.splits import Share, split
+from payhub.splits_models import ReceiverBinding, ReceiverKind, SplitReceiver, TransferRequest
+from payhub.store import PayoutState, SplitState, Store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 APP_ID = "2021000000000001"
@@ -103,6 +106,7 @@ class ShopEndpoint:
 
     def __init__(self) -> None:
         self.hub: PayHub | None = None
+        self.url = ""
         self.received: queue.Queue[Notification] = queue.Queue()
         self.rejected: list[str] = []
         self.app = Flask("demo-shop")
@@ -389,7 +393,7 @@ def alipay_story(hub: PayHub, control: httpx.Client, shop: ShopEndpoint) -> None
 
 LEDGER = {
     "default_plan": "T+1",
-    "plans": {"fast-cards": "instant"},
+    "plans": {"fast-cards": "instant", "split-seller": "instant"},
     "instant_fee_rate": "0.003",
     "seller_fees": {"default": {"type": "percentage", "rate": "0.01"}},
     "withdrawal": {"minimum": 100, "fee": {"type": "fixed", "amount": 100}},
@@ -468,6 +472,111 @@ def platform_story(hub: PayHub, control: httpx.Client, shop: ShopEndpoint) -> No
     # 1 % of each payment less what its refund returned (the shop's own 30.00 less
     # 10.00 refunded, alice's the same), fast-cards' 0.3 % instant fee, the withdrawal fee
     check(revenue == Money(20 + 20 + 20 + 6 + 100, "CNY"), f"revenue {revenue}")
+    check(sum(ledger.totals().values()) == 0, "the ledger does not balance")
+
+
+PLATFORM_MCH = "1900000110"  # the platform's own WeChat Pay merchant, a split receiver
+SELLER_OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+
+
+def _until(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if done():
+            return
+        time.sleep(0.1)
+    raise DemoFailure(f"{what} within {WAIT_SECONDS:.0f} s")
+
+
+def split_story(hub: PayHub, control: httpx.Client, shop: ShopEndpoint) -> None:
+    step("分账: a WeChat payment made for splitting (settle_info.profit_sharing)")
+    ledger = hub.ledger
+    store = hub.store
+    assert store is not None
+    order = order_no("SPLT")
+    hub.pay(
+        PaymentRequest(
+            out_trade_no=order,
+            amount=Money.parse("100.00", "CNY"),
+            subject="Marketplace order",
+            method=PayMethod.QR,
+            channel="wechat",
+            seller="split-seller",
+            split=True,
+        )
+    )
+    response = control.post(f"/wechat/trades/{order}/pay", json={"mch_id": MCH_ID})
+    check(response.status_code == 200, f"buyer payment answered {response.status_code}")
+    shop.wait_for(
+        lambda n: n.out_trade_no == order and n.kind is NotificationKind.PAYMENT, "payment"
+    )
+    seller = Account("split-seller", AccountKind.AVAILABLE, "CNY")
+    say(f"{order} paid; split-seller available {ledger.balance(seller)} (秒到, fees taken)")
+
+    step("分账: bind the platform as a receiver, split 20 % to it, the rest stays")
+    binding = ReceiverBinding(
+        kind=ReceiverKind.MERCHANT,
+        account=PLATFORM_MCH,
+        name="示例平台",
+        relation_type="SERVICE_PROVIDER",
+    )
+    hub.bind_receivers("wechat", "BIND1", [binding])
+    plan = split(
+        Money.parse("100.00", "CNY"),
+        [Share.ratio("platform", Decimal("0.2")), Share.remainder("split-seller")],
+    )
+    receivers = {
+        "platform": SplitReceiver(kind=ReceiverKind.MERCHANT, account=PLATFORM_MCH, name="示例平台")
+    }
+    record = hub.split(order, f"{order}S", plan, receivers)
+    if record.status is SplitState.PROCESSING:
+        _until(lambda: hub.sync_split(record.out_split_no).status.final, "the split settled")
+        record = hub.sync_split(record.out_split_no)
+    check(record.status is SplitState.SUCCEEDED, f"split {record.status.value}")
+    again = hub.split(order, f"{order}S", plan, receivers)
+    check(again.status is SplitState.SUCCEEDED, "the repeated split is not the stored one")
+    paid_out = ledger.balance(Account("platform", AccountKind.PAID_OUT, "CNY"))
+    left = ledger.balance(seller)
+    say(f"split {record.out_split_no}: {record.amount} to the platform (order "
+        f"{record.channel_split_id}); split-seller available {left}")
+    check(left == Money(7870, "CNY"), f"seller after the split: {left}")
+    check(paid_out.minor >= 2000, f"platform paid_out {paid_out}")
+
+    step("Payout: split-seller withdraws 50.00 (fee 1.00); WeChat merchant transfer to its openid")
+    control.put(
+        "/splits/balance", json={"channel": "wechat", "merchant_id": MCH_ID, "amount": 10**7}
+    )
+    withdrawal = ledger.withdraw("split-seller", Money.parse("50.00", "CNY"))
+    number = f"{order}P"
+    payout = hub.payout(
+        "wechat",
+        withdrawal.id,
+        TransferRequest(
+            out_transfer_no=number,
+            kind=ReceiverKind.OPENID,
+            account=SELLER_OPENID,
+            amount=withdrawal.amount - withdrawal.fee,
+            remark="提现",
+            scene_id="1005",
+            scene_report=(("岗位类型", "商户"), ("报酬说明", "货款提现")),
+            notify_url=f"{shop.url}/notify/wechat",
+        ),
+    )
+    say(f"payout {number}: {payout.status.value}; package_info for the user's confirm page")
+    response = control.post(f"/splits/wechat/transfers/{number}/confirm", json={"mch_id": MCH_ID})
+    check(response.status_code == 200, f"the user's confirmation answered {response.status_code}")
+
+    def paid() -> bool:
+        found = store.payout(number)
+        return found is not None and found.status.final
+
+    _until(paid, "the transfer notification (MCHTRANSFER.BILL.FINISHED) applied")
+    final = store.payout(number)
+    assert final is not None
+    check(final.status is PayoutState.SUCCEEDED, f"payout {final.status.value}")
+    [w] = list(ledger.withdrawals(party="split-seller"))
+    check(w.status is WithdrawalStatus.PAID, f"withdrawal {w.status.value}")
+    say(f"the notification marked withdrawal {w.id} paid: {w.note}")
     check(sum(ledger.totals().values()) == 0, "the ledger does not balance")
 
 
@@ -566,6 +675,7 @@ def main() -> int:
             workdir = Path(tmp)
             sandbox.base_url = sandbox_url
             sandbox.start_delivery_thread()
+            shop.url = shop_url
             say(f"sandbox at {sandbox_url}, shop endpoint at {shop_url}")
             channels = {
                 "alipay": setup_alipay(control, sandbox_url, shop_url),
@@ -583,6 +693,7 @@ def main() -> int:
                 platform_story(hub, control, shop)
                 unionpay_story(hub, control, shop)
                 wechat_story(hub, control, shop)
+                split_story(hub, control, shop)
                 step("Exactly once: what the store and the outbox say")
                 for record in store_payments(store):
                     say(f"{record.out_trade_no}: {record.status.value}, refunded {record.refunded}")
@@ -591,7 +702,7 @@ def main() -> int:
                 check(not store.events(pending=True), "outbox events left undelivered")
                 paid = sorted(set(events.delivered))
                 check(len(paid) == len(events.delivered), "goods delivered twice for a payment")
-                check(len(paid) == 5, f"goods delivered for {len(paid)} payments, expected 5")
+                check(len(paid) == 6, f"goods delivered for {len(paid)} payments, expected 6")
             store.close()
             check(not shop.rejected, f"notifications rejected: {shop.rejected}")
     except DemoFailure as exc:

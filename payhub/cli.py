@@ -449,7 +449,8 @@ def sync(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Query the channels for payments and refunds still pending; apply their answers (防掉单)."""
+    """Query the channels for payments and refunds still pending, and splits and payouts still
+    processing; apply their answers (防掉单)."""
     age = parse_duration(older_than)
     console = Console(stderr=True)
     try:
@@ -483,6 +484,16 @@ def sync(
                     no: state.value for no, state in sorted(report.refunds_changed.items())
                 },
                 "refund_errors": dict(sorted(report.refund_errors.items())),
+                "splits_checked": report.splits_checked,
+                "splits_changed": {
+                    no: state.value for no, state in sorted(report.splits_changed.items())
+                },
+                "split_errors": dict(sorted(report.split_errors.items())),
+                "payouts_checked": report.payouts_checked,
+                "payouts_changed": {
+                    no: state.value for no, state in sorted(report.payouts_changed.items())
+                },
+                "payout_errors": dict(sorted(report.payout_errors.items())),
                 "undelivered_events": undelivered,
             }
         )
@@ -499,6 +510,18 @@ def sync(
         typer.echo(f"  refund {out_refund_no}\t{refund_state.value}")
     for out_refund_no, error in sorted(report.refund_errors.items()):
         console.print(f"[yellow]refund {out_refund_no}[/yellow]: {error}", highlight=False)
+    if report.splits_checked or report.payouts_checked:
+        typer.echo(
+            f"checked {report.splits_checked} processing split(s), "
+            f"{len(report.splits_changed)} settled; {report.payouts_checked} processing "
+            f"payout(s), {len(report.payouts_changed)} settled"
+        )
+        for number, split_state in sorted(report.splits_changed.items()):
+            typer.echo(f"  split {number}\t{split_state.value}")
+        for number, payout_state in sorted(report.payouts_changed.items()):
+            typer.echo(f"  payout {number}\t{payout_state.value}")
+        for number, error in sorted({**report.split_errors, **report.payout_errors}.items()):
+            console.print(f"[yellow]{number}[/yellow]: {error}", highlight=False)
     if undelivered:
         console.print(
             f"[yellow]{undelivered} event(s)[/yellow] of these payments not delivered "

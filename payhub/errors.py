@@ -144,6 +144,14 @@ class ErrorCode(enum.Enum):
         "characters); sending it again cannot help",
     )
 
+    NOT_SUPPORTED = _CodeInfo(False, "the channel does not offer this operation")
+    RECEIVER_NOT_BOUND = _CodeInfo(
+        False, "a split receiver is not bound to the merchant at the channel"
+    )
+    PAYEE_NAME_MISMATCH = _CodeInfo(
+        False, "the payee's real name does not match the account (or is not verified)"
+    )
+
     @property
     def retryable(self) -> bool:
         return self.value.retryable

@@ -154,6 +154,11 @@ class PaymentRequest(BaseModel):
         max_length=64,
         pattern=r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$",
     )
+    #: The payment will be split (分账) later (``hub.split``): its money stays
+    #: frozen at the channel until split or finished. WeChat Pay
+    #: ``settle_info.profit_sharing = true``; Alipay
+    #: ``extend_params.royalty_freeze = "true"``.
+    split: bool = False
 
 
 class AttemptOutcome(enum.StrEnum):

@@ -28,6 +28,8 @@ __all__ = [
     "ReceiverKind",
     "SplitLine",
     "SplitLineResult",
+    "SplitNotice",
+    "SplitReceiver",
     "SplitRequest",
     "SplitResult",
     "SplitReturnRequest",
@@ -95,6 +97,18 @@ class SplitLine(BaseModel):
     amount: PositiveMoney
     description: str = Field(min_length=1, max_length=80)
     #: Checked against the account by the channel when given (never logged).
+    name: str | None = Field(default=None, max_length=1024, repr=False)
+
+
+class SplitReceiver(BaseModel):
+    """Where a receiver of ``hub.split`` is paid at the channel: the split plan
+    names receivers by ledger party, this says which account each one is."""
+
+    model_config = _REQUEST
+
+    kind: ReceiverKind
+    account: str = Field(min_length=1, max_length=64)
+    #: Checked by the channel when given (never logged nor stored).
     name: str | None = Field(default=None, max_length=1024, repr=False)
 
 
@@ -224,3 +238,22 @@ class TransferResult(BaseModel):
     package_info: str | None = None
     fail_reason: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class SplitNotice(BaseModel):
+    """A verified notification about a split or a transfer (not a payment).
+
+    ``kind`` ``split``: a receiver of the split ``number`` (the shop's
+    out_order_no) got its money (WeChat ``PROFITSHARING``); the hub settles the
+    split by query. ``transfer``: a transfer reached its final state (WeChat
+    ``MCHTRANSFER.BILL.FINISHED``); ``transfer`` holds it, applied as is.
+    """
+
+    model_config = _PARSED
+
+    channel: str
+    kind: str = Field(pattern=r"^(split|transfer)$")
+    number: str
+    event_key: str
+    channel_trade_id: str | None = None
+    transfer: TransferResult | None = None

@@ -389,3 +389,27 @@ def test_from_hub_configuration(merchant_keys: Any, platform_keys: Any) -> None:
     assert channel.kind == "alipay"
     assert channel.config.gateway == "https://openapi-sandbox.dl.alipaydev.com/gateway.do"
     hub.close()
+
+
+@pytest.mark.parametrize("method", [PayMethod.PAGE, PayMethod.QR])
+def test_a_payment_to_split_freezes_its_money(
+    run: Runner, fake: FakeGateway, method: PayMethod
+) -> None:
+    """商家分账: ``extend_params.royalty_freeze = "true"`` keeps the trade's money
+    frozen for alipay.trade.order.settle (a string, as in Alipay's samples)."""
+    fake.nodes["alipay.trade.precreate"] = success(
+        out_trade_no="ORDER-0001", qr_code="https://qr.alipay.com/bax01234"
+    )
+    result = run("pay", payment(method, split=True))
+    if method is PayMethod.QR:
+        biz = fake.seen[0].biz
+    else:
+        biz = json.loads(query_params(result.redirect_url)["biz_content"])
+    assert biz["extend_params"] == {"royalty_freeze": "true"}
+    plain = run("pay", payment(method))
+    if method is PayMethod.QR:
+        assert "extend_params" not in fake.seen[1].biz
+    else:
+        assert "extend_params" not in json.loads(
+            query_params(plain.redirect_url)["biz_content"]
+        )

@@ -67,7 +67,7 @@ def test_alipay_royalty_bind_sends_the_receiver_list(alipay: Any) -> None:
         ReceiverBinding(kind=ReceiverKind.USER_ID, account="2088101126708402", memo="卖家"),
         ReceiverBinding(kind=ReceiverKind.LOGIN_NAME, account="seller@example.com", name="张三"),
     ]
-    _run(channel.royalty_bind("B20240102001", receivers), fake)
+    _run(channel.bind_receiver("B20240102001", receivers), fake)
     (seen,) = fake.seen
     assert seen.signature_ok
     assert seen.params["method"] == "alipay.trade.royalty.relation.bind"
@@ -84,7 +84,7 @@ def test_alipay_bind_by_login_name_needs_the_name_and_sends_nothing(alipay: Any)
     channel, fake = alipay
     binding = ReceiverBinding(kind=ReceiverKind.LOGIN_NAME, account="seller@example.com")
     with pytest.raises(InvalidRequestError, match="real name"):
-        _run(channel.royalty_bind("B1", [binding]), fake)
+        _run(channel.bind_receiver("B1", [binding]), fake)
     assert fake.seen == []
 
 
@@ -111,7 +111,7 @@ def test_alipay_settle_sends_royalty_parameters_and_is_processing(alipay: Any) -
         lines=(SplitLine(kind=ReceiverKind.USER_ID, account="2088101126708402",
                          amount=Money(1050), description="平台服务费"),),
     )
-    result = _run(channel.settle(request), fake)
+    result = _run(channel.split(request), fake)
     assert fake.seen[0].biz == {
         "out_request_no": "S20240102001",
         "trade_no": TRADE_NO,
@@ -146,12 +146,12 @@ def test_alipay_settle_query_reads_each_detail(alipay: Any, states: list[str],
     fake.nodes["alipay.trade.order.settle.query"] = success(
         out_request_no="S1", royalty_detail_list=details
     )
-    result = _run(channel.settle_query("S1", TRADE_NO), fake)
+    result = _run(channel.split_query("S1", TRADE_NO), fake)
     assert result.status is status
     assert [line.amount for line in result.lines] == [Money(10)] * len(states)
 
 
-def test_alipay_split_to_an_unbound_receiver_is_invalid_split(alipay: Any) -> None:
+def test_alipay_split_to_an_unbound_receiver_is_receiver_not_bound(alipay: Any) -> None:
     channel, fake = alipay
     fake.nodes["alipay.trade.order.settle"] = failure(
         "40004", "ACQ.ROYALTY_RECEIVER_INVALID", "收入方不在分账关系内"
@@ -162,8 +162,47 @@ def test_alipay_split_to_an_unbound_receiver_is_invalid_split(alipay: Any) -> No
                          amount=Money(10), description="x"),),
     )
     with pytest.raises(ChannelError) as caught:
-        _run(channel.settle(request), fake)
-    assert caught.value.code is ErrorCode.INVALID_SPLIT
+        _run(channel.split(request), fake)
+    assert caught.value.code is ErrorCode.RECEIVER_NOT_BOUND
+
+
+def test_alipay_split_finish_sends_only_the_finish_flag(alipay: Any) -> None:
+    """Alipay's 商家分账 guide: the rest is unfrozen by a settle with no royalty
+    parameters and only ``royalty_finish``."""
+    channel, fake = alipay
+    fake.nodes["alipay.trade.order.settle"] = success(
+        trade_no=TRADE_NO, settle_no="20240102000000000002"
+    )
+    result = _run(channel.split_finish("F20240102001", TRADE_NO, "完结"), fake)
+    assert fake.seen[0].biz == {
+        "out_request_no": "F20240102001",
+        "trade_no": TRADE_NO,
+        "extend_params": {"royalty_finish": "true"},
+    }
+    assert result.status is SplitStatus.PROCESSING
+    assert result.channel_split_id == "20240102000000000002"
+
+
+def test_alipay_unbind_receiver_sends_the_receiver_list(alipay: Any) -> None:
+    channel, fake = alipay
+    fake.nodes["alipay.trade.royalty.relation.unbind"] = success(result_code="SUCCESS")
+    binding = ReceiverBinding(kind=ReceiverKind.USER_ID, account="2088101126708402")
+    _run(channel.unbind_receiver("U1", [binding]), fake)
+    assert fake.seen[0].params["method"] == "alipay.trade.royalty.relation.unbind"
+    assert fake.seen[0].biz == {
+        "receiver_list": [{"type": "userId", "account": "2088101126708402"}],
+        "out_request_no": "U1",
+    }
+
+
+def test_the_built_in_channels_share_one_split_interface() -> None:
+    from payhub.channels import SplitOperations
+    from payhub.channels.unionpay import UnionPayChannel
+    from payhub.channels.wechat import WechatPayChannel
+
+    for cls in (AlipayChannel, WechatPayChannel, UnionPayChannel):
+        assert issubclass(cls, SplitOperations)
+        assert not getattr(cls, "__abstractmethods__", frozenset())
 
 
 def _transfer(**changes: Any) -> TransferRequest:
@@ -279,7 +318,7 @@ def test_wechat_add_receiver_encrypts_the_name_and_names_the_key(
     _route(fake, "POST", "/v3/profitsharing/receivers/add", 200, WECHAT["receiver_add_real"])
     binding = ReceiverBinding(kind=ReceiverKind.OPENID, account="ow-xxx-xxxxxxxx-xxxxxx-xxxxx",
                               name="张三", relation_type="USER")
-    _run(channel.add_receiver(binding), fake)
+    _run(channel.bind_receiver("B1", [binding]), fake)
     (sent,) = _business(fake)
     body = json.loads(sent.content)
     assert set(body) == {"appid", "type", "account", "name", "relation_type"}
@@ -298,7 +337,7 @@ def test_wechat_share_sends_the_documented_order_and_reads_the_answer(wechat: An
         lines=(SplitLine(kind=ReceiverKind.MERCHANT, account="1900000109", amount=Money(100),
                          description="分给商户1900000110"),),
     )
-    result = _run(channel.share(request), fake)
+    result = _run(channel.split(request), fake)
     body = json.loads(_business(fake)[0].content)
     assert body == {
         "appid": channel.config.app_id,
@@ -317,7 +356,7 @@ def test_wechat_finished_order_with_a_pending_receiver_is_still_processing(wecha
     channel, fake = wechat
     path = "/v3/profitsharing/orders/202211151309312"
     _route(fake, "GET", path, 200, WECHAT["order_real_2022"])
-    result = _run(channel.share_query("202211151309312", "4200001675202211152950185452"), fake)
+    result = _run(channel.split_query("202211151309312", "4200001675202211152950185452"), fake)
     assert result.status is SplitStatus.PROCESSING
     assert _business(fake)[0].url.query == b"transaction_id=4200001675202211152950185452"
 
@@ -326,7 +365,7 @@ def test_wechat_unfreeze_sends_the_documented_body(wechat: Any) -> None:
     channel, fake = wechat
     _route(fake, "POST", "/v3/profitsharing/orders/unfreeze", 200, WECHAT["order_documented"])
     doc = WECHAT["unfreeze_request_documented"]
-    _run(channel.unfreeze(doc["out_order_no"], doc["transaction_id"], doc["description"]), fake)
+    _run(channel.split_finish(doc["out_order_no"], doc["transaction_id"], doc["description"]), fake)
     assert json.loads(_business(fake)[0].content) == doc
 
 
@@ -386,7 +425,7 @@ def test_wechat_transfer_builds_the_documented_request(wechat: Any, platform_key
 
 def test_wechat_transfer_of_2000_cny_needs_the_name(wechat: Any) -> None:
     channel, fake = wechat
-    request = TransferRequest(out_transfer_no="T1", kind=ReceiverKind.OPENID, account="o-1",
+    request = TransferRequest(out_transfer_no="T0001", kind=ReceiverKind.OPENID, account="o-1",
                               amount=Money(200000), remark="x", scene_id="1000")
     with pytest.raises(InvalidRequestError, match="user_name"):
         _run(channel.transfer(request), fake)
@@ -412,7 +451,7 @@ def test_wechat_not_enough_balance_is_insufficient_balance(wechat: Any) -> None:
                          description="x"),),
     )
     with pytest.raises(ChannelError) as caught:
-        _run(channel.share(request), fake)
+        _run(channel.split(request), fake)
     assert caught.value.code is ErrorCode.INSUFFICIENT_BALANCE
 
 
@@ -421,7 +460,7 @@ def test_wechat_receiver_answer_for_another_account_is_refused(wechat: Any) -> N
     _route(fake, "POST", "/v3/profitsharing/receivers/add", 200, WECHAT["receiver_add_real"])
     binding = ReceiverBinding(kind=ReceiverKind.OPENID, account="o-other", relation_type="USER")
     with pytest.raises(ProtocolError, match="another account"):
-        _run(channel.add_receiver(binding), fake)
+        _run(channel.bind_receiver("B1", [binding]), fake)
 
 
 def test_wechat_numbers_never_reach_the_path_unchecked(wechat: Any) -> None:
@@ -437,7 +476,7 @@ def test_public_key_mode_sends_the_key_id_once(merchant_keys: Any, platform_keys
            {"type": "MERCHANT_ID", "account": "1900000109", "relation_type": "PARTNER"})
     binding = ReceiverBinding(kind=ReceiverKind.MERCHANT, account="1900000109",
                               name="示例商户全称", relation_type="PARTNER")
-    _run(channel.add_receiver(binding), fake)
+    _run(channel.bind_receiver("B1", [binding]), fake)
     assert _business(fake)[0].headers.get_list("Wechatpay-Serial") == [PUB_KEY_ID]
 
 
@@ -451,7 +490,7 @@ def test_oaep_round_trip_and_wrong_key(platform_keys: Any, merchant_keys: Any) -
 
 def test_wechat_transfer_above_the_32_bit_limit_is_refused(wechat: Any) -> None:
     channel, fake = wechat
-    request = TransferRequest(out_transfer_no="T1", kind=ReceiverKind.OPENID, account="o-1",
+    request = TransferRequest(out_transfer_no="T0001", kind=ReceiverKind.OPENID, account="o-1",
                               amount=Money(2**31), remark="x", scene_id="1000", name="王五")
     with pytest.raises(AmountError, match="limit"):
         _run(channel.transfer(request), fake)
@@ -470,3 +509,15 @@ def test_names_never_show_in_a_request_repr() -> None:
     binding = ReceiverBinding(kind=ReceiverKind.OPENID, account="o-1", name="张三",
                               relation_type="USER")
     assert "张三" not in repr(binding)
+
+
+@pytest.mark.parametrize("number", ["T1", "T_0001", "TX01"])
+def test_wechat_transfer_numbers_are_letters_and_digits_only(wechat: Any, number: str) -> None:
+    """商家转账 out_bill_no: "只能由数字、大小写字母组成", 5-32 characters: refused
+    before anything is sent (the sandbox answers PARAM_ERROR, as WeChat Pay does)."""
+    channel, fake = wechat
+    request = TransferRequest(out_transfer_no=number, kind=ReceiverKind.OPENID, account="o-1",
+                              amount=Money(100), remark="x", scene_id="1000")
+    with pytest.raises(InvalidRequestError, match="out_bill_no"):
+        _run(channel.transfer(request), fake)
+    assert fake.requests == []

@@ -820,3 +820,39 @@ def test_answer_with_a_query_id_outside_acp_grammar_is_refused(
     gateway.answer("queryTrans.do", {"queryId": "Q" * 22})
     with pytest.raises(ProtocolError, match="queryId"):
         hub.query("unionpay", ORDER)
+
+
+def test_unionpay_refuses_splits_and_transfers_before_any_io(
+    gateway: FakeGateway, channel: UnionPayChannel
+) -> None:
+    """UnionPay's ACP gateway offers no 分账 or 转账 (docs/channels/unionpay.md): every
+    operation of the split interface is a typed NOT_SUPPORTED, nothing is sent."""
+    from payhub.errors import ErrorCode, InvalidRequestError
+    from payhub.money import Money
+    from payhub.splits_models import (
+        ReceiverBinding,
+        ReceiverKind,
+        SplitLine,
+        SplitRequest,
+        TransferRequest,
+    )
+
+    line = SplitLine(kind=ReceiverKind.USER_ID, account="a", amount=Money(1), description="d")
+    calls = [
+        lambda: channel.bind_receiver("B1", [ReceiverBinding(kind=ReceiverKind.USER_ID,
+                                                              account="a")]),
+        lambda: channel.unbind_receiver("B1", []),
+        lambda: channel.split(SplitRequest(out_request_no="S1", channel_trade_id="t",
+                                           lines=(line,))),
+        lambda: channel.split_query("S1", "t"),
+        lambda: channel.split_finish("F1", "t", "done"),
+        lambda: channel.transfer(TransferRequest(out_transfer_no="T1", kind=ReceiverKind.OPENID,
+                                                 account="o", amount=Money(100), remark="r")),
+        lambda: channel.transfer_query("T1"),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidRequestError) as caught:
+            call()
+        assert caught.value.code is ErrorCode.NOT_SUPPORTED
+        assert "does not support" in str(caught.value)
+    assert gateway.requests == []

@@ -640,3 +640,13 @@ def test_the_docs_list_every_row_of_the_error_table() -> None:
             f"{'yes' if row.retryable else 'no'} |"
         )
         assert line in text, row.code
+
+
+def test_a_payment_to_split_sends_settle_info_profit_sharing(setup: Any) -> None:
+    """The order APIs' ``settle_info.profit_sharing`` (是否指定分账, a boolean; the
+    documented request examples send the object with ``true`` to split later)."""
+    ch, fake = setup
+    run_sync(ch, fake, lambda hub: hub.pay(payment(split=True)))
+    body = json.loads(business(fake)[0].content)
+    assert body["settle_info"] == {"profit_sharing": True}
+    assert body["settle_info"]["profit_sharing"] is True  # a JSON boolean, never "Y"

@@ -10,6 +10,7 @@ from payhub.channels._base import (
 )
 from payhub.channels._bills import BillReader, BillStream
 from payhub.channels._fundflow import FundFlowLine, FundFlowReader, FundFlowStream
+from payhub.channels._splitting import NoSplits, SplitOperations, not_supported
 
 __all__ = [
     "BillReader",
@@ -20,7 +21,10 @@ __all__ = [
     "FundFlowReader",
     "FundFlowStream",
     "HeadersInput",
+    "NoSplits",
+    "SplitOperations",
     "as_headers",
+    "not_supported",
     "run_flow_async",
     "run_flow_sync",
 ]

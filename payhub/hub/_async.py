@@ -24,6 +24,7 @@ from payhub.hub import (
     _recovery,
     _refunds,
     _reviews,
+    _splits,
 )
 from payhub.hub._base import BaseHub
 from payhub.hub._network import DEFAULT_TIMEOUT, cap_timeout, deadline, map_network_errors
@@ -41,15 +42,18 @@ from payhub.models import (
 from payhub.money import Money
 from payhub.risk import RiskEngine
 from payhub.routing import FailoverPolicy, InMemoryHealthStore, Router
+from payhub.splits_models import ReceiverBinding, SplitReceiver, TransferRequest
 from payhub.store import (
     DEFAULT_EVENT_LEASE,
     AnomalyKind,
     AnomalyRecord,
     AnomalyStatus,
     PaymentRecord,
+    PayoutRecord,
     RefundRecord,
     ReviewRecord,
     ReviewStatus,
+    SplitRecord,
     Store,
     TransitionCause,
 )
@@ -240,6 +244,54 @@ class AsyncPayHub(BaseHub):
     async def sync_refund(self, out_refund_no: str) -> RefundRecord:
         """As :meth:`PayHub.sync_refund`."""
         return await _recovery.sync_stored_refund_async(self, out_refund_no)
+
+    # -- splits (分账) and payouts (need a store with its ledger) ------------------
+
+    async def bind_receivers(
+        self,
+        channel: str,
+        out_request_no: str,
+        receivers: Sequence[ReceiverBinding],
+        *,
+        unbind: bool = False,
+    ) -> None:
+        """As :meth:`PayHub.bind_receivers`."""
+        await _splits.bind_receivers_async(self, channel, out_request_no, receivers, unbind)
+
+    async def split(
+        self,
+        out_trade_no: str,
+        out_split_no: str,
+        plan: _splits.Plan,
+        receivers: Mapping[str, SplitReceiver],
+        *,
+        description: str = "分账",
+        finish: bool = False,
+    ) -> SplitRecord:
+        """As :meth:`PayHub.split`."""
+        return await _splits.split_async(
+            self,
+            out_trade_no,
+            out_split_no,
+            plan,
+            receivers,
+            description=description,
+            finish=finish,
+        )
+
+    async def payout(
+        self, channel: str, withdrawal_id: int, request: TransferRequest
+    ) -> PayoutRecord:
+        """As :meth:`PayHub.payout`."""
+        return await _splits.payout_async(self, channel, withdrawal_id, request)
+
+    async def sync_split(self, out_split_no: str) -> SplitRecord:
+        """As :meth:`PayHub.sync_split`."""
+        return await _splits.sync_stored_split_async(self, out_split_no)
+
+    async def sync_payout(self, out_payout_no: str) -> PayoutRecord:
+        """As :meth:`PayHub.sync_payout`."""
+        return await _splits.sync_stored_payout_async(self, out_payout_no)
 
     async def check_return(self, channel: str, params: Mapping[str, str]) -> PaymentRecord | None:
         """As :meth:`PayHub.check_return`."""

@@ -19,7 +19,9 @@ import httpx
 import pydantic
 
 from payhub.channels._base import Channel, HeadersInput, as_headers
+from payhub.channels._splitting import SplitOperations
 from payhub.errors import PayhubError, ProtocolError
+from payhub.hub import _splits as splitting
 from payhub.models import Ack, Notification
 from payhub.store import ApplyResult
 
@@ -108,6 +110,11 @@ def store_notification(
     return NotificationOutcome(ack=channel.ack(True), notification=notification, applied=applied)
 
 
+def split_event(channel: Channel, headers: httpx.Headers, body: bytes) -> bool:
+    """A notification about a split or transfer, not a payment (the channel's look)."""
+    return isinstance(channel, SplitOperations) and channel.is_split_notification(headers, body)
+
+
 # -- the I/O loop, twice -------------------------------------------------------------
 
 
@@ -120,6 +127,8 @@ def handle(hub: PayHub, channel: str, headers: HeadersInput, body: bytes) -> Not
             hub._run_flow(target, prerequisite)
         except PayhubError as exc:
             return rejected(target, exc, "notification prerequisite failed")
+    if split_event(target, normalized, body):
+        return handle_split(hub, target, normalized, body)
     outcome = verify(target, normalized, body)
     if hub._store is None or outcome.notification is None:
         return outcome
@@ -144,6 +153,8 @@ async def handle_async(
             await hub._run_flow(target, prerequisite)
         except PayhubError as exc:
             return rejected(target, exc, "notification prerequisite failed")
+    if split_event(target, normalized, body):
+        return await handle_split_async(hub, target, normalized, body)
     outcome = verify(target, normalized, body)
     if hub._store is None or outcome.notification is None:
         return outcome
@@ -155,3 +166,33 @@ async def handle_async(
         await hub._dispatch_after_commit(outcome.out_trade_no)
     hub._checkpoint("before_ack")
     return outcome
+
+
+def handle_split(
+    hub: PayHub, target: Channel, headers: httpx.Headers, body: bytes
+) -> NotificationOutcome:
+    """A split or transfer notification: verified, then applied through the same
+    store path as ``hub.split`` / ``hub.payout`` (idempotent: a final record is
+    never changed again). A split notice settles its split by query."""
+    try:
+        notice = splitting.parse_notice(target, headers, body)
+        if hub._store is not None:
+            splitting.apply_notice(hub, notice)
+    except PayhubError as exc:
+        return rejected(target, exc, "split notification not applied")
+    return NotificationOutcome(ack=target.ack(True))
+
+
+async def handle_split_async(
+    hub: AsyncPayHub, target: Channel, headers: httpx.Headers, body: bytes
+) -> NotificationOutcome:
+    """A split or transfer notification: verified, then applied through the same
+    store path as ``hub.split`` / ``hub.payout`` (idempotent: a final record is
+    never changed again). A split notice settles its split by query."""
+    try:
+        notice = splitting.parse_notice(target, headers, body)
+        if hub._store is not None:
+            await splitting.apply_notice_async(hub, notice)
+    except PayhubError as exc:
+        return rejected(target, exc, "split notification not applied")
+    return NotificationOutcome(ack=target.ack(True))

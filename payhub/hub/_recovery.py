@@ -16,13 +16,18 @@ from typing import TYPE_CHECKING
 
 from payhub.channels._base import Channel, Flow
 from payhub.errors import ChannelError, ErrorCode, PayhubError, PaymentStateError
+from payhub.hub import _splits as splitting
 from payhub.models import PaymentQueryResult, RefundQueryRequest, RefundResult, RefundStatus
 from payhub.store import (
     ApplyResult,
     PaymentRecord,
     PaymentState,
+    PayoutRecord,
+    PayoutState,
     RefundRecord,
     RefundState,
+    SplitRecord,
+    SplitState,
     TransitionCause,
 )
 
@@ -49,6 +54,32 @@ class SyncReport:
     #: out_refund_no -> why it stays pending: the channel does not know it, its
     #: answer disagrees with the reservation, or the query or the store failed
     refund_errors: dict[str, str] = field(default_factory=dict)
+    #: processing splits (分账) whose channels were asked
+    splits_checked: int = 0
+    #: out_split_no -> the state the channel's answer moved the split to
+    splits_changed: dict[str, SplitState] = field(default_factory=dict)
+    #: out_split_no -> why it stays processing
+    split_errors: dict[str, str] = field(default_factory=dict)
+    #: processing payouts whose channels were asked
+    payouts_checked: int = 0
+    #: out_payout_no -> the state the channel's answer moved the payout to
+    payouts_changed: dict[str, PayoutState] = field(default_factory=dict)
+    #: out_payout_no -> why it stays processing
+    payout_errors: dict[str, str] = field(default_factory=dict)
+
+    def _add_split(self, record: SplitRecord, error: str | None) -> None:
+        self.splits_checked += 1
+        if record.status.final:
+            self.splits_changed[record.out_split_no] = record.status
+        if error:
+            self.split_errors[record.out_split_no] = error
+
+    def _add_payout(self, record: PayoutRecord, error: str | None) -> None:
+        self.payouts_checked += 1
+        if record.status.final:
+            self.payouts_changed[record.out_payout_no] = record.status
+        if error:
+            self.payout_errors[record.out_payout_no] = error
 
     def _add_payment(
         self, payment: PaymentRecord, record: PaymentRecord | None, errors: list[str]
@@ -258,6 +289,7 @@ def sync_pending(
                 report._add_refund(*sync_refund(hub, refund))
             except PayhubError as exc:
                 report._add_refund(refund, exc.message)
+        splitting.sync_processing(hub, report, limit)
     return report
 
 
@@ -286,6 +318,7 @@ async def sync_pending_async(
                 report._add_refund(*await sync_refund_async(hub, refund))
             except PayhubError as exc:
                 report._add_refund(refund, exc.message)
+        await splitting.sync_processing_async(hub, report, limit)
     return report
 
 

@@ -23,6 +23,7 @@ from payhub.hub import (
     _recovery,
     _refunds,
     _reviews,
+    _splits,
 )
 from payhub.hub._base import BaseHub
 from payhub.hub._network import DEFAULT_TIMEOUT, cap_timeout, deadline, map_network_errors
@@ -40,15 +41,18 @@ from payhub.models import (
 from payhub.money import Money
 from payhub.risk import RiskEngine
 from payhub.routing import FailoverPolicy, Router
+from payhub.splits_models import ReceiverBinding, SplitReceiver, TransferRequest
 from payhub.store import (
     DEFAULT_EVENT_LEASE,
     AnomalyKind,
     AnomalyRecord,
     AnomalyStatus,
     PaymentRecord,
+    PayoutRecord,
     RefundRecord,
     ReviewRecord,
     ReviewStatus,
+    SplitRecord,
     Store,
     TransitionCause,
 )
@@ -294,6 +298,83 @@ class PayHub(BaseHub):
         pending is returned as stored, without asking. Returns the stored refund.
         """
         return _recovery.sync_stored_refund(self, out_refund_no)
+
+    # -- splits (分账) and payouts (need a store with its ledger) ------------------
+
+    def bind_receivers(
+        self,
+        channel: str,
+        out_request_no: str,
+        receivers: Sequence[ReceiverBinding],
+        *,
+        unbind: bool = False,
+    ) -> None:
+        """Bind (or, with ``unbind``, remove) split receivers at ``channel``: splits
+        go only to bound receivers (Alipay royalty relations, WeChat Pay profit-sharing
+        receivers). ``NOT_SUPPORTED`` for a channel without splits."""
+        _splits.bind_receivers(self, channel, out_request_no, receivers, unbind)
+
+    def split(
+        self,
+        out_trade_no: str,
+        out_split_no: str,
+        plan: _splits.Plan,
+        receivers: Mapping[str, SplitReceiver],
+        *,
+        description: str = "分账",
+        finish: bool = False,
+    ) -> SplitRecord:
+        """Split a paid payment at its channel (Alipay royalty, WeChat Pay profit
+        sharing) as ``plan`` says (:func:`payhub.splits.split`'s result, or its
+        parts): each part goes to ``receivers[part.receiver]``, except the part of
+        the payment's own seller (or ``shop``), which stays.
+
+        ``out_split_no`` is the caller's idempotency number (the channel's
+        ``out_request_no`` / ``out_order_no``): kept in the store before anything
+        is sent; the same call again returns the stored split, and a split still
+        processing is queried under its number, never sent under another. Refused
+        with a typed error, nothing stored or posted: the same number with other
+        content (``ORDER_NUMBER_USED``), a split above what is left of the payment
+        (paid, less refunded, less earlier splits: ``INVALID_SPLIT``), a payment
+        not paid, a channel without splits (``NOT_SUPPORTED``), and the channel's
+        own refusals (a receiver not bound: ``RECEIVER_NOT_BOUND``). The ledger
+        moves the succeeded lines from the payer's balance to each receiver's
+        ``paid_out`` only when the channel confirms. ``finish`` unfreezes the rest
+        to the merchant (no further split of this payment).
+        """
+        return _splits.split(
+            self,
+            out_trade_no,
+            out_split_no,
+            plan,
+            receivers,
+            description=description,
+            finish=finish,
+        )
+
+    def payout(self, channel: str, withdrawal_id: int, request: TransferRequest) -> PayoutRecord:
+        """Pay a pending ledger withdrawal (``ledger.withdraw``) out through
+        ``channel``'s transfer (Alipay ``alipay.fund.trans.uni.transfer``, WeChat
+        Pay's merchant transfer bills) to ``request``'s account.
+
+        ``request.out_transfer_no`` is the idempotency number (kept as the
+        payout's ``out_payout_no``), ``request.amount`` must be what the
+        withdrawal holds (its amount less its fee). The channel's success marks
+        the withdrawal paid; its failure marks it failed (the money back to
+        available); a refusal (an unverified or wrong name:
+        ``PAYEE_NAME_MISMATCH``, a payout above the withdrawal: ``INVALID_AMOUNT``)
+        changes nothing. An unknown outcome is queried, never resent under a new
+        number; ``payhub sync`` settles what stays processing.
+        """
+        return _splits.payout(self, channel, withdrawal_id, request)
+
+    def sync_split(self, out_split_no: str) -> SplitRecord:
+        """Ask the channel where a processing split stands and apply its answer."""
+        return _splits.sync_stored_split(self, out_split_no)
+
+    def sync_payout(self, out_payout_no: str) -> PayoutRecord:
+        """Ask the channel where a processing payout stands and apply its answer."""
+        return _splits.sync_stored_payout(self, out_payout_no)
 
     def check_return(self, channel: str, params: Mapping[str, str]) -> PaymentRecord | None:
         """Verify a browser return, then *query* the channel and apply its answer

@@ -105,6 +105,8 @@ class EntryCause(enum.StrEnum):
     WITHDRAWAL_PAID = "withdrawal_paid"
     WITHDRAWAL_FAILED = "withdrawal_failed"
     ADJUSTMENT = "adjustment"
+    #: a split (分账) the channel confirmed: the payer's balance to the receivers
+    SPLIT = "split"
 
 
 def check_party(party: object) -> str:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from payhub.ledger._config import LedgerConfig
+from payhub.ledger._holds import WithdrawalStatus, end_withdrawal
 from payhub.ledger._model import PLATFORM, SHOP, Account, AccountKind, EntryCause
 from payhub.ledger._rules import (
     PaymentHistory,
@@ -21,6 +22,7 @@ from payhub.ledger._rules import (
     duplicate_refund_entry,
     payment_entry,
     refund_entry,
+    split_entry,
 )
 from payhub.ledger._writer import lock_accounts, write_entry
 from payhub.money import Money
@@ -78,6 +80,24 @@ class LedgerPoster:
                 channel=movement.channel,
                 refund=movement.amount,
             )
+        elif kind is MovementKind.SPLIT:
+            total = sum((a for _, a in movement.parts), start=Money.zero(movement.amount.currency))
+            history = payment_history(conn, movement.out_trade_no, movement.seller, total)
+            draft = split_entry(
+                history,
+                out_trade_no=movement.out_trade_no,
+                out_split_no=movement.key,
+                seller=movement.seller,
+                parts=movement.parts,
+            )
+        elif kind in (MovementKind.PAYOUT_PAID, MovementKind.PAYOUT_FAILED):
+            status = (
+                WithdrawalStatus.PAID
+                if kind is MovementKind.PAYOUT_PAID
+                else WithdrawalStatus.FAILED
+            )
+            end_withdrawal(conn, movement.now, int(movement.key), status, movement.note)
+            return
         elif kind is MovementKind.UNATTRIBUTED:
             draft = duplicate_entry(
                 anomaly_key=movement.key,
@@ -116,7 +136,10 @@ def payment_history(
             sa.exists().where(m.c.entry_id == e.c.id).label("batched"),
         ).where(
             e.c.reference == out_trade_no,
-            e.c.cause.in_([EntryCause.PAYMENT.value, EntryCause.REFUND.value]),
+            # a split's pending movement counts too: what is left of this payment
+            e.c.cause.in_(
+                [EntryCause.PAYMENT.value, EntryCause.REFUND.value, EntryCause.SPLIT.value]
+            ),
         )
     ).all()
     zero = Money.zero(cur)

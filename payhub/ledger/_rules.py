@@ -32,6 +32,7 @@ __all__ = [
     "payment_entry",
     "refund_entry",
     "settlement_entry",
+    "split_entry",
 ]
 
 K = AccountKind
@@ -219,4 +220,42 @@ def settlement_entry(
         lines,
         party=party,
         available_on=available_on,
+    )
+
+
+def split_entry(
+    history: PaymentHistory,
+    *,
+    out_trade_no: str,
+    out_split_no: str,
+    seller: str | None,
+    parts: tuple[tuple[str, Money], ...],
+) -> EntryDraft:
+    """A split (分账) the channel confirmed: each receiver's part leaves the payer
+    (the payment's seller, or the shop) — from this payment's unsettled pending
+    first, then available, then owing it — to the receiver's ``paid_out``: the
+    channel moved it to the receiver's own account, outside these books.
+    Receivers' parts are credited only for the lines that succeeded."""
+    party = _seller(seller)
+    cur = parts[0][1].currency
+    total = sum((amount for _, amount in parts), start=Money.zero(cur))
+    take = total.minor
+    from_pending = max(0, min(take, history.pending_left))
+    from_available = max(0, min(take - from_pending, history.available))
+    owed = take - from_pending - from_available
+    lines = [
+        debit(Account(party, K.PENDING, cur), Money(from_pending, cur)),
+        debit(Account(party, K.AVAILABLE, cur), Money(from_available, cur)),
+        debit(Account(party, K.RECEIVABLE, cur), Money(owed, cur)),
+    ]
+    lines += [credit(Account(receiver, K.PAID_OUT, cur), amount) for receiver, amount in parts]
+    return EntryDraft(
+        entry_key("split", out_split_no),
+        EntryCause.SPLIT,
+        out_trade_no,
+        lines,
+        party=party,
+        plan=history.plan,
+        # nets in the same settlement batch as the payment, if still pending
+        available_on=history.available_on if from_pending else None,
     )

@@ -30,6 +30,13 @@ from payhub.store._records import (
 )
 from payhub.store._reviews import ReviewRecord, ReviewStatus, RiskAuditRecord
 from payhub.store._roles import grant_statements
+from payhub.store._splits import (
+    PayoutRecord,
+    PayoutState,
+    SplitLineRecord,
+    SplitRecord,
+    SplitState,
+)
 from payhub.store._store import DEFAULT_EVENT_LEASE, Store
 
 __all__ = [
@@ -51,11 +58,16 @@ __all__ = [
     "InboxRecord",
     "PaymentRecord",
     "PaymentState",
+    "PayoutRecord",
+    "PayoutState",
     "RefundRecord",
     "RefundState",
     "ReviewRecord",
     "ReviewStatus",
     "RiskAuditRecord",
+    "SplitLineRecord",
+    "SplitRecord",
+    "SplitState",
     "Store",
     "Transition",
     "TransitionCause",

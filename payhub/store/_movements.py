@@ -29,6 +29,12 @@ class MovementKind(enum.StrEnum):
     UNATTRIBUTED = "unattributed"
     #: such money was refunded
     UNATTRIBUTED_REFUNDED = "unattributed_refunded"
+    #: a split (分账) the channel confirmed (``parts``: each receiver's party and amount)
+    SPLIT = "split"
+    #: a payout of a withdrawal the channel confirmed (``key``: the withdrawal id)
+    PAYOUT_PAID = "payout_paid"
+    #: a payout the channel refused or returned: the withdrawal goes back
+    PAYOUT_FAILED = "payout_failed"
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,10 @@ class Movement:
     at: datetime
     #: the transaction's time
     now: datetime
+    #: a split's receivers (ledger party, amount), only the lines that succeeded
+    parts: tuple[tuple[str, Money], ...] = ()
+    #: a payout's reference or failure reason (the withdrawal's note)
+    note: str | None = None
 
 
 #: ``poster(conn, movement)``: post the movement's entry in ``conn``'s transaction.

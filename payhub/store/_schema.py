@@ -34,6 +34,7 @@ __all__ = [
     "metadata",
     "notifications",
     "payments",
+    "payouts",
     "recon_items",
     "recon_repairs",
     "recon_runs",
@@ -43,6 +44,7 @@ __all__ = [
     "report_templates",
     "risk_audit",
     "risk_reviews",
+    "splits",
 ]
 
 #: Alembic's version table, named so it does not clash with the shop's own migrations.
@@ -598,5 +600,68 @@ recon_repairs = sa.Table(
     sa.Column("outcome", sa.JSON, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index(None, "item_id"),
+    **TABLE_OPTIONS,
+)
+
+# -- splits (分账) and payouts (migration 0013) --------------------------------------------
+
+splits = sa.Table(
+    "payhub_splits",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    #: the caller's idempotency number: the channel's out_request_no / out_order_no
+    sa.Column("out_split_no", ExactString(32), nullable=False, unique=True),
+    sa.Column("out_trade_no", ExactString(64), nullable=False),
+    sa.Column("channel", ExactString(64), nullable=False),
+    sa.Column("channel_trade_id", ExactString(128), nullable=False),
+    #: the ledger party the parts leave (the payment's seller; NULL: the shop)
+    sa.Column("seller", ExactString(64)),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", ExactString(3), nullable=False),
+    sa.Column("finish", sa.Boolean, nullable=False, server_default=sa.false()),
+    #: SHA-256 of the request's content: the same number with other content is refused
+    sa.Column("digest", ExactString(64), nullable=False),
+    #: processing / succeeded / failed / partial / refused
+    sa.Column("status", ExactString(16), nullable=False),
+    #: Alipay settle_no / WeChat order_id
+    sa.Column("channel_split_id", ExactString(128)),
+    #: JSON list: each line's party, kind, account, amount, description, status, reason
+    sa.Column("lines", sa.JSON, nullable=False),
+    sa.Column("error", ExactString(256)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "status", "updated_at"),
+    sa.Index(None, "out_trade_no"),
+    **TABLE_OPTIONS,
+)
+
+payouts = sa.Table(
+    "payhub_payouts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    #: the caller's idempotency number: Alipay out_biz_no / WeChat out_bill_no
+    sa.Column("out_payout_no", ExactString(32), nullable=False, unique=True),
+    #: the ledger withdrawal it pays (one live payout per withdrawal: checked under
+    #: the withdrawal's lock, as a refused payout's row stays)
+    sa.Column("withdrawal_id", BigId, nullable=False),
+    sa.Column("party", ExactString(64), nullable=False),
+    sa.Column("channel", ExactString(64), nullable=False),
+    #: the payee: ReceiverKind and account (never the real name)
+    sa.Column("payee_kind", ExactString(16), nullable=False),
+    sa.Column("payee_account", ExactString(64), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", ExactString(3), nullable=False),
+    sa.Column("digest", ExactString(64), nullable=False),
+    #: processing / succeeded / failed / refused
+    sa.Column("status", ExactString(16), nullable=False),
+    #: Alipay order_id / WeChat transfer_bill_no
+    sa.Column("channel_transfer_id", ExactString(128)),
+    #: WeChat: the user confirms the transfer (package_info for the confirm page)
+    sa.Column("package_info", ExactString(512)),
+    sa.Column("error", ExactString(256)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "status", "updated_at"),
+    sa.Index(None, "withdrawal_id"),
     **TABLE_OPTIONS,
 )

@@ -17,12 +17,21 @@ from payhub.store._payments import PaymentsJob
 from payhub.store._queries import QueriesJob
 from payhub.store._refunds import RefundsJob
 from payhub.store._reviews import ReviewsJob
+from payhub.store._splits import SplitsJob
 
 __all__ = ["DEFAULT_EVENT_LEASE", "Store"]
 
 
 class Store(
-    PaymentsJob, RefundsJob, AnomaliesJob, OutboxJob, QueriesJob, ReviewsJob, BacklogJob, CustodyJob
+    PaymentsJob,
+    RefundsJob,
+    AnomaliesJob,
+    OutboxJob,
+    QueriesJob,
+    ReviewsJob,
+    BacklogJob,
+    CustodyJob,
+    SplitsJob,
 ):
     """The payment store on one database.
 

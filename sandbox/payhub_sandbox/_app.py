@@ -13,6 +13,7 @@ from payhub_sandbox._control import control_blueprint
 from payhub_sandbox._control_guard import ControlGuard, install_guard
 from payhub_sandbox._fault_views import faults_blueprint
 from payhub_sandbox._sandbox import Sandbox
+from payhub_sandbox._splits_control import splits_control_blueprint
 from payhub_sandbox._triggers import triggers_blueprint
 from payhub_sandbox.alipay._views import alipay_blueprint
 from payhub_sandbox.delivery._control import delivery_control_blueprint
@@ -62,6 +63,7 @@ def create_app(
     app.register_blueprint(wechat_control_blueprint)
     app.register_blueprint(delivery_control_blueprint)
     app.register_blueprint(triggers_blueprint)
+    app.register_blueprint(splits_control_blueprint)
     app.register_blueprint(console_blueprint)
     app.register_blueprint(console_actions_blueprint)
     if parts:

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from payhub.money import Money
 from payhub_sandbox._clock import CHINA_TZ
 from payhub_sandbox._console_actions import trade_actions
 from payhub_sandbox._context import current_sandbox
@@ -76,6 +77,8 @@ def _context(sandbox: Sandbox) -> dict[str, Any]:
         "parts": part_paths(current_app, current_app.extensions.get(MOUNTED_KEY, [])),
         "trades": trades,
         "refunds": sandbox.refunds,
+        "splits": _splits(sandbox),
+        "transfers": _transfers(sandbox),
         "notifications": sandbox.notifications,
         "attempts": sandbox.deliveries,
         "faults": sandbox.delivery_faults,
@@ -83,6 +86,67 @@ def _context(sandbox: Sandbox) -> dict[str, Any]:
         "local": _local,
         "zone": str(_zone()),
     }
+
+
+def _splits(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """Alipay settles and WeChat profit-sharing orders, one row each (no names)."""
+    rows = []
+    for settle in sandbox.alipay.engine.settles():
+        rows.append(
+            {
+                "channel": "alipay",
+                "merchant_id": settle["app_id"],
+                "number": settle["out_request_no"],
+                "trade_no": settle["trade_no"],
+                "state": settle["state"] + (" (finish)" if settle["finish"] else ""),
+                "lines": ", ".join(f"{x['trans_in']} {x['amount']}" for x in settle["lines"]),
+            }
+        )
+    for order in sandbox.wechat.engine.sharing.orders():
+        rows.append(
+            {
+                "channel": "wechat",
+                "merchant_id": order["mch_id"],
+                "number": order["out_order_no"],
+                "trade_no": order["transaction_id"],
+                "state": order["state"],
+                "lines": ", ".join(
+                    f"{x['account']} {Money(x['amount']).to_decimal_string()} {x['result']}"
+                    for x in order["receivers"]
+                ),
+            }
+        )
+    return rows
+
+
+def _transfers(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """Alipay transfers and WeChat transfer bills, one row each."""
+    rows = []
+    for order in sandbox.alipay.engine.transfers():
+        rows.append(
+            {
+                "channel": "alipay",
+                "merchant_id": order["app_id"],
+                "number": order["out_biz_no"],
+                "payee": order["identity"],
+                "amount": order["amount"],
+                "state": order["status"],
+                "confirmable": False,
+            }
+        )
+    for bill in sandbox.wechat.engine.sharing.bills():
+        rows.append(
+            {
+                "channel": "wechat",
+                "merchant_id": bill.mch_id,
+                "number": bill.out_bill_no,
+                "payee": bill.openid,
+                "amount": Money(bill.amount).to_decimal_string(),
+                "state": bill.state,
+                "confirmable": bill.state == "WAIT_USER_CONFIRM",
+            }
+        )
+    return rows
 
 
 def _live(sandbox: Sandbox) -> tuple[str, str]:

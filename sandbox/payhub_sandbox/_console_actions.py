@@ -13,6 +13,8 @@ so a person's browser shows the console again with what happened.
 ``POST /_console/deliver``                        deliver what is due (``force=1``: all)
 ``POST /_console/delivery-faults``                add a delivery fault (form fields)
 ``POST /_console/delivery-faults/<id>/delete``    remove it
+``POST /_console/wechat-transfers/<mch_id>/<out_bill_no>/confirm``
+                                                  the user confirms a WeChat transfer bill
 ================================================  ======================================
 
 Operations dispatch on the trade's channel through :data:`CHANNEL_ACTIONS`
@@ -135,6 +137,15 @@ def resend(notification_id: str) -> BaseResponse:
         str(a.status_code) if a.status_code is not None else (a.error or "?") for a in attempts
     )
     return _back(msg=f"resent {notification_id}: {answers or 'already in flight'}")
+
+
+@console_actions_blueprint.post("/wechat-transfers/<mch_id>/<out_bill_no>/confirm")
+def confirm_transfer(mch_id: str, out_bill_no: str) -> BaseResponse:
+    try:
+        bill = current_sandbox().wechat.engine.sharing.confirm_transfer(mch_id, out_bill_no)
+    except SandboxError as exc:
+        return _back(error=exc.message)
+    return _back(msg=f"confirmed: wechat transfer {out_bill_no} is {bill.state}")
 
 
 @console_actions_blueprint.post("/deliver")

@@ -17,12 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from payhub.errors import ConfigurationError
 from payhub.money import Money
-from payhub.signing import load_private_key
+from payhub.signing import load_private_key, load_public_key
 from payhub_sandbox._bill_faults import BillFault, BillFaults
 from payhub_sandbox._channel import SandboxChannel
 from payhub_sandbox._clock import Clock, SystemClock
 from payhub_sandbox._errors import InvalidInputError
 from payhub_sandbox._faults import FaultMode, GatewayFault, GatewayFaults
+from payhub_sandbox._splits import SplitBook
 from payhub_sandbox._state import Refund, Trade, TradeStore
 from payhub_sandbox.alipay._channel import AlipayChannel
 from payhub_sandbox.alipay._simulator import (
@@ -132,7 +133,10 @@ class Sandbox:
             transport=self._resigner,
             trade_lookup=self._store.get,
         )
+        #: Balances, known payees and split/transfer faults (see :mod:`._splits`).
+        self.splits = SplitBook(self._lock, self.time_factor)
         self._alipay = AlipaySimulator(
+            splits=self.splits,
             store=self._store,
             scheduler=self._scheduler,
             clock=self.clock,
@@ -159,6 +163,7 @@ class Sandbox:
             public_key=wechat_public_key,
             platform_key=wechat_platform_key,
             resigner=self._resigner,
+            splits=self.splits,
         )
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -188,6 +193,25 @@ class Sandbox:
     def alipay_public_key_pem(self) -> str:
         """The sandbox's Alipay platform public key ("支付宝公钥"), PEM."""
         return self._alipay.public_key_pem
+
+    @property
+    def alipay_cert_pem(self) -> str:
+        """Certificate mode: the platform's ``alipayCertPublicKey_RSA2.crt``, PEM."""
+        return self._alipay.certificates.alipay_cert_pem
+
+    @property
+    def alipay_root_cert_pem(self) -> str:
+        """Certificate mode: ``alipayRootCert.crt``, PEM."""
+        return self._alipay.certificates.root_cert_pem
+
+    def issue_alipay_app_cert(self, app_id: str, public_key: str | bytes) -> str:
+        """Certificate mode: an ``appCertPublicKey_<app_id>.crt`` for an app's public
+        key (PEM); register the app with it to use certificate mode."""
+        try:
+            key = load_public_key(public_key)
+        except (ConfigurationError, UnicodeEncodeError) as exc:
+            raise InvalidInputError(f"public_key: {exc}") from None
+        return self._alipay.certificates.issue_app_cert(key, app_id)
 
     def add_alipay_merchant(
         self,
@@ -516,6 +540,8 @@ class Sandbox:
         WeChat Pay refunds whose ``refund_delay`` has passed settle first, so their
         ``REFUND.SUCCESS`` notifications go out in the same call."""
         self._wechat.settle_due_refunds()
+        self._alipay.settle_due_transfers()
+        self._wechat.sharing.settle_due()
         return self._scheduler.deliver_due(force=force)
 
     def tick(self) -> list[DeliveryAttempt]:

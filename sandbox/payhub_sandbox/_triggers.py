@@ -23,7 +23,20 @@ the rest.
 ``outage``                 the gateway answers ``mode`` (``down``, ``system_error``,
                            ``html_error``) to every request for ``seconds`` (real time;
                            default 30); of one merchant with ``merchant_id``
+``split-delayed``          the next ``count`` (default 1) splits (分账) stay processing
+                           ``seconds`` (channel time divided by the time factor; default
+                           60), then succeed; ``split-failed``: then fail
+``split-receiver-not-bound`` the next splits are refused: receiver not bound
+``transfer-delayed``       the next transfers stay processing, then succeed;
+                           ``transfer-failed``: then fail (the balance is given back)
+``transfer-insufficient-balance``  the next transfers are refused: balance too low
+``transfer-unverified-name``  the next transfers are refused: the payee's name does not match
+``transfer-confirmed``     WeChat Pay: the user confirms the newest transfer bill waiting
+                           for it (``out_trade_no`` names the ``out_bill_no``)
 =========================  ==================================================================
+
+The split and transfer scenarios apply to Alipay and WeChat Pay (UnionPay has
+neither in the sandbox) and set the faults of :mod:`payhub_sandbox._splits`.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ from payhub_sandbox._errors import (
 from payhub_sandbox._faults import FaultMode
 from payhub_sandbox._input import json_body
 from payhub_sandbox._sandbox import Sandbox
+from payhub_sandbox._splits import SPLIT_CHANNELS, SplitFaultMode
 from payhub_sandbox._state import Trade, TradeState
 
 __all__ = ["SCENARIOS", "TriggerRequest", "run_trigger", "triggers_blueprint"]
@@ -63,6 +77,28 @@ SCENARIOS: Final[Mapping[str, str]] = {
     "query (payhub sync) finds the payment",
     "outage": "the gateway answers --mode (down, system_error, html_error) for --seconds "
     "(real time, default 30)",
+    "split-delayed": "the next --count (default 1) splits stay processing --seconds "
+    "(channel time, default 60), then succeed",
+    "split-failed": "the next splits stay processing --seconds, then fail",
+    "split-receiver-not-bound": "the next splits are refused: the receiver is not bound",
+    "transfer-delayed": "the next transfers stay processing --seconds, then succeed",
+    "transfer-failed": "the next transfers stay processing --seconds, then fail "
+    "(the balance is given back)",
+    "transfer-insufficient-balance": "the next transfers are refused: the balance is too low",
+    "transfer-unverified-name": "the next transfers are refused: the payee's name does not match",
+    "transfer-confirmed": "WeChat Pay: the user confirms the newest transfer bill waiting for it "
+    "(--order names the out_bill_no)",
+}
+
+#: split and transfer scenarios → the split fault mode they set
+_SPLIT_FAULTS: Final[Mapping[str, SplitFaultMode]] = {
+    "split-delayed": SplitFaultMode.PROCESSING_SUCCESS,
+    "split-failed": SplitFaultMode.PROCESSING_FAILURE,
+    "split-receiver-not-bound": SplitFaultMode.RECEIVER_NOT_BOUND,
+    "transfer-delayed": SplitFaultMode.PROCESSING_SUCCESS,
+    "transfer-failed": SplitFaultMode.PROCESSING_FAILURE,
+    "transfer-insufficient-balance": SplitFaultMode.INSUFFICIENT_BALANCE,
+    "transfer-unverified-name": SplitFaultMode.UNVERIFIED_NAME,
 }
 
 _OUTAGE_MODES: Final = (FaultMode.DOWN, FaultMode.SYSTEM_ERROR, FaultMode.HTML_ERROR)
@@ -234,7 +270,53 @@ def _outage(sandbox: Sandbox, request: TriggerRequest) -> _Outcome:
     )
 
 
+def _split_fault(sandbox: Sandbox, request: TriggerRequest) -> _Outcome:
+    if request.channel not in SPLIT_CHANNELS:
+        raise InvalidInputError(f"{request.channel} has no splits or transfers in the sandbox")
+    mode = _SPLIT_FAULTS[request.scenario]
+    count = 1 if request.count is None else request.count
+    processing = mode in (SplitFaultMode.PROCESSING_SUCCESS, SplitFaultMode.PROCESSING_FAILURE)
+    fault = sandbox.splits.faults.set(
+        request.channel,
+        mode.value,
+        merchant_id=request.merchant_id,
+        count=count,
+        seconds=request.seconds if processing else None,
+    )
+    what = "splits" if request.scenario.startswith("split") else "transfers"
+    whose = f"merchant {request.merchant_id}" if request.merchant_id else "every merchant"
+    return _Outcome(
+        f"the next {count} {request.channel} {what} ({whose}): {mode.value}",
+        None,
+        {"split_fault": fault.to_json()},
+    )
+
+
+def _transfer_confirmed(sandbox: Sandbox, request: TriggerRequest) -> _Outcome:
+    if request.channel != "wechat":
+        raise InvalidInputError("only WeChat Pay transfers wait for the user to confirm")
+    sharing = sandbox.wechat.engine.sharing
+    waiting = [
+        b
+        for b in sharing.bills()
+        if b.state == "WAIT_USER_CONFIRM"
+        and (request.merchant_id is None or b.mch_id == request.merchant_id)
+        and (request.out_trade_no is None or b.out_bill_no == request.out_trade_no)
+    ]
+    if not waiting:
+        raise TradeNotFoundError("no WeChat Pay transfer bill is waiting for the user")
+    bill = max(waiting, key=lambda b: b.created_at)
+    done = sharing.confirm_transfer(bill.mch_id, bill.out_bill_no)
+    return _Outcome(
+        f"wechat transfer {done.out_bill_no} confirmed by the user: {done.state}",
+        None,
+        {"transfer": done.to_json()},
+    )
+
+
 _RUNNERS: Final[Mapping[str, Callable[[Sandbox, TriggerRequest], _Outcome]]] = {
+    **dict.fromkeys(_SPLIT_FAULTS, _split_fault),
+    "transfer-confirmed": _transfer_confirmed,
     "payment": _payment,
     "payment-failed": _failed,
     "refund": _refund,

@@ -22,7 +22,8 @@ Every name starts with ``payhub_`` so none clashes with a project's own.
 ``payhub_sandbox_hub``                  a ``PayHub`` with every channel (Alipay, WeChat Pay,
                                         UnionPay) configured against the sandbox, their
                                         merchants registered, and a store; each channel's
-                                        notifications reach it (:data:`NOTIFY_URLS`)
+                                        notifications reach it (:data:`NOTIFY_URLS`);
+                                        Alipay in certificate mode (transfers need it)
 ``payhub_sandbox_store_url``            the hub's store: ini ``payhub_sandbox_store_url`` or
                                         ``PAYHUB_SANDBOX_STORE_URL`` (PostgreSQL, MySQL,
                                         SQLite...), else SQLite in ``tmp_path``
@@ -441,12 +442,16 @@ def payhub_sandbox_hub_channels() -> tuple[str, ...]:
 def _hub_channel_config(sandbox: Sandbox, keys: SandboxKeys, channel: str) -> dict[str, Any]:
     """One channel of the hub's configuration; registers its merchant in the sandbox."""
     if channel == "alipay":
-        sandbox.add_alipay_merchant(ALIPAY_APP_ID, keys.merchant_public_pem, ALIPAY_SELLER_ID)
+        # Certificate mode: Alipay answers fund APIs (transfers, hub.payout) only in it.
+        app_cert = sandbox.issue_alipay_app_cert(ALIPAY_APP_ID, keys.merchant_public_pem)
+        sandbox.add_alipay_merchant(ALIPAY_APP_ID, app_cert, ALIPAY_SELLER_ID)
         return {
             "type": "alipay",
             "app_id": ALIPAY_APP_ID,
             "app_private_key": keys.merchant_private_pem,
-            "alipay_public_key": sandbox.alipay_public_key_pem,
+            "app_cert": app_cert,
+            "alipay_cert": sandbox.alipay_cert_pem,
+            "alipay_root_cert": sandbox.alipay_root_cert_pem,
             "environment": "sandbox",
             "gateway": f"{BASE_URL}/gateway.do",
             "bill_download_hosts": [BASE_URL],

@@ -241,8 +241,8 @@ def test_unknown_method_is_error_response(alipay: AlipayWireClient, platform_key
 
 
 def test_known_but_unsupported_method(alipay: AlipayWireClient) -> None:
-    reply = alipay.call("alipay.trade.order.settle", {"out_request_no": "x"})
-    assert reply.name == "alipay_trade_order_settle_response"
+    reply = alipay.call("alipay.trade.cancel", {"out_trade_no": "x"})
+    assert reply.name == "alipay_trade_cancel_response"
     _error(reply, "40006", "isv.insufficient-isv-permissions")
 
 

@@ -54,6 +54,20 @@ def test_pay_and_wait(payhub_sandbox_hub, payhub_pay_as_buyer, payhub_wait_for_n
     assert [e.out_trade_no for e in events] == ["S1"]
 
 
+def test_alipay_transfers_in_certificate_mode(payhub_sandbox, payhub_sandbox_hub,
+                                              payhub_sandbox_http):
+    from payhub.channels import run_flow_sync
+    from payhub.splits_models import ReceiverKind, TransferRequest, TransferStatus
+
+    payhub_sandbox.splits.set_balance("alipay", ALIPAY_APP_ID, Money(10000))
+    transfer = payhub_sandbox_hub.channel("alipay").transfer(TransferRequest(
+        out_transfer_no="W1", kind=ReceiverKind.USER_ID, account="2088000000000011",
+        amount=Money(2500), remark="withdrawal"))
+    result = run_flow_sync(transfer, payhub_sandbox_http.send)
+    assert result.status is TransferStatus.SUCCEEDED
+    assert payhub_sandbox.splits.balance("alipay", ALIPAY_APP_ID) == Money(7500)
+
+
 def test_faults_on_the_real_clock(payhub_sandbox, payhub_sandbox_hub, payhub_pay_as_buyer,
                                   payhub_wait_for_notification):
     assert payhub_sandbox.time_factor == 6000  # from the ini file
@@ -205,7 +219,7 @@ def test_hub_and_helpers(pytester: pytest.Pytester) -> None:
     pytester.makeini(INI)
     pytester.makepyfile(test_shop=HUB_TESTS)
     result = pytester.runpytest_subprocess(*QUIET)
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
 
 
 def test_live_server(pytester: pytest.Pytester) -> None:

@@ -111,3 +111,66 @@ def test_the_application_role_cannot_rewrite_the_audit(roles: tuple[str, str]) -
                 conn.exec_driver_sql(ddl)
             assert isinstance(caught.value.orig, psycopg.errors.InsufficientPrivilege), ddl
         assert store.verify_chain().rows == 4
+
+
+def test_splits_and_payouts_need_no_delete(roles: tuple[str, str]) -> None:
+    """Reserving, refusing, re-reserving and settling splits and payouts run as the
+    application's role, which may delete nothing (a refusal marks, never deletes)."""
+    from payhub.splits_models import (
+        ReceiverKind,
+        SplitLineResult,
+        SplitResult,
+        SplitStatus,
+        TransferRequest,
+        TransferResult,
+        TransferStatus,
+    )
+    from payhub.store import PayoutState, SplitLineRecord, SplitState
+    from payhub.store._splits import digest_of
+
+    migrator_url, app_url = roles
+    migrator, app = make_url(migrator_url).username, make_url(app_url).username
+    assert migrator is not None
+    assert app is not None
+    with Store(migrator_url) as store:
+        store.upgrade()
+        with store.engine.begin() as conn:
+            for statement in grant_statements(app, migrator=migrator, schema=make_url(
+                migrator_url
+            ).query["options"].split("=")[1]):  # type: ignore[union-attr]
+                conn.exec_driver_sql(statement)
+    bank = ToyBank()
+    ledger = {"plans": {"w": "instant"}}
+    with PayHub(
+        channels=[ToyChannel("toy-a")], store=Store(app_url, ledger=ledger),
+        http_client=bank.client(),
+    ) as hub:
+        hub._owns_store = True
+        store = hub._store
+        assert store is not None
+        hub.pay(PaymentRequest(out_trade_no="LPS-1", amount=Money(1000), subject="card",
+                               method=PayMethod.QR, channel="toy-a", seller="w"))
+        assert hub.handle_notification("toy-a", *bank.buyer_pays("toy-a", "LPS-1")).ack.ok
+        line = SplitLineRecord(party="bob", kind="user_id", account="2088000000000002",
+                               amount=Money(300), description="d")
+        args = {"out_split_no": "LPSP", "out_trade_no": "LPS-1", "lines": [line],
+                "finish": False, "digest": digest_of(["LPSP"])}
+        store.reserve_split(**args)
+        store.refuse_split("LPSP", "RECEIVER_NOT_BOUND")
+        store.reserve_split(**args)
+        done = store.apply_split_result("LPSP", SplitResult(
+            channel="toy-a", out_request_no="LPSP", status=SplitStatus.SUCCEEDED,
+            lines=(SplitLineResult(kind="userId", account="2088000000000002",
+                                   amount=Money(300), status=SplitStatus.SUCCEEDED),),
+        ))
+        assert done.status is SplitState.SUCCEEDED
+        withdrawal = store.ledger.withdraw("w", Money(500))
+        request = TransferRequest(out_transfer_no="LPPO", kind=ReceiverKind.USER_ID,
+                                  account="2088000000000009", amount=Money(500), remark="r")
+        store.reserve_payout("toy-a", withdrawal.id, request, digest_of(["LPPO"]))
+        store.refuse_payout("LPPO", "PAYEE_NAME_MISMATCH")
+        store.reserve_payout("toy-a", withdrawal.id, request, digest_of(["LPPO"]))
+        paid = store.apply_payout_result("LPPO", TransferResult(
+            channel="toy-a", out_transfer_no="LPPO", status=TransferStatus.SUCCEEDED))
+        assert paid.status is PayoutState.SUCCEEDED
+        assert store.verify_chain().ok

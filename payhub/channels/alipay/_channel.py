@@ -21,6 +21,7 @@ import httpx
 
 from payhub.channels._base import Channel, Flow
 from payhub.channels._bills import BillLine, BillStream
+from payhub.channels._splitting import SplitOperations
 from payhub.config import validated
 from payhub.errors import (
     AmountError,
@@ -192,7 +193,7 @@ def _order_no(value: object, name: str = "out_trade_no") -> str:
     return value
 
 
-class AlipayChannel(Channel):
+class AlipayChannel(Channel, SplitOperations):
     """One Alipay app, speaking the OpenAPI gateway (``gateway.do``) protocol.
 
     >>> channel = AlipayChannel.from_config("alipay", {  # doctest: +SKIP
@@ -437,12 +438,15 @@ class AlipayChannel(Channel):
         if api is None:
             raise InvalidRequestError(f"alipay offers no {request.method.value} payment")
         method, product = api
-        biz: dict[str, str] = {
+        biz: dict[str, Any] = {
             "out_trade_no": request.out_trade_no,
             "total_amount": self._amount(request.amount),
             "subject": request.subject,
             "product_code": product,
         }
+        if request.split:
+            # 商家分账: freeze the trade's money for alipay.trade.order.settle
+            biz["extend_params"] = {"royalty_freeze": "true"}
         if request.expires_at is not None:
             self._add_expiry(biz, request.expires_at, request.method)
         notify_url = request.notify_url or self.config.notify_url
@@ -499,7 +503,7 @@ class AlipayChannel(Channel):
         )
         return PaymentResult.model_construct(**values)
 
-    def _add_expiry(self, biz: dict[str, str], expires_at: datetime, method: PayMethod) -> None:
+    def _add_expiry(self, biz: dict[str, Any], expires_at: datetime, method: PayMethod) -> None:
         now = self._clock()
         seconds = (expires_at - now).total_seconds()
         if seconds <= 0:
@@ -611,7 +615,9 @@ class AlipayChannel(Channel):
         """An amount on a split line or a transfer: CNY, positive, within the limit."""
         return self._amount(amount)
 
-    def royalty_bind(self, out_request_no: str, receivers: Sequence[ReceiverBinding]) -> Flow[None]:
+    def bind_receiver(
+        self, out_request_no: str, receivers: Sequence[ReceiverBinding]
+    ) -> Flow[None]:
         """``alipay.trade.royalty.relation.bind``: bind up to 20 receivers.
 
         Splits (``alipay.trade.order.settle``) may go only to bound receivers.
@@ -621,7 +627,7 @@ class AlipayChannel(Channel):
             "alipay.trade.royalty.relation.bind", out_request_no, receivers
         )
 
-    def royalty_unbind(
+    def unbind_receiver(
         self, out_request_no: str, receivers: Sequence[ReceiverBinding]
     ) -> Flow[None]:
         """``alipay.trade.royalty.relation.unbind``: remove receivers from the relation."""
@@ -681,13 +687,13 @@ class AlipayChannel(Channel):
             )
         return tuple(bound)
 
-    def settle(self, request: SplitRequest) -> Flow[SplitResult]:
+    def split(self, request: SplitRequest) -> Flow[SplitResult]:
         """``alipay.trade.order.settle``: split a trade among bound receivers.
 
         Idempotent by ``out_request_no``. ``finish`` sends
         ``extend_params.royalty_finish = "true"`` (the rest of the frozen amount
         goes to the merchant). The answer only says Alipay took the request
-        (``settle_no``): the result is PROCESSING until :meth:`settle_query`.
+        (``settle_no``): the result is PROCESSING until :meth:`split_query`.
         """
         method = "alipay.trade.order.settle"
         parameters = []
@@ -722,7 +728,33 @@ class AlipayChannel(Channel):
             raw=node,
         )
 
-    def settle_query(self, out_request_no: str, channel_trade_id: str) -> Flow[SplitResult]:
+    def split_finish(
+        self, out_request_no: str, channel_trade_id: str, description: str
+    ) -> Flow[SplitResult]:
+        """``alipay.trade.order.settle`` with no royalty parameters and only
+        ``extend_params.royalty_finish = "true"``: unfreeze the rest of a trade
+        paid with ``royalty_freeze`` (Alipay's 商家分账 guide: "也可不传入分账条款，
+        只传入分账完结标识"). ``description`` is not sent (Alipay takes none)."""
+        method = "alipay.trade.order.settle"
+        biz: dict[str, Any] = {
+            "out_request_no": _request_no(out_request_no),
+            "trade_no": channel_trade_id,
+            "extend_params": {"royalty_finish": "true"},
+        }
+        node = yield from self._call(method, biz)
+        echoed = node.get("trade_no")
+        if echoed is not None and echoed != channel_trade_id:
+            raise ProtocolError(f"alipay {method}: the response is about another trade_no")
+        return SplitResult(
+            channel=self.name,
+            out_request_no=out_request_no,
+            status=SplitStatus.PROCESSING,
+            channel_trade_id=channel_trade_id,
+            channel_split_id=_text(node.get("settle_no")),
+            raw=node,
+        )
+
+    def split_query(self, out_request_no: str, channel_trade_id: str) -> Flow[SplitResult]:
         """``alipay.trade.order.settle.query``: each line's ``state`` (SUCCESS, FAIL,
         PROCESSING). SUCCEEDED when every ``transfer`` line succeeded, FAILED
         when every one failed, PROCESSING otherwise."""

@@ -70,7 +70,7 @@ ALIPAY_ERROR_CODES: Final[Mapping[str, ErrorCode]] = MappingProxyType(
         "ACQ.TRADE_BUYER_NOT_MATCH": _E.BUYER_ERROR,
         # -- royalty (alipay.trade.royalty.relation.*, alipay.trade.order.settle)
         "ACQ.ALLOC_AMOUNT_VALIDATE_ERROR": _E.INVALID_SPLIT,
-        "ACQ.ROYALTY_RECEIVER_INVALID": _E.INVALID_SPLIT,
+        "ACQ.ROYALTY_RECEIVER_INVALID": _E.RECEIVER_NOT_BOUND,
         "ACQ.USER_NOT_EXIST": _E.INVALID_REQUEST,
         "ACQ.PRODUCT_UNSIGN": _E.PERMISSION_DENIED,
         # -- transfers (alipay.fund.trans.uni.transfer / common.query) -----
@@ -78,7 +78,7 @@ ALIPAY_ERROR_CODES: Final[Mapping[str, ErrorCode]] = MappingProxyType(
         "PAYER_BALANCE_NOT_ENOUGH": _E.INSUFFICIENT_BALANCE,
         "PAYMENT_INFO_INCONSISTENCY": _E.ORDER_NUMBER_USED,
         "PAYEE_NOT_EXIST": _E.INVALID_REQUEST,
-        "PAYEE_USER_INFO_ERROR": _E.INVALID_REQUEST,
+        "PAYEE_USER_INFO_ERROR": _E.PAYEE_NAME_MISMATCH,
         "EXCEED_LIMIT_SM_AMOUNT": _E.INVALID_AMOUNT,
         "ORDER_NOT_EXIST": _E.TRADE_NOT_FOUND,
     }

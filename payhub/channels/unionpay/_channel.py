@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from payhub.channels._base import Channel, Flow
 from payhub.channels._bills import BillLine, BillStream
+from payhub.channels._splitting import NoSplits
 from payhub.channels.unionpay._bill import decode_file_content, iter_zm_bill, parse_zm_bill
 from payhub.channels.unionpay._codes import RESP_CODES, SUCCESS, UNKNOWN_STATE, resp_code
 from payhub.channels.unionpay._config import UnionPayConfig, validate_config
@@ -93,7 +94,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class UnionPayChannel(Channel):
+class UnionPayChannel(Channel, NoSplits):
     """One UnionPay merchant account (``merId``).
 
     >>> channel = UnionPayChannel(config, name="unionpay")  # doctest: +SKIP

@@ -10,7 +10,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import IO, Any, ClassVar, Final, Self, TypeVar
 
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from payhub.channels._base import Channel, Flow
 from payhub.channels._bills import BillLine, BillStream
 from payhub.channels._fundflow import FundFlowLine, FundFlowStream
+from payhub.channels._splitting import SplitOperations
 from payhub.errors import (
     AmountError,
     ChannelError,
@@ -65,6 +66,7 @@ from payhub.splits_models import (
     ReceiverBinding,
     ReceiverKind,
     SplitLineResult,
+    SplitNotice,
     SplitRequest,
     SplitResult,
     SplitReturnRequest,
@@ -170,6 +172,10 @@ _TRANSFER_STATES: Final[Mapping[str, TransferStatus]] = {
     "CANCELING": TransferStatus.PROCESSING,
     "CANCELLED": TransferStatus.CANCELLED,
 }
+#: 商家转账 ``out_bill_no``: "只能由数字、大小写字母组成", 5 to 32 characters
+_BILL_NO: Final = re.compile(r"[0-9A-Za-z]{5,32}", re.ASCII)
+#: notifications about splits and transfers, not payments (parse_split_notification)
+_SPLIT_EVENTS: Final = ("PROFITSHARING", "MCHTRANSFER.")
 _SPLIT_NO: Final = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}", re.ASCII)
 _REFUND_EVENTS: Final[Mapping[str, NotificationKind]] = {
     "REFUND.SUCCESS": NotificationKind.REFUND,
@@ -306,7 +312,7 @@ def _order_no(value: object, what: str = "out_trade_no") -> str:
     return value
 
 
-class WechatPayChannel(Channel):
+class WechatPayChannel(Channel, SplitOperations):
     """One WeChat Pay merchant account, speaking APIv3.
 
     Every operation is a flow (see :mod:`payhub.channels`): the same code serves
@@ -572,6 +578,8 @@ class WechatPayChannel(Channel):
             "notify_url": notify_url,
             "amount": {"total": amount.minor, "currency": amount.currency},
         }
+        if request.split:
+            payload["settle_info"] = {"profit_sharing": True}
         if request.expires_at is not None:
             payload["time_expire"] = request.expires_at.astimezone(SHANGHAI).isoformat(
                 timespec="seconds"
@@ -805,13 +813,22 @@ class WechatPayChannel(Channel):
             raise InvalidRequestError(f"wechat profit sharing takes no {kind.value} receivers")
         return found
 
-    def add_receiver(self, receiver: ReceiverBinding) -> Flow[None]:
-        """``POST /v3/profitsharing/receivers/add``: allow splits to a receiver.
+    def bind_receiver(
+        self, out_request_no: str, receivers: Sequence[ReceiverBinding]
+    ) -> Flow[None]:
+        """``POST /v3/profitsharing/receivers/add``, once per receiver (WeChat Pay
+        takes no request number: ``out_request_no`` is not sent).
 
         ``name`` (required for a merchant, optional for a person) is encrypted
         with the platform public key (RSA-OAEP) and the request names that
         key in ``Wechatpay-Serial``. ``relation_type`` is required.
         """
+        if not receivers:
+            raise InvalidRequestError("wechat: bind at least one receiver")
+        for receiver in receivers:
+            yield from self._add_receiver(receiver)
+
+    def _add_receiver(self, receiver: ReceiverBinding) -> Flow[None]:
         if not receiver.relation_type:
             raise InvalidRequestError("wechat: a profit-sharing receiver needs a relation_type")
         kind = self._sharing_type(receiver.kind)
@@ -839,8 +856,16 @@ class WechatPayChannel(Channel):
         if data.get("account") != receiver.account:
             raise ProtocolError("wechat: the receiver answer names another account")
 
-    def delete_receiver(self, kind: ReceiverKind, account: str) -> Flow[None]:
-        """``POST /v3/profitsharing/receivers/delete``."""
+    def unbind_receiver(
+        self, out_request_no: str, receivers: Sequence[ReceiverBinding]
+    ) -> Flow[None]:
+        """``POST /v3/profitsharing/receivers/delete``, once per receiver."""
+        if not receivers:
+            raise InvalidRequestError("wechat: unbind at least one receiver")
+        for receiver in receivers:
+            yield from self._delete_receiver(receiver.kind, receiver.account)
+
+    def _delete_receiver(self, kind: ReceiverKind, account: str) -> Flow[None]:
         payload = {"appid": self.config.app_id, "type": self._sharing_type(kind),
                    "account": account}
         response = yield from self._call("POST", "/v3/profitsharing/receivers/delete", payload)
@@ -848,7 +873,7 @@ class WechatPayChannel(Channel):
         if data.get("account") != account:
             raise ProtocolError("wechat: the receiver answer names another account")
 
-    def share(self, request: SplitRequest) -> Flow[SplitResult]:
+    def split(self, request: SplitRequest) -> Flow[SplitResult]:
         """``POST /v3/profitsharing/orders``: split a payment made with
         ``settle_info.profit_sharing = true``; idempotent by ``out_order_no``.
 
@@ -888,7 +913,7 @@ class WechatPayChannel(Channel):
         return self._sharing_result(_json_object(response.content, "profit-sharing answer"),
                                     request.out_request_no)
 
-    def share_query(self, out_request_no: str, channel_trade_id: str) -> Flow[SplitResult]:
+    def split_query(self, out_request_no: str, channel_trade_id: str) -> Flow[SplitResult]:
         """``GET /v3/profitsharing/orders/{out_order_no}?transaction_id=…``."""
         path = (f"/v3/profitsharing/orders/{_split_no(out_request_no)}"
                 f"?transaction_id={_split_no(channel_trade_id, TRANSACTION_ID)}")
@@ -903,8 +928,8 @@ class WechatPayChannel(Channel):
         return self._sharing_result(_json_object(response.content, "profit-sharing answer"),
                                     out_request_no)
 
-    def unfreeze(self, out_request_no: str, channel_trade_id: str,
-                 description: str) -> Flow[SplitResult]:
+    def split_finish(self, out_request_no: str, channel_trade_id: str,
+                     description: str) -> Flow[SplitResult]:
         """``POST /v3/profitsharing/orders/unfreeze``: end splitting, the rest to the
         merchant (an ``out_order_no`` of its own)."""
         payload = {
@@ -1014,6 +1039,10 @@ class WechatPayChannel(Channel):
         """
         if request.kind is not ReceiverKind.OPENID:
             raise InvalidRequestError("wechat: a transfer goes to an openid")
+        if not _BILL_NO.fullmatch(request.out_transfer_no):
+            raise InvalidRequestError(
+                "wechat: a transfer's out_bill_no is 5-32 ASCII letters and digits"
+            )
         if request.amount.currency != "CNY":
             raise InvalidRequestError("wechat: transfers are in CNY")
         if request.amount.minor > MAX_MINOR:
@@ -1274,6 +1303,58 @@ class WechatPayChannel(Channel):
             after_deadline=False,
             raw=envelope,
             raw_body=body,
+        )
+
+    def is_split_notification(self, headers: httpx.Headers, body: bytes) -> bool:
+        """A ``PROFITSHARING*`` or ``MCHTRANSFER.*`` event (read, not yet verified)."""
+        try:
+            envelope = json.loads(body)
+        except ValueError:
+            return False
+        event_type = envelope.get("event_type") if isinstance(envelope, dict) else None
+        return isinstance(event_type, str) and event_type.startswith(_SPLIT_EVENTS)
+
+    def parse_split_notification(self, headers: httpx.Headers, body: bytes) -> SplitNotice:
+        """Verify over the raw body, decrypt, check it is ours, parse: a profit-sharing
+        receiver's notice (``PROFITSHARING``; resource ``out_order_no``,
+        ``transaction_id``, ``receiver``) or a transfer bill's final state
+        (``MCHTRANSFER.BILL.FINISHED``; resource ``out_bill_no``, ``state``,
+        ``transfer_bill_no``, ``transfer_amount``, ``fail_reason``)."""
+        now = self._clock()
+        signed = read_signed_headers(headers, now)
+        key = self._keys.lookup(signed[3], now)
+        if key is None:
+            raise SignatureError(f"wechat: unknown platform serial {shown(signed[3])}")
+        verify_signed(key, signed, body)
+        envelope = _json_object(body, "notification")
+        event_type = envelope.get("event_type")
+        if not isinstance(event_type, str) or not event_type.startswith(_SPLIT_EVENTS):
+            raise NotificationRejected(f"wechat: not a split event {shown(event_type)}")
+        notification_id = checked_id(
+            envelope, "id", NOTIFICATION_ID, "notification", ProtocolError
+        )
+        data = _json_object(
+            self._decrypt(envelope.get("resource"), "notification"), "notification resource"
+        )
+        mchid = data.get("mchid", data.get("mch_id"))
+        if mchid != self.config.mch_id:
+            raise NotificationRejected(f"wechat: notification for another merchant {shown(mchid)}")
+        event_key = f"wechat:{mchid}:{notification_id}"
+        if event_type.startswith("PROFITSHARING"):
+            return SplitNotice(
+                channel=self.name,
+                kind="split",
+                number=_split_no(data.get("out_order_no")),
+                event_key=event_key,
+                channel_trade_id=_split_no(data.get("transaction_id"), TRANSACTION_ID),
+            )
+        out_bill_no = _split_no(data.get("out_bill_no"))
+        return SplitNotice(
+            channel=self.name,
+            kind="transfer",
+            number=out_bill_no,
+            event_key=event_key,
+            transfer=self._transfer_result(data, out_bill_no, None),
         )
 
     def _check_ours(

@@ -18,6 +18,7 @@ from payhub_sandbox.alipay._merchants import (
 __all__ = [
     "API_METHODS",
     "BROWSER_METHODS",
+    "CERT_ONLY_METHODS",
     "DATE_RE",
     "KNOWN_METHODS",
     "OUT_NO_RE",
@@ -58,7 +59,20 @@ API_METHODS: Final = frozenset(
         "alipay.trade.fastpay.refund.query",
         "alipay.trade.close",
         "alipay.data.dataservice.bill.downloadurl.query",
+        "alipay.trade.royalty.relation.bind",
+        "alipay.trade.royalty.relation.unbind",
+        "alipay.trade.royalty.relation.batchquery",
+        "alipay.trade.order.settle",
+        "alipay.trade.order.settle.query",
+        "alipay.fund.trans.uni.transfer",
+        "alipay.fund.trans.common.query",
     }
+)
+
+#: Methods Alipay answers only in certificate mode (fund APIs): without an
+#: ``app_cert_sn`` they are refused as Alipay refuses them.
+CERT_ONLY_METHODS: Final = frozenset(
+    {"alipay.fund.trans.uni.transfer", "alipay.fund.trans.common.query"}
 )
 
 
@@ -69,10 +83,7 @@ UNSUPPORTED_METHODS: Final = frozenset(
         "alipay.trade.create",
         "alipay.trade.pay",
         "alipay.trade.cancel",
-        "alipay.trade.order.settle",
         "alipay.trade.orderinfo.sync",
-        "alipay.trade.royalty.relation.bind",
-        "alipay.fund.trans.uni.transfer",
         "alipay.system.oauth.token",
         "alipay.user.info.share",
     }

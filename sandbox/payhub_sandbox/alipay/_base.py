@@ -16,7 +16,9 @@ from payhub_sandbox._errors import (
     TradeNotFoundError,
     UnknownMerchantError,
 )
+from payhub_sandbox._splits import SplitBook
 from payhub_sandbox._state import Trade, TradeStore
+from payhub_sandbox.alipay._certs import AlipayCertificates
 from payhub_sandbox.alipay._merchants import (
     CHANNEL,
     AlipayMerchant,
@@ -49,6 +51,7 @@ class AlipayBase:
         escape_slashes: bool = True,
         bills_ready_immediately: bool = False,
         unscanned_query_waits: bool = False,
+        splits: SplitBook | None = None,
     ) -> None:
         self._store = store
         self._lock: threading.RLock = store.lock
@@ -63,6 +66,10 @@ class AlipayBase:
         self._bill_links: dict[str, BillLink] = {}
         self._prefix = f"{secrets.randbelow(10_000):04d}"
         self._serial = 0
+        #: Certificate mode: the sandbox's root and platform certificates.
+        self.certificates = AlipayCertificates(platform_key)
+        #: Balances, known payees and faults shared with the other channels.
+        self.splits = splits if splits is not None else SplitBook(store.lock, time_factor)
 
     def add_merchant(self, merchant: AlipayMerchant) -> AlipayMerchant:
         """Register (or replace, e.g. after a key rotation) a merchant app."""

@@ -3,13 +3,14 @@ and the dispatch of each method to its job."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from payhub.errors import SignatureError
 from payhub.signing import rsa_verify
 from payhub_sandbox.alipay._answers import (
+    CERT_ONLY_METHODS,
     KNOWN_METHODS,
     PAGE_METHODS,
     UNSUPPORTED_METHODS,
@@ -26,7 +27,7 @@ from payhub_sandbox.alipay._bill_links import AlipayBillLinks
 from payhub_sandbox.alipay._merchants import (
     AlipayMerchant,
 )
-from payhub_sandbox.alipay._refunds import AlipayRefunds
+from payhub_sandbox.alipay._royalty import AlipayRoyalty
 from payhub_sandbox.alipay._wire import (
     SIGN_HASHES,
     node_name,
@@ -42,8 +43,20 @@ __all__ = ["AlipayGateway"]
 _TIMESTAMP_TOLERANCE: Final = timedelta(minutes=15)
 
 
-class AlipayGateway(AlipayRefunds, AlipayBillLinks):
+class AlipayGateway(AlipayRoyalty, AlipayBillLinks):
     """Answers ``gateway.do`` requests."""
+
+    _ROYALTY_JOBS: ClassVar[
+        Mapping[str, Callable[[AlipayRoyalty, GatewayRequest], dict[str, Any]]]
+    ] = {
+        "alipay.trade.royalty.relation.bind": AlipayRoyalty._royalty_bind,
+        "alipay.trade.royalty.relation.unbind": AlipayRoyalty._royalty_unbind,
+        "alipay.trade.royalty.relation.batchquery": AlipayRoyalty._royalty_query,
+        "alipay.trade.order.settle": AlipayRoyalty._settle,
+        "alipay.trade.order.settle.query": AlipayRoyalty._settle_query,
+        "alipay.fund.trans.uni.transfer": AlipayRoyalty._transfer,
+        "alipay.fund.trans.common.query": AlipayRoyalty._transfer_query,
+    }
 
     def handle(
         self, raw: Mapping[str, str], *, base_url: str, system_error: str | None = None
@@ -86,9 +99,20 @@ class AlipayGateway(AlipayRefunds, AlipayBillLinks):
                 if merchant is not None
                 else (requested_type if requested_type in SIGN_HASHES else "RSA2")
             )
-            return self._json(node, failure.node, sign_type, codec or "utf-8")
+            return self._json(
+                node, failure.node, sign_type, codec or "utf-8", cert=bool(raw.get("app_cert_sn"))
+            )
 
-    def _json(self, name: str, node: Mapping[str, Any], sign_type: str, codec: str) -> GatewayReply:
+    def _json(
+        self,
+        name: str,
+        node: Mapping[str, Any],
+        sign_type: str,
+        codec: str,
+        *,
+        cert: bool = False,
+    ) -> GatewayReply:
+        """A signed answer; in certificate mode (``cert``) it names ``alipay_cert_sn``."""
         body = render_response(
             name,
             ordered_node(node),
@@ -96,6 +120,7 @@ class AlipayGateway(AlipayRefunds, AlipayBillLinks):
             sign_type=sign_type,
             codec=codec,
             escape_slashes=self._escape_slashes,
+            cert_sn=self.certificates.alipay_cert_sn if cert else None,
         )
         return GatewayReply(kind="json", body=body, codec=codec)
 
@@ -140,6 +165,7 @@ class AlipayGateway(AlipayRefunds, AlipayBillLinks):
                 "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，"
                 f"网关生成的验签字符串为：{content}",
             )
+        self._check_cert_mode(method, params, merchant)
         if method in UNSUPPORTED_METHODS:
             raise AlipayFailure(
                 "40006",
@@ -157,6 +183,24 @@ class AlipayGateway(AlipayRefunds, AlipayBillLinks):
         return GatewayRequest(
             method, codec, params, parse_biz(params.get("biz_content", "")), merchant
         )
+
+    def _check_cert_mode(
+        self, method: str, params: Mapping[str, str], merchant: AlipayMerchant
+    ) -> None:
+        """Certificate mode: the serials must be the app's and the sandbox root's;
+        fund APIs refuse public-key mode."""
+        app_cert_sn = params.get("app_cert_sn", "")
+        if not app_cert_sn:
+            if method in CERT_ONLY_METHODS:
+                raise invalid("isv.missing-app-cert-sn", "缺少应用公钥证书序列号")
+            return
+        if app_cert_sn != merchant.app_cert_sn:
+            raise invalid("isv.invalid-app-cert-sn", "应用公钥证书序列号不匹配")
+        roots = params.get("alipay_root_cert_sn", "")
+        if not roots:
+            raise missing("isv.missing-alipay-root-cert-sn", "缺少支付宝根证书序列号")
+        if self.certificates.root_cert_sn not in roots.split("_"):
+            raise invalid("isv.invalid-alipay-root-cert-sn", "支付宝根证书序列号不匹配")
 
     @staticmethod
     def _verifies(merchant: AlipayMerchant, content: str, sign: str, codec: str) -> bool:
@@ -190,8 +234,16 @@ class AlipayGateway(AlipayRefunds, AlipayBillLinks):
             fields = self._refund_query(request)
         elif method == "alipay.trade.close":
             fields = self._close(request)
+        elif method in self._ROYALTY_JOBS:
+            fields = self._ROYALTY_JOBS[method](self, request)
         else:
             fields = self._bill_url(request, base_url)
         answer: dict[str, Any] = {"code": "10000", "msg": "Success"}
         answer.update(fields)
-        return self._json(node, answer, request.merchant.sign_type, request.codec)
+        return self._json(
+            node,
+            answer,
+            request.merchant.sign_type,
+            request.codec,
+            cert=bool(request.params.get("app_cert_sn")),
+        )

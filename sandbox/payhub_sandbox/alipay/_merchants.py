@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final, Literal
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -16,6 +17,7 @@ from payhub_sandbox._errors import (
     parse_fee_rate,
 )
 from payhub_sandbox._state import Trade, TradeState
+from payhub_sandbox.alipay._certs import cert_sn
 from payhub_sandbox.alipay._wire import (
     normalize_charset,
 )
@@ -61,6 +63,9 @@ class AlipayMerchant:
     """Notify ``TRADE_CLOSED`` when the merchant closes a trade (timeouts always notify)."""
     fee_rate: Decimal = DEFAULT_FEE_RATE
     """The service fee rate shown in bills (0.6 % by default)."""
+    app_cert_sn: str | None = None
+    """Certificate mode: the serial of the app's public-key certificate (registered
+    with a certificate instead of a bare key); requests must then carry it."""
 
     @property
     def public_key_pem(self) -> str:
@@ -77,6 +82,7 @@ class AlipayMerchant:
             "lie_content_type": self.lie_content_type,
             "notify_on_close": self.notify_on_close,
             "fee_rate": str(self.fee_rate),
+            "app_cert_sn": self.app_cert_sn,
             "public_key": self.public_key_pem,
         }
 
@@ -112,6 +118,7 @@ def make_merchant(
         except (ConfigurationError, UnicodeEncodeError) as exc:
             raise InvalidInputError(f"public_key: {exc}") from None
     rate = parse_fee_rate(fee_rate)
+    app_cert_sn = _app_cert_sn(public_key)
     return AlipayMerchant(
         app_id=app_id,
         public_key=key,
@@ -121,4 +128,18 @@ def make_merchant(
         lie_content_type=lie_content_type,
         notify_on_close=notify_on_close,
         fee_rate=rate,
+        app_cert_sn=app_cert_sn,
     )
+
+
+def _app_cert_sn(public_key: str | bytes | rsa.RSAPublicKey) -> str | None:
+    """The certificate serial when the app registered a certificate (certificate mode)."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return None
+    raw = public_key.encode("ascii", "replace") if isinstance(public_key, str) else public_key
+    if b"-----BEGIN CERTIFICATE-----" not in raw:
+        return None
+    try:
+        return cert_sn(x509.load_pem_x509_certificate(raw.strip()))
+    except ValueError:
+        raise InvalidInputError("public_key: unreadable certificate") from None

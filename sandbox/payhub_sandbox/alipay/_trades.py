@@ -94,6 +94,7 @@ class AlipayTrades(AlipayNotifier):
                 "charset": request.codec,
                 "seller_id": merchant.seller_id,
                 "body": biz_text(biz, "body"),
+                "royalty_freeze": _royalty_freeze(biz),
             },
         )
         self._store.add_trade(trade)
@@ -275,3 +276,10 @@ class AlipayTrades(AlipayNotifier):
 
     def cashier_url(self, trade: Trade, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/alipay/cashier/{trade.trade_no}"
+
+
+def _royalty_freeze(biz: Mapping[str, object]) -> str:
+    """``"true"`` when the trade was created for 商家分账 (``extend_params.royalty_freeze``):
+    its money stays frozen until settled or finished."""
+    extend = biz.get("extend_params")
+    return "true" if isinstance(extend, dict) and extend.get("royalty_freeze") == "true" else ""

@@ -120,8 +120,11 @@ def render_response(
     sign_type: str = "RSA2",
     codec: str = "utf-8",
     escape_slashes: bool = True,
+    cert_sn: str | None = None,
 ) -> bytes:
     """``{"<name>":<node>,"sign":"…"}`` with the signature over the node's exact bytes.
+
+    ``cert_sn`` (certificate mode) adds ``"alipay_cert_sn"`` before the signature.
 
     The node is serialised once and spliced in; with ``escape_slashes`` every
     ``/`` is written ``\\/`` as Alipay's own serializer does, so a client that
@@ -138,6 +141,7 @@ def render_response(
             name.encode("ascii"),
             b'":',
             node_bytes,
+            b"" if cert_sn is None else b',"alipay_cert_sn":"' + cert_sn.encode("ascii") + b'"',
             b',"sign":"',
             signature.encode("ascii"),
             b'"}',

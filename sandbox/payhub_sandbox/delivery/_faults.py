@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 #: Channel-neutral event types a notification reports (``OutboundNotification.event_type``).
-EVENT_TYPES: Final = ("payment", "refund", "close", "finish", "other")
+EVENT_TYPES: Final = ("payment", "refund", "close", "finish", "other", "split", "transfer")
 
 _MAX_COPIES: Final = 100
 _MAX_DROPS: Final = 100

@@ -103,9 +103,7 @@ def _line(
     return b" ".join(fields)
 
 
-def zm_file(
-    mer_id: str, day: date, trades: Sequence[Trade], refunds: Sequence[Refund]
-) -> bytes:
+def zm_file(mer_id: str, day: date, trades: Sequence[Trade], refunds: Sequence[Refund]) -> bytes:
     """The ZM file of ``mer_id`` for the clearing day ``day``."""
     trades = [t for t in trades if t.merchant_id == mer_id]
     by_no = {t.trade_no: t for t in trades}

@@ -53,6 +53,8 @@ class Call:
     body: bytes
     base_url: str
     groups: tuple[str, ...]
+    serial: str = ""
+    """``Wechatpay-Serial``: the platform key a field of the body is encrypted with."""
 
     def json(self) -> dict[str, Any]:
         data = parse_json_object(self.body)

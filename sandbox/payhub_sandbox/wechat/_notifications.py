@@ -124,6 +124,32 @@ class WechatNotifier:
         original_type: str,
         resource: Mapping[str, Any],
     ) -> None:
+        self.event(
+            merchant,
+            trade.trade_no,
+            url=url,
+            event_type=event_type,
+            summary=summary,
+            original_type=original_type,
+            resource=resource,
+        )
+
+    def event(
+        self,
+        merchant: WechatMerchant,
+        subject_no: str,
+        *,
+        url: str,
+        event_type: str,
+        summary: str,
+        original_type: str,
+        resource: Mapping[str, Any],
+        neutral_type: str = "",
+    ) -> None:
+        """Schedule one notification to ``url``: the envelope with ``resource``
+        encrypted under the merchant's API v3 key, signed. ``subject_no`` names what
+        it is about (a transaction id, a transfer bill number) in the delivery log;
+        ``neutral_type`` is its channel-neutral event type (empty: guessed)."""
         now = self._core.now()
         nonce = new_nonce(12)
         # A version-5 UUID, as real notifications' ids are (tests/fixtures/wechat/);
@@ -162,11 +188,12 @@ class WechatNotifier:
             merchant_id=merchant.mch_id,
             event_id=event_id,
             kind=event_type,
-            trade_no=trade.trade_no,
+            trade_no=subject_no,
             url=url,
             headers=headers,
             body=body,
             created_at=now,
             delays=scaled(WECHAT_RETRY_DELAYS, self._core.time_factor),
+            event_type=neutral_type,
         )
         self._core.scheduler.enqueue(notification, _acknowledged)

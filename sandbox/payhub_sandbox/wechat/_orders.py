@@ -88,6 +88,10 @@ class WechatOrders:
             string_field(
                 object_field(scene, "h5_info", "/scene_info"), "type", "/scene_info/h5_info"
             )
+        settle_info = object_field(data, "settle_info", "", required=False)
+        profit_sharing = settle_info.get("profit_sharing", False)
+        if not isinstance(profit_sharing, bool):
+            raise body_param("/settle_info/profit_sharing", None, "必须是布尔值")
         expires_at: datetime | None = None
         if expire_text:
             expires_at = parse_time(expire_text)
@@ -101,7 +105,8 @@ class WechatOrders:
         if expires_at is not None and expires_at <= now:
             raise WechatFailure("INVALID_REQUEST", "订单过期时间time_expire必须晚于当前时间")
         fingerprint = json.dumps(
-            [product, appid, description, total, currency, notify_url, attach, openid],
+            [product, appid, description, total, currency, notify_url, attach, openid]
+            + ([True] if profit_sharing else []),
             ensure_ascii=False,
         )
         existing = self._core.store.find(CHANNEL, merchant.mch_id, out_trade_no=out_trade_no)
@@ -135,6 +140,7 @@ class WechatOrders:
                 "pay_token": secrets.token_urlsafe(12),
                 "prepay_id": f"wx{now.astimezone(CHINA_TZ):%d%H%M%S}{secrets.token_hex(13)}00",
                 "trade_type": TRADE_TYPES[product],
+                "profit_sharing": "true" if profit_sharing else "",
             },
         )
         self._core.store.add_trade(trade)

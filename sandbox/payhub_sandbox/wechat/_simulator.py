@@ -31,6 +31,7 @@ from payhub.money import Money
 from payhub.signing import rsa_verify
 from payhub_sandbox._clock import Clock
 from payhub_sandbox._errors import InvalidInputError
+from payhub_sandbox._splits import SplitBook
 from payhub_sandbox._state import Refund, Trade, TradeStore
 from payhub_sandbox.delivery._scheduler import DeliveryScheduler
 from payhub_sandbox.wechat._api import Answer, Call, WechatReply
@@ -48,6 +49,7 @@ from payhub_sandbox.wechat._notify import ResigningTransport
 from payhub_sandbox.wechat._orders import DEFAULT_OPENID, WechatOrders, wechat_trade_state
 from payhub_sandbox.wechat._pki import PlatformCertificate
 from payhub_sandbox.wechat._refunds import RefundOutcome, WechatRefunds
+from payhub_sandbox.wechat._sharing import WechatSharing
 from payhub_sandbox.wechat._wire import (
     DEFAULT_MESSAGES,
     ERROR_STATUS,
@@ -108,6 +110,7 @@ class WechatSimulator:
         public_key: rsa.RSAPrivateKey | str | bytes | None = None,
         platform_key: rsa.RSAPrivateKey | str | bytes | None = None,
         resigner: ResigningTransport | None = None,
+        splits: SplitBook | None = None,
     ) -> None:
         self._core = WechatCore(store, scheduler, clock, time_factor)
         self._lock = self._core.lock
@@ -116,6 +119,14 @@ class WechatSimulator:
         self.orders = WechatOrders(self._core, notifier)
         self.refunds = WechatRefunds(self._core, self.orders, notifier)
         self.billing = WechatBilling(self._core, ready_immediately=bills_ready_immediately)
+        self.sharing = WechatSharing(
+            self._core,
+            self.keys,
+            notifier,
+            splits if splits is not None else SplitBook(store.lock, time_factor),
+        )
+        sharing, share_path = self.sharing, "/v3/profitsharing"
+        bills_path = "/v3/fund-app/mch-transfer/transfer-bills"
         self._faults: list[_Fault] = []
         orders, refunds = self.orders, self.refunds
         trade_path = "/v3/pay/transactions"
@@ -130,6 +141,21 @@ class WechatSimulator:
             ("GET", re.compile(r"/v3/bill/tradebill"), self.billing.tradebill),
             ("GET", re.compile(r"/v3/bill/fundflowbill"), self.billing.fundflowbill),
             ("GET", re.compile(r"/v3/billdownload/file"), self.billing.download),
+            ("POST", re.compile(rf"{share_path}/receivers/add"), sharing.add_receiver),
+            ("POST", re.compile(rf"{share_path}/receivers/delete"), sharing.delete_receiver),
+            ("POST", re.compile(rf"{share_path}/orders"), sharing.create_order),
+            ("POST", re.compile(rf"{share_path}/orders/unfreeze"), sharing.unfreeze),
+            ("GET", re.compile(rf"{share_path}/orders/([^/]+)"), sharing.query_order),
+            ("POST", re.compile(rf"{share_path}/return-orders"), sharing.create_return),
+            ("GET", re.compile(rf"{share_path}/return-orders/([^/]+)"), sharing.query_return),
+            ("GET", re.compile(rf"{share_path}/transactions/([^/]+)/amounts"), sharing.amounts),
+            ("POST", re.compile(bills_path), sharing.create_transfer),
+            ("GET", re.compile(rf"{bills_path}/out-bill-no/([^/]+)"), sharing.query_transfer),
+            (
+                "POST",
+                re.compile(rf"{bills_path}/out-bill-no/([^/]+)/cancel"),
+                sharing.cancel_transfer,
+            ),
         )
         if resigner is not None:
             resigner.register("wechat", self.keys.resign)
@@ -236,6 +262,7 @@ class WechatSimulator:
         authorization: Sequence[str],
         body: bytes,
         base_url: str,
+        serial: str = "",
     ) -> WechatReply:
         """Answer one ``/v3/...`` request.
 
@@ -245,11 +272,12 @@ class WechatSimulator:
         """
         self.close_expired()
         self.settle_due_refunds()
+        self.sharing.settle_due()
         merchant: WechatMerchant | None = None
         try:
             handler, groups = self._route(method, path)
             merchant = self._authenticate(method, targets, authorization, body)
-            call = Call(merchant, query, body, base_url.rstrip("/"), groups)
+            call = Call(merchant, query, body, base_url.rstrip("/"), groups, serial)
             with self._lock:
                 fault = self._take_fault(path, merchant.mch_id)
                 if fault is not None:

@@ -67,6 +67,7 @@ def v3(rest: str) -> Response:
         authorization=request.headers.getlist("Authorization"),
         body=request.get_data(cache=True),
         base_url=sandbox.base_url or request.url_root,
+        serial=request.headers.get("Wechatpay-Serial", ""),
     )
     return _response(reply)
 
