@@ -9,7 +9,7 @@ Refunds already succeeded get their ``updated_at``: the best time known.
 An index on (channel, succeeded_at): a run reads a channel's refunds of a day.
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 from payhub.store._types import UTCDateTime
 
 revision = "0016"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
