@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from payhub.ledger._model import Account, AccountKind
 from payhub.ledger._rules import settlement_entry
-from payhub.ledger._writer import lock_accounts, write_entry
+from payhub.ledger._writer import lock_accounts, write_entries, write_entry
 from payhub.money import Money
 from payhub.store._engine import insert_ignore
 from payhub.store._schema import (
@@ -83,6 +83,7 @@ def candidates(conn: Connection, at: datetime, party: str | None = None) -> list
     )
     if party is not None:
         query = query.where(E.c.party == party)
+    probe_indexes(conn)
     return list(conn.execute(query).all())
 
 
@@ -217,6 +218,32 @@ _FINISH = (
 )
 
 
+#: PostgreSQL: the members and their sums in one statement, from one reading of
+#: the due entries (the sums are those of exactly the rows inserted)
+_PG_MEMBERS_AND_SUMS = sa.text(
+    "WITH src AS MATERIALIZED (SELECT e.id AS entry_id, b.id AS batch_id, e.pending_minor"
+    " FROM payhub_ledger_entries e JOIN payhub_ledger_batches b ON b.party = e.party"
+    " AND b.currency = e.currency AND b.available_on = e.available_on"
+    " WHERE b.id IN :ids AND e.pending_minor IS NOT NULL AND NOT EXISTS"
+    " (SELECT 1 FROM payhub_ledger_batch_members m WHERE m.entry_id = e.id)),"
+    " ins AS (INSERT INTO payhub_ledger_batch_members (entry_id, batch_id)"
+    " SELECT entry_id, batch_id FROM src)"
+    " SELECT batch_id, SUM(pending_minor), COUNT(*) FROM src GROUP BY batch_id"
+).bindparams(sa.bindparam("ids", expanding=True))
+
+
+def probe_indexes(conn: Connection) -> None:
+    """PostgreSQL: plan this transaction's statements with index probes.
+
+    Every lookup settlement makes is by key (an entry in the members' primary
+    key, a group in the entries' index); but the members table grows by a
+    million rows in one run, faster than its statistics, and a planner that
+    believes it empty scans it once per due entry, quadratic in the run. An
+    index probe is right at every size."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+
+
 def _insert_or_skip(dialect: str) -> sa.Insert:
     module: Any = postgresql if dialect == "postgresql" else sqlite
     insert: sa.Insert = module.insert(B).on_conflict_do_nothing(index_elements=[B.c.key])
@@ -254,22 +281,38 @@ def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[Bat
     if not made:
         return []
     ids = [int(r.id) for r in made]
-    conn.execute(_MEMBERS, {"ids": ids})
-    sums = {int(b): (int(t), int(c)) for b, t, c in conn.execute(_SUMS, {"ids": ids})}
+    if conn.dialect.name == "postgresql":
+        probe_indexes(conn)
+        found = conn.execute(_PG_MEMBERS_AND_SUMS, {"ids": ids})
+    else:
+        conn.execute(_MEMBERS, {"ids": ids})
+        found = conn.execute(_SUMS, {"ids": ids})
+    sums = {int(b): (int(t), int(c)) for b, t, c in found}
+    # the settlement entries of the whole chunk in one set-based write (the
+    # chain head locked once, each account upserted once)
+    drafts = {
+        int(r.id): settlement_entry(
+            batch_key=r.key,
+            party=r.party,
+            amount=Money(sums[int(r.id)][0], r.currency),
+            available_on=r.available_on,
+        )
+        for r in made
+        if sums.get(int(r.id), (0, 0))[0] != 0
+    }
+    written = write_entries(conn, list(drafts.values()), now)
+    entry_ids = {b: p.entry_id for b, p in zip(drafts, written, strict=True)}
     records = []
     finish = []
     for r in made:
         total, count = sums.get(int(r.id), (0, 0))
-        amount = Money(total, r.currency)
-        entry_id = None
-        if total != 0:
-            draft = settlement_entry(
-                batch_key=r.key, party=r.party, amount=amount, available_on=r.available_on
-            )
-            entry_id = write_entry(conn, draft, now).entry_id
+        entry_id = entry_ids.get(int(r.id))
         finish.append({"b_id": int(r.id), "b_amount": total, "b_count": count, "b_entry": entry_id})
         records.append(
-            BatchRecord(int(r.id), r.key, r.party, r.available_on, amount, count, entry_id, now)
+            BatchRecord(
+                int(r.id), r.key, r.party, r.available_on, Money(total, r.currency), count,
+                entry_id, now,
+            )
         )
     conn.execute(_FINISH, finish)
     return records
