@@ -93,7 +93,7 @@ def _mysql_upsert(params: list[dict[str, Any]], *, counted: bool = False) -> sa.
 
 
 @functools.cache
-def _counted_upsert(dialect: str) -> sa.Insert:
+def _counted_upsert(dialect: str, *, returning: bool = True) -> sa.Insert:
     """:func:`_account_upsert` where each row's ``version`` is the number of
     lines it adds (an account's version counts its lines)."""
     module: Any = postgresql if dialect == "postgresql" else sqlite
@@ -105,6 +105,8 @@ def _counted_upsert(dialect: str) -> sa.Insert:
             "version": A.c.version + insert.excluded.version,
         },
     )
+    if not returning:
+        return upsert
     return upsert.returning(
         A.c.id, A.c.party, A.c.kind, A.c.currency, A.c.balance_minor, sort_by_parameter_order=True
     )
@@ -161,8 +163,11 @@ def _entry_row(draft: EntryDraft, now: datetime) -> dict[str, Any]:
 _EXISTING = sa.select(E.c.idempotency_key, E.c.id, E.c.digest).where(
     E.c.idempotency_key.in_(sa.bindparam("keys", expanding=True))
 )
-_IDS_BY_KEY = sa.select(E.c.idempotency_key, E.c.id).where(
-    E.c.idempotency_key.in_(sa.bindparam("keys", expanding=True))
+_IDS_BY_SEQ = sa.select(E.c.chain_seq, E.c.id).where(
+    E.c.chain_seq.between(sa.bindparam("lo"), sa.bindparam("hi"))
+)
+_ACCOUNTS_OF = sa.select(A.c.id, A.c.party, A.c.kind, A.c.currency, A.c.balance_minor).where(
+    A.c.party.in_(sa.bindparam("parties", expanding=True))
 )
 
 
@@ -211,22 +216,16 @@ def write_entries(conn: Connection, drafts: Sequence[EntryDraft], now: datetime)
         # whole posting rather than leave a gap in the chain
         if dialect == "postgresql":
             ids = _pg_insert_entries(conn, values)
-        elif dialect == "sqlite":
-            ids = [
-                int(r[0])
-                for r in conn.execute(
-                    E.insert().returning(E.c.id, sort_by_parameter_order=True), values
-                )
-            ]
         else:
+            # executemany of a plain INSERT; the ids by the rows' places in the chain
             conn.execute(E.insert(), values)
-            by_key = {
-                k: int(i)
-                for k, i in conn.execute(
-                    _IDS_BY_KEY, {"keys": [r["idempotency_key"] for r in new_rows]}
+            by_seq = {
+                int(seq): int(entry_id)
+                for seq, entry_id in conn.execute(
+                    _IDS_BY_SEQ, {"lo": links[0].seq, "hi": links[-1].seq}
                 )
             }
-            ids = [by_key[r["idempotency_key"]] for r in new_rows]
+            ids = [by_seq[ln.seq] for ln in links]
         advance(conn, links[-1])
         new_drafts = [drafts[i] for i in fresh]
         account_ids, balances = _apply_many(conn, dialect, new_drafts, now)
@@ -361,7 +360,14 @@ def _apply_many(
             },
         ).all()
     elif dialect == "sqlite":
-        found = conn.execute(_counted_upsert(dialect), params).all()
+        # executemany without RETURNING (one C loop), then the parties' accounts
+        conn.execute(_counted_upsert(dialect, returning=False), params)
+        parties = sorted({a.party for a in ordered})
+        found = [
+            r
+            for r in conn.execute(_ACCOUNTS_OF, {"parties": parties})
+            if (r.party, r.kind, r.currency) in by_key
+        ]
     else:
         conn.execute(_mysql_upsert(params, counted=True))
         found = conn.execute(
