@@ -33,6 +33,7 @@ from payhub.store._schema import (
 __all__ = ["BatchRecord", "SettleReport", "candidates", "settle_chunk", "settle_group"]
 
 E, B, M = ledger_entries, ledger_batches, ledger_batch_members
+_O = ledger_batches.alias("other")
 #: ``progress(done, total)`` after each batch
 Progress = Callable[[int, int], None]
 
@@ -83,7 +84,6 @@ def candidates(conn: Connection, at: datetime, party: str | None = None) -> list
     )
     if party is not None:
         query = query.where(E.c.party == party)
-    probe_indexes(conn)
     return list(conn.execute(query).all())
 
 
@@ -182,23 +182,41 @@ _LOCK_SELLERS = (
 _NEW_BATCHES = sa.select(B.c.id, B.c.key, B.c.party, B.c.currency, B.c.available_on).where(
     B.c.key.in_(sa.bindparam("keys", expanding=True)), B.c.created_at == sa.bindparam("now")
 )
-_MEMBERS = M.insert().from_select(
-    ["entry_id", "batch_id"],
-    sa.select(E.c.id, B.c.id)
-    .select_from(
-        E.join(
-            B,
-            sa.and_(
-                B.c.party == E.c.party,
-                B.c.currency == E.c.currency,
-                B.c.available_on == E.c.available_on,
-            ),
+
+def _members(fresh: bool) -> sa.Insert:
+    """Every due entry of the batches' groups (``ids``) into their batches; but
+    one already in a batch (unless ``fresh``: the groups have no other batch,
+    so none of their entries can be in one)."""
+    select = (
+        sa.select(E.c.id, B.c.id)
+        .select_from(
+            E.join(
+                B,
+                sa.and_(
+                    B.c.party == E.c.party,
+                    B.c.currency == E.c.currency,
+                    B.c.available_on == E.c.available_on,
+                ),
+            )
         )
+        .where(B.c.id.in_(sa.bindparam("ids", expanding=True)), E.c.pending_minor.is_not(None))
     )
-    .where(
-        B.c.id.in_(sa.bindparam("ids", expanding=True)),
-        E.c.pending_minor.is_not(None),
-        _unbatched(),
+    if not fresh:
+        select = select.where(_unbatched())
+    return M.insert().from_select(["entry_id", "batch_id"], select)
+
+
+_MEMBERS = {fresh: _members(fresh) for fresh in (True, False)}
+#: the batches (of ``ids``) whose group (party, currency, cycle) has another
+#: batch: only their entries may be members already (an entry joins a batch of
+#: its own group only)
+_SEEN = sa.select(B.c.id).where(
+    B.c.id.in_(sa.bindparam("ids", expanding=True)),
+    sa.exists().where(
+        _O.c.party == B.c.party,
+        _O.c.currency == B.c.currency,
+        _O.c.available_on == B.c.available_on,
+        _O.c.id != B.c.id,
     ),
 )
 _SUMS = (
@@ -218,18 +236,27 @@ _FINISH = (
 )
 
 
-#: PostgreSQL: the members and their sums in one statement, from one reading of
-#: the due entries (the sums are those of exactly the rows inserted)
-_PG_MEMBERS_AND_SUMS = sa.text(
-    "WITH src AS MATERIALIZED (SELECT e.id AS entry_id, b.id AS batch_id, e.pending_minor"
-    " FROM payhub_ledger_entries e JOIN payhub_ledger_batches b ON b.party = e.party"
-    " AND b.currency = e.currency AND b.available_on = e.available_on"
-    " WHERE b.id IN :ids AND e.pending_minor IS NOT NULL AND NOT EXISTS"
-    " (SELECT 1 FROM payhub_ledger_batch_members m WHERE m.entry_id = e.id)),"
-    " ins AS (INSERT INTO payhub_ledger_batch_members (entry_id, batch_id)"
-    " SELECT entry_id, batch_id FROM src)"
-    " SELECT batch_id, SUM(pending_minor), COUNT(*) FROM src GROUP BY batch_id"
-).bindparams(sa.bindparam("ids", expanding=True))
+def _pg_members_and_sums(fresh: bool) -> sa.TextClause:
+    """PostgreSQL: :func:`_members` and the sums of exactly the rows inserted,
+    in one statement from one reading of the due entries."""
+    unbatched = (
+        ""
+        if fresh
+        else " AND NOT EXISTS (SELECT 1 FROM payhub_ledger_batch_members m WHERE m.entry_id = e.id)"
+    )
+    # only one of two constant texts is formatted in: every value is a parameter
+    return sa.text(
+        "WITH src AS MATERIALIZED (SELECT e.id AS entry_id, b.id AS batch_id, e.pending_minor"  # noqa: S608
+        " FROM payhub_ledger_entries e JOIN payhub_ledger_batches b ON b.party = e.party"
+        " AND b.currency = e.currency AND b.available_on = e.available_on"
+        f" WHERE b.id IN :ids AND e.pending_minor IS NOT NULL{unbatched}),"
+        " ins AS (INSERT INTO payhub_ledger_batch_members (entry_id, batch_id)"
+        " SELECT entry_id, batch_id FROM src)"
+        " SELECT batch_id, SUM(pending_minor), COUNT(*) FROM src GROUP BY batch_id"
+    ).bindparams(sa.bindparam("ids", expanding=True))
+
+
+_PG_MEMBERS_AND_SUMS = {fresh: _pg_members_and_sums(fresh) for fresh in (True, False)}
 
 
 def probe_indexes(conn: Connection) -> None:
@@ -281,13 +308,26 @@ def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[Bat
     if not made:
         return []
     ids = [int(r.id) for r in made]
-    if conn.dialect.name == "postgresql":
-        probe_indexes(conn)
-        found = conn.execute(_PG_MEMBERS_AND_SUMS, {"ids": ids})
-    else:
-        conn.execute(_MEMBERS, {"ids": ids})
-        found = conn.execute(_SUMS, {"ids": ids})
-    sums = {int(b): (int(t), int(c)) for b, t, c in found}
+    dialect = conn.dialect.name
+    probe_indexes(conn)
+    # The sellers' accounts are locked: a run that made a batch of these groups
+    # has committed it (or waits). Groups with no other batch need no check of
+    # their entries against the members (the common case, and the costly check).
+    seen = (
+        set(ids)
+        if dialect not in ("postgresql", "sqlite")
+        else {int(i) for i in conn.execute(_SEEN, {"ids": ids}).scalars()}
+    )
+    sums: dict[int, tuple[int, int]] = {}
+    for fresh, part in ((True, [i for i in ids if i not in seen]), (False, sorted(seen))):
+        if not part:
+            continue
+        if dialect == "postgresql":
+            found = conn.execute(_PG_MEMBERS_AND_SUMS[fresh], {"ids": part})
+        else:
+            conn.execute(_MEMBERS[fresh], {"ids": part})
+            found = conn.execute(_SUMS, {"ids": part})
+        sums.update({int(b): (int(t), int(c)) for b, t, c in found})
     # the settlement entries of the whole chunk in one set-based write (the
     # chain head locked once, each account upserted once)
     drafts = {

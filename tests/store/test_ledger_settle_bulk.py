@@ -184,3 +184,33 @@ def test_one_chunk_settles_several_cycles_of_a_seller_and_nets_to_zero(store: St
     again = store.ledger.settle(day + timedelta(days=3))
     assert again.batches == 0
     assert count(store, ledger_batches) == 4
+
+
+def test_a_late_entry_of_a_settled_cycle_lands_in_a_second_batch_alone(store: Store) -> None:
+    """A cycle already batched gets a new due entry (posted late): the next run
+    makes a second batch of that cycle holding only the new entry."""
+    day = datetime(2026, 3, 10, tzinfo=UTC)
+    first = [_pay("q1", "gus", 300, day), _pay("q2", "hal", 50, day)]
+    store.run(lambda conn: write_entries(conn, first, NOW))
+    assert store.ledger.settle(day + timedelta(days=1)).entries == 2
+    late = [_pay("q3", "gus", 700, day), _pay("q4", "ivy", 20, day)]
+    store.run(lambda conn: write_entries(conn, late, NOW))
+    report = store.ledger.settle(day + timedelta(days=1))
+    assert (report.batches, report.entries) == (2, 2)
+    assert report.amounts == {"CNY": Money(720)}
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(ledger_entries.c.reference, ledger_batch_members.c.batch_id)
+            .select_from(
+                ledger_batch_members.join(
+                    ledger_entries, ledger_entries.c.id == ledger_batch_members.c.entry_id
+                )
+            )
+            .order_by(ledger_entries.c.reference)
+        ).all()
+    batch_of = {ref: int(b) for ref, b in rows}
+    assert set(batch_of) == {"q1", "q2", "q3", "q4"}
+    assert batch_of["q1"] != batch_of["q3"]
+    assert balances(store)[("gus", "available")] == 1000
+    check_invariants(store)
+    assert store.verify_chain().ok
