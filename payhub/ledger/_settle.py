@@ -69,7 +69,8 @@ def _unbatched() -> Any:
 
 
 def candidates(conn: Connection, at: datetime, party: str | None = None) -> list[Any]:
-    """(party, currency, available_on, first entry id, count) of every due, unbatched group."""
+    """(party, currency, available_on, first entry id, count, sum of ``pending_minor``)
+    of every due, unbatched group."""
     query = (
         sa.select(
             E.c.party,
@@ -77,6 +78,7 @@ def candidates(conn: Connection, at: datetime, party: str | None = None) -> list
             E.c.available_on,
             sa.func.min(E.c.id),
             sa.func.count(),
+            sa.func.sum(E.c.pending_minor),
         )
         .where(E.c.available_on <= at, E.c.pending_minor.is_not(None), _unbatched())
         .group_by(E.c.party, E.c.currency, E.c.available_on)
@@ -296,8 +298,14 @@ def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[Bat
             "entry_id": None,
             "created_at": now,
         }
-        for party, cur, on, first, _count in groups
+        for party, cur, on, first, *_ in groups
     ]
+    #: what the candidate query saw of each group: (count, sum)
+    seen_then = {
+        row["key"]: (int(g[4]), int(g[5]))
+        for row, g in zip(rows, groups, strict=True)
+        if len(g) > 5
+    }
     if conn.dialect.name in ("postgresql", "sqlite"):
         # one multi-row statement; a key another run made is skipped
         conn.execute(_insert_or_skip(conn.dialect.name), rows)
@@ -308,6 +316,7 @@ def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[Bat
     if not made:
         return []
     ids = [int(r.id) for r in made]
+    by_id = {int(r.id): r for r in made}
     dialect = conn.dialect.name
     probe_indexes(conn)
     # The sellers' accounts are locked: a run that made a batch of these groups
@@ -324,9 +333,20 @@ def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[Bat
             continue
         if dialect == "postgresql":
             found = conn.execute(_PG_MEMBERS_AND_SUMS[fresh], {"ids": part})
-        else:
-            conn.execute(_MEMBERS[fresh], {"ids": part})
-            found = conn.execute(_SUMS, {"ids": part})
+            sums.update({int(b): (int(t), int(c)) for b, t, c in found})
+            continue
+        inserted = conn.execute(_MEMBERS[fresh], {"ids": part}).rowcount
+        if fresh:
+            # A fresh group's entries were all unbatched, and entries are only
+            # ever added: as many members as the candidate query counted means
+            # the very entries it summed (the common case: no sums query).
+            then = [seen_then.get(by_id[i].key) for i in part]
+            if all(t is not None for t in then) and inserted == sum(
+                t[0] for t in then if t is not None
+            ):
+                sums.update({i: (t[1], t[0]) for i, t in zip(part, then, strict=True) if t})
+                continue
+        found = conn.execute(_SUMS, {"ids": part})
         sums.update({int(b): (int(t), int(c)) for b, t, c in found})
     # the settlement entries of the whole chunk in one set-based write (the
     # chain head locked once, each account upserted once)
