@@ -21,7 +21,21 @@ c. **settle run** over N due entries for S sellers (default 1,000,000 and
    tables (``pending_minor`` and matching pending balances; settle reads
    nothing else).
 
+``--repeat N`` runs (c) N times a side, the sides alternating who goes first,
+and reports the medians (the machine's load drifts between runs).
+
 Exits 1 if a target is missed.
+
+Last figures (2 shared cores, load average 12-16 from other work; h-settle,
+2026-12-07): ``bench_ledger.py --only settle --repeat 3`` (1,000,000 entries,
+10,000 sellers): SQLite payhub 28.3 s ÷ raw 16.8 s = 1.68, PostgreSQL 21.1 s ÷
+25.8 s = 0.82, peak RSS 94 / 96 MB (main before: 3.1 and 4.7; one settlement
+entry per batch was already the design, the chunk's entries now go in one
+write with the chain head locked once, and PostgreSQL plans the members with
+index probes). ``--only transaction``: 1.243 (rounds q1-q3 0.63-1.44).
+``--only postings`` (500 a worker, 3 rounds): cold payhub 88/s ÷ raw 124/s,
+hot 87/s ÷ 129/s: 0.71 and 0.68 of raw (every posting queues on the chain head
+and a commit's flush; pgledger's >10k/s has neither, on other hardware).
 """
 
 from __future__ import annotations

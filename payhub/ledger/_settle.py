@@ -1,10 +1,12 @@
 """Settlement runs: due pending money becomes available, in one batch per seller and cycle.
 
-The candidates are one grouped query (party, currency, ``available_on``); each
-batch is then its own transaction: the batch row (a unique key), its members
-(``INSERT … SELECT``; an entry is a member of one batch at most, by primary
-key) and the settlement entry. Memory holds the list of groups, never the
-entries. Re-running finds no candidates; a crash leaves whole batches only.
+The candidates are one grouped query (party, currency, ``available_on``);
+whole batches are then written a chunk per transaction (:func:`settle_chunk`):
+the batch rows (a unique key), their members (``INSERT … SELECT``; an entry is
+a member of one batch at most, by primary key) and one settlement entry per
+batch, all of the chunk's entries in one set-based write. Memory holds the list
+of groups, never the entries. Re-running finds no candidates; a crash leaves
+whole batches only.
 """
 
 from __future__ import annotations
@@ -281,9 +283,11 @@ def _insert_or_skip(dialect: str) -> sa.Insert:
 
 def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[BatchRecord]:
     """Several whole batches in ``conn``'s transaction, set-based: the sellers' accounts
-    locked in one statement, the batch rows, every member in one ``INSERT … SELECT``,
-    the sums in one query, then one settlement entry per batch. Batches another run
-    made meanwhile (their key exists) are skipped."""
+    locked in one statement, the batch rows in one, every member in one ``INSERT …
+    SELECT`` (with the sums on PostgreSQL; from the candidate rows on SQLite when
+    they still hold, else one query), then the settlement entries of every batch
+    in one :func:`write_entries`. Batches another run made meanwhile (their key
+    exists) are skipped. ``groups``: rows of :func:`candidates`."""
     if not groups:
         return []
     conn.execute(_LOCK_SELLERS, {"parties": sorted({g[0] for g in groups})}).all()
