@@ -214,3 +214,78 @@ def test_a_late_entry_of_a_settled_cycle_lands_in_a_second_batch_alone(store: St
     assert balances(store)[("gus", "available")] == 1000
     check_invariants(store)
     assert store.verify_chain().ok
+
+
+DAY = datetime(2026, 3, 10, tzinfo=UTC)
+
+
+def _poster(url: str, prefix: str, n: int, barrier: object) -> None:
+    from payhub.ledger._writer import write_entry
+
+    store = Store(url)
+    try:
+        barrier.wait(timeout=120)  # type: ignore[attr-defined]
+        for i in range(n):
+            draft = _pay(f"{prefix}-{i}", f"s{i % 3}", 100 + i, DAY)
+            store.run(lambda conn, d=draft: write_entry(conn, d, datetime.now(UTC)))
+    finally:
+        store.close()
+
+
+def _settler(url: str, n: int, barrier: object) -> None:
+    store = Store(url)
+    try:
+        barrier.wait(timeout=120)  # type: ignore[attr-defined]
+        for _ in range(n):
+            store.ledger.settle(DAY + timedelta(days=1), per_transaction=2)
+    finally:
+        store.close()
+
+
+def test_settle_runs_racing_postings_to_their_cycles_batch_each_entry_once(
+    store: Store, store_url: str
+) -> None:
+    """Three processes post due entries to three sellers' one cycle while two
+    run settlement over and over: every entry lands in exactly one batch, each
+    batch's amount and count are its members', no money is lost or made."""
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+    n = 15
+    barrier = spawn.Barrier(5)
+    procs = [
+        spawn.Process(target=_poster, args=(store_url, f"P{w}", n, barrier)) for w in range(3)
+    ] + [spawn.Process(target=_settler, args=(store_url, 8, barrier)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+        assert p.exitcode == 0
+    store.ledger.settle(DAY + timedelta(days=1))
+    e, m, b = ledger_entries, ledger_batch_members, ledger_batches
+    with store.engine.connect() as conn:
+        payments = conn.execute(
+            sa.select(sa.func.count()).select_from(e).where(e.c.cause == "payment")
+        ).scalar_one()
+        per_batch = conn.execute(
+            sa.select(b.c.id, b.c.amount_minor, b.c.entry_count, b.c.party)
+        ).all()
+        members = {
+            int(i): (int(s), int(c), p)
+            for i, s, c, p in conn.execute(
+                sa.select(m.c.batch_id, sa.func.sum(e.c.pending_minor), sa.func.count(), e.c.party)
+                .select_from(m.join(e, e.c.id == m.c.entry_id))
+                .group_by(m.c.batch_id, e.c.party)
+            )
+        }
+    assert payments == 3 * n
+    assert count(store, ledger_batch_members) == payments
+    for batch_id, amount, entry_count, party in per_batch:
+        assert members[int(batch_id)] == (int(amount), int(entry_count), party)
+    got = balances(store)
+    for s in range(3):
+        posted = sum(100 + i for i in range(n) if i % 3 == s) * 3
+        assert got[(f"s{s}", "available")] == posted
+        assert (f"s{s}", "pending") not in got
+    check_invariants(store)
+    assert store.verify_chain().ok
