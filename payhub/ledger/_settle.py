@@ -1,10 +1,12 @@
 """Settlement runs: due pending money becomes available, in one batch per seller and cycle.
 
-The candidates are one grouped query (party, currency, ``available_on``); each
-batch is then its own transaction: the batch row (a unique key), its members
-(``INSERT … SELECT``; an entry is a member of one batch at most, by primary
-key) and the settlement entry. Memory holds the list of groups, never the
-entries. Re-running finds no candidates; a crash leaves whole batches only.
+The candidates are one grouped query (party, currency, ``available_on``);
+whole batches are then written a chunk per transaction (:func:`settle_chunk`):
+the batch rows (a unique key), their members (``INSERT … SELECT``; an entry is
+a member of one batch at most, by primary key) and one settlement entry per
+batch, all of the chunk's entries in one set-based write. Memory holds the list
+of groups, never the entries. Re-running finds no candidates; a crash leaves
+whole batches only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from payhub.ledger._model import Account, AccountKind
 from payhub.ledger._rules import settlement_entry
-from payhub.ledger._writer import lock_accounts, write_entry
+from payhub.ledger._writer import lock_accounts, write_entries, write_entry
 from payhub.money import Money
 from payhub.store._engine import insert_ignore
 from payhub.store._schema import (
@@ -33,6 +35,7 @@ from payhub.store._schema import (
 __all__ = ["BatchRecord", "SettleReport", "candidates", "settle_chunk", "settle_group"]
 
 E, B, M = ledger_entries, ledger_batches, ledger_batch_members
+_O = ledger_batches.alias("other")
 #: ``progress(done, total)`` after each batch
 Progress = Callable[[int, int], None]
 
@@ -68,7 +71,8 @@ def _unbatched() -> Any:
 
 
 def candidates(conn: Connection, at: datetime, party: str | None = None) -> list[Any]:
-    """(party, currency, available_on, first entry id, count) of every due, unbatched group."""
+    """(party, currency, available_on, first entry id, count, sum of ``pending_minor``)
+    of every due, unbatched group."""
     query = (
         sa.select(
             E.c.party,
@@ -76,6 +80,7 @@ def candidates(conn: Connection, at: datetime, party: str | None = None) -> list
             E.c.available_on,
             sa.func.min(E.c.id),
             sa.func.count(),
+            sa.func.sum(E.c.pending_minor),
         )
         .where(E.c.available_on <= at, E.c.pending_minor.is_not(None), _unbatched())
         .group_by(E.c.party, E.c.currency, E.c.available_on)
@@ -181,23 +186,41 @@ _LOCK_SELLERS = (
 _NEW_BATCHES = sa.select(B.c.id, B.c.key, B.c.party, B.c.currency, B.c.available_on).where(
     B.c.key.in_(sa.bindparam("keys", expanding=True)), B.c.created_at == sa.bindparam("now")
 )
-_MEMBERS = M.insert().from_select(
-    ["entry_id", "batch_id"],
-    sa.select(E.c.id, B.c.id)
-    .select_from(
-        E.join(
-            B,
-            sa.and_(
-                B.c.party == E.c.party,
-                B.c.currency == E.c.currency,
-                B.c.available_on == E.c.available_on,
-            ),
+
+def _members(fresh: bool) -> sa.Insert:
+    """Every due entry of the batches' groups (``ids``) into their batches; but
+    one already in a batch (unless ``fresh``: the groups have no other batch,
+    so none of their entries can be in one)."""
+    select = (
+        sa.select(E.c.id, B.c.id)
+        .select_from(
+            E.join(
+                B,
+                sa.and_(
+                    B.c.party == E.c.party,
+                    B.c.currency == E.c.currency,
+                    B.c.available_on == E.c.available_on,
+                ),
+            )
         )
+        .where(B.c.id.in_(sa.bindparam("ids", expanding=True)), E.c.pending_minor.is_not(None))
     )
-    .where(
-        B.c.id.in_(sa.bindparam("ids", expanding=True)),
-        E.c.pending_minor.is_not(None),
-        _unbatched(),
+    if not fresh:
+        select = select.where(_unbatched())
+    return M.insert().from_select(["entry_id", "batch_id"], select)
+
+
+_MEMBERS = {fresh: _members(fresh) for fresh in (True, False)}
+#: the batches (of ``ids``) whose group (party, currency, cycle) has another
+#: batch: only their entries may be members already (an entry joins a batch of
+#: its own group only)
+_SEEN = sa.select(B.c.id).where(
+    B.c.id.in_(sa.bindparam("ids", expanding=True)),
+    sa.exists().where(
+        _O.c.party == B.c.party,
+        _O.c.currency == B.c.currency,
+        _O.c.available_on == B.c.available_on,
+        _O.c.id != B.c.id,
     ),
 )
 _SUMS = (
@@ -217,6 +240,41 @@ _FINISH = (
 )
 
 
+def _pg_members_and_sums(fresh: bool) -> sa.TextClause:
+    """PostgreSQL: :func:`_members` and the sums of exactly the rows inserted,
+    in one statement from one reading of the due entries."""
+    unbatched = (
+        ""
+        if fresh
+        else " AND NOT EXISTS (SELECT 1 FROM payhub_ledger_batch_members m WHERE m.entry_id = e.id)"
+    )
+    # only one of two constant texts is formatted in: every value is a parameter
+    return sa.text(
+        "WITH src AS MATERIALIZED (SELECT e.id AS entry_id, b.id AS batch_id, e.pending_minor"  # noqa: S608
+        " FROM payhub_ledger_entries e JOIN payhub_ledger_batches b ON b.party = e.party"
+        " AND b.currency = e.currency AND b.available_on = e.available_on"
+        f" WHERE b.id IN :ids AND e.pending_minor IS NOT NULL{unbatched}),"
+        " ins AS (INSERT INTO payhub_ledger_batch_members (entry_id, batch_id)"
+        " SELECT entry_id, batch_id FROM src)"
+        " SELECT batch_id, SUM(pending_minor), COUNT(*) FROM src GROUP BY batch_id"
+    ).bindparams(sa.bindparam("ids", expanding=True))
+
+
+_PG_MEMBERS_AND_SUMS = {fresh: _pg_members_and_sums(fresh) for fresh in (True, False)}
+
+
+def probe_indexes(conn: Connection) -> None:
+    """PostgreSQL: plan this transaction's statements with index probes.
+
+    Every lookup settlement makes is by key (an entry in the members' primary
+    key, a group in the entries' index); but the members table grows by a
+    million rows in one run, faster than its statistics, and a planner that
+    believes it empty scans it once per due entry, quadratic in the run. An
+    index probe is right at every size."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+
+
 def _insert_or_skip(dialect: str) -> sa.Insert:
     module: Any = postgresql if dialect == "postgresql" else sqlite
     insert: sa.Insert = module.insert(B).on_conflict_do_nothing(index_elements=[B.c.key])
@@ -225,9 +283,11 @@ def _insert_or_skip(dialect: str) -> sa.Insert:
 
 def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[BatchRecord]:
     """Several whole batches in ``conn``'s transaction, set-based: the sellers' accounts
-    locked in one statement, the batch rows, every member in one ``INSERT … SELECT``,
-    the sums in one query, then one settlement entry per batch. Batches another run
-    made meanwhile (their key exists) are skipped."""
+    locked in one statement, the batch rows in one, every member in one ``INSERT …
+    SELECT`` (with the sums on PostgreSQL; from the candidate rows on SQLite when
+    they still hold, else one query), then the settlement entries of every batch
+    in one :func:`write_entries`. Batches another run made meanwhile (their key
+    exists) are skipped. ``groups``: rows of :func:`candidates`."""
     if not groups:
         return []
     conn.execute(_LOCK_SELLERS, {"parties": sorted({g[0] for g in groups})}).all()
@@ -242,8 +302,14 @@ def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[Bat
             "entry_id": None,
             "created_at": now,
         }
-        for party, cur, on, first, _count in groups
+        for party, cur, on, first, *_ in groups
     ]
+    #: what the candidate query saw of each group: (count, sum)
+    seen_then = {
+        row["key"]: (int(g[4]), int(g[5]))
+        for row, g in zip(rows, groups, strict=True)
+        if len(g) > 5
+    }
     if conn.dialect.name in ("postgresql", "sqlite"):
         # one multi-row statement; a key another run made is skipped
         conn.execute(_insert_or_skip(conn.dialect.name), rows)
@@ -254,22 +320,63 @@ def settle_chunk(conn: Connection, groups: list[Any], now: datetime) -> list[Bat
     if not made:
         return []
     ids = [int(r.id) for r in made]
-    conn.execute(_MEMBERS, {"ids": ids})
-    sums = {int(b): (int(t), int(c)) for b, t, c in conn.execute(_SUMS, {"ids": ids})}
+    by_id = {int(r.id): r for r in made}
+    dialect = conn.dialect.name
+    probe_indexes(conn)
+    # The sellers' accounts are locked: a run that made a batch of these groups
+    # has committed it (or waits). Groups with no other batch need no check of
+    # their entries against the members (the common case, and the costly check).
+    seen = (
+        set(ids)
+        if dialect not in ("postgresql", "sqlite")
+        else {int(i) for i in conn.execute(_SEEN, {"ids": ids}).scalars()}
+    )
+    sums: dict[int, tuple[int, int]] = {}
+    for fresh, part in ((True, [i for i in ids if i not in seen]), (False, sorted(seen))):
+        if not part:
+            continue
+        if dialect == "postgresql":
+            found = conn.execute(_PG_MEMBERS_AND_SUMS[fresh], {"ids": part})
+            sums.update({int(b): (int(t), int(c)) for b, t, c in found})
+            continue
+        inserted = conn.execute(_MEMBERS[fresh], {"ids": part}).rowcount
+        if fresh:
+            # A fresh group's entries were all unbatched, and entries are only
+            # ever added: as many members as the candidate query counted means
+            # the very entries it summed (the common case: no sums query).
+            then = [seen_then.get(by_id[i].key) for i in part]
+            if all(t is not None for t in then) and inserted == sum(
+                t[0] for t in then if t is not None
+            ):
+                sums.update({i: (t[1], t[0]) for i, t in zip(part, then, strict=True) if t})
+                continue
+        found = conn.execute(_SUMS, {"ids": part})
+        sums.update({int(b): (int(t), int(c)) for b, t, c in found})
+    # the settlement entries of the whole chunk in one set-based write (the
+    # chain head locked once, each account upserted once)
+    drafts = {
+        int(r.id): settlement_entry(
+            batch_key=r.key,
+            party=r.party,
+            amount=Money(sums[int(r.id)][0], r.currency),
+            available_on=r.available_on,
+        )
+        for r in made
+        if sums.get(int(r.id), (0, 0))[0] != 0
+    }
+    written = write_entries(conn, list(drafts.values()), now)
+    entry_ids = {b: p.entry_id for b, p in zip(drafts, written, strict=True)}
     records = []
     finish = []
     for r in made:
         total, count = sums.get(int(r.id), (0, 0))
-        amount = Money(total, r.currency)
-        entry_id = None
-        if total != 0:
-            draft = settlement_entry(
-                batch_key=r.key, party=r.party, amount=amount, available_on=r.available_on
-            )
-            entry_id = write_entry(conn, draft, now).entry_id
+        entry_id = entry_ids.get(int(r.id))
         finish.append({"b_id": int(r.id), "b_amount": total, "b_count": count, "b_entry": entry_id})
         records.append(
-            BatchRecord(int(r.id), r.key, r.party, r.available_on, amount, count, entry_id, now)
+            BatchRecord(
+                int(r.id), r.key, r.party, r.available_on, Money(total, r.currency), count,
+                entry_id, now,
+            )
         )
     conn.execute(_FINISH, finish)
     return records

@@ -15,6 +15,7 @@ back, nothing is written.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,11 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from payhub.errors import ErrorCode, LedgerError
 from payhub.ledger._model import Account, AccountKind, EntryDraft
 from payhub.money import Money
-from payhub.store._chain import ChainLink, advance, next_link
+from payhub.store._chain import ChainLink, advance, next_link, next_links
 from payhub.store._engine import is_duplicate_key
 from payhub.store._schema import ledger_accounts, ledger_entries, ledger_lines
 
-__all__ = ["Posted", "lock_accounts", "write_entry"]
+__all__ = ["Posted", "lock_accounts", "write_entries", "write_entry"]
 
 A = ledger_accounts
 E = ledger_entries
@@ -81,32 +82,41 @@ def _account_upsert(dialect: str) -> sa.Insert:
     raise AssertionError(dialect)  # pragma: no cover - MySQL: _mysql_upsert
 
 
-def _mysql_upsert(params: list[dict[str, Any]]) -> sa.Insert:
-    """One multi-row statement (PyMySQL cannot executemany an ON DUPLICATE KEY UPDATE)."""
+def _mysql_upsert(params: list[dict[str, Any]], *, counted: bool = False) -> sa.Insert:
+    """One multi-row statement (PyMySQL cannot executemany an ON DUPLICATE KEY UPDATE).
+    ``counted``: each row's ``version`` is the number of lines it adds."""
     insert = mysql.insert(A).values(params)
     return insert.on_duplicate_key_update(
         balance_minor=A.c.balance_minor + insert.inserted.balance_minor,
-        version=A.c.version + 1,
+        version=A.c.version + (insert.inserted.version if counted else 1),
+    )
+
+
+@functools.cache
+def _counted_upsert(dialect: str, *, returning: bool = True) -> sa.Insert:
+    """:func:`_account_upsert` where each row's ``version`` is the number of
+    lines it adds (an account's version counts its lines)."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    insert = module.insert(A)
+    upsert: sa.Insert = insert.on_conflict_do_update(
+        index_elements=[A.c.party, A.c.kind, A.c.currency],
+        set_={
+            "balance_minor": A.c.balance_minor + insert.excluded.balance_minor,
+            "version": A.c.version + insert.excluded.version,
+        },
+    )
+    if not returning:
+        return upsert
+    return upsert.returning(
+        A.c.id, A.c.party, A.c.kind, A.c.currency, A.c.balance_minor, sort_by_parameter_order=True
     )
 
 
 def write_entry(conn: Connection, draft: EntryDraft, now: datetime) -> Posted:
     """Post ``draft`` in ``conn``'s transaction (see the module docstring)."""
     dialect = conn.dialect.name
-    digest = draft.digest()
-    pending = draft.pending
-    row = {
-        "idempotency_key": draft.idempotency_key,
-        "cause": draft.cause.value,
-        "reference": draft.reference,
-        "party": draft.party,
-        "plan": draft.plan,
-        "available_on": draft.available_on,
-        "currency": None if pending is None else pending[0].currency,
-        "pending_minor": None if pending is None else pending[1],
-        "digest": digest,
-        "created_at": now,
-    }
+    row = _entry_row(draft, now)
+    digest = row["digest"]
     # The entry's place in the audit chain: the head is locked before any
     # account, in every posting (a fixed lock order), and advanced only if the
     # entry is new.
@@ -132,6 +142,255 @@ def write_entry(conn: Connection, draft: EntryDraft, now: datetime) -> Posted:
         ],
     )
     return Posted(entry_id, True, balances)
+
+
+def _entry_row(draft: EntryDraft, now: datetime) -> dict[str, Any]:
+    pending = draft.pending
+    return {
+        "idempotency_key": draft.idempotency_key,
+        "cause": draft.cause.value,
+        "reference": draft.reference,
+        "party": draft.party,
+        "plan": draft.plan,
+        "available_on": draft.available_on,
+        "currency": None if pending is None else pending[0].currency,
+        "pending_minor": None if pending is None else pending[1],
+        "digest": draft.digest(),
+        "created_at": now,
+    }
+
+
+_EXISTING = sa.select(E.c.idempotency_key, E.c.id, E.c.digest).where(
+    E.c.idempotency_key.in_(sa.bindparam("keys", expanding=True))
+)
+_IDS_BY_SEQ = sa.select(E.c.chain_seq, E.c.id).where(
+    E.c.chain_seq.between(sa.bindparam("lo"), sa.bindparam("hi"))
+)
+_ACCOUNTS_OF = sa.select(A.c.id, A.c.party, A.c.kind, A.c.currency, A.c.balance_minor).where(
+    A.c.party.in_(sa.bindparam("parties", expanding=True))
+)
+
+
+def write_entries(conn: Connection, drafts: Sequence[EntryDraft], now: datetime) -> list[Posted]:
+    """Post several drafts in ``conn``'s transaction, set-based: what
+    :func:`write_entry` does for each, in a handful of statements for all.
+
+    Keys posted before are replays (same content: not written again; other
+    content: :class:`LedgerError`). The chain head is locked once and the new
+    entries' links computed in order; the entries go in one multi-row INSERT,
+    every account they touch is upserted once with the sum of its lines (in the
+    fixed lock order), the lines in one multi-row INSERT, and the head advanced
+    once. Each entry's balances are those after it, in ``drafts`` order, and an
+    account that may not go negative is refused if it would after any of them
+    (nothing written: the caller's transaction rolls back)."""
+    if not drafts:
+        return []
+    dialect = conn.dialect.name
+    rows = [_entry_row(d, now) for d in drafts]
+    keys = [r["idempotency_key"] for r in rows]
+    if len(set(keys)) != len(keys):
+        raise LedgerError(
+            "ledger: one idempotency key twice in one posting; nothing written",
+            code=ErrorCode.INVALID_REQUEST,
+        )
+    known = {r.idempotency_key: r for r in conn.execute(_EXISTING, {"keys": keys})}
+    posted: dict[int, Posted] = {}
+    fresh: list[int] = []
+    for i, row in enumerate(rows):
+        found = known.get(row["idempotency_key"])
+        if found is None:
+            fresh.append(i)
+        elif found.digest != row["digest"]:
+            raise LedgerError(
+                f"ledger: idempotency key {row['idempotency_key']!r} was posted before with "
+                "different content; nothing written",
+                code=ErrorCode.LEDGER_IDEMPOTENCY_CONFLICT,
+            )
+        else:
+            posted[i] = Posted(int(found.id), False, {})
+    if fresh:
+        new_rows = [rows[i] for i in fresh]
+        links = next_links(conn, E, new_rows)
+        values = [{**r, **ln.columns()} for r, ln in zip(new_rows, links, strict=True)]
+        # a plain INSERT: a key another transaction posted meanwhile fails the
+        # whole posting rather than leave a gap in the chain
+        if dialect == "postgresql":
+            ids = _pg_insert_entries(conn, values)
+        else:
+            # executemany of a plain INSERT; the ids by the rows' places in the chain
+            conn.execute(E.insert(), values)
+            by_seq = {
+                int(seq): int(entry_id)
+                for seq, entry_id in conn.execute(
+                    _IDS_BY_SEQ, {"lo": links[0].seq, "hi": links[-1].seq}
+                )
+            }
+            ids = [by_seq[ln.seq] for ln in links]
+        advance(conn, links[-1])
+        new_drafts = [drafts[i] for i in fresh]
+        account_ids, balances = _apply_many(conn, dialect, new_drafts, now)
+        lines = [
+            (entry_id, account_ids[line.account], line.signed_minor, line.amount.currency)
+            for entry_id, draft in zip(ids, new_drafts, strict=True)
+            for line in draft.lines
+        ]
+        if dialect == "postgresql":
+            entry_col, account_col, amount_col, currency_col = zip(*lines, strict=True)
+            conn.execute(
+                _PG_LINES,
+                {
+                    "entry": list(entry_col),
+                    "account": list(account_col),
+                    "amount": list(amount_col),
+                    "currency": list(currency_col),
+                    "now": _naive(now),
+                },
+            )
+        else:
+            conn.execute(
+                ledger_lines.insert(),
+                [
+                    {
+                        "entry_id": entry_id,
+                        "account_id": account_id,
+                        "amount_minor": amount,
+                        "currency": currency,
+                        "created_at": now,
+                    }
+                    for entry_id, account_id, amount, currency in lines
+                ],
+            )
+        for i, entry_id, after in zip(fresh, ids, balances, strict=True):
+            posted[i] = Posted(entry_id, True, after)
+    return [posted[i] for i in range(len(drafts))]
+
+
+# PostgreSQL: each column one array parameter, so a statement's text (and its
+# parsing) stays the same whatever the number of rows
+_PG_ENTRIES = sa.text(
+    "INSERT INTO payhub_ledger_entries (idempotency_key, cause, reference, party, plan,"
+    " available_on, currency, pending_minor, digest, created_at, chain_seq, chain_hash)"
+    " SELECT k, c, r, p, pl, ao, cur, pm, d, :now, s, h FROM unnest(CAST(:key AS VARCHAR[]),"
+    " CAST(:cause AS VARCHAR[]), CAST(:reference AS VARCHAR[]), CAST(:party AS VARCHAR[]),"
+    " CAST(:plan AS VARCHAR[]), CAST(:available_on AS TIMESTAMP[]), CAST(:currency AS VARCHAR[]),"
+    " CAST(:pending AS BIGINT[]), CAST(:digest AS VARCHAR[]), CAST(:seq AS BIGINT[]),"
+    " CAST(:hash AS VARCHAR[])) AS v(k, c, r, p, pl, ao, cur, pm, d, s, h) ORDER BY s"
+    " RETURNING id, idempotency_key"
+)
+_PG_ACCOUNTS = sa.text(
+    "INSERT INTO payhub_ledger_accounts (party, kind, currency, balance_minor, version,"
+    " created_at) SELECT p, k, c, d, n, :now FROM unnest(CAST(:party AS VARCHAR[]),"
+    " CAST(:kind AS VARCHAR[]), CAST(:currency AS VARCHAR[]), CAST(:delta AS BIGINT[]),"
+    " CAST(:lines AS BIGINT[])) WITH ORDINALITY AS v(p, k, c, d, n, o) ORDER BY o"
+    " ON CONFLICT (party, kind, currency) DO UPDATE SET balance_minor ="
+    " payhub_ledger_accounts.balance_minor + excluded.balance_minor,"
+    " version = payhub_ledger_accounts.version + excluded.version"
+    " RETURNING id, party, kind, currency, balance_minor"
+)
+_PG_LINES = sa.text(
+    "INSERT INTO payhub_ledger_lines (entry_id, account_id, amount_minor, currency, created_at)"
+    " SELECT e, a, m, c, :now FROM unnest(CAST(:entry AS BIGINT[]), CAST(:account AS BIGINT[]),"
+    " CAST(:amount AS BIGINT[]), CAST(:currency AS VARCHAR[])) AS v(e, a, m, c)"
+)
+
+
+def _pg_insert_entries(conn: Connection, values: list[dict[str, Any]]) -> list[int]:
+    """The entries' ids, in ``values`` order."""
+
+    def column(name: str) -> list[Any]:
+        return [v[name] for v in values]
+
+    found = conn.execute(
+        _PG_ENTRIES,
+        {
+            "key": column("idempotency_key"),
+            "cause": column("cause"),
+            "reference": column("reference"),
+            "party": column("party"),
+            "plan": column("plan"),
+            "available_on": [_naive(v["available_on"]) for v in values],
+            "currency": column("currency"),
+            "pending": column("pending_minor"),
+            "digest": column("digest"),
+            "seq": column("chain_seq"),
+            "hash": column("chain_hash"),
+            # one time for the whole posting, as every entry here has
+            "now": _naive(values[0]["created_at"]),
+        },
+    )
+    by_key = {key: int(entry_id) for entry_id, key in found}
+    return [by_key[v["idempotency_key"]] for v in values]
+
+
+def _apply_many(
+    conn: Connection, dialect: str, drafts: Sequence[EntryDraft], now: datetime
+) -> tuple[dict[Account, int], list[dict[Account, int]]]:
+    """Every account's id, and each draft's balances after it: one upsert of
+    each account with the sum of its lines; the balances between drafts are the
+    final ones less what the later drafts added, each checked."""
+    delta: dict[Account, int] = {}
+    lines: dict[Account, int] = {}
+    for draft in drafts:
+        for line in draft.lines:
+            delta[line.account] = delta.get(line.account, 0) + line.normal_minor
+            lines[line.account] = lines.get(line.account, 0) + 1
+    ordered = sorted(delta)  # a fixed lock order
+    params = [
+        {
+            "party": a.party,
+            "kind": a.kind.value,
+            "currency": a.currency,
+            "balance_minor": delta[a],
+            "version": lines[a],
+            "created_at": now,
+        }
+        for a in ordered
+    ]
+    by_key = {(a.party, a.kind.value, a.currency): a for a in ordered}
+    if dialect == "postgresql":
+        found = conn.execute(
+            _PG_ACCOUNTS,
+            {
+                "party": [a.party for a in ordered],
+                "kind": [a.kind.value for a in ordered],
+                "currency": [a.currency for a in ordered],
+                "delta": [delta[a] for a in ordered],
+                "lines": [lines[a] for a in ordered],
+                "now": _naive(now),
+            },
+        ).all()
+    elif dialect == "sqlite":
+        # executemany without RETURNING (one C loop), then the parties' accounts
+        conn.execute(_counted_upsert(dialect, returning=False), params)
+        parties = sorted({a.party for a in ordered})
+        found = [
+            r
+            for r in conn.execute(_ACCOUNTS_OF, {"parties": parties})
+            if (r.party, r.kind, r.currency) in by_key
+        ]
+    else:
+        conn.execute(_mysql_upsert(params, counted=True))
+        found = conn.execute(
+            sa.select(A.c.id, A.c.party, A.c.kind, A.c.currency, A.c.balance_minor).where(
+                sa.tuple_(A.c.party, A.c.kind, A.c.currency).in_(list(by_key))
+            )
+        ).all()
+    ids: dict[Account, int] = {}
+    balance: dict[Account, int] = {}
+    for r in found:
+        account = by_key[(r.party, r.kind, r.currency)]
+        ids[account] = int(r.id)
+        balance[account] = int(r.balance_minor)
+    after: list[dict[Account, int]] = []
+    for draft in reversed(drafts):
+        mine = {}
+        for line in draft.lines:
+            mine[line.account] = balance[line.account]
+            _check_balance(line.account, balance[line.account])
+            balance[line.account] -= line.normal_minor
+        after.append(mine)
+    after.reverse()
+    return ids, after
 
 
 @functools.cache

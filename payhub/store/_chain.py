@@ -52,6 +52,7 @@ __all__ = [
     "chain_insert",
     "link",
     "next_link",
+    "next_links",
     "read_head",
     "walk",
 ]
@@ -140,6 +141,26 @@ def next_link(conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> C
     seq = head.seq + 1
     digest = link(bytes.fromhex(head.hash), table.name, seq, [values[f] for f in fields])
     return ChainLink(seq, digest.hex())
+
+
+def next_links(
+    conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]
+) -> list[ChainLink]:
+    """:func:`next_link` for several rows of ``table`` at once: the head locked
+    once, the links computed in order (row ``i`` links to row ``i - 1``). The
+    caller inserts every row, each with its link's :meth:`ChainLink.columns`,
+    then :func:`advance` to the last link, in this transaction (or inserts none
+    of them)."""
+    if not rows:
+        return []
+    fields = CHAINED[table.name]
+    head = _locked_head(conn)
+    previous = bytes.fromhex(head.hash)
+    links = []
+    for seq, values in enumerate(rows, start=head.seq + 1):
+        previous = link(previous, table.name, seq, [values[f] for f in fields])
+        links.append(ChainLink(seq, previous.hex()))
+    return links
 
 
 def advance(conn: Connection, new: ChainLink) -> None:
