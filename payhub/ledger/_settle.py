@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from payhub.ledger._model import Account, AccountKind
+from payhub.ledger._model import AccountKind
 from payhub.ledger._rules import settlement_entry
-from payhub.ledger._writer import lock_accounts, write_entries, write_entry
+from payhub.ledger._writer import write_entries
 from payhub.money import Money
 from payhub.store._engine import insert_ignore
 from payhub.store._schema import (
@@ -32,7 +32,7 @@ from payhub.store._schema import (
     ledger_entries,
 )
 
-__all__ = ["BatchRecord", "SettleReport", "candidates", "settle_chunk", "settle_group"]
+__all__ = ["BatchRecord", "SettleReport", "candidates", "settle_chunk"]
 
 E, B, M = ledger_entries, ledger_batches, ledger_batch_members
 _O = ledger_batches.alias("other")
@@ -89,71 +89,6 @@ def candidates(conn: Connection, at: datetime, party: str | None = None) -> list
     if party is not None:
         query = query.where(E.c.party == party)
     return list(conn.execute(query).all())
-
-
-def settle_group(
-    conn: Connection,
-    *,
-    party: str,
-    currency: str,
-    available_on: datetime,
-    first: int,
-    now: datetime,
-) -> BatchRecord | None:
-    """One batch, in ``conn``'s transaction; None if another run made it."""
-    key = _batch_key(party, currency, available_on, first)
-    # the seller's accounts first: a refund of a pending payment waits, and sees
-    # its payment batched (or not) consistently
-    lock_accounts(
-        conn,
-        [
-            Account(party, AccountKind.PENDING, currency),
-            Account(party, AccountKind.AVAILABLE, currency),
-        ],
-    )
-    inserted = insert_ignore(
-        conn,
-        B,
-        {
-            "key": key,
-            "party": party,
-            "currency": currency,
-            "available_on": available_on,
-            "amount_minor": 0,
-            "entry_count": 0,
-            "entry_id": None,
-            "created_at": now,
-        },
-    )
-    if not inserted:
-        return None
-    batch_id = int(conn.execute(sa.select(B.c.id).where(B.c.key == key)).scalar_one())
-    members = sa.select(E.c.id, sa.literal(batch_id, B.c.id.type)).where(
-        E.c.party == party,
-        E.c.currency == currency,
-        E.c.available_on == available_on,
-        E.c.pending_minor.is_not(None),
-        _unbatched(),
-    )
-    conn.execute(M.insert().from_select(["entry_id", "batch_id"], members))
-    total, count = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(E.c.pending_minor), 0), sa.func.count())
-        .select_from(M.join(E, M.c.entry_id == E.c.id))
-        .where(M.c.batch_id == batch_id)
-    ).one()
-    amount = Money(int(total), currency)
-    entry_id = None
-    if amount.minor != 0:
-        draft = settlement_entry(
-            batch_key=key, party=party, amount=amount, available_on=available_on
-        )
-        entry_id = write_entry(conn, draft, now).entry_id
-    conn.execute(
-        B.update()
-        .where(B.c.id == batch_id)
-        .values(amount_minor=amount.minor, entry_count=int(count), entry_id=entry_id)
-    )
-    return BatchRecord(batch_id, key, party, available_on, amount, int(count), entry_id, now)
 
 
 def batch_record(row: Any, members: tuple[int, ...] = ()) -> BatchRecord:
