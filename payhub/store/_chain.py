@@ -97,11 +97,13 @@ class ChainHead:
     hash: str
 
 
+_HEAD_READ = sa.select(chain_head.c.seq, chain_head.c.hash).where(chain_head.c.id == _HEAD_ID)
+#: built once: every chained write reads the head with this
+_HEAD_LOCK = _HEAD_READ.with_for_update()
+
+
 def read_head(conn: Connection, *, lock: bool = False) -> ChainHead | None:
-    stmt = sa.select(chain_head.c.seq, chain_head.c.hash).where(chain_head.c.id == _HEAD_ID)
-    if lock:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    row = conn.execute(_HEAD_LOCK if lock else _HEAD_READ).first()
     return None if row is None else ChainHead(int(row[0]), str(row[1]))
 
 
