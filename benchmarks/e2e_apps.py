@@ -7,8 +7,19 @@
   work: decode the form, RSA-verify it, check the app id, then one transaction
   that inserts the inbox row (duplicates discarded by the unique key) and moves
   the payment from pending to paid.
+* ``create_raw_ledger_app()``: the same endpoint, and in the same transaction
+  what payhub has written there since issues 13 and 17: the payment's ledger
+  entry (Alipay clearing +amount, the shop's pending balance; zero fees, paid
+  out ``D+1``, as payhub's default ledger configuration posts it) linked into
+  the audit chain: lock the chain head, hash the entry's canonical form after
+  the previous link, insert the entry, upsert the two accounts' balances,
+  insert the two lines, advance the head. Hand-written SQL as a shop keeping
+  such books would write it (``benchmarks/bench_ledger.py``'s raw poster).
+  It is the baseline for reading (b) of ``bench_e2e_flask.py``; it writes
+  no audit row and no outbox event (payhub's audit and event were already
+  outside the raw side's work in issue 12's reading).
 
-Both read their setting from the environment the benchmark passes to gunicorn:
+All read their setting from the environment the benchmark passes to gunicorn:
 ``BENCH_DB_URL`` (a SQLAlchemy URL whose ``options`` select the benchmark's
 schema), ``BENCH_ALIPAY_PUBLIC_KEY`` and ``BENCH_APP_PRIVATE_KEY`` (PEM files).
 """
@@ -16,8 +27,9 @@ schema), ``BENCH_ALIPAY_PUBLIC_KEY`` and ``BENCH_APP_PRIVATE_KEY`` (PEM files).
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -31,6 +43,7 @@ from flask_payhub import PayHubExtension
 from sqlalchemy.engine import make_url
 
 from payhub.channels.alipay import AlipayConfig
+from payhub.store._chain import canonical
 
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"
@@ -74,7 +87,63 @@ _PAY = (
 )
 
 
+_ENTRY = (
+    "INSERT INTO payhub_ledger_entries (idempotency_key, cause, reference, party, plan,"
+    " available_on, currency, pending_minor, digest, created_at, chain_seq, chain_hash)"
+    " VALUES (%s, 'payment', %s, 'shop', 'D+1', %s, 'CNY', %s, %s, %s, %s, %s)"
+    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+)
+_ACCOUNTS = (
+    "INSERT INTO payhub_ledger_accounts (party, kind, currency, balance_minor, version,"
+    " created_at) VALUES ('alipay', 'clearing', 'CNY', %s, 1, %s), ('shop', 'pending', 'CNY',"
+    " %s, 1, %s) ON CONFLICT (party, kind, currency) DO UPDATE SET"
+    " balance_minor = payhub_ledger_accounts.balance_minor + excluded.balance_minor,"
+    " version = payhub_ledger_accounts.version + 1 RETURNING id"
+)
+_LINES = (
+    "INSERT INTO payhub_ledger_lines (entry_id, account_id, amount_minor, currency, created_at)"
+    " VALUES (%s, %s, %s, 'CNY', %s), (%s, %s, %s, 'CNY', %s)"
+)
+_HEAD_LOCK = "SELECT seq, hash FROM payhub_chain_head WHERE id = 1 FOR UPDATE"
+_HEAD_ADVANCE = "UPDATE payhub_chain_head SET seq = %s, hash = %s WHERE id = 1"
+_DIGEST = "0" * 64  # the lines' digest: a constant, the raw side skips computing it
+
+
+def _raw_entry(cur: Any, out_trade_no: str, amount: int, now: datetime) -> None:
+    """The payment's ledger entry, linked into the chain (see the module docstring)."""
+    aware = now.replace(tzinfo=UTC)
+    # paid out the next day at midnight, Asia/Shanghai (16:00 UTC), as D+1 does
+    available = (aware + timedelta(hours=8)).replace(hour=0, minute=0, second=0, microsecond=0)
+    available = available + timedelta(days=1) - timedelta(hours=8)
+    key = f"payment:{out_trade_no}"
+    cur.execute(_HEAD_LOCK)
+    seq, previous = cur.fetchone()
+    seq += 1
+    fields = (key, "payment", out_trade_no, "shop", "D+1", available, "CNY", amount, _DIGEST,
+              aware)
+    digest = hashlib.sha256(
+        bytes.fromhex(previous) + canonical("payhub_ledger_entries", seq, fields)
+    ).hexdigest()
+    naive_available = available.replace(tzinfo=None)
+    cur.execute(_ENTRY, (key, out_trade_no, naive_available, amount, _DIGEST, now, seq, digest))
+    entry = cur.fetchone()
+    if entry is None:  # posted before: nothing else, the head stays
+        return
+    cur.execute(_ACCOUNTS, (amount, now, amount, now))
+    (clearing,), (pending,) = cur.fetchall()
+    cur.execute(_LINES, (entry[0], clearing, amount, now, entry[0], pending, -amount, now))
+    cur.execute(_HEAD_ADVANCE, (seq, digest))
+
+
 def create_raw_app() -> Any:
+    return _raw_app(ledger=False)
+
+
+def create_raw_ledger_app() -> Any:
+    return _raw_app(ledger=True)
+
+
+def _raw_app(*, ledger: bool) -> Any:
     url = make_url(os.environ["BENCH_DB_URL"])
     public = load_pem_public_key(_read("BENCH_ALIPAY_PUBLIC_KEY").encode())
     connection: list[Any] = []  # one per worker process, opened on first use
@@ -120,6 +189,8 @@ def create_raw_app() -> Any:
             cur.execute(_INBOX, (params["notify_id"], params["out_trade_no"], now, body))
             if cur.fetchone() is not None:
                 cur.execute(_PAY, (params["trade_no"], now, now, params["out_trade_no"], amount))
+                if ledger and cur.rowcount == 1:
+                    _raw_entry(cur, params["out_trade_no"], amount, now)
         return "success", 200
 
     return app

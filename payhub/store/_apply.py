@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from payhub import lifecycle
@@ -58,6 +59,7 @@ from payhub.store._engine import insert_ignore
 from payhub.store._inbox import (
     deferred_notifications,
     inbox_key,
+    inbox_row,
     insert_inbox,
     payment_named,
     set_inbox_outcome,
@@ -68,6 +70,7 @@ from payhub.store._schema import (
     anomalies,
     attempts,
     events,
+    notifications,
     payments,
     refunds,
 )
@@ -122,6 +125,35 @@ def _pay_if_pending_statement(check_paid_time: bool) -> sa.Update:
 
 #: by whether the fact gives a paid time to check against the creation time
 _PAY_IF_PENDING = (_pay_if_pending_statement(False), _pay_if_pending_statement(True))
+
+
+def _inbox_then_pay_statement(check_paid_time: bool) -> sa.Select[Any]:
+    """The inbox insert and ``_pay_if_pending``'s UPDATE as one PostgreSQL
+    statement (data-modifying CTEs): the UPDATE runs only if the insert did,
+    i.e. never for a duplicate. One row: ``inbox_new`` (the insert happened)
+    and the paid payment's columns (all NULL if the prediction was wrong)."""
+    inbox = (
+        postgresql.insert(notifications)
+        .values({c.name: sa.bindparam(f"n_{c.name}", type_=c.type) for c in _INBOX_COLUMNS})
+        .on_conflict_do_nothing()
+        .returning(notifications.c.id)
+        .cte("inbox")
+    )
+    paid = (
+        _pay_if_pending_statement(check_paid_time)
+        .where(sa.exists(sa.select(inbox.c.id)))
+        .cte("paid")
+    )
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    return sa.select(
+        sa.exists(sa.select(inbox.c.id)).label("inbox_new"),
+        *(paid.c[c.name] for c in payments.c),
+    ).select_from(one.outerjoin(paid, sa.true()))
+
+
+#: the inbox row's columns (:func:`inbox_row`'s keys)
+_INBOX_COLUMNS = tuple(c for c in notifications.c if c.name not in ("id", "processed_at"))
+_INBOX_THEN_PAY = (_inbox_then_pay_statement(False), _inbox_then_pay_statement(True))
 
 
 def _no_checkpoint(name: str, conn: Connection | None) -> None:
@@ -274,6 +306,17 @@ def _money_json(money: Money | None) -> dict[str, Any] | None:
     return None if money is None else {"minor": money.minor, "currency": money.currency}
 
 
+@dataclass(frozen=True)
+class _Prediction:
+    """A credit predicted for a fact (:meth:`Applier._predict_credit`): the
+    lifecycle's decision and the conditional UPDATE's parameters."""
+
+    decision: Decision
+    params: dict[str, Any]
+    #: the fact gives a paid time, checked against the payment's creation
+    checks_paid_time: bool
+
+
 @dataclass
 class Applier:
     """Applies facts inside one open transaction ``conn``."""
@@ -298,7 +341,23 @@ class Applier:
     def notification(self, notification: Notification) -> ApplyResult:
         """Inbox, then the fact; a duplicate delivery changes nothing."""
         key = inbox_key(notification.event_key)
-        if not insert_inbox(self.conn, notification, self.now, self.field_keys):
+        fact = Fact.of_notification(notification)
+        prediction = self._predict_credit(fact)
+        paid: Any = None
+        if prediction is not None and self.conn.dialect.name == "postgresql":
+            # inbox and conditional UPDATE in one round trip
+            values = inbox_row(notification, self.now, self.field_keys)
+            inbox = {f"n_{k}": v for k, v in values.items()}
+            stmt = _INBOX_THEN_PAY[prediction.checks_paid_time]
+            row = self.conn.execute(stmt, {**inbox, **prediction.params}).mappings().one()
+            inserted = bool(row["inbox_new"])
+            if inserted and row["id"] is not None:
+                paid = {c.name: row[c.name] for c in payments.c}
+            else:
+                prediction = None  # wrong (or a duplicate): not asked again
+        else:
+            inserted = insert_inbox(self.conn, notification, self.now, self.field_keys)
+        if not inserted:
             # The payment it was applied to, so that the hub re-dispatches that
             # payment's events (a resend after a crash must deliver them).
             return ApplyResult(
@@ -307,7 +366,11 @@ class Applier:
                 reason="this event was received before",
             )
         self.checkpoint("after_inbox_insert", self.conn)
-        result = self.fact(Fact.of_notification(notification))
+        if paid is not None:
+            assert prediction is not None
+            result = self._credited(_Payment(paid), fact, prediction.decision)
+        else:
+            result = self._fact(fact, prediction)
         if result.outcome is InboxOutcome.DEFERRED:
             # read again when its payment is paid (_apply_deferred)
             parsed = notification.model_dump(mode="json", exclude={"raw_body"})
@@ -320,9 +383,14 @@ class Applier:
         return result
 
     def fact(self, fact: Fact) -> ApplyResult:
-        paid = self._pay_if_pending(fact)
-        if paid is not None:
-            return paid
+        return self._fact(fact, self._predict_credit(fact))
+
+    def _fact(self, fact: Fact, prediction: _Prediction | None) -> ApplyResult:
+        """Apply ``fact``: by ``prediction``'s UPDATE if that one holds, else the usual way."""
+        if prediction is not None:
+            paid = self._pay_if_pending(fact, prediction)
+            if paid is not None:
+                return paid
         payment = self._lock(fact.out_trade_no)
         if payment is None and fact.kind in _REFUND_KINDS and fact.channel_trade_id:
             # Some channels (UnionPay) name a refund by its own order number and
@@ -337,15 +405,17 @@ class Applier:
             )
         return self._apply(payment, fact)
 
-    def _pay_if_pending(self, fact: Fact) -> ApplyResult | None:
-        """The common case in one statement: a pending payment paid as stored.
+    def _predict_credit(self, fact: Fact) -> _Prediction | None:
+        """The common case predicted: a pending payment paid as stored.
 
         The store predicts the situation (pending, the stored amount, a
-        plausible paid time, not late), asks the lifecycle, and carries a
-        credit out as one conditional UPDATE whose WHERE clause checks the
-        prediction (and locks the row). No row: the prediction was wrong, and
-        the usual path locks, looks up, decides. Needs UPDATE … RETURNING
-        (PostgreSQL, SQLite); MySQL and MariaDB take the usual path.
+        plausible paid time, not late) and asks the lifecycle; a credit is
+        then carried out as one conditional UPDATE whose WHERE clause checks
+        the prediction (and locks the row): :meth:`_pay_if_pending`, or on
+        PostgreSQL together with a notification's inbox insert. No row: the
+        prediction was wrong, and the usual path locks, looks up, decides.
+        Needs UPDATE … RETURNING (PostgreSQL, SQLite); MySQL and MariaDB take
+        the usual path. None: nothing to predict.
         """
         amount, paid = fact.amount, fact.occurred_at
         if (
@@ -380,10 +450,18 @@ class Applier:
         }
         if paid is not None:
             params["p_created_by"] = paid + self.paid_time_skew
-        row = self.conn.execute(_PAY_IF_PENDING[paid is not None], params).mappings().first()
+        return _Prediction(decision, params, paid is not None)
+
+    def _pay_if_pending(self, fact: Fact, prediction: _Prediction) -> ApplyResult | None:
+        """The predicted credit as one conditional UPDATE; None if the prediction was wrong."""
+        stmt = _PAY_IF_PENDING[prediction.checks_paid_time]
+        row = self.conn.execute(stmt, prediction.params).mappings().first()
         if row is None:
             return None
-        payment = _Payment(dict(row))
+        return self._credited(_Payment(dict(row)), fact, prediction.decision)
+
+    def _credited(self, payment: _Payment, fact: Fact, decision: Decision) -> ApplyResult:
+        """After the predicted credit's UPDATE: the entry, audit, event, deferred refunds."""
         self._post_credit(payment, fact)
         self._recorded(payment, PaymentState.PENDING, fact, decision.event)
         self._apply_deferred(payment)

@@ -27,6 +27,7 @@ column's value the JSON value with object keys sorted by code point.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import json
@@ -97,11 +98,13 @@ class ChainHead:
     hash: str
 
 
+_HEAD_READ = sa.select(chain_head.c.seq, chain_head.c.hash).where(chain_head.c.id == _HEAD_ID)
+#: built once: every chained write reads the head with this
+_HEAD_LOCK = _HEAD_READ.with_for_update()
+
+
 def read_head(conn: Connection, *, lock: bool = False) -> ChainHead | None:
-    stmt = sa.select(chain_head.c.seq, chain_head.c.hash).where(chain_head.c.id == _HEAD_ID)
-    if lock:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    row = conn.execute(_HEAD_LOCK if lock else _HEAD_READ).first()
     return None if row is None else ChainHead(int(row[0]), str(row[1]))
 
 
@@ -170,11 +173,90 @@ def advance(conn: Connection, new: ChainLink) -> None:
 
 def chain_insert(conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> int:
     """Insert ``values`` into chained ``table`` as the chain's next row, and
-    advance the head, in the caller's transaction. Returns the row's sequence number."""
+    advance the head, in the caller's transaction. Returns the row's sequence number.
+
+    On PostgreSQL this is one statement (:func:`_linked_insert_statement`);
+    elsewhere three: lock and read the head, insert, advance."""
+    if conn.dialect.name == "postgresql":
+        seq = _linked_insert_postgres(conn, table, values)
+        if seq is not None:
+            return seq
+        # no head row (an emptied store): the usual path writes the genesis head
     new = next_link(conn, table, values)
     conn.execute(table.insert(), {**values, **new.columns()})
     advance(conn, new)
     return new.seq
+
+
+def _canonical_around_seq(table: str, fields: Sequence[Any]) -> tuple[str, str]:
+    """``canonical(table, seq, fields)`` as the text before and after ``seq``:
+    the database puts the sequence number it reads from the locked head between them."""
+    whole = canonical(table, 0, fields).decode("utf-8")
+    before = json.dumps([TAG, table], ensure_ascii=False, separators=(",", ":"))[:-1] + ","
+    assert whole.startswith(before + "0")
+    return before, whole[len(before) + 1 :]
+
+
+@functools.cache
+def _linked_insert_statement(table: sa.Table) -> sa.Update:
+    """One PostgreSQL statement doing :func:`next_link`, the insert and :func:`advance`.
+
+    The head row is locked (``FOR UPDATE``, as :func:`read_head`), the link
+    computed by the server with the same definition (``sha256`` of the previous
+    link's 32 bytes and the UTF-8 canonical form, whose text payhub sends
+    around the sequence number), the row inserted and the head advanced: the
+    same locks in the same order, one round trip instead of three. No head
+    row: nothing is written and no row is returned.
+    """
+    fields = CHAINED[table.name]
+    head = (
+        sa.select((chain_head.c.seq + 1).label("seq"), chain_head.c.hash)
+        .where(chain_head.c.id == _HEAD_ID)
+        .with_for_update()
+        .cte("head")
+    )
+    text = (
+        sa.bindparam("c_before", type_=sa.Text)
+        + sa.cast(head.c.seq, sa.Text)
+        + sa.bindparam("c_after", type_=sa.Text)
+    )
+    digest = sa.func.encode(
+        sa.func.sha256(
+            sa.func.decode(head.c.hash, "hex").op("||")(sa.func.convert_to(text, "UTF8"))
+        ),
+        "hex",
+    )
+    row = sa.select(
+        *(sa.bindparam(f"v_{f}", type_=table.c[f].type) for f in fields), head.c.seq, digest
+    )
+    inserted = (
+        table.insert()
+        .from_select([*fields, "chain_seq", "chain_hash"], row)
+        .returning(table.c.chain_seq, table.c.chain_hash)
+        .cte("inserted")
+    )
+    return (
+        chain_head.update()
+        .where(chain_head.c.id == _HEAD_ID, sa.exists(sa.select(inserted.c.chain_seq)))
+        .values(
+            seq=sa.select(inserted.c.chain_seq).scalar_subquery(),
+            hash=sa.select(inserted.c.chain_hash).scalar_subquery(),
+        )
+        .returning(chain_head.c.seq)
+    )
+
+
+def _linked_insert_postgres(
+    conn: Connection, table: sa.Table, values: Mapping[str, Any]
+) -> int | None:
+    fields = CHAINED[table.name]
+    if set(values) != set(fields):  # other columns too: the usual path inserts them
+        return None
+    before, after = _canonical_around_seq(table.name, [values[f] for f in fields])
+    params = {f"v_{f}": values[f] for f in fields}
+    params["c_before"], params["c_after"] = before, after
+    seq = conn.execute(_linked_insert_statement(table), params).scalar()
+    return None if seq is None else int(seq)
 
 
 # -- verification --------------------------------------------------------------

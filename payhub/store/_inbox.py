@@ -24,6 +24,7 @@ from payhub.store._schema import notifications, payments
 __all__ = [
     "deferred_notifications",
     "inbox_key",
+    "inbox_row",
     "insert_inbox",
     "payment_named",
     "set_inbox_outcome",
@@ -40,30 +41,31 @@ def inbox_key(event_key: str) -> str:
     return "sha256:" + hashlib.sha256(event_key.encode("utf-8")).hexdigest()
 
 
+def inbox_row(
+    notification: Notification, now: datetime, keys: FieldKeys | None = None
+) -> dict[str, Any]:
+    """The notification's inbox row (its buyer data sealed with ``keys`` if given)."""
+    key = inbox_key(notification.event_key)
+    return {
+        "channel": notification.channel,
+        "event_key": key,
+        "kind": notification.kind.value,
+        "out_trade_no": notification.out_trade_no,
+        "received_at": now,
+        **sealed_row(keys, notification.channel, key, notification.raw_body, notification.raw),
+        # the parsed copy only if it is deferred: nothing built for the
+        # duplicates this insert discards
+        "payload": None,
+        "outcome": InboxOutcome.APPLIED.value,  # provisional
+    }
+
+
 def insert_inbox(
     conn: Connection, notification: Notification, now: datetime, keys: FieldKeys | None = None
 ) -> bool:
     """Insert the notification's inbox row (its buyer data sealed with ``keys``
     if given); False if this event was received before."""
-    key = inbox_key(notification.event_key)
-    return insert_ignore(
-        conn,
-        notifications,
-        {
-            "channel": notification.channel,
-            "event_key": key,
-            "kind": notification.kind.value,
-            "out_trade_no": notification.out_trade_no,
-            "received_at": now,
-            **sealed_row(
-                keys, notification.channel, key, notification.raw_body, notification.raw
-            ),
-            # the parsed copy only if it is deferred: nothing built for the
-            # duplicates this insert discards
-            "payload": None,
-            "outcome": InboxOutcome.APPLIED.value,  # provisional
-        },
-    )
+    return insert_ignore(conn, notifications, inbox_row(notification, now, keys))
 
 
 def set_inbox_outcome(
