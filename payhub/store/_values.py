@@ -67,7 +67,10 @@ def identifier_problem(value: object, max_length: int) -> str | None:
         return "must not be empty"
     if len(value) > max_length:
         return f"is {len(value)} characters long; at most {max_length} fit"
-    if any(unicodedata.category(ch) in _FORBIDDEN for ch in value):
+    # Printable ASCII (the usual order number) has none of them: skip the per-character look-up.
+    if not (value.isascii() and value.isprintable()) and any(
+        unicodedata.category(ch) in _FORBIDDEN for ch in value
+    ):
         return "holds NUL, control, format or surrogate characters"
     if value != value.strip():
         return "has whitespace at its start or end"
