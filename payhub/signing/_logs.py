@@ -7,7 +7,8 @@ on INFO logging would write every request's full signature to its logs. The
 filter below is attached to httpx's and httpcore's loggers (never a handler, a
 level or a format: payhub still configures no logging) and rewrites the value of
 every signature-, key-, token- or secret-like query parameter of a record before
-any handler sees it. The sandbox's request log (werkzeug's) uses the same rule.
+any handler sees it. The sandbox's request log (werkzeug's) uses the same rule,
+and the Flask and Django adapters guard their development servers' request logs.
 """
 
 from __future__ import annotations
@@ -68,16 +69,18 @@ class _UrlSecretFilter(logging.Filter):
 
 
 _FILTER = _UrlSecretFilter()
-_installed = False
+_guarded: set[str] = set()
 _install_lock = threading.Lock()
 
 
-def guard_http_logs() -> None:
-    """Attach the redacting filter to httpx's and httpcore's loggers (once per
-    process; every hub calls it when it is built)."""
-    global _installed  # noqa: PLW0603 - one process-wide filter, installed once
+def guard_http_logs(*loggers: str) -> None:
+    """Attach the redacting filter to httpx's and httpcore's loggers, and to
+    ``loggers`` too (a web server's request log: ``"werkzeug"``,
+    ``"django.server"``), once per logger and process. Every hub calls it when it
+    is built; the Flask and Django adapters name their dev servers' loggers, which
+    log Alipay's return URL (``…&sign=…``) whole."""
     with _install_lock:
-        if not _installed:
-            for name in _HTTP_LOGGERS:
+        for name in (*_HTTP_LOGGERS, *loggers):
+            if name not in _guarded:
                 logging.getLogger(name).addFilter(_FILTER)
-            _installed = True
+                _guarded.add(name)
