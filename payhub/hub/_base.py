@@ -21,6 +21,7 @@ from payhub.models import Notification, PaymentRequest, ReturnInfo
 from payhub.plugins import event_handlers, get_plugin_manager, transition_hooks
 from payhub.risk import RiskEngine
 from payhub.routing import FailoverPolicy, Router
+from payhub.signing import guard_http_logs
 from payhub.store import Store, Transition
 
 if TYPE_CHECKING:
@@ -54,6 +55,8 @@ class BaseHub:
         attempt_timeout: float | None = None,
         risk: RiskEngine | None = None,
     ) -> None:
+        # httpx logs each request's URL at INFO, and Alipay's carries ``sign``
+        guard_http_logs()
         self._channels: dict[str, Channel] = {}
         for channel in channels:
             if channel.name in self._channels:

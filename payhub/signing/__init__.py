@@ -28,9 +28,11 @@ from payhub.signing._keys import (
     load_private_key,
     load_public_key,
 )
+from payhub.signing._logs import REDACTED, guard_http_logs, redact_url_secrets
 from payhub.signing._rsa import HashName, rsa_oaep_decrypt, rsa_oaep_encrypt, rsa_sign, rsa_verify
 
 __all__ = [
+    "REDACTED",
     "HashName",
     "aes_gcm_decrypt",
     "aes_gcm_encrypt",
@@ -39,6 +41,7 @@ __all__ = [
     "canonical_query",
     "certificate_serial_hex",
     "constant_time_equals",
+    "guard_http_logs",
     "hmac_sha256_hex",
     "load_certificate",
     "load_certificates",
@@ -46,6 +49,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "md5_hex",
+    "redact_url_secrets",
     "rsa_oaep_decrypt",
     "rsa_oaep_encrypt",
     "rsa_sign",

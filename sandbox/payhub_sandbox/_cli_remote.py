@@ -33,7 +33,6 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import typer
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -47,6 +46,7 @@ from payhub_sandbox._cli_common import (
     fail,
 )
 from payhub_sandbox._clock import CHINA_TZ
+from payhub_sandbox._serving import make_sandbox_server
 from payhub_sandbox._triggers import SCENARIOS
 from payhub_sandbox.delivery._listeners import (
     CHANNEL_HEADER,
@@ -370,7 +370,7 @@ def listen(  # noqa: PLR0917 - typer passes a command's options by name
         fail(f"--forward-to: {forward_to!r} is not an http(s) URL", EXIT_USAGE)
     forwarder = Forwarder(forward_to, as_json=as_json)
     try:
-        server = make_server(host, port, forwarder, threaded=True)
+        server = make_sandbox_server(host, port, forwarder)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     own = f"http://{host}:{server.port}/"

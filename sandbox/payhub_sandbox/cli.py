@@ -37,7 +37,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from werkzeug.serving import make_server
 
 from payhub_sandbox._app import create_app
 from payhub_sandbox._cli_common import (
@@ -54,6 +53,7 @@ from payhub_sandbox._console import CONSOLE_TZ_KEY
 from payhub_sandbox._control_guard import TOKEN_HEADER, is_loopback_host
 from payhub_sandbox._errors import SandboxError
 from payhub_sandbox._sandbox import Sandbox
+from payhub_sandbox._serving import make_sandbox_server
 from payhub_sandbox.parts import MOUNTED_KEY, part_paths
 from payhub_sandbox.unionpay._cli import register_unionpay_commands
 
@@ -216,7 +216,7 @@ def run(  # noqa: PLR0917 - typer passes a command's options by name
     web.config[CONSOLE_TZ_KEY] = zone
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        server = make_server(host, port, web, threaded=True)
+        server = make_sandbox_server(host, port, web)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_FAILED)
     url = f"http://{_url_host(host)}:{server.port}"

@@ -399,9 +399,9 @@ class LiveSandbox:
 def payhub_sandbox_live(
     payhub_sandbox: Sandbox, payhub_sandbox_app: Flask
 ) -> Iterator[LiveSandbox]:
-    from werkzeug.serving import make_server  # noqa: PLC0415 - only live tests need it
+    from payhub_sandbox._serving import make_sandbox_server  # noqa: PLC0415 - live tests only
 
-    server = make_server("127.0.0.1", 0, payhub_sandbox_app, threaded=True)
+    server = make_sandbox_server("127.0.0.1", 0, payhub_sandbox_app)
     thread = threading.Thread(
         target=server.serve_forever,
         kwargs={"poll_interval": 0.05},

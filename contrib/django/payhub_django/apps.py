@@ -6,6 +6,7 @@ from django.apps import AppConfig  # type: ignore[import-untyped]
 from django.core import checks  # type: ignore[import-untyped]
 from django.core.signals import setting_changed  # type: ignore[import-untyped]
 
+from payhub.signing import guard_http_logs
 from payhub_django._hub import on_setting_changed
 from payhub_django.checks import check_settings
 
@@ -20,6 +21,8 @@ class PayhubConfig(AppConfig):  # type: ignore[misc]  # Django ships no type hin
     def ready(self) -> None:
         setting_changed.connect(on_setting_changed, dispatch_uid="payhub_django.settings")
         checks.register(check_settings, "payhub")
+        # runserver logs each request line, Alipay's return URL with its ``sign``.
+        guard_http_logs("django.server")
         # A meaningless body cap fails at start-up, not on the first notification.
         from payhub_django.views import max_notification_bytes  # noqa: PLC0415
 

@@ -22,6 +22,7 @@ from payhub import (
     UnknownChannelError,
     web,
 )
+from payhub.signing import guard_http_logs
 
 __all__ = [
     "PayHubExtension",
@@ -157,6 +158,8 @@ class PayHubExtension:
             weakref.finalize(app, built.close)
             given = built
         app.extensions[EXTENSION_KEY] = given
+        # The dev server logs each request line, Alipay's return URL with its ``sign``.
+        guard_http_logs("werkzeug")
         app.register_blueprint(blueprint, url_prefix=prefix or DEFAULT_URL_PREFIX)
         # ``flask payhub sync`` and the rest, on this app's configuration.
         from flask_payhub._cli import payhub_group  # noqa: PLC0415
