@@ -90,15 +90,25 @@ def _csv_cell_source(column: Column, currency_index: int) -> str:
     v = f"row[{column.index}]"
     kind = column.field.kind
     if kind is FieldKind.AMOUNT:
-        body = f"amount_text(x, EXP[row[{currency_index}]])"
+        # the common case (a whole number of fen, at least 1 yuan) by slicing its
+        # digits; anything else (negative, under 100, other exponents) by amount_text
+        currency = f"row[{currency_index}]"
+        body = (
+            f'(s[:-2] + "." + s[-2:] if x.__class__ is int and x >= 100 '
+            f"and EXP[{currency}] == 2 and (s := str(x)) else amount_text(x, EXP[{currency}]))"
+        )
     elif kind is FieldKind.TIME:
         body = 'x.astimezone(TZ).isoformat(" ", "seconds")[:19]'
     elif kind is FieldKind.INTEGER:
         body = "str(x)"
     elif kind is FieldKind.ID:
-        body = "(\"'\" + s if (s := text_id(str(x)))[:1] in DANGER else s)"
+        # _excel_text_id written out: a long all-digit id gets a trailing tab
+        body = (
+            '("\'" + s if (s := (t + "\\t" if len(t := x if x.__class__ is str else str(x)) > 11 '
+            "and t.isdigit() else t))[:1] in DANGER else s)"
+        )
     else:
-        body = "(\"'\" + s if (s := str(x))[:1] in DANGER else s)"
+        body = '("\'" + s if (s := x if x.__class__ is str else str(x))[:1] in DANGER else s)'
     return f'("" if (x := {v}) is None else {body})'
 
 
@@ -158,31 +168,15 @@ class CsvPart:
         self._cells = csv_row_function(columns, fields, tz)
 
     def write(self, rows: Iterator[Sequence[Any]], limit: int) -> int:
-        counted = _Counted(islice(rows, limit))
-        self._writer.writerows(map(self._cells, counted))
-        return counted.count
+        # a list of at most ``limit`` rows (the caller's chunk): counted by len(),
+        # not by a Python call per row
+        chunk = list(islice(rows, limit))
+        self._writer.writerows(map(self._cells, chunk))
+        return len(chunk)
 
     def close(self) -> None:
         self._file.flush()
         self._file.close()
-
-
-class _Counted:
-    """An iterator that counts what passed through it."""
-
-    __slots__ = ("_it", "count")
-
-    def __init__(self, it: Iterator[Sequence[Any]]) -> None:
-        self._it = it
-        self.count = 0
-
-    def __iter__(self) -> _Counted:
-        return self
-
-    def __next__(self) -> Sequence[Any]:
-        row = next(self._it)
-        self.count += 1
-        return row
 
 
 class XlsxPart:
