@@ -160,11 +160,13 @@ def raw_select(rows: int) -> sa.Select:  # type: ignore[type-arg]
     return _payments_select(filters(rows))
 
 
-def raw_csv(store: Store, rows: int, out: Path, fmt: str, password: str | None) -> float:
+def raw_csv(
+    store: Store, rows: int, out: Path, fmt: str, password: str | None
+) -> tuple[float, float]:
     """The baseline: the same SELECT from the same kind of server-side cursor, straight
     into a plain ``csv.writer`` (no BOM, no formatting, no escaping, no temp file)."""
     target = out / "raw.csv"
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     with (
         store.engine.connect() as conn,
         conn.begin(),
@@ -175,16 +177,18 @@ def raw_csv(store: Store, rows: int, out: Path, fmt: str, password: str | None) 
             raw_select(rows)
         )
         csv.writer(handle).writerows(result)
-    elapsed = time.perf_counter() - began
+    elapsed = time.perf_counter() - began, time.process_time() - cpu
     target.unlink()
     return elapsed
 
 
-def payhub_run(store: Store, rows: int, out: Path, fmt: str, password: str | None) -> float:
+def payhub_run(
+    store: Store, rows: int, out: Path, fmt: str, password: str | None
+) -> tuple[float, float]:
     reports = Reports(store, output_dir=out, max_range=timedelta(days=400))
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     run = reports.run(REPORT, filters(rows), format=fmt, password=password, parts=True)
-    elapsed = time.perf_counter() - began
+    elapsed = time.perf_counter() - began, time.process_time() - cpu
     assert run.rows == rows, run
     assert run.path is not None
     Path(run.path).unlink()
@@ -214,16 +218,17 @@ def peak_rss_mb() -> float:
 
 
 def child(side: str, url: str, rows: int, out: Path) -> None:
-    """One side in this (fresh) process: print its wall time (s) and peak RSS (MB)."""
+    """One side in this (fresh) process: print its wall time and CPU time (s) and
+    peak RSS (MB)."""
     function, fmt, password = SIDES[side]
     with Store(url) as store:
-        seconds = function(store, rows, out, fmt, password)
-    print(f"{seconds:.6f} {peak_rss_mb():.1f}")
+        seconds, cpu = function(store, rows, out, fmt, password)
+    print(f"{seconds:.6f} {cpu:.6f} {peak_rss_mb():.1f}")
 
 
-def measure(side: str, url: str, rows: int, out: Path) -> tuple[float, float]:
-    """Run ``side`` in a fresh interpreter; its wall time (s) and peak RSS (MB, the whole
-    process: interpreter, imports, driver and export)."""
+def measure(side: str, url: str, rows: int, out: Path) -> tuple[float, float, float]:
+    """Run ``side`` in a fresh interpreter; its wall time and CPU time (s) and peak RSS
+    (MB, the whole process: interpreter, imports, driver and export)."""
     argv = [sys.executable, __file__, "--child", side, "--rows", str(rows)]
     argv += ["--out", str(out), "--report", REPORT]
     # the URL through the environment: a password in it stays out of `ps`
@@ -231,8 +236,8 @@ def measure(side: str, url: str, rows: int, out: Path) -> tuple[float, float]:
     done = subprocess.run(argv, stdout=subprocess.PIPE, text=True, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{side}: the child process failed ({done.returncode})")
-    seconds, peak = done.stdout.split()[-2:]
-    return float(seconds), float(peak)
+    seconds, cpu, peak = done.stdout.split()[-3:]
+    return float(seconds), float(cpu), float(peak)
 
 
 def bench(name: str, url: str, rows: int, rounds: int, xlsx_rounds: int) -> list[str]:
@@ -248,9 +253,11 @@ def bench(name: str, url: str, rows: int, rounds: int, xlsx_rounds: int) -> list
     pairs = [("raw-csv", "csv")]
     if not SKIP_XLSX:
         pairs += [("csv", "csv-aes"), ("xlsx", "xlsx-encrypted")]
-    times: dict[str, list[float]] = {side: [] for pair in pairs for side in pair}
-    peaks: dict[str, list[float]] = {side: [] for side in times}
-    ratios: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
+    wall: dict[str, list[float]] = {side: [] for pair in pairs for side in pair}
+    cpu: dict[str, list[float]] = {side: [] for side in wall}
+    peaks: dict[str, list[float]] = {side: [] for side in wall}
+    # per round: second ÷ first of a pair, by wall time and by the client's CPU time
+    ratios: dict[tuple[str, str], list[tuple[float, float]]] = {pair: [] for pair in pairs}
     for n in range(max(rounds, xlsx_rounds)):
         for first, second in pairs:
             if n >= (rounds if first == "raw-csv" else xlsx_rounds):
@@ -259,36 +266,52 @@ def bench(name: str, url: str, rows: int, rounds: int, xlsx_rounds: int) -> list
             # the other, their order swapped every round
             order = (first, second) if n % 2 == 0 else (second, first)
             got = {side: measure(side, url, rows, out) for side in order}
-            for side, (seconds, peak) in got.items():
-                times[side].append(seconds)
+            for side, (seconds, used, peak) in got.items():
+                wall[side].append(seconds)
+                cpu[side].append(used)
                 peaks[side].append(peak)
-            ratios[(first, second)].append(got[second][0] / got[first][0])
+            ratios[(first, second)].append(
+                (got[second][0] / got[first][0], got[second][1] / got[first][1])
+            )
             print(
                 f"{name} round {n + 1}: "
-                + ", ".join(f"{side} {got[side][0]:.1f} s {got[side][1]:.0f} MB" for side in order),
+                + ", ".join(
+                    f"{side} {got[side][0]:.1f} s (CPU {got[side][1]:.1f} s) {got[side][2]:.0f} MB"
+                    for side in order
+                ),
                 file=sys.stderr,
                 flush=True,
             )
 
-    def med(side: str) -> float:
-        return statistics.median(times[side])
+    def med(side: str, of: dict[str, list[float]] = wall) -> float:
+        return statistics.median(of[side])
 
-    throughput = [1 / r for r in ratios[("raw-csv", "csv")]]
+    def figure(pair: tuple[str, str], invert: bool = False) -> str:
+        by_wall = [w for w, _ in ratios[pair]]
+        by_cpu = [c for _, c in ratios[pair]]
+        if invert:
+            by_wall, by_cpu = [1 / r for r in by_wall], [1 / r for r in by_cpu]
+        return (
+            f"{statistics.median(by_wall):.2f} by wall time, "
+            f"{statistics.median(by_cpu):.2f} by client CPU time "
+            f"(rounds {', '.join(f'{r:.2f}' for r in by_wall)} / "
+            f"{', '.join(f'{r:.2f}' for r in by_cpu)})"
+        )
+
     lines.append(
-        f"{name}: CSV throughput payhub ÷ raw csv.writer = {statistics.median(throughput):.2f} "
-        f"(target ≥ 0.70; rounds {', '.join(f'{r:.2f}' for r in throughput)}; "
-        f"raw {med('raw-csv'):.1f} s, payhub {med('csv'):.1f} s "
-        f"= {rows / med('csv'):,.0f} rows/s; fresh process per side)"
+        f"{name}: CSV throughput payhub ÷ raw csv.writer = {figure(('raw-csv', 'csv'), True)} "
+        f"(target ≥ 0.70); raw {med('raw-csv'):.1f} s, payhub {med('csv'):.1f} s "
+        f"= {rows / med('csv'):,.0f} rows/s (CPU {med('csv', cpu):.1f} s); fresh process per side"
     )
     if not SKIP_XLSX:
-        xlsx = ratios[("xlsx", "xlsx-encrypted")]
-        aes = ratios[("csv", "csv-aes")]
         lines.append(
-            f"{name}: encryption cost XLSX (OOXML agile) {statistics.median(xlsx):.2f}× "
-            f"({med('xlsx'):.1f} s → {med('xlsx-encrypted'):.1f} s), "
-            f"CSV → AES-256 zip {statistics.median(aes):.2f}× "
-            f"({med('csv'):.1f} s → {med('csv-aes'):.1f} s) "
-            f"(rounds {', '.join(f'{r:.2f}' for r in xlsx)} / {', '.join(f'{r:.2f}' for r in aes)})"
+            f"{name}: encryption cost XLSX (OOXML agile) ÷ plain XLSX = "
+            f"{figure(('xlsx', 'xlsx-encrypted'))}; {med('xlsx'):.1f} s → "
+            f"{med('xlsx-encrypted'):.1f} s"
+        )
+        lines.append(
+            f"{name}: encryption cost CSV in AES-256 zip ÷ plain CSV = "
+            f"{figure(('csv', 'csv-aes'))}; {med('csv'):.1f} s → {med('csv-aes'):.1f} s"
         )
         lines.append(
             f"{name}: XLSX export peak RSS of a fresh process, interpreter included: "

@@ -1002,7 +1002,7 @@ class Reports:
         claimed: list[tuple[int, Schedule, datetime, datetime]] = []
         # periods whose run was reclaimed: the retry waits pending with no owner
         waiting = conn.execute(
-            sa.select(report_runs.c.id, report_runs.c.parameters, report_schedules)
+            sa.select(r.id.label("run_id"), r.parameters.label("run_parameters"), report_schedules)
             .join(report_schedules, s.id == r.schedule_id)
             .where(r.status == RunStatus.PENDING.value, r.owner.is_(None))
             .order_by(r.id)
@@ -1010,19 +1010,19 @@ class Reports:
         for row in waiting:
             adopted = conn.execute(
                 report_runs.update()
-                .where(r.id == row.id, r.status == RunStatus.PENDING.value, r.owner.is_(None))
+                .where(r.id == row.run_id, r.status == RunStatus.PENDING.value, r.owner.is_(None))
                 .values(owner=owner, heartbeat_at=self.store.now())
             ).rowcount
             if adopted != 1:
                 continue  # another process adopted it first
-            period = dict(row.parameters).get("filters") or {}
+            period = dict(row.run_parameters).get("filters") or {}
             try:
                 start = datetime.fromisoformat(period["start"])
                 end = datetime.fromisoformat(period["end"])
             except (KeyError, TypeError, ValueError):
                 conn.execute(
                     report_runs.update()
-                    .where(r.id == row.id)
+                    .where(r.id == row.run_id)
                     .values(
                         status=RunStatus.FAILED.value,
                         error="its period is not recorded: cannot run it again",
@@ -1030,7 +1030,7 @@ class Reports:
                     )
                 )
                 continue
-            claimed.append((row.id, _schedule_record(row), start, end))
+            claimed.append((row.run_id, _schedule_record(row), start, end))
         due = sa.select(report_schedules).where(s.enabled == sa.true(), s.next_run_at <= now)
         due = due.order_by(s.id).with_for_update(skip_locked=self.store.dialect == "postgresql")
         for row in conn.execute(due).all():
