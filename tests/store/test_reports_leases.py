@@ -3,6 +3,7 @@ and a scheduled period is run again (SQLite, PostgreSQL and MariaDB)."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from reportkit import DAY, add_payments, day_filters
+from typer.testing import CliRunner
 
+from payhub.cli import app
 from payhub.errors import ConfigurationError, ReportError
 from payhub.reports import Reports, RunStatus
 from payhub.reports._writers import CsvPart
@@ -210,3 +213,21 @@ def test_an_owner_that_comes_back_after_its_run_was_reclaimed_records_nothing(
 def test_a_lease_must_be_positive(store: Store) -> None:
     with pytest.raises(ConfigurationError, match="lease"):
         Reports(store, lease=timedelta(0))
+
+
+def test_the_cli_takes_the_lease_from_the_option_or_the_config(
+    store_url: str, tmp_path: Path
+) -> None:
+    cli = CliRunner()
+    env = {"PAYHUB_DATABASE_URL": store_url}
+    refused = cli.invoke(app, ["reports", "run-due", "--lease", "0"], env=env)
+    assert refused.exit_code == 2
+    config = tmp_path / "hub.json"
+    config.write_text(json.dumps({"store": {"url": store_url}, "reports": {"lease_seconds": 0}}))
+    bad = cli.invoke(app, ["reports", "run-due", "--config", str(config)])
+    assert bad.exit_code == 2
+    assert "lease_seconds" in bad.output
+    config.write_text(json.dumps({"store": {"url": store_url}, "reports": {"lease_seconds": 30}}))
+    fine = cli.invoke(app, ["reports", "run-due", "--config", str(config)])
+    assert fine.exit_code == 0, fine.output
+    assert "nothing due" in fine.output
