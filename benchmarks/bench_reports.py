@@ -172,6 +172,8 @@ def raw_csv(
         conn.begin(),
         target.open("w", encoding="utf-8", newline="") as handle,
     ):
+        if conn.dialect.name == "postgresql":  # the same limit payhub's export sets
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 3600000")
         # the plain way: iterate the streamed result (no payhub code on this side)
         result = conn.execution_options(stream_results=True, yield_per=2_000).execute(
             raw_select(rows)

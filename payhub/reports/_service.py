@@ -79,6 +79,9 @@ FORMATS: Final = ("csv", "xlsx")
 DEFAULT_MAX_RANGE: Final = timedelta(days=31)
 #: a run whose owner has not renewed its heartbeat for this long is reclaimed
 DEFAULT_LEASE: Final = timedelta(minutes=5)
+#: how long the export's one streamed SELECT may run (the store's own limit is
+#: seconds, meant for payment operations; sorting a million rows takes longer)
+DEFAULT_EXPORT_TIMEOUT: Final = timedelta(hours=1)
 #: rows fetched from the server-side cursor at a time
 DEFAULT_YIELD_PER: Final = 2_000
 _CHUNK: Final = 10_000
@@ -266,6 +269,10 @@ class Reports:
     process may stay silent before another process reclaims the run as
     abandoned (renewed every third of it while writing; give the clocks of
     the hosts sharing the database a margin well below it).
+    ``export_timeout``: how long the export's streamed SELECT may run on
+    PostgreSQL and MySQL/MariaDB, instead of the store's statement timeout
+    (seconds, meant for payments: the first fetch of a million sorted rows
+    takes longer). Only the export's own connection gets it.
     """
 
     def __init__(
@@ -277,12 +284,16 @@ class Reports:
         part_rows: int = XLSX_MAX_ROWS,
         yield_per: int = DEFAULT_YIELD_PER,
         lease: timedelta = DEFAULT_LEASE,
+        export_timeout: timedelta = DEFAULT_EXPORT_TIMEOUT,
     ) -> None:
         if not 1 <= part_rows <= XLSX_MAX_ROWS:
             raise ConfigurationError(f"reports: part_rows must be 1 to {XLSX_MAX_ROWS}")
         if not isinstance(lease, timedelta) or lease <= timedelta(0):
             raise ConfigurationError("reports: lease must be a positive timedelta")
         self.lease = lease
+        if not isinstance(export_timeout, timedelta) or export_timeout < timedelta(seconds=1):
+            raise ConfigurationError("reports: export_timeout must be 1 second or more")
+        self.export_timeout = export_timeout
         self.store = store
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.max_range = max_range
@@ -688,41 +699,65 @@ class Reports:
         try:
             with self.store.engine.connect() as conn:
                 conn = conn.execution_options(payhub_readonly=True)  # noqa: PLW2901
-                with conn.begin():
-                    stream: Iterator[Any] = iter(
-                        plan.kind.stream(conn, plan.filters, self.yield_per)
-                    )
-                    while True:
-                        path = work / f"{stem}_part{len(files) + 1:03d}.{plan.format}"
-                        part = self._open_part(
-                            plan.format, path, plan.kind, plan.columns, plan.filters.tz
+                try:
+                    with conn.begin():
+                        self._lift_statement_limit(conn)
+                        stream: Iterator[Any] = iter(
+                            plan.kind.stream(conn, plan.filters, self.yield_per)
                         )
-                        files.append(path)
-                        in_part = 0
-                        try:
-                            while in_part < plan.part_rows:
-                                step = min(_CHUNK, plan.part_rows - in_part)
-                                written = part.write(stream, step)
-                                in_part += written
-                                total += written
-                                if progress is not None and written:
-                                    progress(total, plan.expected_rows)
-                                beat()
-                                if written < step:
-                                    break
-                        finally:
-                            part.close()
-                        if in_part < plan.part_rows:
-                            break
-                        following = next(stream, None)
-                        if following is None:
-                            break
-                        stream = chain([following], stream)
+                        while True:
+                            path = work / f"{stem}_part{len(files) + 1:03d}.{plan.format}"
+                            part = self._open_part(
+                                plan.format, path, plan.kind, plan.columns, plan.filters.tz
+                            )
+                            files.append(path)
+                            in_part = 0
+                            try:
+                                while in_part < plan.part_rows:
+                                    step = min(_CHUNK, plan.part_rows - in_part)
+                                    written = part.write(stream, step)
+                                    in_part += written
+                                    total += written
+                                    if progress is not None and written:
+                                        progress(total, plan.expected_rows)
+                                    beat()
+                                    if written < step:
+                                        break
+                            finally:
+                                part.close()
+                            if in_part < plan.part_rows:
+                                break
+                            following = next(stream, None)
+                            if following is None:
+                                break
+                            stream = chain([following], stream)
+                finally:
+                    if conn.info.pop("payhub_discard", False):
+                        conn.invalidate()  # its session limit stays with it
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"reports: reading {plan.kind.name} failed: {type(exc).__name__}"
             ) from exc
         return files, total
+
+    def _lift_statement_limit(self, conn: Connection) -> None:
+        """Give the export's connection ``export_timeout`` instead of the store's limit.
+
+        PostgreSQL: ``SET LOCAL`` (ends with the transaction). MySQL/MariaDB
+        have no transaction-scoped form: the session's limit is raised and the
+        connection is dropped from the pool afterwards (``invalidate`` when
+        returned), so that no payment operation inherits it.
+        """
+        limit = self.export_timeout.total_seconds()
+        name = conn.dialect.name
+        if name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(limit * 1000)}")
+        elif name in ("mysql", "mariadb"):
+            if getattr(conn.dialect, "is_mariadb", False):
+                conn.exec_driver_sql(f"SET SESSION max_statement_time = {limit:g}")
+            else:
+                conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(limit * 1000)}")
+            conn.info["payhub_discard"] = True
 
     @staticmethod
     def _package(work: Path, stem: str, plan: _Plan, files: list[Path]) -> Path:
