@@ -662,11 +662,18 @@ class Reports:
         return f"{plan.kind.name}_{start:{shape}}-{end:{shape}}_run{run_id}"
 
     def _open_part(
-        self, fmt: str, path: Path, kind: ReportType, columns: Sequence[Column], tz: Any
+        self,
+        fmt: str,
+        path: Path,
+        kind: ReportType,
+        columns: Sequence[Column],
+        tz: Any,
+        *,
+        span: tuple[datetime, datetime] | None = None,
     ) -> Part:
         if fmt == "xlsx":
             return XlsxPart(path, columns, kind.fields, tz, kind.title_zh)
-        return CsvPart(path, columns, kind.fields, tz)
+        return CsvPart(path, columns, kind.fields, tz, span)
 
     def _write(
         self, run_id: int, plan: _Plan, progress: Progress | None, lease: _Lease
@@ -708,7 +715,12 @@ class Reports:
                         while True:
                             path = work / f"{stem}_part{len(files) + 1:03d}.{plan.format}"
                             part = self._open_part(
-                                plan.format, path, plan.kind, plan.columns, plan.filters.tz
+                                plan.format,
+                                path,
+                                plan.kind,
+                                plan.columns,
+                                plan.filters.tz,
+                                span=(plan.filters.start, plan.filters.end),
                             )
                             files.append(path)
                             in_part = 0
