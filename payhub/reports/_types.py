@@ -196,7 +196,8 @@ class ReportType:
         if extra:
             takes = ", ".join(sorted(self.filters)) or "none"
             raise InvalidRequestError(
-                f"report {self.name!r} cannot filter by {', '.join(extra)} (it takes: {takes})"
+                f"report {self.name!r} cannot filter by {', '.join(extra)} "
+                f"(it takes: {takes})"
             )
 
 
