@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -65,6 +65,15 @@ ConfigOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+LeaseOption = Annotated[
+    int | None,
+    typer.Option(
+        "--lease",
+        min=1,
+        help="Seconds a run may go without a heartbeat before another process reclaims it "
+        "(default: the config's reports.lease_seconds, else 300).",
+    ),
+]
 PasswordEnv = Annotated[
     str | None,
     typer.Option("--password-env", help="Encrypt with the password in this environment variable."),
@@ -84,7 +93,9 @@ def _fail_with(exc: PayhubError) -> NoReturn:
     _fail(exc.message, _EXIT_USAGE if usage else _EXIT_FAILED)
 
 
-def _open(url: str | None, config: Path | None, out: Path | None = None) -> Reports:
+def _open(
+    url: str | None, config: Path | None, out: Path | None = None, lease: int | None = None
+) -> Reports:
     section: dict[str, Any] = {}
     if config is not None:
         try:
@@ -99,10 +110,21 @@ def _open(url: str | None, config: Path | None, out: Path | None = None) -> Repo
             if not store_section:
                 _fail(f"{config}: no 'store' section", _EXIT_USAGE)
             store = Store.from_config(store_section)
-            return Reports(store, output_dir=out or section.get("output_dir"))
+            return Reports(
+                store, output_dir=out or section.get("output_dir"), lease=_lease(lease, section)
+            )
     if not url:
         _fail("give --url (or PAYHUB_DATABASE_URL) or --config", _EXIT_USAGE)
-    return Reports(Store(url), output_dir=out or section.get("output_dir"))
+    return Reports(
+        Store(url), output_dir=out or section.get("output_dir"), lease=_lease(lease, section)
+    )
+
+
+def _lease(seconds: int | None, section: dict[str, Any]) -> timedelta:
+    chosen = seconds if seconds is not None else section.get("lease_seconds", 300)
+    if type(chosen) is not int or chosen < 1:
+        _fail("reports.lease_seconds must be a whole number of seconds, 1 or more", _EXIT_USAGE)
+    return timedelta(seconds=chosen)
 
 
 def _when(text: str, tz_name: str, what: str) -> datetime:
@@ -212,6 +234,7 @@ def run(
         False
     ),
     part_rows: Annotated[int | None, typer.Option("--part-rows", help="Rows per part.")] = None,
+    lease: LeaseOption = None,
     password_env: PasswordEnv = None,
     password_prompt: PasswordPrompt = False,
     as_json: JsonOption = False,
@@ -232,7 +255,7 @@ def run(
             min_amount=_amount(min_amount, currency),
             max_amount=_amount(max_amount, currency),
         )
-        reports = _open(url, config, out)
+        reports = _open(url, config, out, lease)
         with reports.store:
             bar = (TextColumn(report_type), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*bar, console=console, transient=True) as progress:
@@ -333,12 +356,16 @@ def verify(
 
 @reports_app.command("run-due")
 def run_due(
-    url: UrlOption = None, config: ConfigOption = None, as_json: JsonOption = False
+    url: UrlOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    lease: LeaseOption = None,
 ) -> None:
     """Run every due schedule once per period (safe from several processes at once).
+    First reclaims runs whose process died (failed, their period run again).
     Exits 1 when a run failed."""
     try:
-        reports = _open(url, config)
+        reports = _open(url, config, lease=lease)
         with reports.store:
             done = reports.run_due()
     except PayhubError as exc:
@@ -511,9 +538,7 @@ def schedules_add(
     frequency: Annotated[str, typer.Option(help="daily, weekly or monthly")],
     out: Annotated[Path, typer.Option("--out", help="Directory the files go into.")],
     at_time: Annotated[str, typer.Option("--at", help="HH:MM in the time zone.")] = "01:00",
-    day: Annotated[
-        int | None, typer.Option(help="weekly: 1 (Mon) to 7; monthly: 1 to 28")
-    ] = None,
+    day: Annotated[int | None, typer.Option(help="weekly: 1 (Mon) to 7; monthly: 1 to 28")] = None,
     timezone: Annotated[str, typer.Option("--tz")] = "Asia/Shanghai",
     fmt: Annotated[str, typer.Option("--format")] = "csv",
     template: Annotated[str | None, typer.Option()] = None,

@@ -16,6 +16,7 @@ reconciliation differences use). See ``docs/reports.md``.
 from payhub.reports._periods import FREQUENCIES, next_run, period_of
 from payhub.reports._records import ReportRun, RunStatus, Schedule, Template
 from payhub.reports._service import (
+    DEFAULT_LEASE,
     DEFAULT_MAX_RANGE,
     FORMATS,
     Progress,
@@ -37,6 +38,7 @@ from payhub.reports._types import (
 from payhub.reports._writers import XLSX_MAX_ROWS, amount_text, escape_cell
 
 __all__ = [
+    "DEFAULT_LEASE",
     "DEFAULT_MAX_RANGE",
     "FILTER_NAMES",
     "FORMATS",

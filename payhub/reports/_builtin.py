@@ -37,7 +37,10 @@ def stream_select(
     """Rows of ``stmt`` from a server-side cursor, ``yield_per`` at a time in memory."""
     result = conn.execution_options(stream_results=True, yield_per=yield_per).execute(stmt)
     try:
-        yield from result
+        # a batch of rows per fetch, then plain iteration over the list: not one
+        # fetchone() through the result's machinery per row
+        for batch in result.partitions():
+            yield from batch
     finally:
         result.close()
 

@@ -51,7 +51,10 @@ _DEBIT_NORMAL = tuple(k.value for k in AccountKind if k.side.value == 1)
 def _stream(conn: Connection, stmt: sa.Select[Any], yield_per: int) -> Iterator[Sequence[Any]]:
     result = conn.execution_options(stream_results=True, yield_per=yield_per).execute(stmt)
     try:
-        yield from result
+        # a batch of rows per fetch, then plain iteration over the list: not one
+        # fetchone() through the result's machinery per row
+        for batch in result.partitions():
+            yield from batch
     finally:
         result.close()
 

@@ -47,6 +47,11 @@ class ReportRun:
     started_at: datetime | None
     finished_at: datetime | None
     expired_at: datetime | None
+    #: who runs it (host:pid:token) and when it last renewed its lease
+    owner: str | None = None
+    heartbeat_at: datetime | None = None
+    #: the how-many-th run of its schedule period (a reclaimed run is run again)
+    attempt: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +71,9 @@ class ReportRun:
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "expired_at": _iso(self.expired_at),
+            "owner": self.owner,
+            "heartbeat_at": _iso(self.heartbeat_at),
+            "attempt": self.attempt,
         }
 
 

@@ -12,6 +12,16 @@ does not take, a template naming a missing field, a range longer than
 refused before anything is recorded. The file is written under a temporary
 name in the output directory and renamed into place only when complete, so a
 crash leaves no file that looks finished and no run recorded as succeeded.
+
+A run holds a lease: its process (the ``owner``, host:pid:token) renews the
+run's ``heartbeat_at`` while it writes, at least every third of ``lease``. A
+run whose owner died (killed, out of memory, the host lost) stops renewing;
+the next :meth:`Reports.run` or :meth:`Reports.run_due`, in any process,
+marks it failed ("abandoned ...") and removes its temporary files, and a
+scheduled period is run again as the next ``attempt``, by ``run_due``. The
+reclaim is one conditional UPDATE per run, so exactly one process wins it; an
+owner that was only paused and comes back finds its run reclaimed and stops
+(its file is not recorded).
 """
 
 from __future__ import annotations
@@ -20,8 +30,11 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -49,13 +62,26 @@ from payhub.reports._writers import XLSX_MAX_ROWS, Column, CsvPart, Part, XlsxPa
 from payhub.store import Store
 from payhub.store._schema import report_runs, report_schedules, report_templates
 
-__all__ = ["DEFAULT_MAX_RANGE", "FORMATS", "Progress", "Reports", "open_file", "writable_dir"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "DEFAULT_MAX_RANGE",
+    "FORMATS",
+    "Progress",
+    "Reports",
+    "open_file",
+    "writable_dir",
+]
 
 logger = logging.getLogger("payhub.reports")
 
 FORMATS: Final = ("csv", "xlsx")
 #: a single-file export may cover at most this long a range unless parts are allowed
 DEFAULT_MAX_RANGE: Final = timedelta(days=31)
+#: a run whose owner has not renewed its heartbeat for this long is reclaimed
+DEFAULT_LEASE: Final = timedelta(minutes=5)
+#: how long the export's one streamed SELECT may run (the store's own limit is
+#: seconds, meant for payment operations; sorting a million rows takes longer)
+DEFAULT_EXPORT_TIMEOUT: Final = timedelta(hours=1)
 #: rows fetched from the server-side cursor at a time
 DEFAULT_YIELD_PER: Final = 2_000
 _CHUNK: Final = 10_000
@@ -127,6 +153,9 @@ def _run_record(row: Row[Any]) -> ReportRun:
         started_at=m["started_at"],
         finished_at=m["finished_at"],
         expired_at=m["expired_at"],
+        owner=m["owner"],
+        heartbeat_at=m["heartbeat_at"],
+        attempt=m["attempt"],
     )
 
 
@@ -159,6 +188,60 @@ def _inserted(conn: Connection, stmt: sa.Insert) -> int:
     return int(key[0])
 
 
+def _new_owner() -> str:
+    """Who runs a report: this host and process, and a token of this call."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(6)}"
+
+
+def _work_prefix(run_id: int) -> str:
+    """The name a run's temporary directory (in the output directory) starts with."""
+    return f".payhub-run{run_id}-"
+
+
+class _Lease:
+    """The owner's hold on its runs: renewed at most every ``interval`` seconds.
+
+    :meth:`beat` renews ``heartbeat_at`` of every run the owner holds and
+    raises :class:`ReportError` if the run being written is no longer its own
+    (another process reclaimed it after the lease ran out).
+    """
+
+    def __init__(self, reports: Reports, owner: str) -> None:
+        self.reports = reports
+        self.owner = owner
+        self.interval = reports.lease.total_seconds() / 3
+        self._due = time.monotonic() + self.interval
+
+    def beat(self, run_id: int, *, force: bool = False) -> None:
+        moment = time.monotonic()
+        if not force and moment < self._due:
+            return
+        r = report_runs.c
+        now = self.reports.store.now()
+        mine = r.owner == self.owner
+
+        def fn(conn: Connection) -> int:
+            conn.execute(
+                report_runs.update()
+                .where(mine, r.status == RunStatus.PENDING.value)
+                .values(heartbeat_at=now)
+            )
+            return int(
+                conn.execute(
+                    report_runs.update()
+                    .where(r.id == run_id, mine, r.status == RunStatus.RUNNING.value)
+                    .values(heartbeat_at=now)
+                ).rowcount
+            )
+
+        if self.reports.store.run(fn) != 1:
+            raise ReportError(
+                f"report run {run_id} was reclaimed by another process "
+                f"(no heartbeat within the lease of {self.reports.lease.total_seconds():g} s)"
+            )
+        self._due = moment + self.interval
+
+
 def writable_dir(path: str | os.PathLike[str]) -> Path:
     """``path`` as a directory this process can write into (created if missing), or a
     :class:`ReportError` saying why not. Tried for real: permission bits lie to root."""
@@ -182,7 +265,14 @@ class Reports:
     ``output_dir``: where files go unless a run names another. ``max_range``:
     the longest range a run may cover in a single file (longer ones need
     ``parts=True``). ``part_rows``: rows per part file, at most Excel's
-    1,048,575 data rows a sheet (the default).
+    1,048,575 data rows a sheet (the default). ``lease``: how long a run's
+    process may stay silent before another process reclaims the run as
+    abandoned (renewed every third of it while writing; give the clocks of
+    the hosts sharing the database a margin well below it).
+    ``export_timeout``: how long the export's streamed SELECT may run on
+    PostgreSQL and MySQL/MariaDB, instead of the store's statement timeout
+    (seconds, meant for payments: the first fetch of a million sorted rows
+    takes longer). Only the export's own connection gets it.
     """
 
     def __init__(
@@ -193,9 +283,17 @@ class Reports:
         max_range: timedelta = DEFAULT_MAX_RANGE,
         part_rows: int = XLSX_MAX_ROWS,
         yield_per: int = DEFAULT_YIELD_PER,
+        lease: timedelta = DEFAULT_LEASE,
+        export_timeout: timedelta = DEFAULT_EXPORT_TIMEOUT,
     ) -> None:
         if not 1 <= part_rows <= XLSX_MAX_ROWS:
             raise ConfigurationError(f"reports: part_rows must be 1 to {XLSX_MAX_ROWS}")
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ConfigurationError("reports: lease must be a positive timedelta")
+        self.lease = lease
+        if not isinstance(export_timeout, timedelta) or export_timeout < timedelta(seconds=1):
+            raise ConfigurationError("reports: export_timeout must be 1 second or more")
+        self.export_timeout = export_timeout
         self.store = store
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.max_range = max_range
@@ -365,8 +463,10 @@ class Reports:
         )
         if file_stem is not None:
             plan = replace(plan, stem=file_stem)
-        run_id = self._insert_run(plan, schedule_id=None, period_start=None)
-        return self._execute(run_id, plan, progress)
+        self.reclaim()
+        lease = _Lease(self, _new_owner())
+        run_id = self._insert_run(plan, owner=lease.owner)
+        return self._execute(run_id, plan, progress, lease)
 
     def _plan(
         self,
@@ -467,38 +567,51 @@ class Reports:
             chosen.append(Column(index[key], field, header or field.header(language)))
         return chosen
 
-    def _insert_run(
-        self, plan: _Plan, *, schedule_id: int | None, period_start: datetime | None
-    ) -> int:
+    def _insert_run(self, plan: _Plan, *, owner: str) -> int:
+        now = self.store.now()
         values = {
             "report_type": plan.kind.name,
             "parameters": plan.parameters(),
             "status": RunStatus.PENDING.value,
-            "schedule_id": schedule_id,
-            "period_start": period_start,
-            "created_at": self.store.now(),
+            "created_at": now,
+            "owner": owner,
+            "heartbeat_at": now,
         }
         return self.store.run(lambda conn: _inserted(conn, report_runs.insert().values(**values)))
 
-    def _set(self, run_id: int, expect: RunStatus | None, **values: Any) -> bool:
+    def _set(
+        self, run_id: int, expect: RunStatus | None, *, owner: str | None = None, **values: Any
+    ) -> bool:
         stmt = report_runs.update().where(report_runs.c.id == run_id).values(**values)
         if expect is not None:
             stmt = stmt.where(report_runs.c.status == expect.value)
+        if owner is not None:
+            stmt = stmt.where(report_runs.c.owner == owner)
         return bool(self.store.run(lambda conn: conn.execute(stmt).rowcount) == 1)
 
-    def _execute(self, run_id: int, plan: _Plan, progress: Progress | None) -> ReportRun:
+    def _execute(
+        self, run_id: int, plan: _Plan, progress: Progress | None, lease: _Lease
+    ) -> ReportRun:
+        now = self.store.now()
         if not self._set(
-            run_id, RunStatus.PENDING, status=RunStatus.RUNNING.value, started_at=self.store.now()
+            run_id,
+            RunStatus.PENDING,
+            owner=lease.owner,
+            status=RunStatus.RUNNING.value,
+            started_at=now,
+            heartbeat_at=now,
         ):
             return self.get_run(run_id)  # another process took it
         logger.info("report run %s: %s started", run_id, plan.kind.name)
         try:
-            path, rows, parts = self._write(run_id, plan, progress)
+            path, rows, parts = self._write(run_id, plan, progress, lease)
         except Exception as exc:
             message = self._failure(exc)
+            # only while still its own: a reclaimed run keeps the reclaimer's error
             self._set(
                 run_id,
-                None,
+                RunStatus.RUNNING,
+                owner=lease.owner,
                 status=RunStatus.FAILED.value,
                 error=message[:1024],
                 finished_at=self.store.now(),
@@ -509,9 +622,10 @@ class Reports:
             raise ReportError(f"report run {run_id} failed: {message}") from exc
         with path.open("rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        self._set(
+        if not self._set(
             run_id,
             RunStatus.RUNNING,
+            owner=lease.owner,
             status=RunStatus.SUCCEEDED.value,
             path=str(path),
             rows=rows,
@@ -519,7 +633,11 @@ class Reports:
             size_bytes=path.stat().st_size,
             sha256=digest,
             finished_at=self.store.now(),
-        )
+        ):
+            # reclaimed while the file was being finished: it is nobody's now
+            path.unlink(missing_ok=True)
+            logger.warning("report run %s was reclaimed before it finished", run_id)
+            raise ReportError(f"report run {run_id} was reclaimed by another process")
         logger.info("report run %s succeeded: %s rows in %s part(s)", run_id, rows, parts)
         return self.get_run(run_id)
 
@@ -544,18 +662,29 @@ class Reports:
         return f"{plan.kind.name}_{start:{shape}}-{end:{shape}}_run{run_id}"
 
     def _open_part(
-        self, fmt: str, path: Path, kind: ReportType, columns: Sequence[Column], tz: Any
+        self,
+        fmt: str,
+        path: Path,
+        kind: ReportType,
+        columns: Sequence[Column],
+        tz: Any,
+        *,
+        span: tuple[datetime, datetime] | None = None,
     ) -> Part:
         if fmt == "xlsx":
             return XlsxPart(path, columns, kind.fields, tz, kind.title_zh)
-        return CsvPart(path, columns, kind.fields, tz)
+        return CsvPart(path, columns, kind.fields, tz, span)
 
-    def _write(self, run_id: int, plan: _Plan, progress: Progress | None) -> tuple[Path, int, int]:
+    def _write(
+        self, run_id: int, plan: _Plan, progress: Progress | None, lease: _Lease
+    ) -> tuple[Path, int, int]:
         stem = self._stem(run_id, plan)
-        work = Path(tempfile.mkdtemp(prefix=f".payhub-run{run_id}-", dir=plan.output_dir))
+        work = Path(tempfile.mkdtemp(prefix=_work_prefix(run_id), dir=plan.output_dir))
         try:
-            files, rows = self._write_parts(work, stem, plan, progress)
+            files, rows = self._write_parts(work, stem, plan, progress, lambda: lease.beat(run_id))
+            lease.beat(run_id, force=True)  # packaging (zip, encryption) may take a while
             staged = self._package(work, stem, plan, files)
+            lease.beat(run_id, force=True)
             with staged.open("rb+") as handle:
                 os.fsync(handle.fileno())
             final = plan.output_dir / f"{stem}{staged.suffix}"
@@ -565,47 +694,82 @@ class Reports:
             shutil.rmtree(work, ignore_errors=True)
 
     def _write_parts(
-        self, work: Path, stem: str, plan: _Plan, progress: Progress | None
+        self,
+        work: Path,
+        stem: str,
+        plan: _Plan,
+        progress: Progress | None,
+        beat: Callable[[], None],
     ) -> tuple[list[Path], int]:
         files: list[Path] = []
         total = 0
         try:
             with self.store.engine.connect() as conn:
                 conn = conn.execution_options(payhub_readonly=True)  # noqa: PLW2901
-                with conn.begin():
-                    stream: Iterator[Any] = iter(
-                        plan.kind.stream(conn, plan.filters, self.yield_per)
-                    )
-                    while True:
-                        path = work / f"{stem}_part{len(files) + 1:03d}.{plan.format}"
-                        part = self._open_part(
-                            plan.format, path, plan.kind, plan.columns, plan.filters.tz
+                try:
+                    with conn.begin():
+                        self._lift_statement_limit(conn)
+                        stream: Iterator[Any] = iter(
+                            plan.kind.stream(conn, plan.filters, self.yield_per)
                         )
-                        files.append(path)
-                        in_part = 0
-                        try:
-                            while in_part < plan.part_rows:
-                                step = min(_CHUNK, plan.part_rows - in_part)
-                                written = part.write(stream, step)
-                                in_part += written
-                                total += written
-                                if progress is not None and written:
-                                    progress(total, plan.expected_rows)
-                                if written < step:
-                                    break
-                        finally:
-                            part.close()
-                        if in_part < plan.part_rows:
-                            break
-                        following = next(stream, None)
-                        if following is None:
-                            break
-                        stream = chain([following], stream)
+                        while True:
+                            path = work / f"{stem}_part{len(files) + 1:03d}.{plan.format}"
+                            part = self._open_part(
+                                plan.format,
+                                path,
+                                plan.kind,
+                                plan.columns,
+                                plan.filters.tz,
+                                span=(plan.filters.start, plan.filters.end),
+                            )
+                            files.append(path)
+                            in_part = 0
+                            try:
+                                while in_part < plan.part_rows:
+                                    step = min(_CHUNK, plan.part_rows - in_part)
+                                    written = part.write(stream, step)
+                                    in_part += written
+                                    total += written
+                                    if progress is not None and written:
+                                        progress(total, plan.expected_rows)
+                                    beat()
+                                    if written < step:
+                                        break
+                            finally:
+                                part.close()
+                            if in_part < plan.part_rows:
+                                break
+                            following = next(stream, None)
+                            if following is None:
+                                break
+                            stream = chain([following], stream)
+                finally:
+                    if conn.info.pop("payhub_discard", False):
+                        conn.invalidate()  # its session limit stays with it
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"reports: reading {plan.kind.name} failed: {type(exc).__name__}"
             ) from exc
         return files, total
+
+    def _lift_statement_limit(self, conn: Connection) -> None:
+        """Give the export's connection ``export_timeout`` instead of the store's limit.
+
+        PostgreSQL: ``SET LOCAL`` (ends with the transaction). MySQL/MariaDB
+        have no transaction-scoped form: the session's limit is raised and the
+        connection is dropped from the pool afterwards (``invalidate`` when
+        returned), so that no payment operation inherits it.
+        """
+        limit = self.export_timeout.total_seconds()
+        name = conn.dialect.name
+        if name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(limit * 1000)}")
+        elif name in ("mysql", "mariadb"):
+            if getattr(conn.dialect, "is_mariadb", False):
+                conn.exec_driver_sql(f"SET SESSION max_statement_time = {limit:g}")
+            else:
+                conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(limit * 1000)}")
+            conn.info["payhub_discard"] = True
 
     @staticmethod
     def _package(work: Path, stem: str, plan: _Plan, files: list[Path]) -> Path:
@@ -772,27 +936,150 @@ class Reports:
         hosts, a Celery beat and a timer): each schedule is claimed in one
         transaction that locks its row (``FOR UPDATE``, ``SKIP LOCKED`` on
         PostgreSQL; SQLite's single writer) and advances ``next_run_at`` only
-        if nobody did first; the run rows are unique per (schedule, period).
-        A period missed while nothing called ``run-due`` is run on the next
-        call. A failed run stays failed (see ``payhub reports list``); the
-        others go on.
+        if nobody did first; the run rows are unique per (schedule, period,
+        attempt). A period missed while nothing called ``run-due`` is run on
+        the next call. A failed run stays failed (see ``payhub reports list``);
+        the others go on. First, runs whose owner is gone are reclaimed
+        (:meth:`reclaim`) and their periods run again here.
         """
         moment = self.store.now() if now is None else now
-        claimed = self.store.run(lambda conn: self._claim(conn, moment))
+        self.reclaim()  # on the store's clock, the one heartbeats are written with
+        lease = _Lease(self, _new_owner())
+        claimed = self.store.run(lambda conn: self._claim(conn, moment, lease.owner))
         results: list[ReportRun] = []
         for run_id, schedule, start, end in claimed:
-            results.append(self._run_scheduled(run_id, schedule, start, end))
+            results.append(self._run_scheduled(run_id, schedule, start, end, lease))
             if results[-1].status is RunStatus.SUCCEEDED and schedule.retention_days:
                 self.apply_retention(schedule.name, now=moment)
         return results
 
+    def reclaim(self, *, now: datetime | None = None) -> list[ReportRun]:
+        """Mark failed every run whose owner is gone, and return them.
+
+        Gone: a ``running`` run whose ``heartbeat_at`` is older than the lease,
+        or a ``pending`` one its owner has not renewed within it. Each is taken
+        by one conditional UPDATE (the same staleness re-checked on the row),
+        so of several processes reclaiming at once exactly one wins each run.
+        Its temporary directory in the output directory is removed. A
+        scheduled run's period gets a new run (the next ``attempt``, pending
+        and ownerless) in the same transaction, which the next
+        :meth:`run_due` runs.
+        """
+        moment = self.store.now() if now is None else now
+        cutoff = moment - self.lease
+        r = report_runs.c
+        seen = sa.func.coalesce(r.heartbeat_at, r.started_at, r.created_at)
+        running = sa.and_(r.status == RunStatus.RUNNING.value, seen < cutoff)
+        pending = sa.and_(
+            r.status == RunStatus.PENDING.value,
+            seen < cutoff,
+            # an ownerless scheduled run waits for run_due, whoever made it
+            sa.or_(r.owner.is_not(None), r.schedule_id.is_(None)),
+        )
+        stale = sa.or_(running, pending)
+        candidates = self.store.run(
+            lambda conn: conn.execute(sa.select(report_runs).where(stale).order_by(r.id)).all(),
+            readonly=True,
+        )
+        reclaimed: list[ReportRun] = []
+        for row in candidates:
+            run = _run_record(row)
+            last = run.heartbeat_at or run.started_at or run.created_at
+            error = (
+                f"abandoned: its process ({run.owner or 'unknown'}) stopped renewing the "
+                f"lease at {last.isoformat(timespec='seconds')} ({run.status.value}, "
+                f"lease {self.lease.total_seconds():g} s); reclaimed at "
+                f"{moment.isoformat(timespec='seconds')}"
+            )
+
+            def fn(conn: Connection, run: ReportRun = run, error: str = error) -> bool:
+                won = conn.execute(
+                    report_runs.update()
+                    .where(r.id == run.id, stale)
+                    .values(status=RunStatus.FAILED.value, error=error[:1024], finished_at=moment)
+                ).rowcount
+                if won != 1:
+                    return False  # renewed meanwhile, or another process reclaimed it
+                if run.schedule_id is not None:
+                    conn.execute(
+                        report_runs.insert().values(
+                            report_type=run.report_type,
+                            parameters={
+                                "schedule": run.parameters.get("schedule"),
+                                "filters": {
+                                    k: run.parameters.get("filters", {}).get(k)
+                                    for k in ("start", "end")
+                                },
+                                "retry_of": run.id,
+                            },
+                            status=RunStatus.PENDING.value,
+                            schedule_id=run.schedule_id,
+                            period_start=run.period_start,
+                            attempt=run.attempt + 1,
+                            created_at=moment,
+                        )
+                    )
+                return True
+
+            if not self.store.run(fn):
+                continue
+            logger.warning("report run %s reclaimed: %s", run.id, error)
+            self._remove_work(run)
+            reclaimed.append(self.get_run(run.id))
+        return reclaimed
+
+    @staticmethod
+    def _remove_work(run: ReportRun) -> None:
+        directory = run.parameters.get("output_dir")
+        if not isinstance(directory, str):
+            return  # a scheduled run not started: nothing written yet
+        try:
+            leftovers = list(Path(directory).glob(f"{_work_prefix(run.id)}*"))
+        except OSError:
+            return
+        for leftover in leftovers:
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+
     def _claim(
-        self, conn: Connection, now: datetime
+        self, conn: Connection, now: datetime, owner: str
     ) -> list[tuple[int, Schedule, datetime, datetime]]:
         s = report_schedules.c
+        r = report_runs.c
+        claimed: list[tuple[int, Schedule, datetime, datetime]] = []
+        # periods whose run was reclaimed: the retry waits pending with no owner
+        waiting = conn.execute(
+            sa.select(r.id.label("run_id"), r.parameters.label("run_parameters"), report_schedules)
+            .join(report_schedules, s.id == r.schedule_id)
+            .where(r.status == RunStatus.PENDING.value, r.owner.is_(None))
+            .order_by(r.id)
+        ).all()
+        for row in waiting:
+            adopted = conn.execute(
+                report_runs.update()
+                .where(r.id == row.run_id, r.status == RunStatus.PENDING.value, r.owner.is_(None))
+                .values(owner=owner, heartbeat_at=self.store.now())
+            ).rowcount
+            if adopted != 1:
+                continue  # another process adopted it first
+            period = dict(row.run_parameters).get("filters") or {}
+            try:
+                start = datetime.fromisoformat(period["start"])
+                end = datetime.fromisoformat(period["end"])
+            except (KeyError, TypeError, ValueError):
+                conn.execute(
+                    report_runs.update()
+                    .where(r.id == row.run_id)
+                    .values(
+                        status=RunStatus.FAILED.value,
+                        error="its period is not recorded: cannot run it again",
+                        finished_at=now,
+                    )
+                )
+                continue
+            claimed.append((row.run_id, _schedule_record(row), start, end))
         due = sa.select(report_schedules).where(s.enabled == sa.true(), s.next_run_at <= now)
         due = due.order_by(s.id).with_for_update(skip_locked=self.store.dialect == "postgresql")
-        claimed: list[tuple[int, Schedule, datetime, datetime]] = []
         for row in conn.execute(due).all():
             schedule = _schedule_record(row)
             tz = zone(schedule.timezone)
@@ -823,13 +1110,15 @@ class Reports:
                         schedule_id=schedule.id,
                         period_start=start,
                         created_at=now,
+                        owner=owner,
+                        heartbeat_at=self.store.now(),
                     ),
                 )
                 claimed.append((run_id, schedule, start, end))
         return claimed
 
     def _run_scheduled(
-        self, run_id: int, schedule: Schedule, start: datetime, end: datetime
+        self, run_id: int, schedule: Schedule, start: datetime, end: datetime, lease: _Lease
     ) -> ReportRun:
         try:
             password: object = None
@@ -855,6 +1144,7 @@ class Reports:
             self._set(
                 run_id,
                 RunStatus.PENDING,
+                owner=lease.owner,
                 status=RunStatus.FAILED.value,
                 error=exc.message[:1024],
                 finished_at=self.store.now(),
@@ -862,9 +1152,9 @@ class Reports:
             logger.warning("scheduled report %s failed: %s", schedule.name, exc.message)
             return self.get_run(run_id)
         parameters = {"schedule": schedule.name, **plan.parameters()}
-        self._set(run_id, RunStatus.PENDING, parameters=parameters)
+        self._set(run_id, RunStatus.PENDING, owner=lease.owner, parameters=parameters)
         try:
-            return self._execute(run_id, plan, None)
+            return self._execute(run_id, plan, None, lease)
         except PayhubError:
             return self.get_run(run_id)
 

@@ -358,7 +358,13 @@ report_runs = sa.Table(
     sa.Column("finished_at", UTCDateTime),
     #: the retention policy removed the file then
     sa.Column("expired_at", UTCDateTime),
-    sa.UniqueConstraint("schedule_id", "period_start"),
+    #: who runs it (host:pid:token) and when it last said so (migration 0014): a
+    #: running run whose heartbeat is older than the lease is reclaimed as failed
+    sa.Column("owner", ExactString(128)),
+    sa.Column("heartbeat_at", UTCDateTime),
+    #: the how-many-th run of its schedule period (a reclaimed one is run again)
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
+    sa.UniqueConstraint("schedule_id", "period_start", "attempt"),
     sa.Index(None, "status", "created_at"),
     **TABLE_OPTIONS,
 )

@@ -202,3 +202,28 @@ def test_templates_choose_and_rename_columns(
     ]
     reports.delete_template("finance-daily")
     assert "finance-daily" not in {t.name for t in reports.templates()}
+
+
+def test_csv_times_are_local_across_a_summer_time_change_and_in_a_fixed_zone() -> None:
+    """The fast path (one offset for the whole range) only where the zone keeps one."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from payhub.reports import FieldKind
+    from payhub.reports._types import Field
+    from payhub.reports._writers import Column, csv_row_function, fixed_offset
+
+    field = Field("at", FieldKind.TIME, "时间", "At")
+    columns = [Column(0, field, "At")]
+    berlin, shanghai = ZoneInfo("Europe/Berlin"), ZoneInfo("Asia/Shanghai")
+    march = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+    assert fixed_offset(berlin, *march) is None  # clocks go forward on 29 March
+    assert fixed_offset(shanghai, *march) == timedelta(hours=8)
+    cells = csv_row_function(columns, (field,), berlin, march)
+    assert cells([datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC)]) == ["2026-03-29 01:59:59"]
+    assert cells([datetime(2026, 3, 29, 1, 0, 0, tzinfo=UTC)]) == ["2026-03-29 03:00:00"]
+    fixed = csv_row_function(columns, (field,), shanghai, march)
+    assert fixed([datetime(2026, 3, 29, 16, 0, 0, 999, tzinfo=UTC)]) == ["2026-03-30 00:00:00"]
+    # a time given in another zone is converted, not shifted by the fixed offset
+    tokyo = datetime(2026, 3, 30, 9, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+    assert fixed([tokyo]) == ["2026-03-30 08:00:00"]

@@ -327,3 +327,47 @@ def test_postgresql_streams_through_a_server_side_cursor(
     # a named (server-side) cursor was open for the report's SELECT while rows were written
     assert len(seen) == 1
     assert "CURSOR FOR SELECT payhub_payments.out_trade_no" in seen[0]
+
+
+def _session_limit(conn: sa.Connection) -> str:
+    """The statement time limit of ``conn``'s session, as the database reports it."""
+    if conn.dialect.name == "postgresql":
+        return str(conn.exec_driver_sql("SHOW statement_timeout").scalar_one())
+    if conn.dialect.name in ("mysql", "mariadb"):
+        name = "max_statement_time" if conn.dialect.is_mariadb else "max_execution_time"  # type: ignore[attr-defined]
+        return f"{float(conn.exec_driver_sql(f'SELECT @@SESSION.{name}').scalar_one()):g}"
+    return "none"
+
+
+def _limit_stream(conn: Any, filters: ReportFilters, yield_per: int) -> Iterator[Sequence[Any]]:
+    yield (_session_limit(conn),)
+
+
+def test_the_export_gets_its_own_statement_limit_and_payments_keep_theirs(
+    store: Store, tmp_path: Path
+) -> None:
+    """A million sorted rows take longer than the store's 5 s statement limit to start
+    streaming: the export's connection gets ``export_timeout``, and only it."""
+    register_report_type(
+        ReportType(
+            name="test-session-limit",
+            title_zh="限时",
+            title_en="Limit",
+            fields=(Field("limit", FieldKind.TEXT, "限时", "Limit"),),
+            filters=frozenset(),
+            stream=_limit_stream,
+            count=lambda conn, filters: 1,
+        ),
+        replace=True,
+    )
+    reports = Reports(store, output_dir=tmp_path, export_timeout=timedelta(minutes=7))
+    run = reports.run("test-session-limit", day_filters())
+    (_, value) = csv_lines(Path(run.path or "").read_bytes())
+    ordinary = store.run(_session_limit, readonly=True)
+    expected = {"postgresql": ("7min", "5s"), "sqlite": ("none", "none")}
+    if store.dialect in ("mysql", "mariadb"):
+        mariadb = store.engine.dialect.is_mariadb  # type: ignore[attr-defined]
+        expected[store.dialect] = ("420", "5") if mariadb else ("420000", "5000")
+    assert (value, ordinary) == expected[store.dialect]
+    with pytest.raises(ConfigurationError, match="export_timeout"):
+        Reports(store, export_timeout=timedelta(0))
