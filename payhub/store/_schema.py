@@ -172,12 +172,12 @@ refunds = sa.Table(
     #: a refund of a duplicate or late payment: the anomaly it returns (migration 0006)
     sa.Column("anomaly_id", BigId),
     #: when the channel says it succeeded (else when payhub learnt it): the day
-    #: its bill lists it on (migration 0016)
+    #: its bill lists it on (migration 0015)
     sa.Column("succeeded_at", UTCDateTime),
     sa.Index(None, "payment_id"),
     sa.Index(None, "status", "created_at"),
     sa.Index(None, "anomaly_id"),
-    #: reconciliation reads a channel's refunds of a day (migration 0016)
+    #: reconciliation reads a channel's refunds of a day (migration 0015)
     sa.Index(None, "channel", "succeeded_at"),
     **TABLE_OPTIONS,
 )

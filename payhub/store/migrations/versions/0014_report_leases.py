@@ -11,7 +11,7 @@ before the old is dropped: MySQL wants an index for the schedule's foreign key
 at every moment.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07
 """
 
@@ -23,7 +23,7 @@ from alembic import op
 from payhub.store._types import ExactString, UTCDateTime
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

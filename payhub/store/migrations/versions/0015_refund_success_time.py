@@ -8,8 +8,8 @@ that succeeded at 23:50 and was learnt at 00:10 belongs to the first day.
 Refunds already succeeded get their ``updated_at``: the best time known.
 An index on (channel, succeeded_at): a run reads a channel's refunds of a day.
 
-Revision ID: 0016
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-07
 """
 
@@ -20,8 +20,8 @@ from alembic import op
 
 from payhub.store._types import UTCDateTime
 
-revision = "0016"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
