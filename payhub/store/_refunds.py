@@ -47,6 +47,7 @@ from payhub.store._schema import (
     payments,
     refunds,
 )
+from payhub.store._splits import split_taken
 from payhub.store._values import (
     check_refund_request,
     check_refund_result,
@@ -110,10 +111,18 @@ class RefundsJob(StoreBase):
                     )
                 ).scalar_one()
             )
-            if reserved + request.amount.minor > payment.amount.minor:
-                left = Money(payment.amount.minor - reserved, payment.amount.currency)
+            # money split away (分账) has left the seller: it is returned from the
+            # receivers first (WeChat 回退, Alipay refund_royalty), never refunded twice
+            split_away = split_taken(conn, payment.out_trade_no)
+            if reserved + split_away + request.amount.minor > payment.amount.minor:
+                left = Money(payment.amount.minor - reserved - split_away, payment.amount.currency)
+                held = (
+                    f"; {Money(split_away, payment.amount.currency)} was split away"
+                    if split_away
+                    else ""
+                )
                 raise PaymentStateError(
-                    f"refund of {request.amount} exceeds what may still be refunded ({left})",
+                    f"refund of {request.amount} exceeds what may still be refunded ({left}{held})",
                     code=ErrorCode.REFUND_EXCEEDS_PAID,
                 )
             now = self.now()

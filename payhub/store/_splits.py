@@ -219,6 +219,27 @@ _LINE_STATES = {
 _PAYOUT_FAILED = frozenset({TransferStatus.FAILED, TransferStatus.CANCELLED})
 
 
+def split_taken(conn: Connection, out_trade_no: str) -> int:
+    """Minor units of a payment split away or being split (a failed or refused split
+    takes nothing; a partial one what its succeeded lines moved). The caller holds
+    the payment's lock, so a split and a refund of one payment never both see room
+    that only one of them may take."""
+    rows = conn.execute(
+        sa.select(splits.c.status, splits.c.amount_minor, splits.c.lines).where(
+            splits.c.out_trade_no == out_trade_no,
+            splits.c.status.not_in([SplitState.FAILED.value, SplitState.REFUSED.value]),
+        )
+    ).all()
+    taken = 0
+    for status, amount, lines in rows:
+        if status == SplitState.PARTIAL.value:
+            items = json.loads(lines) if isinstance(lines, str) else lines
+            taken += sum(int(i["amount_minor"]) for i in items if i["status"] == "succeeded")
+        else:
+            taken += int(amount)
+    return taken
+
+
 def _clip(text: str | None, size: int) -> str | None:
     return None if text is None else text[:size]
 
@@ -332,21 +353,7 @@ class SplitsJob(StoreBase):
     @staticmethod
     def _split_room(conn: Connection, payment: Any) -> int:
         """Minor units of the payment not yet refunded nor split (or being split)."""
-        rows = conn.execute(
-            sa.select(splits.c.status, splits.c.amount_minor, splits.c.lines).where(
-                splits.c.out_trade_no == payment["out_trade_no"],
-                splits.c.status.not_in([SplitState.FAILED.value, SplitState.REFUSED.value]),
-            )
-        ).all()
-        taken = 0
-        for status, amount, lines in rows:
-            if status == SplitState.PARTIAL.value:
-                items = json.loads(lines) if isinstance(lines, str) else lines
-                taken += sum(
-                    int(i["amount_minor"]) for i in items if i["status"] == "succeeded"
-                )
-            else:
-                taken += int(amount)
+        taken = split_taken(conn, payment["out_trade_no"])
         return int(payment["amount_minor"]) - int(payment["refunded_minor"]) - taken
 
     def apply_split_result(self, out_split_no: str, result: SplitResult) -> SplitRecord:
@@ -479,9 +486,7 @@ class SplitsJob(StoreBase):
                 .first()
             )
             if row is None:
-                raise LedgerError(
-                    f"no withdrawal {withdrawal_id}", code=ErrorCode.LEDGER_NOT_FOUND
-                )
+                raise LedgerError(f"no withdrawal {withdrawal_id}", code=ErrorCode.LEDGER_NOT_FOUND)
             if row["status"] != "pending":
                 raise LedgerError(
                     f"withdrawal {withdrawal_id} is already {row['status']}",

@@ -146,6 +146,26 @@ def test_refunds_count_against_the_split(hub, store: Store, bank) -> None:
     _reserve(store, "SP4", "S4", ("bob", "2088000000000002", 400))
 
 
+def test_a_split_counts_against_refunds_and_a_failed_one_gives_it_back(
+    hub, store: Store, bank
+) -> None:
+    from payhub.store._schema import refunds
+
+    paid(hub, bank, "S4b", 1000)
+    _reserve(store, "SP4b", "S4b", ("bob", "2088000000000002", 300))
+    with pytest.raises(PaymentStateError) as caught:
+        hub.refund(
+            None, RefundRequest(out_trade_no="S4b", out_refund_no="R4b", amount=Money(701))
+        )
+    assert caught.value.code is ErrorCode.REFUND_EXCEEDS_PAID
+    assert "split away" in str(caught.value)
+    assert count(store, refunds) == 0
+    # the split failed at the channel: its money may be refunded again
+    store.apply_split_result("SP4b", _answer("SP4b", SplitStatus.FAILED))
+    hub.refund(None, RefundRequest(out_trade_no="S4b", out_refund_no="R4b", amount=Money(1000)))
+    assert count(store, refunds) == 1
+
+
 def test_only_a_paid_payment_is_split(hub, store: Store, bank) -> None:
     with pytest.raises(PaymentStateError) as caught:
         _reserve(store, "SP5", "NOPE", PLATFORM_LINE)
