@@ -472,7 +472,13 @@ def sync(
             undelivered = _undelivered_events(hub, report)
     except PayhubError as exc:
         _fail_with(exc)
-    failed = bool(report.errors or report.refund_errors or undelivered)
+    failed = bool(
+        report.errors
+        or report.refund_errors
+        or report.split_errors
+        or report.payout_errors
+        or undelivered
+    )
     if as_json:
         _emit_json(
             {
