@@ -4,7 +4,8 @@ this app's migrations, or ``manage.py payhub db upgrade``), and every change
 goes through the hub, never through ``save()``.
 
 One module per area: payments, events, anomalies, the ledger (accounts, entries,
-settlement batches, holds, withdrawals), risk reviews, reconciliation.
+settlement batches, holds, withdrawals), risk reviews, reconciliation, splits
+and payouts.
 """
 
 from payhub_django.models.anomalies import Anomaly
@@ -21,6 +22,7 @@ from payhub_django.models.ledger import (
 from payhub_django.models.payments import Attempt, AuditEntry, Payment, Refund
 from payhub_django.models.recon import ReconDifference
 from payhub_django.models.reviews import RiskReview
+from payhub_django.models.splits import Payout, Split
 
 __all__ = [
     "Anomaly",
@@ -34,9 +36,11 @@ __all__ = [
     "LedgerEntry",
     "LedgerLine",
     "Payment",
+    "Payout",
     "ReconDifference",
     "Refund",
     "RiskReview",
     "SettlementBatch",
+    "Split",
     "Withdrawal",
 ]
