@@ -321,20 +321,27 @@ def test_sync_settles_a_processing_payout(world: World, operator: Client) -> Non
     assert history(Payout.objects.get(pk=payout.pk)) == ["synced through payhub: failed"]
 
 
-def test_sync_needs_the_change_permission(world: World, django_db: Database) -> None:
+@pytest.mark.parametrize(("model", "name"), [("split", "sync_splits"), ("payout", "sync_payouts")])
+def test_sync_needs_the_change_permission(
+    world: World, django_db: Database, model: str, name: str
+) -> None:
     world.paid("P8")
     world.box.splits.faults.set(
         "alipay", "processing_success", merchant_id=APP_ID, count=1, seconds=600
     )
     assert world.split("P8", "SP8") is SplitState.PROCESSING
-    world.clock.advance(600 / 60)
+    world.box.splits.faults.set("alipay", "processing_success", count=1, seconds=120)
+    assert world.payout("PO8", 1000)[1] is PayoutState.PROCESSING
+    world.clock.advance(600 / 60)  # both settled at the channel
     clerk = User.objects.create_user("clerk", password="pw", is_staff=True)
-    clerk.user_permissions.add(Permission.objects.get(codename="view_split"))
+    clerk.user_permissions.add(Permission.objects.get(codename=f"view_{model}"))
     client = Client()
     client.login(username="clerk", password="pw")
-    assert "sync_splits" not in page(client, f"{ADMIN}/split/")
-    act(client, "split", "sync_splits", [Split.objects.get().pk])  # posted by hand
+    assert name not in page(client, f"{ADMIN}/{model}/")
+    pk = (Split if model == "split" else Payout).objects.get().pk
+    act(client, model, name, [pk])  # posted by hand: not run
     assert Split.objects.get().status == "processing"
+    assert Payout.objects.get().status == "processing"
     assert not LogEntry.objects.exists()
 
 
