@@ -81,6 +81,15 @@ delivery (least disturbed round): payhub 5.5 KiB before and after (the same
 rows: inbox, payment, entry with two lines and two balances, audit, event,
 head), raw 2.0 KiB, raw+ledger 3.95 KiB. Target (a) >= 0.8: missed.
 
+On a quiet machine (load < 1, no other work), main at ca7ea53, same
+command: payhub 525/s (rounds 510-541), p50 15.1 ms, p99 26.8 ms; raw 1033/s,
+p50 7.4 ms, p99 13.8 ms; raw+ledger 838/s, p50 9.3 ms, p99 16.1 ms. (a) 0.51,
+(b) 0.63; WAL 5.52 / 2.00 / 3.93 KiB per first delivery. Serially through the
+Flask test client (cProfile, 1000 payments, each delivered twice): 3.6 ms wall
+per delivery, of which ~1.4 ms waiting on PostgreSQL, ~1.2 ms payhub's store
+path in Python (SQLAlchemy statement set-up, the ledger draft, chain link),
+~0.35 ms Flask/werkzeug, ~0.22 ms parse and RSA verify.
+
 The gap left is CPU in the workers more than round trips (raw+ledger makes
 9 round trips per first delivery and still serves ~1.8x payhub's rate): a
 payhub delivery costs 2.4-3.0 ms of CPU (before: 3.1-3.4 ms) against
