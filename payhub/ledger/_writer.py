@@ -28,9 +28,14 @@ from sqlalchemy.exc import IntegrityError
 from payhub.errors import ErrorCode, LedgerError
 from payhub.ledger._model import Account, AccountKind, EntryDraft
 from payhub.money import Money
-from payhub.store._chain import ChainLink, advance, next_link, next_links
+from payhub.store._chain import (
+    advance,
+    canonical_around_seq,
+    next_link,
+    next_links,
+)
 from payhub.store._engine import is_duplicate_key
-from payhub.store._schema import ledger_accounts, ledger_entries, ledger_lines
+from payhub.store._schema import CHAINED, ledger_accounts, ledger_entries, ledger_lines
 
 __all__ = ["Posted", "lock_accounts", "write_entries", "write_entry"]
 
@@ -117,12 +122,15 @@ def write_entry(conn: Connection, draft: EntryDraft, now: datetime) -> Posted:
     dialect = conn.dialect.name
     row = _entry_row(draft, now)
     digest = row["digest"]
+    if dialect == "postgresql":
+        posted = _write_postgres(conn, draft, row, now)
+        if posted is not None:
+            return posted
+        # no head row (an emptied store): the usual path writes the genesis head
     # The entry's place in the audit chain: the head is locked before any
     # account, in every posting (a fixed lock order), and advanced only if the
     # entry is new.
     new = next_link(conn, E, row)
-    if dialect == "postgresql":
-        return _write_postgres(conn, draft, row, now, new)
     entry_id = _insert_entry(conn, dialect, {**row, **new.columns()})
     if entry_id is None:
         return _replayed(conn, draft, digest)
@@ -397,10 +405,16 @@ def _apply_many(
 def _postgres_statement(lines: int) -> sa.TextClause:
     """The whole posting as one statement (PostgreSQL): one round trip.
 
-    The entry is inserted unless its key exists; only then are the accounts
-    upserted (in the draft's order: a fixed lock order) and the lines inserted
-    with the ids both return. The result has one row per account, or one row
-    with no account when the key was posted before."""
+    The chain head is locked first (``FOR UPDATE``, as every chained write
+    does: the head before any account, a fixed lock order) and the entry's
+    link computed by the server from it, with the same definition as
+    :func:`payhub.store._chain.link` (payhub sends the canonical form's text
+    around the sequence number, as :func:`payhub.store._chain.chain_insert`
+    does for audit rows). The entry is inserted unless its key exists; only
+    then is the head advanced, the accounts upserted (in the draft's order)
+    and the lines inserted with the ids both return. The result has one row
+    per account, or one row with no account when the key was posted before
+    (or, ``headed`` 0, when the store has no head row yet)."""
     values = ", ".join(
         f"(CAST(:party{i} AS VARCHAR), CAST(:kind{i} AS VARCHAR), CAST(:cur{i} AS VARCHAR),"
         f" CAST(:delta{i} AS BIGINT), CAST(:signed{i} AS BIGINT), {i})"
@@ -408,15 +422,19 @@ def _postgres_statement(lines: int) -> sa.TextClause:
     )
     # only placeholders and integers are formatted in: every value is a parameter
     return sa.text(
-        f"WITH v(party, kind, currency, delta, signed, ord) AS (VALUES {values}),"  # noqa: S608
+        "WITH hd AS (SELECT seq + 1 AS seq, hash FROM payhub_chain_head WHERE id = 1"  # noqa: S608
+        " FOR UPDATE),"
+        f" v(party, kind, currency, delta, signed, ord) AS (VALUES {values}),"
         " e AS (INSERT INTO payhub_ledger_entries (idempotency_key, cause, reference, party,"
         " plan, available_on, currency, pending_minor, digest, created_at, chain_seq,"
-        " chain_hash) VALUES"
-        " (:key, :cause, :reference, :eparty, :plan, CAST(:available_on AS TIMESTAMP),"
-        " :ecur, CAST(:pending AS BIGINT), :digest, :now, CAST(:cseq AS BIGINT), :chash)"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),"
-        " h AS (UPDATE payhub_chain_head SET seq = CAST(:cseq AS BIGINT), hash = :chash"
-        " WHERE id = 1 AND EXISTS (SELECT 1 FROM e)),"
+        " chain_hash) SELECT"
+        " :key, :cause, :reference, :eparty, :plan, CAST(:available_on AS TIMESTAMP),"
+        " :ecur, CAST(:pending AS BIGINT), :digest, :now, hd.seq,"
+        " encode(sha256(decode(hd.hash, 'hex') || convert_to(CAST(:c_before AS TEXT)"
+        " || CAST(hd.seq AS TEXT) || CAST(:c_after AS TEXT), 'UTF8')), 'hex') FROM hd"
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, chain_seq, chain_hash),"
+        " h AS (UPDATE payhub_chain_head SET seq = (SELECT chain_seq FROM e),"
+        " hash = (SELECT chain_hash FROM e) WHERE id = 1 AND EXISTS (SELECT 1 FROM e)),"
         " a AS (INSERT INTO payhub_ledger_accounts (party, kind, currency, balance_minor,"
         " version, created_at) SELECT party, kind, currency, delta, 1, :now FROM v"
         " WHERE EXISTS (SELECT 1 FROM e) ORDER BY ord"
@@ -429,8 +447,9 @@ def _postgres_statement(lines: int) -> sa.TextClause:
         " JOIN v ON v.party = a.party AND v.kind = a.kind AND v.currency = a.currency"
         " RETURNING 1)"
         " SELECT (SELECT id FROM e) AS entry_id, a.party, a.kind, a.currency, a.balance_minor,"
-        " (SELECT count(*) FROM l) AS written FROM a"
-        " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, 0 WHERE NOT EXISTS (SELECT 1 FROM e)"
+        " (SELECT count(*) FROM l) AS written, 1 AS headed FROM a"
+        " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, 0, (SELECT count(*) FROM hd)"
+        " WHERE NOT EXISTS (SELECT 1 FROM e)"
     )
 
 
@@ -439,11 +458,14 @@ def _naive(value: datetime | None) -> datetime | None:
 
 
 def _write_postgres(
-    conn: Connection, draft: EntryDraft, row: dict[str, Any], now: datetime, new: ChainLink
-) -> Posted:
+    conn: Connection, draft: EntryDraft, row: dict[str, Any], now: datetime
+) -> Posted | None:
+    """:func:`write_entry` on PostgreSQL in one statement; None (nothing
+    written) when the store has no chain head row yet."""
+    before, after = canonical_around_seq(E.name, [row[f] for f in CHAINED[E.name]])
     params: dict[str, Any] = {
-        "cseq": new.seq,
-        "chash": new.hash,
+        "c_before": before,
+        "c_after": after,
         "key": row["idempotency_key"],
         "cause": row["cause"],
         "reference": row["reference"],
@@ -466,6 +488,8 @@ def _write_postgres(
         params[f"signed{i}"] = line.signed_minor
     rows = conn.execute(_postgres_statement(len(draft.lines)), params).all()
     if rows and rows[0].entry_id is None:
+        if not rows[0].headed:
+            return None
         return _replayed(conn, draft, row["digest"])
     balances: dict[Account, int] = {}
     for r in rows:

@@ -50,6 +50,7 @@ __all__ = [
     "ChainReport",
     "advance",
     "canonical",
+    "canonical_around_seq",
     "chain_insert",
     "link",
     "next_link",
@@ -188,7 +189,7 @@ def chain_insert(conn: Connection, table: sa.Table, values: Mapping[str, Any]) -
     return new.seq
 
 
-def _canonical_around_seq(table: str, fields: Sequence[Any]) -> tuple[str, str]:
+def canonical_around_seq(table: str, fields: Sequence[Any]) -> tuple[str, str]:
     """``canonical(table, seq, fields)`` as the text before and after ``seq``:
     the database puts the sequence number it reads from the locked head between them."""
     whole = canonical(table, 0, fields).decode("utf-8")
@@ -252,7 +253,7 @@ def _linked_insert_postgres(
     fields = CHAINED[table.name]
     if set(values) != set(fields):  # other columns too: the usual path inserts them
         return None
-    before, after = _canonical_around_seq(table.name, [values[f] for f in fields])
+    before, after = canonical_around_seq(table.name, [values[f] for f in fields])
     params = {f"v_{f}": values[f] for f in fields}
     params["c_before"], params["c_after"] = before, after
     seq = conn.execute(_linked_insert_statement(table), params).scalar()

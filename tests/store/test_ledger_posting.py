@@ -13,7 +13,7 @@ from storekit import ToyBank, notification
 from payhub import ErrorCode, LedgerError, Money, RefundRequest, StoreError
 from payhub.ledger import PLATFORM, Account, AccountKind, EntryCause, EntryDraft, credit, debit
 from payhub.store import InboxOutcome, PaymentState, Store
-from payhub.store._schema import ledger_accounts, ledger_entries, ledger_lines
+from payhub.store._schema import chain_head, ledger_accounts, ledger_entries, ledger_lines
 
 SPAWN = multiprocessing.get_context("spawn")
 K = AccountKind
@@ -191,6 +191,27 @@ def test_idempotency_keys(store) -> None:
         store.ledger.post(EntryDraft("k1", EntryCause.ADJUSTMENT, "t", other))
     assert caught.value.code is ErrorCode.LEDGER_IDEMPOTENCY_CONFLICT
     assert store.ledger.balance(Account("alice", K.AVAILABLE)) == Money(5)
+    check_invariants(store)
+
+
+def test_a_store_without_a_chain_head_row_starts_the_chain_and_posts(store) -> None:
+    # The migration writes the head; an emptied store (a test, a restore of
+    # the data without it) has none: the first posting writes the genesis head
+    # and links to it, on PostgreSQL too (where the posting is one statement
+    # that finds no head and writes nothing, then the usual path runs).
+    with store.engine.begin() as conn:
+        conn.execute(chain_head.delete())
+    lines = [
+        debit(Account("x", K.CLEARING), Money(5)),
+        credit(Account("alice", K.AVAILABLE), Money(5)),
+    ]
+    first = store.ledger.post(EntryDraft("h1", EntryCause.ADJUSTMENT, "t", lines))
+    second = store.ledger.post(EntryDraft("h2", EntryCause.ADJUSTMENT, "t", lines))
+    assert (first.created, second.created) == (True, True)
+    assert store.ledger.balance(Account("alice", K.AVAILABLE)) == Money(10)
+    report = store.verify_chain()
+    assert report.ok, report.broken
+    assert (report.rows, report.head.seq) == (2, 2)
     check_invariants(store)
 
 
