@@ -65,20 +65,25 @@ def _statement(template: str, mark: str, count: int) -> str:
 def _find(conn: Connection, template: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
     """The rows as the driver gives them (plain tuples): SQLAlchemy's result rows,
     5,000 at a time, outlive a few young collections and get promoted, and
-    enough of them make the collector walk the whole heap again and again."""
+    enough of them make the collector walk the whole heap again and again.
+
+    The statement runs on a cursor of the connection's own DBAPI connection
+    (``Connection.connection``, SQLAlchemy's documented way to the driver:
+    "Working with Driver SQL and Raw DBAPI Connections"), inside the
+    transaction ``conn`` is in."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     statement = _statement(template, mark, len(keys))
     params = tuple(keys)
-    result = conn.exec_driver_sql(statement, params)
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    cursor = conn.connection.cursor()
     try:
-        rows: list[tuple[Any, ...]] = list(result.cursor.fetchall())
-    except conn.dialect.loaded_dbapi.Error as exc:
+        cursor.execute(statement, params)
+        rows: list[tuple[Any, ...]] = list(cursor.fetchall())
+    except dbapi_error as exc:
         # as SQLAlchemy would have raised it (the store turns it into a StoreError)
-        raise sa.exc.DBAPIError.instance(
-            statement, params, exc, conn.dialect.loaded_dbapi.Error
-        ) from exc
+        raise sa.exc.DBAPIError.instance(statement, params, exc, dbapi_error) from exc
     finally:
-        result.close()
+        cursor.close()
     return rows
 
 
