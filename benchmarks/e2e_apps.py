@@ -18,6 +18,12 @@
   It is the baseline for reading (b) of ``bench_e2e_flask.py``; it writes
   no audit row and no outbox event (payhub's audit and event were already
   outside the raw side's work in issue 12's reading).
+* ``create_raw_books_app()``: the raw+ledger endpoint also writing the rest of
+  what payhub's first delivery writes: the payment's audit row (pending →
+  paid, the notification its source) linked into the chain after the entry
+  (the head locked again, hashed, advanced), and the outbox event
+  ``payment.succeeded`` with the payload payhub's event carries. Every durable
+  row payhub writes, hand-written: the baseline of reading (c).
 
 All read their setting from the environment the benchmark passes to gunicorn:
 ``BENCH_DB_URL`` (a SQLAlchemy URL whose ``options`` select the benchmark's
@@ -40,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from flask import Flask, request
 from flask_payhub import PayHubExtension
+from psycopg.types.json import Json
 from sqlalchemy.engine import make_url
 
 from payhub.channels.alipay import AlipayConfig
@@ -105,6 +112,15 @@ _LINES = (
     " VALUES (%s, %s, %s, 'CNY', %s), (%s, %s, %s, 'CNY', %s)"
 )
 _HEAD_LOCK = "SELECT seq, hash FROM payhub_chain_head WHERE id = 1 FOR UPDATE"
+_PAY_ID = _PAY + " RETURNING id"
+_AUDIT = (
+    "INSERT INTO payhub_audit (payment_id, from_status, to_status, cause, source, at,"
+    " chain_seq, chain_hash) VALUES (%s, 'pending', 'paid', 'notification', %s, %s, %s, %s)"
+)
+_EVENT = (
+    "INSERT INTO payhub_events (id, type, out_trade_no, payload, created_at, attempts)"
+    " VALUES (%s, 'payment.succeeded', %s, %s, %s, 0) ON CONFLICT DO NOTHING"
+)
 _HEAD_ADVANCE = "UPDATE payhub_chain_head SET seq = %s, hash = %s WHERE id = 1"
 _DIGEST = "0" * 64  # the lines' digest: a constant, the raw side skips computing it
 
@@ -135,6 +151,33 @@ def _raw_entry(cur: Any, out_trade_no: str, amount: int, now: datetime) -> None:
     cur.execute(_HEAD_ADVANCE, (seq, digest))
 
 
+def _raw_books(cur: Any, params: dict[str, str], payment_id: int, now: datetime) -> None:
+    """The audit row, chained after the entry, and the outbox event (see the module docstring)."""
+    source = f"notification:alipay:alipay:{APP_ID}:{params['notify_id']}"
+    cur.execute(_HEAD_LOCK)
+    seq, previous = cur.fetchone()
+    seq += 1
+    fields = (payment_id, "pending", "paid", "notification", source, now.replace(tzinfo=UTC))
+    digest = hashlib.sha256(
+        bytes.fromhex(previous) + canonical("payhub_audit", seq, fields)
+    ).hexdigest()
+    cur.execute(_AUDIT, (payment_id, source, now, seq, digest))
+    cur.execute(_HEAD_ADVANCE, (seq, digest))
+    out_trade_no = params["out_trade_no"]
+    payload = {
+        "out_trade_no": out_trade_no,
+        "channel": "alipay",
+        "channel_trade_id": params["trade_no"],
+        "amount": {"minor": int(params["total_amount"].replace(".", "")), "currency": "CNY"},
+        "status": "paid",
+        "previous_status": "pending",
+        "cause": "notification",
+        "source": source,
+    }
+    event_id = hashlib.sha256(f"{out_trade_no}:paid".encode()).hexdigest()[:32]
+    cur.execute(_EVENT, (event_id, out_trade_no, Json(payload), now))
+
+
 def create_raw_app() -> Any:
     return _raw_app(ledger=False)
 
@@ -143,7 +186,11 @@ def create_raw_ledger_app() -> Any:
     return _raw_app(ledger=True)
 
 
-def _raw_app(*, ledger: bool) -> Any:
+def create_raw_books_app() -> Any:
+    return _raw_app(ledger=True, books=True)
+
+
+def _raw_app(*, ledger: bool, books: bool = False) -> Any:
     url = make_url(os.environ["BENCH_DB_URL"])
     public = load_pem_public_key(_read("BENCH_ALIPAY_PUBLIC_KEY").encode())
     connection: list[Any] = []  # one per worker process, opened on first use
@@ -188,9 +235,13 @@ def _raw_app(*, ledger: bool) -> Any:
         with db.transaction(), db.cursor() as cur:
             cur.execute(_INBOX, (params["notify_id"], params["out_trade_no"], now, body))
             if cur.fetchone() is not None:
-                cur.execute(_PAY, (params["trade_no"], now, now, params["out_trade_no"], amount))
+                pay = _PAY_ID if books else _PAY
+                cur.execute(pay, (params["trade_no"], now, now, params["out_trade_no"], amount))
+                paid = cur.fetchone() if books else None
                 if ledger and cur.rowcount == 1:
                     _raw_entry(cur, params["out_trade_no"], amount, now)
+                    if paid is not None:
+                        _raw_books(cur, params, int(paid[0]), now)
         return "success", 200
 
     return app
