@@ -59,6 +59,7 @@ API_METHODS: Final = frozenset(
         "alipay.trade.fastpay.refund.query",
         "alipay.trade.close",
         "alipay.data.dataservice.bill.downloadurl.query",
+        "alipay.data.bill.accountlog.query",
         "alipay.trade.royalty.relation.bind",
         "alipay.trade.royalty.relation.unbind",
         "alipay.trade.royalty.relation.batchquery",

@@ -236,6 +236,8 @@ class AlipayGateway(AlipayRoyalty, AlipayBillLinks):
             fields = self._close(request)
         elif method in self._ROYALTY_JOBS:
             fields = self._ROYALTY_JOBS[method](self, request)
+        elif method == "alipay.data.bill.accountlog.query":
+            fields = self._account_log(request)
         else:
             fields = self._bill_url(request, base_url)
         answer: dict[str, Any] = {"code": "10000", "msg": "Success"}
