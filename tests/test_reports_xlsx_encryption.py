@@ -229,6 +229,11 @@ def test_a_compound_file_with_many_siblings_reads_back_and_its_trees_are_red_bla
     for name, data in contents.items():
         assert ole.openstream(list(name)).read() == data, name
     assert len(ole.listdir()) == len(contents)
+    storages = [
+        e for e in ole.direntries if e is not None and e.entry_type == olefile.STGTY_STORAGE
+    ]
+    assert {e.name for e in storages} == {"Root10", "Inner"}
+    assert all((e.isectStart, e.size) == (0, 0) for e in storages)  # [MS-CFB] 2.6.3
 
     def black_height(sid: int, parent_red: bool, low: str | None, high: str | None) -> int:
         if sid == olefile.NOSTREAM:

@@ -16,7 +16,8 @@ Layout, in file order (512-byte sectors after the 512-byte header):
 
 Each storage's children form a red-black tree (balanced, the bottom level red
 when it is not full), ordered the way [MS-CFB] compares names: shorter first,
-then by upper-cased code points. Timestamps are left zero (the spec allows it).
+then by upper-cased code points. Timestamps are left zero (the spec allows it);
+a storage's start sector and size are zero, an empty stream starts at ENDOFCHAIN.
 """
 
 from __future__ import annotations
@@ -181,6 +182,9 @@ def write_compound(out: BinaryIO, streams: Sequence[Stream]) -> None:
     entries = _directory(streams)
     big = [e for e in entries if e.stream is not None and e.stream.size >= MINI_STREAM_CUTOFF]
     small = [e for e in entries if e.stream is not None and e.stream.size < MINI_STREAM_CUTOFF]
+    for entry in entries[1:]:
+        if entry.kind == _STORAGE:
+            entry.start = 0  # [MS-CFB] 2.6.3: a storage's start sector is all zeroes
     for entry in big + small:
         assert entry.stream is not None
         if entry.stream.size > MAX_STREAM_SIZE:
