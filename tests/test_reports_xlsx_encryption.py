@@ -23,7 +23,7 @@ import pytest
 import xlsxwriter
 
 from payhub.errors import ReportError
-from payhub.reports._agile import data_spaces
+from payhub.reports._agile import AgileEncryptor, data_spaces
 from payhub.reports._cfb import Stream, Write, write_compound
 from payhub.reports._crypto import decrypt_xlsx, encrypt_xlsx
 
@@ -257,3 +257,37 @@ def test_a_stream_that_does_not_write_its_declared_size_is_refused(tmp_path: Pat
     short = Stream(("short",), 10, lambda write: write(b"123"))
     with (tmp_path / "x.cfb").open("wb") as out, pytest.raises(ValueError, match="3 bytes"):
         write_compound(out, [short])
+
+
+def test_a_workbook_past_the_containers_stream_limit_is_refused_before_writing(
+    tmp_path: Path,
+) -> None:
+    plain, sealed = tmp_path / "plain.xlsx", tmp_path / "sealed.xlsx"
+    with plain.open("wb") as handle:  # sparse: 2 GiB of nothing on disk
+        handle.truncate(0x80000000)
+    with pytest.raises(ReportError, match="too large to encrypt as one workbook"):
+        encrypt_xlsx(plain, sealed, PASSWORD)
+    assert not sealed.exists()
+
+
+def test_a_workbook_that_changes_while_being_encrypted_is_an_error(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.xlsx"
+    zip_of_size(plain, 9000)
+    encryptor = AgileEncryptor(PASSWORD)
+    with plain.open("rb") as source, (tmp_path / "sealed.xlsx").open("wb") as out:
+        # sized before it grew by a byte: what a writer still appending would cause
+        streams = encryptor.streams(source, 8999)
+        with pytest.raises(ReportError, match="changed while being encrypted"):
+            write_compound(out, streams)
+
+
+def test_a_source_giving_short_reads_is_refused_rather_than_misaligned(tmp_path: Path) -> None:
+    class Trickle(io.BytesIO):  # an unbuffered pipe's behaviour: 1,000 bytes a read
+        def read(self, size: int | None = -1) -> bytes:
+            return super().read(1000)
+
+    data = zip_of_size(tmp_path / "plain.xlsx", 9000)
+    with (tmp_path / "sealed.xlsx").open("wb") as out:
+        streams = AgileEncryptor(PASSWORD).streams(Trickle(data), len(data))
+        with pytest.raises(ReportError, match="whole segments"):
+            write_compound(out, streams)

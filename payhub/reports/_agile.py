@@ -96,7 +96,11 @@ class AgileEncryptor:
 
     def encrypt(self, plain: BinaryIO, plain_size: int, write: Write) -> None:
         """Read ``plain_size`` bytes from ``plain`` and ``write`` the ``EncryptedPackage``
-        stream, keeping its HMAC for :meth:`encryption_info`."""
+        stream, keeping its HMAC for :meth:`encryption_info`.
+
+        ``plain`` is a buffered binary file (``Path.open("rb")``): its ``read(n)``
+        gives ``n`` bytes until the end, so segments line up with chunks.
+        """
         mac = hmac.HMAC(self._hmac_key, hashes.SHA512())
 
         def emit(data: bytes) -> None:
@@ -106,6 +110,8 @@ class AgileEncryptor:
         emit(struct.pack("<Q", plain_size))
         index = read = 0
         while chunk := plain.read(_CHUNK):
+            if read % SEGMENT:  # a short read before the end: segments would not line up
+                raise ReportError("the workbook could not be read in whole segments")
             read += len(chunk)
             if read > plain_size:
                 break
