@@ -28,7 +28,9 @@ the per-round ratios:
   (target ≤ 150 MB). Not ``ru_maxrss``: Linux carries it across ``exec`` from
   the parent, which holds the seeded data;
 * encryption cost: encrypted ÷ plain, XLSX with OOXML agile encryption
-  (msoffcrypto-tool) and CSV in an AES-256 zip (pyzipper), same pairing.
+  (payhub's streaming writer; msoffcrypto-tool's before commit 0b08385) and
+  CSV in an AES-256 zip (pyzipper), same pairing. The encryption alone, against
+  msoffcrypto-tool's writer: ``bench_xlsx_encrypt.py``.
 
 Measured 2026-12-07, 1,000,000 balance-detail rows, ``--rounds 3 --xlsx-rounds 1``,
 a shared 2-core host at load average 10-17 (other jobs; wall times swing 2-3x):
@@ -49,9 +51,16 @@ Then, load average 4-8, ``--rounds 3 --skip-xlsx`` (commit 9c0da39):
     PostgreSQL: CSV throughput 0.71 by wall time (0.71, 0.70, 0.75), 0.62 by client
       CPU time (0.62, 0.60, 0.62); payhub 11.9 s = 84,262 rows/s, raw 8.8 s
 
-The encrypted XLSX misses 150 MB: msoffcrypto-tool encrypts the whole file in
-memory (about 5x its size); parts bound it. The CSV target is met by wall time
-on PostgreSQL and missed by CPU time on both.
+The encrypted XLSX missed 150 MB then: msoffcrypto-tool encrypted the whole
+file in memory. With payhub's streaming writer (commit 0b08385,
+``--rounds 1 --xlsx-rounds 2``, load average 3-6):
+
+    SQLite: XLSX peak RSS 76 MB plain, 76 MB encrypted; encryption XLSX 0.93x by
+      CPU (rounds 0.95, 0.91), 0.82x wall: smaller than the noise
+    PostgreSQL: XLSX peak RSS 83 MB plain, 84 MB encrypted; encryption XLSX 0.96x
+      by CPU (0.93, 1.00), 0.97x wall
+
+The CSV target is met by wall time on PostgreSQL and missed by CPU time on both.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """Encrypted files: OOXML agile encryption for XLSX, AES-256 zip for CSV.
 
 * An XLSX is encrypted the way Excel itself does when a password is set
-  ("Encrypt with Password"): ECMA-376 agile encryption, by ``msoffcrypto-tool``.
-  Excel and WPS open it and ask for the password.
+  ("Encrypt with Password"): ECMA-376 agile encryption (AES-256, SHA-512) in an
+  OLE compound file, written streaming by :mod:`payhub.reports._agile` and
+  :mod:`payhub.reports._cfb` with ``cryptography``, in memory that does not grow
+  with the file. Excel and WPS open it and ask for the password; reading one
+  back (:func:`decrypt_xlsx`) is ``msoffcrypto-tool``'s.
 * CSV files go into a zip whose members are AES-256 encrypted (WinZip's AE-2,
   by ``pyzipper``). 7-Zip, WinRAR, WinZip and Bandizip open it; the zip
   "traditional" encryption is not used (it is broken), and macOS Archive
@@ -31,13 +34,25 @@ def _need(module: str, extra: str) -> ConfigurationError:
 
 
 def encrypt_xlsx(source: Path, target: Path, password: str) -> None:
-    """Write ``source`` (a plain XLSX) to ``target`` encrypted with ``password``."""
-    try:
-        from msoffcrypto.format.ooxml import OOXMLFile  # noqa: PLC0415 - optional extra
-    except ImportError:
-        raise _need("msoffcrypto-tool", "secure-export") from None
+    """Write ``source`` (a plain XLSX) to ``target`` encrypted with ``password``.
+
+    Streamed: the workbook is read, encrypted and written a few segments at a
+    time, so memory does not grow with its size. A workbook over 2 GiB (the
+    limit of a version 3 compound file's stream) is a :class:`ReportError`:
+    export it in parts.
+    """
+    # cryptography is a core dependency; imported here to keep `import payhub` light
+    from payhub.reports._agile import AgileEncryptor  # noqa: PLC0415
+    from payhub.reports._cfb import MAX_STREAM_SIZE, write_compound  # noqa: PLC0415
+
+    size = source.stat().st_size
+    if AgileEncryptor.package_size(size) > MAX_STREAM_SIZE:
+        raise ReportError(
+            f"{source.name} is too large to encrypt as one workbook ({size} bytes): use parts"
+        )
+    encryptor = AgileEncryptor(password)
     with source.open("rb") as plain, target.open("wb") as out:
-        OOXMLFile(plain).encrypt(password, out)
+        write_compound(out, encryptor.streams(plain, size))
 
 
 def decrypt_xlsx(source: Path, password: str) -> bytes:
