@@ -1,21 +1,27 @@
 """Rows of one SELECT from a server-side cursor, for every report type.
 
 ``stream_results`` with ``yield_per``: PostgreSQL and MySQL/MariaDB send rows
-as they are read (``yield_per`` a fetch), SQLite's cursor already steps row
-by row. The fetched rows are made into Row objects a short list at a time
-(:data:`ROWS_AT_ONCE`) and iterated as a plain list, not one ``fetchone()``
-through the result's machinery per row.
+as they are read, ``yield_per`` a fetch; SQLite has no server-side cursor, its
+cursor steps through the result in process.
 
-Why short: rows alive when the garbage collector runs are moved to an older
-generation, and enough of them set off a full collection of the whole heap.
-With a list of 2,000 rows at once, a 200,000-row balance-detail export ran
-five full collections and spent about a tenth of its CPU time collecting;
-with 100 at once, one (``benchmarks/bench_reports.py``, docs/reports.md).
+How the rows come out of the result matters for garbage collection: rows
+alive when the collector runs are moved to an older generation, and enough of
+them set off a full collection of the whole heap. Lists of 2,000 Row objects
+at once (``partitions()``) made a 200,000-row balance-detail export run five
+full collections, about a tenth of its CPU time (``benchmarks/bench_reports.py``,
+docs/reports.md). So:
+
+* with a server-side cursor, the result is iterated row by row: SQLAlchemy
+  keeps the fetched ``yield_per`` rows as the driver returned them and makes
+  one Row at a time (``fetchmany(n)`` would fetch only ``n`` from the server,
+  a round trip per ``n`` rows);
+* without one (SQLite), rows are made :data:`ROWS_AT_ONCE` at a time and
+  iterated as a plain list, cheaper per row than the result's own iteration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -23,17 +29,21 @@ from sqlalchemy.engine import Connection
 
 __all__ = ["ROWS_AT_ONCE", "stream_batches", "stream_rows"]
 
-#: rows made into Row objects at once: well below the collector's first threshold (700)
+#: rows made into Row objects at once without a server-side cursor: well below
+#: the collector's first threshold (700 new objects)
 ROWS_AT_ONCE: Final = 100
 
 
 def stream_batches(
     conn: Connection, stmt: sa.Select[Any], yield_per: int
-) -> Iterator[Sequence[Sequence[Any]]]:
-    """The rows of ``stmt``, :data:`ROWS_AT_ONCE` at a time; ``yield_per`` a fetch."""
+) -> Iterator[Iterable[Sequence[Any]]]:
+    """The rows of ``stmt`` as iterables to loop over (see the module's text)."""
     result = conn.execution_options(stream_results=True, yield_per=yield_per).execute(stmt)
     try:
-        yield from result.partitions(ROWS_AT_ONCE)
+        if conn.dialect.supports_server_side_cursors:
+            yield result
+        else:
+            yield from result.partitions(min(yield_per, ROWS_AT_ONCE))
     finally:
         result.close()
 

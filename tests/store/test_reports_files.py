@@ -204,6 +204,28 @@ def test_templates_choose_and_rename_columns(
     assert "finance-daily" not in {t.name for t in reports.templates()}
 
 
+def test_a_time_outside_the_range_gets_its_own_offset_in_a_summer_time_zone(
+    store: Store, reports: Reports
+) -> None:
+    """The range keeps one offset, a time in the row does not have to: Berlin's clocks
+    go back at 01:00 UTC on 25 October 2026 (CEST +2 -> CET +1)."""
+    from datetime import UTC, datetime
+
+    from payhub.reports import ReportFilters
+
+    created = datetime(2026, 10, 24, 21, 0, tzinfo=UTC)  # 23:00 CEST, inside the range
+    paid = datetime(2026, 10, 25, 2, 30, tzinfo=UTC)  # 03:30 CET, after the change
+    add_payments(store, [{"created_at": created, "paid_at": paid}])
+    summer_day = ReportFilters(
+        start=datetime(2026, 10, 23, 22, 0, tzinfo=UTC),  # 24 October, 00:00 CEST
+        end=datetime(2026, 10, 24, 22, 0, tzinfo=UTC),
+        timezone="Europe/Berlin",
+    )
+    run = reports.run("payments", summer_day, language="en")
+    row = next(csv.reader(io.StringIO(csv_lines(Path(run.path).read_bytes())[1])))
+    assert row[9:11] == ["2026-10-24 23:00:00", "2026-10-25 03:30:00"]
+
+
 def test_csv_times_are_local_across_a_summer_time_change_and_in_a_fixed_zone() -> None:
     """The fast path (one offset for the whole range) only where the zone keeps one."""
     from datetime import UTC, datetime
