@@ -60,7 +60,27 @@ file in memory. With payhub's streaming writer (commit 0b08385,
     PostgreSQL: XLSX peak RSS 83 MB plain, 84 MB encrypted; encryption XLSX 0.96x
       by CPU (0.93, 1.00), 0.97x wall
 
-The CSV target is met by wall time on PostgreSQL and missed by CPU time on both.
+Before the work below, the CSV target was met by wall time on PostgreSQL and
+missed by CPU time on both (on a quiet host: 0.67 on both, docs/reports.md).
+
+After the per-row work of issue 16 (times from one timedelta and small
+tables, inline paths for common cells, no row lists, short-lived Row objects),
+``--rounds 3 --skip-xlsx --backend both``, the old and the new code back to
+back on the same shared host at load average 3.7-5.0:
+
+    SQLite: before 0.61 by wall time, 0.65 by CPU time (payhub 10.4 s CPU);
+      after 0.90 by wall time (0.90, 0.93, 0.71), 0.95 by CPU time (0.95,
+      0.99, 0.92); payhub 9.5 s = 105,279 rows/s (7.3 s CPU), raw 8.5 s
+    PostgreSQL: before 0.75 by wall time, 0.61 by client CPU time (8.3 s CPU);
+      after 0.98 by wall time (0.91, 0.98, 1.16), 0.85 by client CPU time
+      (0.84, 0.85, 0.88); payhub 8.9 s = 111,873 rows/s (5.7 s CPU), raw 9.6 s
+
+Again, new code only, load average 2.4-3.9:
+
+    SQLite: 0.90 by wall time (0.88, 0.90, 0.95), 0.92 by CPU time (0.91, 0.93,
+      0.92); payhub 7.7 s = 130,049 rows/s (7.3 s CPU), raw 7.0 s
+    PostgreSQL: 0.88 by wall time (0.88, 0.90, 0.83), 0.81 by client CPU time
+      (0.81, 0.85, 0.81); payhub 8.7 s = 114,944 rows/s (6.0 s CPU), raw 7.7 s
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from payhub.errors import InvalidRequestError
 from payhub.reports._ledger_reports import ledger_report_types
+from payhub.reports._streaming import stream_rows
 from payhub.reports._types import (
     Field,
     FieldKind,
@@ -31,18 +32,8 @@ __all__ = ["register_builtins", "stream_select"]
 _ID, _TEXT, _AMOUNT, _TIME = FieldKind.ID, FieldKind.TEXT, FieldKind.AMOUNT, FieldKind.TIME
 
 
-def stream_select(
-    conn: Connection, stmt: sa.Select[Any], yield_per: int
-) -> Iterator[Sequence[Any]]:
-    """Rows of ``stmt`` from a server-side cursor, ``yield_per`` at a time in memory."""
-    result = conn.execution_options(stream_results=True, yield_per=yield_per).execute(stmt)
-    try:
-        # a batch of rows per fetch, then plain iteration over the list: not one
-        # fetchone() through the result's machinery per row
-        for batch in result.partitions():
-            yield from batch
-    finally:
-        result.close()
+#: the rows of a SELECT from a server-side cursor (the name other modules import)
+stream_select = stream_rows
 
 
 def _where(

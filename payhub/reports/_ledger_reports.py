@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from payhub.errors import InvalidRequestError
 from payhub.ledger import PLATFORM, AccountKind, EntryCause, HoldStatus, WithdrawalStatus
+from payhub.reports._streaming import stream_batches, stream_rows
 from payhub.reports._types import Field, FieldKind, ReportFilters, ReportType
 from payhub.store._schema import (
     ledger_accounts,
@@ -46,17 +47,6 @@ A, L, E = ledger_accounts.c, ledger_lines.c, ledger_entries.c
 _KINDS = {k.value for k in AccountKind}
 #: accounts whose normal side is the debit: their balance is the signed sum of lines
 _DEBIT_NORMAL = tuple(k.value for k in AccountKind if k.side.value == 1)
-
-
-def _stream(conn: Connection, stmt: sa.Select[Any], yield_per: int) -> Iterator[Sequence[Any]]:
-    result = conn.execution_options(stream_results=True, yield_per=yield_per).execute(stmt)
-    try:
-        # a batch of rows per fetch, then plain iteration over the list: not one
-        # fetchone() through the result's machinery per row
-        for batch in result.partitions():
-            yield from batch
-    finally:
-        result.close()
 
 
 def _status(value: str | None, allowed: set[str]) -> str | None:
@@ -162,20 +152,22 @@ def _stream_balance(
 ) -> Iterator[Sequence[Any]]:
     openings = _openings(conn, filters)
     low, high = filters.min_amount, filters.max_amount
+    ranged = low is not None or high is not None
     current: int | None = None
     balance = 0
-    for party, kind, currency, at, entry, cause, reference, amount, account in _stream(
-        conn, _balance_lines(filters), yield_per
-    ):
-        if account != current:
-            current = account
-            balance = openings.get(account, 0)
-        balance += amount
-        # the amount range picks the lines shown; the balance counts every line
-        size = -amount if amount < 0 else amount
-        if (low is not None and size < low) or (high is not None and size > high):
-            continue
-        yield (party, kind, currency, at, entry, cause, reference, amount, balance)
+    # the batches themselves, not stream_rows(): one generator step a row, not two
+    for batch in stream_batches(conn, _balance_lines(filters), yield_per):
+        for party, kind, currency, at, entry, cause, reference, amount, account in batch:
+            if account != current:
+                current = account
+                balance = openings.get(account, 0)
+            balance += amount
+            if ranged:
+                # the amount range picks the lines shown; the balance counts every line
+                size = -amount if amount < 0 else amount
+                if (low is not None and size < low) or (high is not None and size > high):
+                    continue
+            yield (party, kind, currency, at, entry, cause, reference, amount, balance)
 
 
 def _count_balance(conn: Connection, filters: ReportFilters) -> int:
@@ -278,7 +270,7 @@ def _fees_select(filters: ReportFilters) -> sa.Select[Any]:
 def _stream_fees(
     conn: Connection, filters: ReportFilters, yield_per: int
 ) -> Iterator[Sequence[Any]]:
-    for day, channel, seller, currency, n, gross, fee_c, fee_p in _stream(
+    for day, channel, seller, currency, n, gross, fee_c, fee_p in stream_rows(
         conn, _fees_select(filters), yield_per
     ):
         # SUM comes back as Decimal on MySQL/PostgreSQL: whole minor units, made int
@@ -459,7 +451,7 @@ def _plain(
     filters: frozenset[str],
 ) -> ReportType:
     def stream(conn: Connection, f: ReportFilters, yield_per: int) -> Iterator[Sequence[Any]]:
-        return _stream(conn, select(f), yield_per)
+        return stream_rows(conn, select(f), yield_per)
 
     def count(conn: Connection, f: ReportFilters) -> int:
         return _count(conn, select(f))

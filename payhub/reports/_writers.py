@@ -20,9 +20,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
-from itertools import islice
+from itertools import count, islice
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -83,6 +83,16 @@ def _excel_text_id(text: str) -> str:
 
 
 _DANGER_SET: Final = frozenset(_DANGEROUS)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAY: Final = date(1970, 1, 1)
+#: "HH:MM:" of each minute of a day, and "SS" of each second of a minute
+_HOURS_MINUTES: Final = tuple(f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440))
+_SECONDS: Final = tuple(f"{s:02d}" for s in range(60))
+#: first characters of an id that is neither escaped nor all digits: printable ASCII
+#: but digits and the dangerous ones (other first characters take the full check)
+_ID_START: Final = frozenset(map(chr, range(0x20, 0x7F))) - frozenset("0123456789") - _DANGER_SET
+#: ids below this have at most 11 digits: Excel keeps them exact, no trailing tab
+_SHORT_ID: Final = 10**11
 
 
 def fixed_offset(tz: tzinfo, start: datetime, end: datetime) -> timedelta | None:
@@ -103,36 +113,95 @@ def fixed_offset(tz: tzinfo, start: datetime, end: datetime) -> timedelta | None
     return offset
 
 
-def _csv_cell_source(column: Column, currency_index: int, fixed: bool = False) -> str:
-    """The expression that formats one CSV cell of ``row`` (see :func:`csv_row_function`)."""
-    v = f"row[{column.index}]"
+def _text_cell(value: Any) -> str:
+    """A TEXT cell the inline expression left over: None, not a ``str``, or escaped."""
+    if value is None:
+        return ""
+    text = value if value.__class__ is str else str(value)
+    return "'" + text if text[:1] in _DANGER_SET else text
+
+
+def _id_cell(value: Any) -> str:
+    """An ID cell the inline expression left over (see :func:`_excel_text_id`)."""
+    if value is None:
+        return ""
+    return escape_cell(_excel_text_id(value if value.__class__ is str else str(value)))
+
+
+def _amount_cell(value: Any, currency: Any) -> str:
+    """An AMOUNT cell the inline expression left over (small, other exponents, None)."""
+    return "" if value is None else amount_text(value, CURRENCY_EXPONENTS[currency])
+
+
+def _time_cell(tz: tzinfo) -> Callable[[Any], str]:
+    """A TIME cell converted on its own (no known offset, not UTC, outside the range)."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        text: str = value.astimezone(tz).isoformat(" ", "seconds")
+        return text[:19]
+
+    return cell
+
+
+def _day_prefix(days: dict[int, str]) -> Callable[[int], str]:
+    """``"YYYY-MM-DD "`` of the local day ``n`` days after 1970-01-01, remembered."""
+
+    def prefix(n: int) -> str:
+        text = days[n] = (_EPOCH_DAY + timedelta(days=n)).isoformat() + " "
+        return text
+
+    return prefix
+
+
+def _csv_cell_source(column: Column, currency_index: int, window: str | None = None) -> str:
+    """The expression that formats one CSV cell of ``row`` (see :func:`csv_row_function`).
+
+    Each is written so that the common value takes the shortest way (a ``str``
+    that needs no escaping, an id that Excel keeps, a whole number of fen, a
+    UTC time inside the range) and everything else goes to the one function
+    that handles every case, so that the output is the same either way.
+    """
+    i = column.index
     kind = column.field.kind
     if kind is FieldKind.AMOUNT:
-        # the common case (a whole number of fen, at least 1 yuan) by slicing its
-        # digits; anything else (negative, under 100, other exponents) by amount_text
-        currency = f"row[{currency_index}]"
-        body = (
-            f'(s[:-2] + "." + s[-2:] if x.__class__ is int and x >= 100 '
-            f"and EXP[{currency}] == 2 and (s := str(x)) else amount_text(x, EXP[{currency}]))"
+        # the digits of a whole number of minor units (|x| >= 100 when the currency
+        # has two decimals, its exponent ``e`` looked up once per row), sliced
+        return (
+            f"(s[:-2] + '.' + s[-2:] if e == 2 and (x := row[{i}]).__class__ is int "
+            f"and (x >= 100 or x <= -100) and (s := str(x)) "
+            f"else amount_cell(row[{i}], row[{currency_index}]))"
         )
-    elif kind is FieldKind.TIME and fixed:
-        # one offset over the whole range: an addition instead of a zone lookup
-        body = (
-            '((x + OFFSET) if x.tzinfo is UTC else x.astimezone(TZ)).isoformat(" ", "seconds")[:19]'
+    if kind is FieldKind.TIME:
+        if window is None:
+            return f"time_cell(row[{i}])"
+        # local time = UTC + the range's one offset: whole local days since 1970 and
+        # the second of that day from one timedelta, then three strings from tables
+        return (
+            f"((DAY.get((d := x - LOCAL_EPOCH).days) or day(d.days)) "
+            f"+ HM[(s := d.seconds) // 60] + SS[s % 60] "
+            f"if (x := row[{i}]) is not None and x.tzinfo is UTC{window} "
+            f"else time_cell(x))"
         )
-    elif kind is FieldKind.TIME:
-        body = 'x.astimezone(TZ).isoformat(" ", "seconds")[:19]'
-    elif kind is FieldKind.INTEGER:
-        body = "str(x)"
-    elif kind is FieldKind.ID:
-        # _excel_text_id written out: a long all-digit id gets a trailing tab
-        body = (
-            '("\'" + s if (s := (t + "\\t" if len(t := x if x.__class__ is str else str(x)) > 11 '
-            "and t.isdigit() else t))[:1] in DANGER else s)"
+    if kind is FieldKind.INTEGER:
+        return f'("" if (x := row[{i}]) is None else str(x))'
+    if kind is FieldKind.ID:
+        # a str that needs neither escaping nor a tab (at once when it starts with
+        # an ASCII letter or harmless sign: then it is not all digits), or a short
+        # non-negative int
+        return (
+            f"(x if (x := row[{i}]).__class__ is str and (x[:1] in ID_START or "
+            f"x[:1] not in DANGER and (len(x) < 12 or not x.isdigit())) "
+            f"else str(x) if x.__class__ is int and 0 <= x < SHORT_ID else id_cell(x))"
         )
-    else:
-        body = '("\'" + s if (s := x if x.__class__ is str else str(x))[:1] in DANGER else s)'
-    return f'("" if (x := {v}) is None else {body})'
+    return f"(x if (x := row[{i}]).__class__ is str and x[:1] not in DANGER else text_cell(x))"
+
+
+class RowCells(Protocol):
+    """A row formatted as CSV cells; the second argument (a row number) is ignored."""
+
+    def __call__(self, row: Sequence[Any], number: int | None = None, /) -> list[str]: ...
 
 
 def csv_row_function(
@@ -140,30 +209,56 @@ def csv_row_function(
     fields: Sequence[Field],
     tz: tzinfo,
     span: tuple[datetime, datetime] | None = None,
-) -> Callable[[Sequence[Any]], list[str]]:
+) -> RowCells:
     """One function formatting a whole row, built once per file from the columns.
 
     The same rules as :func:`escape_cell`, :func:`amount_text` and the time
     format, written out as a single list expression: a million rows then cost
     one Python call each instead of one per cell. ``span``: the range the
-    rows' times fall in, when known (see :func:`fixed_offset`).
+    rows' times fall in, when known. Times are converted with one offset,
+    without a zone lookup, where that offset is known to hold: everywhere for
+    a fixed-offset zone (``datetime.timezone``, as Asia/Shanghai is), inside
+    ``span`` for another zone that keeps one offset there (see
+    :func:`fixed_offset`); any other time is converted on its own.
     """
     currency = _currency_index(fields)
-    offset = None if span is None else fixed_offset(tz, *span)
-    fixed = offset is not None
-    cells = ",\n        ".join(_csv_cell_source(c, currency, fixed) for c in columns)
-    source = f"def cells(row):\n    return [\n        {cells},\n    ]\n"
+    # the fast conversion's condition: always (a fixed zone), inside the range, or never
+    window: str | None = None
+    low = high = None
+    if isinstance(tz, timezone):
+        offset: timedelta | None = tz.utcoffset(None)
+        window = ""
+    elif span is not None and (offset := fixed_offset(tz, *span)) is not None:
+        low, high = span[0].astimezone(UTC), span[1].astimezone(UTC)
+        window = " and LOW <= x < HIGH"
+    else:
+        offset = None
+    days: dict[int, str] = {}
+    cells = ",\n        ".join(_csv_cell_source(c, currency, window) for c in columns)
+    head = ""
+    if any(c.field.kind is FieldKind.AMOUNT for c in columns):
+        head = f"    e = EXP.get(row[{currency}])\n"
+    source = f"def cells(row, _number=None):\n{head}    return [\n        {cells},\n    ]\n"
     namespace: dict[str, Any] = {
-        "amount_text": amount_text,
         "EXP": CURRENCY_EXPONENTS,
-        "TZ": tz,
         "UTC": UTC,
-        "OFFSET": offset,
         "DANGER": _DANGER_SET,
-        "text_id": _excel_text_id,
+        "SHORT_ID": _SHORT_ID,
+        "ID_START": _ID_START,
+        "LOCAL_EPOCH": None if offset is None else _EPOCH - offset,
+        "LOW": low,
+        "HIGH": high,
+        "DAY": days,
+        "day": _day_prefix(days),
+        "HM": _HOURS_MINUTES,
+        "SS": _SECONDS,
+        "amount_cell": _amount_cell,
+        "text_cell": _text_cell,
+        "id_cell": _id_cell,
+        "time_cell": _time_cell(tz),
     }
     exec(compile(source, "<payhub.reports csv row>", "exec"), namespace)  # noqa: S102 - built from field kinds only, never from data
-    function: Callable[[Sequence[Any]], list[str]] = namespace["cells"]
+    function: RowCells = namespace["cells"]
     return function
 
 
@@ -204,11 +299,13 @@ class CsvPart:
         self._cells = csv_row_function(columns, fields, tz, span)
 
     def write(self, rows: Iterator[Sequence[Any]], limit: int) -> int:
-        # a list of at most ``limit`` rows (the caller's chunk): counted by len(),
-        # not by a Python call per row
-        chunk = list(islice(rows, limit))
-        self._writer.writerows(map(self._cells, chunk))
-        return len(chunk)
+        # rows go straight from the stream to the file, never held in a list (a
+        # chunk of live rows costs more in garbage collection than it saves); map()
+        # hands each row's number from ``counted`` to the row function, which
+        # ignores it, so the count costs no Python call
+        counted = count()
+        self._writer.writerows(map(self._cells, islice(rows, limit), counted))
+        return next(counted)
 
     def close(self) -> None:
         self._file.flush()

@@ -204,6 +204,28 @@ def test_templates_choose_and_rename_columns(
     assert "finance-daily" not in {t.name for t in reports.templates()}
 
 
+def test_a_time_outside_the_range_gets_its_own_offset_in_a_summer_time_zone(
+    store: Store, reports: Reports
+) -> None:
+    """The range keeps one offset, a time in the row does not have to: Berlin's clocks
+    go back at 01:00 UTC on 25 October 2026 (CEST +2 -> CET +1)."""
+    from datetime import UTC, datetime
+
+    from payhub.reports import ReportFilters
+
+    created = datetime(2026, 10, 24, 21, 0, tzinfo=UTC)  # 23:00 CEST, inside the range
+    paid = datetime(2026, 10, 25, 2, 30, tzinfo=UTC)  # 03:30 CET, after the change
+    add_payments(store, [{"created_at": created, "paid_at": paid}])
+    summer_day = ReportFilters(
+        start=datetime(2026, 10, 23, 22, 0, tzinfo=UTC),  # 24 October, 00:00 CEST
+        end=datetime(2026, 10, 24, 22, 0, tzinfo=UTC),
+        timezone="Europe/Berlin",
+    )
+    run = reports.run("payments", summer_day, language="en")
+    row = next(csv.reader(io.StringIO(csv_lines(Path(run.path).read_bytes())[1])))
+    assert row[9:11] == ["2026-10-24 23:00:00", "2026-10-25 03:30:00"]
+
+
 def test_csv_times_are_local_across_a_summer_time_change_and_in_a_fixed_zone() -> None:
     """The fast path (one offset for the whole range) only where the zone keeps one."""
     from datetime import UTC, datetime
@@ -227,3 +249,63 @@ def test_csv_times_are_local_across_a_summer_time_change_and_in_a_fixed_zone() -
     # a time given in another zone is converted, not shifted by the fixed offset
     tokyo = datetime(2026, 3, 30, 9, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
     assert fixed([tokyo]) == ["2026-03-30 08:00:00"]
+
+
+def test_csv_cells_equal_the_plain_rules_for_every_kind_of_value() -> None:
+    """The row function's inline shortcuts (common ids, text, amounts, times) give what
+    the plain rules give: escape_cell, the trailing tab of long all-digit ids,
+    amount_text, and astimezone in the report's zone."""
+    import random
+    from datetime import UTC, datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from payhub.money import CURRENCY_EXPONENTS
+    from payhub.reports import FieldKind
+    from payhub.reports._types import Field
+    from payhub.reports._writers import Column, csv_row_function
+    from payhub.tz import SHANGHAI
+
+    kinds = [FieldKind.TEXT, FieldKind.ID, FieldKind.TEXT, FieldKind.TIME, FieldKind.AMOUNT]
+    kinds += [FieldKind.INTEGER, FieldKind.AMOUNT]
+    fields = tuple(
+        Field("currency" if n == 2 else f"f{n}", kind, "h", "h") for n, kind in enumerate(kinds)
+    )
+    columns = [Column(n, f, "h") for n, f in enumerate(fields)]
+    texts: list[object] = [None, "", "月卡", "=1+2", "+1", "-1", "@a", "\tx", "\rx", "'x"]
+    texts += [" =x", 'a,"b"']
+    ids: list[object] = [*texts, "B000000000001", "2088102122524333", "12345678901"]
+    ids += ["123456789012"]
+    ids += ["=2088102122524333", "-2088102122524333", "²³⁴⁵⁶⁷⁸⁹¹²³⁴", 0, 7, -7, 10**11 - 1, 10**11]
+    amounts = [None, 0, 5, 99, 100, 12345, -5, -99, -100, -12345, 10**15]
+    zones = [SHANGHAI, ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/Berlin")]
+    zones += [ZoneInfo("Asia/Kathmandu"), timezone(timedelta(hours=-3, minutes=-30))]
+    span = (datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
+    rnd = random.Random(16)
+
+    def text(value: object) -> str:
+        return "" if value is None else escape_cell(str(value))
+
+    def ident(value: object) -> str:
+        if value is None:
+            return ""
+        t = str(value)
+        return escape_cell(t + "\t" if len(t) > 11 and t.isdigit() else t)
+
+    for tz in zones:
+        cells = csv_row_function(columns, fields, tz, span)
+        for _ in range(3000):
+            at = span[0] + timedelta(seconds=rnd.randrange(-200 * 86400, 200 * 86400))
+            at += timedelta(microseconds=rnd.randrange(10**6))
+            currency = rnd.choice(["CNY", "JPY"])
+            row = (rnd.choice(texts), rnd.choice(ids), currency, at, rnd.choice(amounts))
+            row += (rnd.choice([None, 0, 12]), rnd.choice(amounts))
+            exponent = CURRENCY_EXPONENTS[currency]
+            assert cells(row) == [
+                text(row[0]),
+                ident(row[1]),
+                currency,
+                at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+                "" if row[4] is None else amount_text(row[4], exponent),
+                "" if row[5] is None else str(row[5]),
+                "" if row[6] is None else amount_text(row[6], exponent),
+            ], (tz, row)
