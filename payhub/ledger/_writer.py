@@ -31,6 +31,7 @@ from payhub.money import Money
 from payhub.store._chain import (
     advance,
     canonical_around_seq,
+    lock_head,
     next_link,
     next_links,
 )
@@ -124,9 +125,12 @@ def write_entry(conn: Connection, draft: EntryDraft, now: datetime) -> Posted:
     digest = row["digest"]
     if dialect == "postgresql":
         posted = _write_postgres(conn, draft, row, now)
-        if posted is not None:
-            return posted
-        # no head row (an emptied store): the usual path writes the genesis head
+        if posted is None:
+            # no head row (an emptied store): write the genesis head, then post
+            lock_head(conn)
+            posted = _write_postgres(conn, draft, row, now)
+            assert posted is not None
+        return posted
     # The entry's place in the audit chain: the head is locked before any
     # account, in every posting (a fixed lock order), and advanced only if the
     # entry is new.

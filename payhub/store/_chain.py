@@ -53,6 +53,7 @@ __all__ = [
     "canonical_around_seq",
     "chain_insert",
     "link",
+    "lock_head",
     "next_link",
     "next_links",
     "read_head",
@@ -109,7 +110,8 @@ def read_head(conn: Connection, *, lock: bool = False) -> ChainHead | None:
     return None if row is None else ChainHead(int(row[0]), str(row[1]))
 
 
-def _locked_head(conn: Connection) -> ChainHead:
+def lock_head(conn: Connection) -> ChainHead:
+    """Lock the head (``FOR UPDATE``) and read it; an empty store gets the genesis head."""
     head = read_head(conn, lock=True)
     if head is None:
         # An empty store (the migration writes the head; a test may empty the
@@ -141,7 +143,7 @@ def next_link(conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> C
     then :func:`advance`, in this transaction (or inserts nothing, and the head
     stays)."""
     fields = CHAINED[table.name]
-    head = _locked_head(conn)
+    head = lock_head(conn)
     seq = head.seq + 1
     digest = link(bytes.fromhex(head.hash), table.name, seq, [values[f] for f in fields])
     return ChainLink(seq, digest.hex())
@@ -158,7 +160,7 @@ def next_links(
     if not rows:
         return []
     fields = CHAINED[table.name]
-    head = _locked_head(conn)
+    head = lock_head(conn)
     previous = bytes.fromhex(head.hash)
     links = []
     for seq, values in enumerate(rows, start=head.seq + 1):
