@@ -113,7 +113,7 @@ hand-written raw+books, which does only that mandated work with no library
 around it, already runs at 647/906 = 0.71 of raw. payhub would have to do
 the same durable work faster than hand-written psycopg code to reach 0.8.
 
-Per delivery, serially (``/tmp``-style profile through the Flask test client,
+Per delivery, serially (process CPU time through the Flask test client,
 1,000 payments each delivered twice): a duplicate costs payhub 0.96 ms of
 CPU against 0.48 ms raw (one statement each plus BEGIN/COMMIT: the gap is
 SQLAlchemy's per-statement work, a RETURNING of the payment's 19 columns that
