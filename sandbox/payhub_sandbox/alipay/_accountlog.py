@@ -66,15 +66,15 @@ def account_log_items(
         if trade.fee.minor:
             add(trade.paid_at, {**common, "type": "收费", "biz_desc": "交易服务费"}, -trade.fee)
     for refund in refunds:
-        trade = by_no.get(refund.trade_no)
-        if trade is None or not start <= refund.created_at < end:
+        paid = by_no.get(refund.trade_no)
+        if paid is None or not start <= refund.created_at < end:
             continue
         common = {
-            "alipay_order_no": trade.trade_no,
-            "merchant_order_no": trade.out_trade_no,
+            "alipay_order_no": paid.trade_no,
+            "merchant_order_no": paid.out_trade_no,
             "merchant_out_refund_no": refund.out_refund_no,
             "biz_orig_no": refund.refund_no,
-            "other_account": trade.buyer_account or "",
+            "other_account": paid.buyer_account or "",
             "bill_source": "开放平台",
         }
         add(refund.created_at, {**common, "type": "退款", "biz_desc": "交易退款"}, -refund.amount)
