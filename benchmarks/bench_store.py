@@ -44,7 +44,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -57,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Ratio, compare, report
-from _rawchain import raw_link
+from _rawchain import raw_link, raw_payment_entry
 from sqlalchemy.engine import make_url
 
 from payhub import (
@@ -178,45 +178,6 @@ _DEFERRED = (
     "SELECT * FROM payhub_notifications WHERE out_trade_no = {p} AND outcome = 'deferred'"
     " ORDER BY id"
 )
-_ENTRY = (
-    "INSERT INTO payhub_ledger_entries (idempotency_key, cause, reference, party, plan,"
-    " available_on, currency, pending_minor, digest, created_at, chain_seq, chain_hash)"
-    " VALUES ({p}, 'payment', {p}, 'shop', 'D+1', {p}, 'CNY', {p}, {p}, {p}, {p}, {p})"
-    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
-)
-_ACCOUNTS = (
-    "INSERT INTO payhub_ledger_accounts (party, kind, currency, balance_minor, version,"
-    " created_at) VALUES ('alipay', 'clearing', 'CNY', {p}, 1, {p}), ('shop', 'pending', 'CNY',"
-    " {p}, 1, {p}) ON CONFLICT (party, kind, currency) DO UPDATE SET"
-    " balance_minor = payhub_ledger_accounts.balance_minor + excluded.balance_minor,"
-    " version = payhub_ledger_accounts.version + 1 RETURNING id, kind"
-)
-_LINES = (
-    "INSERT INTO payhub_ledger_lines (entry_id, account_id, amount_minor, currency, created_at)"
-    " VALUES ({p}, {p}, {p}, 'CNY', {p}), ({p}, {p}, {p}, 'CNY', {p})"
-)
-_DIGEST = "0" * 64  # the lines' digest: a constant, the raw side skips computing it
-
-
-def raw_entry(cur: Any, p: str, out_trade_no: str, amount: int, ts: Any) -> None:
-    """The payment's ledger entry (Alipay clearing +amount, the shop's pending
-    balance, paid out D+1 as payhub's default ledger posts it), chained."""
-    aware = ts.replace(tzinfo=UTC)
-    # the next day at midnight, Asia/Shanghai (16:00 UTC), as D+1 does
-    available = (aware + timedelta(hours=8)).replace(hour=0, minute=0, second=0, microsecond=0)
-    available = available + timedelta(days=1) - timedelta(hours=8)
-    key = f"payment:{out_trade_no}"
-    fields = (key, "payment", out_trade_no, "shop", "D+1", available, "CNY", amount, _DIGEST, aware)
-    seq, digest = raw_link(cur, p, "payhub_ledger_entries", fields)
-    naive = available.replace(tzinfo=None)
-    cur.execute(_ENTRY.format(p=p), (key, out_trade_no, naive, amount, _DIGEST, ts, seq, digest))
-    (entry,) = cur.fetchone()
-    cur.execute(_ACCOUNTS.format(p=p), (amount, ts, amount, ts))
-    ids = {kind: account for account, kind in cur.fetchall()}
-    cur.execute(
-        _LINES.format(p=p),
-        (entry, ids["clearing"], amount, ts, entry, ids["pending"], -amount, ts),
-    )
 
 
 def raw_apply(cur: Any, p: str, params: dict[str, str], body: bytes, ts: Any) -> bool:
@@ -238,7 +199,7 @@ def raw_apply(cur: Any, p: str, params: dict[str, str], body: bytes, ts: Any) ->
     cur.execute(
         _PAY.format(p=p), ("alipay", params["trade_no"], ts, "paid", ts, row[13] + 1, row[0])
     )
-    raw_entry(cur, p, params["out_trade_no"], 1000, ts)
+    raw_payment_entry(cur, p, params["out_trade_no"], 1000, ts)
     audit = (row[0], "pending", "paid", "notification", f"n:{key}", ts)
     aware = ts.replace(tzinfo=UTC)
     link = raw_link(cur, p, "payhub_audit", (*audit[:5], aware))

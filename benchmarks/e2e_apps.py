@@ -35,12 +35,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import psycopg
+from _rawchain import raw_link, raw_payment_entry
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -50,7 +51,6 @@ from psycopg.types.json import Json
 from sqlalchemy.engine import make_url
 
 from payhub.channels.alipay import AlipayConfig
-from payhub.store._chain import canonical
 
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"
@@ -92,26 +92,6 @@ _PAY = (
     " paid_at = %s, updated_at = %s, version = version + 1"
     " WHERE out_trade_no = %s AND status = 'pending' AND amount_minor = %s"
 )
-
-
-_ENTRY = (
-    "INSERT INTO payhub_ledger_entries (idempotency_key, cause, reference, party, plan,"
-    " available_on, currency, pending_minor, digest, created_at, chain_seq, chain_hash)"
-    " VALUES (%s, 'payment', %s, 'shop', 'D+1', %s, 'CNY', %s, %s, %s, %s, %s)"
-    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
-)
-_ACCOUNTS = (
-    "INSERT INTO payhub_ledger_accounts (party, kind, currency, balance_minor, version,"
-    " created_at) VALUES ('alipay', 'clearing', 'CNY', %s, 1, %s), ('shop', 'pending', 'CNY',"
-    " %s, 1, %s) ON CONFLICT (party, kind, currency) DO UPDATE SET"
-    " balance_minor = payhub_ledger_accounts.balance_minor + excluded.balance_minor,"
-    " version = payhub_ledger_accounts.version + 1 RETURNING id"
-)
-_LINES = (
-    "INSERT INTO payhub_ledger_lines (entry_id, account_id, amount_minor, currency, created_at)"
-    " VALUES (%s, %s, %s, 'CNY', %s), (%s, %s, %s, 'CNY', %s)"
-)
-_HEAD_LOCK = "SELECT seq, hash FROM payhub_chain_head WHERE id = 1 FOR UPDATE"
 _PAY_ID = _PAY + " RETURNING id"
 _AUDIT = (
     "INSERT INTO payhub_audit (payment_id, from_status, to_status, cause, source, at,"
@@ -121,48 +101,14 @@ _EVENT = (
     "INSERT INTO payhub_events (id, type, out_trade_no, payload, created_at, attempts)"
     " VALUES (%s, 'payment.succeeded', %s, %s, %s, 0) ON CONFLICT DO NOTHING"
 )
-_HEAD_ADVANCE = "UPDATE payhub_chain_head SET seq = %s, hash = %s WHERE id = 1"
-_DIGEST = "0" * 64  # the lines' digest: a constant, the raw side skips computing it
-
-
-def _raw_entry(cur: Any, out_trade_no: str, amount: int, now: datetime) -> None:
-    """The payment's ledger entry, linked into the chain (see the module docstring)."""
-    aware = now.replace(tzinfo=UTC)
-    # paid out the next day at midnight, Asia/Shanghai (16:00 UTC), as D+1 does
-    available = (aware + timedelta(hours=8)).replace(hour=0, minute=0, second=0, microsecond=0)
-    available = available + timedelta(days=1) - timedelta(hours=8)
-    key = f"payment:{out_trade_no}"
-    cur.execute(_HEAD_LOCK)
-    seq, previous = cur.fetchone()
-    seq += 1
-    fields = (key, "payment", out_trade_no, "shop", "D+1", available, "CNY", amount, _DIGEST,
-              aware)
-    digest = hashlib.sha256(
-        bytes.fromhex(previous) + canonical("payhub_ledger_entries", seq, fields)
-    ).hexdigest()
-    naive_available = available.replace(tzinfo=None)
-    cur.execute(_ENTRY, (key, out_trade_no, naive_available, amount, _DIGEST, now, seq, digest))
-    entry = cur.fetchone()
-    if entry is None:  # posted before: nothing else, the head stays
-        return
-    cur.execute(_ACCOUNTS, (amount, now, amount, now))
-    (clearing,), (pending,) = cur.fetchall()
-    cur.execute(_LINES, (entry[0], clearing, amount, now, entry[0], pending, -amount, now))
-    cur.execute(_HEAD_ADVANCE, (seq, digest))
 
 
 def _raw_books(cur: Any, params: dict[str, str], payment_id: int, now: datetime) -> None:
     """The audit row, chained after the entry, and the outbox event (see the module docstring)."""
     source = f"notification:alipay:alipay:{APP_ID}:{params['notify_id']}"
-    cur.execute(_HEAD_LOCK)
-    seq, previous = cur.fetchone()
-    seq += 1
     fields = (payment_id, "pending", "paid", "notification", source, now.replace(tzinfo=UTC))
-    digest = hashlib.sha256(
-        bytes.fromhex(previous) + canonical("payhub_audit", seq, fields)
-    ).hexdigest()
+    seq, digest = raw_link(cur, "%s", "payhub_audit", fields)
     cur.execute(_AUDIT, (payment_id, source, now, seq, digest))
-    cur.execute(_HEAD_ADVANCE, (seq, digest))
     out_trade_no = params["out_trade_no"]
     payload = {
         "out_trade_no": out_trade_no,
@@ -239,7 +185,7 @@ def _raw_app(*, ledger: bool, books: bool = False) -> Any:
                 cur.execute(pay, (params["trade_no"], now, now, params["out_trade_no"], amount))
                 paid = cur.fetchone() if books else None
                 if ledger and cur.rowcount == 1:
-                    _raw_entry(cur, params["out_trade_no"], amount, now)
+                    raw_payment_entry(cur, "%s", params["out_trade_no"], amount, now)
                     if paid is not None:
                         _raw_books(cur, params, int(paid[0]), now)
         return "success", 200
