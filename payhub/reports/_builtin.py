@@ -27,13 +27,9 @@ from payhub.reports._types import (
 from payhub.store import PaymentState, RefundState
 from payhub.store._schema import payments, refunds
 
-__all__ = ["register_builtins", "stream_select"]
+__all__ = ["register_builtins"]
 
 _ID, _TEXT, _AMOUNT, _TIME = FieldKind.ID, FieldKind.TEXT, FieldKind.AMOUNT, FieldKind.TIME
-
-
-#: the rows of a SELECT from a server-side cursor (the name other modules import)
-stream_select = stream_rows
 
 
 def _where(
@@ -102,7 +98,7 @@ def _payments_select(filters: ReportFilters) -> sa.Select[Any]:
 def _stream_payments(
     conn: Connection, filters: ReportFilters, yield_per: int
 ) -> Iterator[Sequence[Any]]:
-    return stream_select(conn, _payments_select(filters), yield_per)
+    return stream_rows(conn, _payments_select(filters), yield_per)
 
 
 def _count_payments(conn: Connection, filters: ReportFilters) -> int:
@@ -154,7 +150,7 @@ def _refunds_select(filters: ReportFilters) -> sa.Select[Any]:
 def _stream_refunds(
     conn: Connection, filters: ReportFilters, yield_per: int
 ) -> Iterator[Sequence[Any]]:
-    return stream_select(conn, _refunds_select(filters), yield_per)
+    return stream_rows(conn, _refunds_select(filters), yield_per)
 
 
 def _count_refunds(conn: Connection, filters: ReportFilters) -> int:

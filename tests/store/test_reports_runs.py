@@ -29,7 +29,8 @@ from payhub.reports import (
     open_file,
     register_report_type,
 )
-from payhub.reports._builtin import PAYMENT_FIELDS, _payments_select, stream_select
+from payhub.reports._builtin import PAYMENT_FIELDS, _payments_select
+from payhub.reports._streaming import stream_rows
 from payhub.store import Store
 from payhub.store._schema import report_runs, report_templates
 
@@ -142,7 +143,7 @@ def test_an_output_directory_that_cannot_be_written_is_refused(
 
 def _failing_after(rows: int) -> ReportType:
     def stream(conn: Any, filters: ReportFilters, yield_per: int) -> Iterator[Sequence[Any]]:
-        for n, row in enumerate(stream_select(conn, _payments_select(filters), yield_per)):
+        for n, row in enumerate(stream_rows(conn, _payments_select(filters), yield_per)):
             if n == rows:
                 raise OSError(28, "No space left on device", "part001.csv")
             yield row
@@ -301,7 +302,7 @@ def test_postgresql_streams_through_a_server_side_cursor(
     seen: list[str] = []
 
     def stream(conn: Any, filters: ReportFilters, yield_per: int) -> Iterator[Sequence[Any]]:
-        for n, row in enumerate(stream_select(conn, _payments_select(filters), yield_per)):
+        for n, row in enumerate(stream_rows(conn, _payments_select(filters), yield_per)):
             if n == 10:
                 open_cursors = conn.exec_driver_sql(
                     "SELECT string_agg(name || ':' || statement, ' | ') FROM pg_cursors"
